@@ -153,8 +153,12 @@ def _add_distribution(
     if aia_url:
         builder = builder.add_extension(
             x509.AuthorityInformationAccess(
-                [x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
-                                        x509.UniformResourceIdentifier(aia_url))]
+                [
+                    x509.AccessDescription(
+                        x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(aia_url),
+                    )
+                ]
             ),
             False,
         )
@@ -261,10 +265,7 @@ def make_crl(
     )
     for cert in revoked:
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(cert.serial_number)
-            .revocation_date(start)
-            .build()
+            x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(start).build()
         )
     return builder.sign(issuer.key, hashes.SHA256())
 

@@ -28,7 +28,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and _skipped_services:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter:
-            reporter.write_line(f"FAIL: {len(_skipped_services)} real-service test(s) skipped in CI:", red=True)
+            reporter.write_line(
+                f"FAIL: {len(_skipped_services)} real-service test(s) skipped in CI:", red=True
+            )
             for nodeid in _skipped_services:
                 reporter.write_line(f"  {nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

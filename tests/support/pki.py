@@ -41,13 +41,15 @@ class TestPKI:
 
     def expired(self, address: str, issuer: Issued | None = None) -> Issued:
         now = dt.datetime.now(dt.UTC)
-        return self.address(address, issuer, not_before=now - dt.timedelta(days=400),
-                            not_after=now - dt.timedelta(days=1))
+        return self.address(
+            address, issuer, not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1)
+        )
 
     def not_yet_valid(self, address: str, issuer: Issued | None = None) -> Issued:
         now = dt.datetime.now(dt.UTC)
-        return self.address(address, issuer, not_before=now + dt.timedelta(days=10),
-                            not_after=now + dt.timedelta(days=400))
+        return self.address(
+            address, issuer, not_before=now + dt.timedelta(days=10), not_after=now + dt.timedelta(days=400)
+        )
 
     def wrong_key_usage(self, address: str, issuer: Issued | None = None) -> Issued:
         """Signing only: no keyEncipherment, so nobody may encrypt to it."""
