@@ -1,0 +1,71 @@
+"""Fetching small objects (CA certificates, CRLs, trust bundles, IPKIX certificates) over HTTP.
+
+This is the one I/O edge of path validation and discovery that talks to the web. Everything fetched comes
+from an untrusted peer (a URL inside a certificate or a DNS record), so every fetch has a connect/read
+timeout, a total deadline and a size cap, and only ``http``/``https`` URLs are followed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+
+class FetchError(Exception):
+    """A URL could not be fetched (unreachable, too slow, too big, bad scheme). ``code`` is stable."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+class Fetcher(Protocol):
+    """Anything that turns a URL into bytes or raises :class:`FetchError`."""
+
+    def get(self, url: str) -> bytes: ...
+
+
+class HttpFetcher:
+    """``GET`` with limits. ``timeout`` is per socket operation, ``deadline`` for the whole body."""
+
+    def __init__(self, *, timeout: float = 5.0, deadline: float = 10.0, max_bytes: int = 1_000_000):
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+        self._session = requests.Session()
+        self._session.trust_env = False  # never route test or peer URLs through an ambient proxy
+
+    def get(self, url: str) -> bytes:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise FetchError("bad_url", f"only http(s) URLs are fetched, not {parts.scheme or 'this'!r}")
+        start = time.monotonic()
+        try:
+            with self._session.get(url, timeout=(self.timeout, self.timeout), stream=True) as resp:
+                if resp.status_code != 200:
+                    raise FetchError("http_status", f"HTTP {resp.status_code} from {url}")
+                declared = resp.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > self.max_bytes:
+                    raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
+                body = bytearray()
+                for chunk in resp.iter_content(16_384):
+                    body.extend(chunk)
+                    if len(body) > self.max_bytes:
+                        raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
+                    if time.monotonic() - start > self.deadline:
+                        raise FetchError("timeout", f"{url} took longer than {self.deadline}s")
+                return bytes(body)
+        except requests.Timeout as exc:
+            raise FetchError("timeout", f"{url} did not answer in {self.timeout}s") from exc
+        except requests.RequestException as exc:
+            raise FetchError("unreachable", f"{url} is unreachable ({type(exc).__name__})") from exc
+
+
+class NoFetcher:
+    """A fetcher that never touches the network (offline validation)."""
+
+    def get(self, url: str) -> bytes:
+        raise FetchError("offline", "network fetching is disabled")
