@@ -1,0 +1,157 @@
+<?php
+
+/**
+ * The "Direct sharing" card on the patient dashboard: its data, and its two actions (Add & Send, Stop sending).
+ *
+ * The clinician flow of the Blue Button guide: the patient gives consent (in person, or on a signed clipboard
+ * form), the clinician enters the Direct address, ticks "Always send" when the patient wants every update, and
+ * presses Add & Send. Checks here are the EMR's (CSRF, ACL, attestation); the address itself is checked by the
+ * sidecar (syntax, certificate discovery, trust) and its specific error is shown next to the field.
+ *
+ * @license Apache-2.0
+ */
+
+namespace OpenEMR\Modules\BlueButtonDirect;
+
+final class CardController
+{
+    public const CONSENT_METHODS = ['in_person' => 'In person', 'clipboard' => 'Signed clipboard form'];
+
+    /**
+     * @param callable(string): bool $csrfValid checks the posted CSRF token (CsrfUtils::verifyCsrfToken)
+     * @param callable(): bool $mayShare ACL check for the current user (patients/demo write)
+     */
+    public function __construct(
+        private readonly SidecarClient $client,
+        private readonly PatientDirectory $patients,
+        private readonly GlobalConfig $config,
+        private $csrfValid,
+        private $mayShare,
+    ) {
+    }
+
+    /**
+     * Variables for templates/oe-bluebutton-direct/card.html.twig.
+     *
+     * @param array<string, mixed> $flash the result of the last action, if any
+     * @return array<string, mixed>
+     */
+    public function cardVariables(int $pid, string $csrfToken, array $flash = []): array
+    {
+        $vars = [
+            'configured' => $this->config->isConfigured(),
+            'may_share' => ($this->mayShare)(),
+            'csrf_token' => $csrfToken,
+            'pid' => $pid,
+            'authorizations' => [],
+            'error' => null,
+            'flash' => $flash,
+            'prefill_address' => $flash['values']['address'] ?? ($this->patients->directAddress($pid) ?? ''),
+            'consent_methods' => self::CONSENT_METHODS,
+            'launch_url' => $this->config->clinicianLaunchUrl,
+        ];
+        if (!$vars['configured']) {
+            return $vars;
+        }
+        $patientId = $this->patients->fhirId($pid);
+        if ($patientId === null) {
+            $vars['error'] = 'This patient has no FHIR id yet.';
+            return $vars;
+        }
+        try {
+            $vars['authorizations'] = array_map([$this, 'present'], $this->client->listAuthorizations($patientId));
+        } catch (SidecarException $e) {
+            $vars['error'] = $e->getMessage();
+        }
+        return $vars;
+    }
+
+    /**
+     * Handle a card form post. Never throws: every failure becomes an ActionResult for the clinician.
+     *
+     * @param array<string, mixed> $post
+     */
+    public function handle(array $post, int $pid, string $userId): ActionResult
+    {
+        $values = [
+            'address' => trim((string) ($post['address'] ?? '')),
+            'always' => !empty($post['always']),
+            'consent_method' => (string) ($post['consent_method'] ?? ''),
+            'attestation' => !empty($post['attestation']),
+        ];
+        if (!($this->csrfValid)((string) ($post['csrf_token_form'] ?? ''))) {
+            return new ActionResult(false, 'Your session expired. Please reload the page and try again.', 'csrf', null, $values);
+        }
+        if (!($this->mayShare)()) {
+            return new ActionResult(false, 'You are not allowed to share this patient\'s record.', 'forbidden', null, $values);
+        }
+        $patientId = $this->patients->fhirId($pid);
+        if ($patientId === null) {
+            return new ActionResult(false, 'This patient has no FHIR id yet.', 'no_patient', null, $values);
+        }
+        $action = (string) ($post['action'] ?? '');
+        try {
+            return match ($action) {
+                'add_send' => $this->addAndSend($patientId, $userId, $values),
+                'stop' => $this->stop((string) ($post['authorization_id'] ?? ''), $userId, $values),
+                default => new ActionResult(false, 'Unknown action.', 'bad_request', null, $values),
+            };
+        } catch (SidecarException $e) {
+            return new ActionResult(false, $e->getMessage(), $e->errorCode, $e->field ?? ($action === 'add_send' ? 'address' : null), $values);
+        }
+    }
+
+    /** @param array<string, string|bool> $values */
+    private function addAndSend(string $patientId, string $userId, array $values): ActionResult
+    {
+        if ($values['address'] === '') {
+            return new ActionResult(false, 'Enter the Direct address the patient gave you.', 'bad_address', 'address', $values);
+        }
+        if (!array_key_exists((string) $values['consent_method'], self::CONSENT_METHODS)) {
+            return new ActionResult(false, 'Choose how the patient gave consent.', 'consent_method', 'consent_method', $values);
+        }
+        if (!$values['attestation']) {
+            return new ActionResult(false, 'Confirm that the patient asked for this sharing.', 'attestation', 'attestation', $values);
+        }
+        $authorization = $this->client->createAuthorization([
+            'patient_id' => $patientId,
+            'address' => (string) $values['address'],
+            'kind' => $values['always'] ? 'always' : 'once',
+            'created_by' => ['type' => 'clinician', 'id' => $userId],
+            'consent_method' => (string) $values['consent_method'],
+            'attestation' => true,
+            'payload' => ['type' => 'entire_record'],
+            'send_now' => true,
+        ]);
+        $what = $values['always'] ? 'now and whenever the record changes' : 'once';
+        return new ActionResult(true, "Sharing with {$authorization['address']} set up: the record will be sent $what.", null, null, []);
+    }
+
+    /** @param array<string, string|bool> $values */
+    private function stop(string $authorizationId, string $userId, array $values): ActionResult
+    {
+        if ($authorizationId === '') {
+            return new ActionResult(false, 'Which sharing should stop?', 'bad_request', null, $values);
+        }
+        $this->client->revoke($authorizationId, $userId);
+        return new ActionResult(true, 'Sending stopped. Nothing more will be sent to this address.');
+    }
+
+    /**
+     * @param array<string, mixed> $authorization
+     * @return array<string, mixed>
+     */
+    private function present(array $authorization): array
+    {
+        $last = $authorization['last_transmission'] ?? null;
+        return [
+            'id' => (string) ($authorization['id'] ?? ''),
+            'address' => (string) ($authorization['address'] ?? ''),
+            'kind' => ($authorization['kind'] ?? '') === 'always' ? 'Always' : 'Once',
+            'active' => ($authorization['status'] ?? 'active') === 'active' && empty($authorization['revoked_at']),
+            'state' => is_array($last) ? (string) ($last['state'] ?? '') : (string) ($authorization['state'] ?? ''),
+            'reason' => is_array($last) ? (string) ($last['error']['message'] ?? ($last['reason'] ?? '')) : '',
+            'trusted' => (bool) ($authorization['trusted'] ?? false),
+        ];
+    }
+}
