@@ -1,0 +1,87 @@
+"""State shared by the section mappers while one document is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from . import datatypes as dt
+from .index import Index, Resource
+
+_Element = etree._Element
+
+
+@dataclass
+class Ctx:
+    """The index, the skipped-list and the facts several sections need (who the author is, the time)."""
+
+    index: Index
+    now: str  # HL7 TS of the document
+    author_seed: str = "bbdirect"
+    dates: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.index.skipped
+
+    def each(self, rtype: str, fn: Callable[[Resource], Any]) -> list[Any]:
+        """Run ``fn`` on every resource of a type; a resource that breaks the mapper is skipped with the reason,
+        never the whole document (one bad resource must not stop the record from being sent)."""
+        out = []
+        for res in self.index.of(rtype):
+            try:
+                r = fn(res)
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                self.index.skip(res, f"not mapped ({type(exc).__name__}: {str(exc)[:80]})")
+                continue
+            if r is not None:
+                out.append(r)
+        return out
+
+    def author(self, parent: _Element, time: Any, res: Resource | None = None) -> None:
+        """Author Participation (2.16.840.1.113883.10.20.22.4.119): the recorder/requester when it resolves."""
+        t = dt.ts(time)
+        if not t:
+            return
+        who = None
+        if res is not None:
+            for fld in ("recorder", "requester", "asserter", "author", "performer"):
+                ref = res.get(fld)
+                if isinstance(ref, list):
+                    ref = ref[0] if ref else None
+                if isinstance(ref, dict) and "actor" in ref:
+                    ref = ref.get("actor")
+                target = self.index.resolve(ref, res) if ref is not None else None
+                if target is not None and target.get("resourceType") in ("Practitioner", "PractitionerRole"):
+                    who = target
+                    break
+        if who is None:
+            return
+        a = dt.el(parent, "author")
+        dt.template(a, "2.16.840.1.113883.10.20.22.4.119")
+        dt.el(a, "time", {"value": t})
+        aa = dt.el(a, "assignedAuthor")
+        practitioner_entity(self, aa, who)
+
+
+def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, *, person: bool = True) -> None:
+    """id (NPI when known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson, organization."""
+    prac = who
+    role = None
+    if who.get("resourceType") == "PractitionerRole":
+        role = who
+        prac = ctx.index.resolve(who.get("practitioner"), who) or {}
+    dt.identifiers(parent, prac or who, ctx.index.key(who))
+    if role is not None:
+        for spec in role.get("specialty") or role.get("code") or ():
+            if isinstance(spec, dict):
+                dt.cd(parent, "code", spec, prefer=("2.16.840.1.113883.6.101",), text=False)
+                break
+    dt.addrs(parent, (prac or {}).get("address"))
+    dt.telecom(parent, (prac or {}).get("telecom") or (role or {}).get("telecom"))
+    if person:
+        p = dt.el(parent, "assignedPerson")
+        dt.person_name(p, dt.best_name((prac or {}).get("name")))

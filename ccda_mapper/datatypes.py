@@ -1,0 +1,522 @@
+"""CDA R2 data types built from FHIR R4 data types (II, CD/CE, TS/IVL_TS, PQ, AD, TEL, PN) and narrative tables.
+
+Everything is built with ``lxml.etree.SubElement`` straight from the FHIR dicts: no model objects on the hot
+path.  lxml escapes text and attribute values itself; control characters that XML 1.0 forbids are removed first
+(they would make lxml raise on dirty data).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from lxml import etree
+
+from . import codes
+from .index import iter_codings
+
+V3 = "urn:hl7-org:v3"
+SDTC = "urn:hl7-org:sdtc"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+NSMAP = {None: V3, "sdtc": SDTC, "xsi": XSI}
+XSI_TYPE = f"{{{XSI}}}type"
+_V = f"{{{V3}}}"
+_SubElement = etree.SubElement
+_Element = etree._Element
+
+#: Templates whose R2.1 version must be accompanied by the R1.1 root without extension (C-CDA R2.1 Vol. 1
+#: "Design Considerations", CONF:1198-32934..32946; enforced by the Schematron pattern hasCompatibleR1.1TemplateId).
+R11_COMPANIONS = frozenset(
+    """1.3.6.1.4.1.19376.1.5.3.1.3.1 2.16.840.1.113883.10.20.22.1.1 2.16.840.1.113883.10.20.22.1.2
+    2.16.840.1.113883.10.20.22.2.1.1 2.16.840.1.113883.10.20.22.2.10 2.16.840.1.113883.10.20.22.2.14
+    2.16.840.1.113883.10.20.22.2.15 2.16.840.1.113883.10.20.22.2.17 2.16.840.1.113883.10.20.22.2.18
+    2.16.840.1.113883.10.20.22.2.2.1 2.16.840.1.113883.10.20.22.2.22 2.16.840.1.113883.10.20.22.2.22.1
+    2.16.840.1.113883.10.20.22.2.23 2.16.840.1.113883.10.20.22.2.3.1 2.16.840.1.113883.10.20.22.2.4.1
+    2.16.840.1.113883.10.20.22.2.5.1 2.16.840.1.113883.10.20.22.2.6.1 2.16.840.1.113883.10.20.22.2.7.1
+    2.16.840.1.113883.10.20.22.2.8 2.16.840.1.113883.10.20.22.4.1 2.16.840.1.113883.10.20.22.4.2
+    2.16.840.1.113883.10.20.22.4.3 2.16.840.1.113883.10.20.22.4.4 2.16.840.1.113883.10.20.22.4.7
+    2.16.840.1.113883.10.20.22.4.8 2.16.840.1.113883.10.20.22.4.9 2.16.840.1.113883.10.20.22.4.14
+    2.16.840.1.113883.10.20.22.4.16 2.16.840.1.113883.10.20.22.4.17 2.16.840.1.113883.10.20.22.4.18
+    2.16.840.1.113883.10.20.22.4.20 2.16.840.1.113883.10.20.22.4.23 2.16.840.1.113883.10.20.22.4.26
+    2.16.840.1.113883.10.20.22.4.27 2.16.840.1.113883.10.20.22.4.30 2.16.840.1.113883.10.20.22.4.37
+    2.16.840.1.113883.10.20.22.4.38 2.16.840.1.113883.10.20.22.4.39 2.16.840.1.113883.10.20.22.4.40
+    2.16.840.1.113883.10.20.22.4.41 2.16.840.1.113883.10.20.22.4.44 2.16.840.1.113883.10.20.22.4.49
+    2.16.840.1.113883.10.20.22.4.50 2.16.840.1.113883.10.20.22.4.52 2.16.840.1.113883.10.20.22.4.54
+    2.16.840.1.113883.10.20.22.4.60 2.16.840.1.113883.10.20.22.4.61 2.16.840.1.113883.10.20.22.4.67
+    2.16.840.1.113883.10.20.22.4.74 2.16.840.1.113883.10.20.22.4.78 2.16.840.1.113883.10.20.22.4.119
+    2.16.840.1.113883.10.20.22.2.58 2.16.840.1.113883.10.20.22.2.56""".split()
+)
+
+_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ID_NS = uuid.UUID("6f1d3c8e-2b7a-5c0e-9a51-bb0d1eec0cda")
+
+
+def clean(text: Any) -> str:
+    """Text safe for XML 1.0 (forbidden control characters removed); non-strings become ''."""
+    if not isinstance(text, str):
+        if isinstance(text, int | float) and not isinstance(text, bool):
+            return str(text)
+        return ""
+    return _BAD_XML.sub("", text) if _BAD_XML.search(text) else text
+
+
+def el(parent: _Element, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> _Element:
+    e = _SubElement(parent, _V + name, attrib) if attrib else _SubElement(parent, _V + name)
+    if text:
+        e.text = text
+    return e
+
+
+def template(parent: _Element, root: str, ext: str | None = None) -> None:
+    """templateId, plus the R1.1 companion (root only) where the Schematron requires it."""
+    if ext:
+        _SubElement(parent, _V + "templateId", {"root": root, "extension": ext})
+        if root in R11_COMPANIONS:
+            _SubElement(parent, _V + "templateId", {"root": root})
+    else:
+        _SubElement(parent, _V + "templateId", {"root": root})
+
+
+def uid(seed: str) -> str:
+    """A stable UUID (lower case, CDA ``uid``) derived from a seed such as a resource key."""
+    return str(uuid.uuid5(_ID_NS, seed))
+
+
+def stable_id(parent: _Element, seed: str, tag: str = "id") -> _Element:
+    return _SubElement(parent, _V + tag, {"root": uid(seed)})
+
+
+def identifiers(parent: _Element, res: dict[str, Any], seed: str, tag: str = "id") -> None:
+    """The resource's business identifiers as II (system → OID), or one stable uuid id when it has none."""
+    n = 0
+    for ident in res.get("identifier") or ():
+        if not isinstance(ident, dict):
+            continue
+        value = clean(ident.get("value"))
+        system = ident.get("system")
+        if not value:
+            continue
+        if isinstance(system, str) and system:
+            if system == "urn:ietf:rfc:3986" and value.startswith("urn:uuid:"):
+                _SubElement(parent, _V + tag, {"root": value[9:].lower()})
+            elif system == "urn:ietf:rfc:3986" and value.startswith("urn:oid:") and codes.is_oid(value[8:]):
+                _SubElement(parent, _V + tag, {"root": value[8:]})
+            else:
+                _SubElement(parent, _V + tag, {"root": codes.identifier_root(system), "extension": value})
+            n += 1
+    if not n:
+        stable_id(parent, seed, tag)
+
+
+# ------------------------------------------------------------------------------------------------- times --
+_DT_RE = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+def ts(value: Any, *, min_day: bool = False) -> str | None:
+    """FHIR date/dateTime/instant → HL7 TS (precision kept; a time carries its zone, as DT.US.FIELDED wants).
+
+    A time without a zone (invalid FHIR, seen in dirty data) is cut to the day rather than guessed.
+    ``min_day`` returns None for values less precise than a day (for elements that SHALL be precise to the day).
+    """
+    if not isinstance(value, str):
+        return None
+    m = _DT_RE.match(value.strip())
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, frac, tz = m.groups()
+    if min_day and not d:
+        return None
+    out = y + (mo or "") + (d or "")
+    if hh and tz:
+        out += hh + mi + (ss or "00")
+        if frac and ss:
+            out += frac[:5]
+        out += "+0000" if tz == "Z" else tz.replace(":", "")
+    return out
+
+
+def ts_el(parent: _Element, tag: str, value: Any, *, null: str = "UNK") -> _Element:
+    v = ts(value)
+    return _SubElement(parent, _V + tag, {"value": v} if v else {"nullFlavor": null})
+
+
+def ivl_ts(parent: _Element, tag: str, low: Any, high: Any = None, *, high_null: bool = False) -> _Element:
+    """IVL_TS with low (nullFlavor UNK when unknown) and an optional high."""
+    e = _SubElement(parent, _V + tag)
+    lo = ts(low)
+    _SubElement(e, _V + "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
+    hi = ts(high)
+    if hi:
+        _SubElement(e, _V + "high", {"value": hi})
+    elif high_null:
+        _SubElement(e, _V + "high", {"nullFlavor": "UNK"})
+    return e
+
+
+def period_of(res: dict[str, Any], *names: str) -> tuple[Any, Any]:
+    """(start, end) from the first present of ``<name>DateTime`` / ``<name>Period`` / ``<name>`` fields."""
+    for name in names:
+        v = res.get(name + "DateTime")
+        if isinstance(v, str):
+            return v, None
+        v = res.get(name + "Period")
+        if isinstance(v, dict):
+            return v.get("start"), v.get("end")
+        v = res.get(name)
+        if isinstance(v, str):
+            return v, None
+        if isinstance(v, dict) and ("start" in v or "end" in v):
+            return v.get("start"), v.get("end")
+    return None, None
+
+
+def display_date(value: Any) -> str:
+    """A FHIR date for the narrative: the date part only (people read dates, not instants)."""
+    return value[:10] if isinstance(value, str) else ""
+
+
+# ------------------------------------------------------------------------------------------------- codes --
+def _coding_attrs(c: dict[str, Any]) -> dict[str, str] | None:
+    code = clean(c.get("code")).strip()
+    system = c.get("system")
+    if not code or not isinstance(system, str) or not system or any(ch.isspace() for ch in code):
+        return None
+    oid = codes.oid_for(system)
+    a = {"code": code, "codeSystem": oid}
+    name = codes.name_for(oid) or (None if oid.startswith("2.25.") is False else system)
+    if name:
+        a["codeSystemName"] = clean(name)
+    disp = clean(c.get("display"))
+    if disp:
+        a["displayName"] = disp
+    return a
+
+
+def cc_text(cc: Any) -> str:
+    """Human text of a CodeableConcept: its text, else the first coding display, else the first code."""
+    if not isinstance(cc, dict):
+        return ""
+    t = clean(cc.get("text"))
+    if t:
+        return t
+    for c in iter_codings(cc):
+        d = clean(c.get("display"))
+        if d:
+            return d
+    for c in iter_codings(cc):
+        d = clean(c.get("code"))
+        if d:
+            return d
+    return ""
+
+
+def cd(
+    parent: _Element,
+    tag: str,
+    cc: Any,
+    *,
+    prefer: Sequence[str] = (),
+    ref: str | None = None,
+    xsi_type: str | None = None,
+    null: str = "UNK",
+    text: bool = True,
+) -> _Element:
+    """CD/CE from a CodeableConcept (or a single Coding).
+
+    The first coding of a preferred system (in ``prefer`` order) becomes the code; every other usable coding is a
+    ``translation`` (codings of systems the table does not know keep their URI as codeSystemName).  With no
+    known-system coding the code gets ``nullFlavor="OTH"`` (CDA R2 data types: the concept exists but is outside
+    the expected systems), with the text in originalText so nothing is dropped.
+    """
+    if isinstance(cc, dict) and "coding" not in cc and "code" in cc and "system" in cc:
+        cc = {"coding": [cc]}
+    usable: list[dict[str, str]] = []
+    for c in iter_codings(cc):
+        a = _coding_attrs(c)
+        if a is not None and a not in usable:
+            usable.append(a)
+    main: dict[str, str] | None = None
+    for oid in prefer:
+        for a in usable:
+            if a["codeSystem"] == oid:
+                main = a
+                break
+        if main:
+            break
+    if main is None:
+        for a in usable:
+            if not a["codeSystem"].startswith("2.25."):
+                main = a
+                break
+    attrib = dict(main) if main else {"nullFlavor": "OTH" if usable else null}
+    if xsi_type:
+        attrib = {XSI_TYPE: xsi_type, **attrib}
+    e = _SubElement(parent, _V + tag, attrib)
+    txt = cc_text(cc) if text else ""
+    if ref or txt:
+        ot = _SubElement(e, _V + "originalText")
+        if ref:
+            _SubElement(ot, _V + "reference", {"value": "#" + ref})
+        elif txt:
+            ot.text = txt
+    for a in usable:
+        if a is not main:
+            _SubElement(e, _V + "translation", a)
+    return e
+
+
+def has_code(cc: Any, oid: str, code_values: Iterable[str]) -> bool:
+    wanted = set(code_values)
+    for c in iter_codings(cc):
+        s = c.get("system")
+        if isinstance(s, str) and codes.oid_for(s) == oid and c.get("code") in wanted:
+            return True
+    return False
+
+
+def first_code(cc: Any, oid: str) -> str | None:
+    for c in iter_codings(cc):
+        s = c.get("system")
+        if isinstance(s, str) and codes.oid_for(s) == oid and isinstance(c.get("code"), str):
+            return c["code"]
+    return None
+
+
+def simple_code(parent: _Element, tag: str, code: str, system: str, display: str | None = None,
+                name: str | None = None) -> _Element:
+    a = {"code": code, "codeSystem": system}
+    n = name or codes.name_for(system)
+    if n:
+        a["codeSystemName"] = n
+    if display:
+        a["displayName"] = display
+    return _SubElement(parent, _V + tag, a)
+
+
+# ------------------------------------------------------------------------------------------- quantities --
+_NUM_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def num(value: Any) -> str | None:
+    """A FHIR decimal as a CDA REAL literal, or None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        s = repr(value)
+        if "e" in s or "E" in s:
+            s = f"{value:.10f}".rstrip("0").rstrip(".")
+        return s
+    if isinstance(value, str) and _NUM_RE.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def ucum_unit(q: dict[str, Any]) -> str:
+    """The UCUM unit of a Quantity: its code when the system is UCUM, else its unit text when it has no blank."""
+    code = q.get("code")
+    system = q.get("system")
+    if isinstance(code, str) and code.strip() and (not system or system == "http://unitsofmeasure.org"):
+        return code.strip()
+    unit = q.get("unit")
+    if isinstance(unit, str) and unit.strip() and " " not in unit.strip():
+        return unit.strip()
+    return "1"
+
+
+def pq(parent: _Element, tag: str, q: Any, *, xsi: bool = True) -> _Element | None:
+    """PQ from a FHIR Quantity; None when the value is not a number."""
+    if not isinstance(q, dict):
+        return None
+    v = num(q.get("value"))
+    if v is None:
+        return None
+    a = {"value": v, "unit": clean(ucum_unit(q))}
+    if xsi:
+        a = {XSI_TYPE: "PQ", **a}
+    return _SubElement(parent, _V + tag, a)
+
+
+def quantity_text(q: Any) -> str:
+    if not isinstance(q, dict):
+        return ""
+    v = num(q.get("value"))
+    if v is None:
+        return ""
+    unit = clean(q.get("unit")) or clean(q.get("code"))
+    comp = clean(q.get("comparator"))
+    return f"{comp}{v} {unit}".strip()
+
+
+# ------------------------------------------------------------------------------------- people and places --
+_ADDR_USE = {"home": "H", "work": "WP", "temp": "TMP", "old": "OLD", "billing": "PST"}
+_TEL_USE = {"home": "HP", "work": "WP", "mobile": "MC", "temp": "TMP", "old": "OLD"}
+# CDA R2 EntityNameUse has no "old"/"maiden"/"anonymous": such names are not emitted as the person's name.
+_NAME_USE = {"usual": "L", "official": "L", "nickname": "P", "temp": "L"}
+
+
+def addr(parent: _Element, a: Any, *, required: bool = True) -> _Element | None:
+    """AD (US Realm Address, 2.16.840.1.113883.10.20.22.5.2: streetAddressLine, city, state, postalCode)."""
+    if not isinstance(a, dict):
+        if required:
+            return _SubElement(parent, _V + "addr", {"nullFlavor": "NI"})
+        return None
+    use = _ADDR_USE.get(a.get("use"))  # type: ignore[arg-type]
+    e = _SubElement(parent, _V + "addr", {"use": use} if use else {})
+    lines = [clean(x) for x in (a.get("line") or ()) if clean(x)]
+    if not lines and clean(a.get("text")):
+        lines = [clean(a.get("text"))]
+    for line in lines[:4] or ():
+        _SubElement(e, _V + "streetAddressLine").text = line
+    if not lines:
+        _SubElement(e, _V + "streetAddressLine", {"nullFlavor": "NI"})
+    city = clean(a.get("city"))
+    _SubElement(e, _V + "city", {} if city else {"nullFlavor": "NI"}).text = city or None
+    state = clean(a.get("state"))
+    country = clean(a.get("country"))
+    if state:
+        _SubElement(e, _V + "state").text = state
+    elif country in ("", "US", "USA"):
+        _SubElement(e, _V + "state", {"nullFlavor": "NI"})
+    pc = clean(a.get("postalCode"))
+    if pc:
+        _SubElement(e, _V + "postalCode").text = pc
+    elif country in ("", "US", "USA"):
+        _SubElement(e, _V + "postalCode", {"nullFlavor": "NI"})
+    if country:
+        _SubElement(e, _V + "country").text = country
+    return e
+
+
+def addrs(parent: _Element, items: Any) -> None:
+    usable = [a for a in items or () if isinstance(a, dict)] if isinstance(items, list) else []
+    if not usable:
+        addr(parent, None)
+    for a in usable:
+        addr(parent, a)
+
+
+_TEL_PREFIX = {"phone": "tel:", "fax": "fax:", "email": "mailto:", "url": "", "sms": "tel:", "pager": "tel:"}
+
+
+def telecom(parent: _Element, items: Any, *, required: bool = True) -> None:
+    n = 0
+    for t in items or () if isinstance(items, list) else ():
+        if not isinstance(t, dict):
+            continue
+        value = clean(t.get("value")).strip()
+        if not value:
+            continue
+        prefix = _TEL_PREFIX.get(t.get("system"), "tel:")  # type: ignore[arg-type]
+        if prefix == "tel:" or prefix == "fax:":
+            value = re.sub(r"[^0-9+()\-.]", "", value) or value.replace(" ", "")
+        elif prefix == "mailto:":
+            value = value.replace(" ", "")
+        a = {"value": value if ":" in value and prefix == "" else prefix + value}
+        use = _TEL_USE.get(t.get("use"))  # type: ignore[arg-type]
+        if use:
+            a["use"] = use
+        _SubElement(parent, _V + "telecom", a)
+        n += 1
+    if not n and required:
+        _SubElement(parent, _V + "telecom", {"nullFlavor": "NI"})
+
+
+def best_name(names: Any) -> dict[str, Any] | None:
+    """The name to show: official/usual first, never an old one when another exists."""
+    usable = [n for n in names or () if isinstance(n, dict)] if isinstance(names, list) else []
+    if not usable:
+        return None
+    for want in ("official", "usual", None):
+        for n in usable:
+            if n.get("use") == want:
+                return n
+    current = [n for n in usable if n.get("use") != "old"]
+    return (current or usable)[0]
+
+
+def name_text(n: Any) -> str:
+    if not isinstance(n, dict):
+        return ""
+    if clean(n.get("text")):
+        return clean(n.get("text"))
+    parts = [clean(x) for x in n.get("given") or () if clean(x)]
+    fam = clean(n.get("family"))
+    return " ".join([*parts, fam]).strip()
+
+
+def person_name(parent: _Element, n: Any, *, patient: bool = False) -> _Element:
+    """PN (US Realm Person Name, 2.16.840.1.113883.10.20.22.5.1.1: given and family SHALL be present)."""
+    if not isinstance(n, dict):
+        return _SubElement(parent, _V + "name", {"nullFlavor": "UNK"})
+    use = _NAME_USE.get(n.get("use"))  # type: ignore[arg-type]
+    e = _SubElement(parent, _V + "name", {"use": use} if use else {})
+    for p in n.get("prefix") or ():
+        if clean(p):
+            _SubElement(e, _V + "prefix").text = clean(p)
+    given = [clean(x) for x in n.get("given") or () if clean(x)]
+    fam = clean(n.get("family"))
+    if not given and not fam and clean(n.get("text")):
+        words = clean(n.get("text")).split()
+        given, fam = words[:-1], words[-1]
+    for g in given:
+        _SubElement(e, _V + "given").text = g
+    if not given:
+        _SubElement(e, _V + "given", {"nullFlavor": "UNK"})
+    if fam:
+        _SubElement(e, _V + "family").text = fam
+    else:
+        _SubElement(e, _V + "family", {"nullFlavor": "UNK"})
+    for s in n.get("suffix") or ():
+        if clean(s):
+            _SubElement(e, _V + "suffix").text = clean(s)
+    return e
+
+
+# ------------------------------------------------------------------------------------------- narrative --
+class Table:
+    """One narrative table of a section; rows get document-unique IDs that entries point to."""
+
+    __slots__ = ("_n", "prefix", "tbody", "text")
+
+    def __init__(self, section: _Element, prefix: str, headers: Sequence[str]) -> None:
+        self.text = _SubElement(section, _V + "text")
+        self.prefix = prefix
+        self._n = 0
+        table = _SubElement(self.text, _V + "table", {"border": "1", "width": "100%"})
+        tr = _SubElement(_SubElement(table, _V + "thead"), _V + "tr")
+        for h in headers:
+            _SubElement(tr, _V + "th").text = h
+        self.tbody = _SubElement(table, _V + "tbody")
+
+    def row(self, cells: Sequence[str], *, extra: Sequence[str] = ()) -> str:
+        """Add a row; return the ID of its first cell (the entry's ``text/reference``).  ``extra`` IDs are put
+        on the following cells, in order, so sub-entries can point at their own cell."""
+        self._n += 1
+        rid = f"{self.prefix}{self._n}"
+        tr = _SubElement(self.tbody, _V + "tr")
+        for i, c in enumerate(cells):
+            td = _SubElement(tr, _V + "td")
+            if i == 0:
+                td.set("ID", rid)
+            elif i <= len(extra) and extra[i - 1]:
+                td.set("ID", extra[i - 1])
+            td.text = c or None
+        return rid
+
+    @property
+    def rows(self) -> int:
+        return self._n
+
+
+def text_ref(parent: _Element, ref: str) -> None:
+    """``<text><reference value="#ref"/></text>``: the entry points at its narrative (CDA R2 §4.3.5.1)."""
+    t = _SubElement(parent, _V + "text")
+    _SubElement(t, _V + "reference", {"value": "#" + ref})

@@ -1,0 +1,146 @@
+"""Build the whole CCD: index the input, write the header, then one section module after the other.
+
+Output is deterministic for the same input: every id is a UUID derived from resource keys, the document time is
+``now=`` or the newest date in the record (never the wall clock), and sections keep the input order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from . import datatypes as dt
+from .context import Ctx
+from .header import header
+from .index import Index, Resource, build_index
+from .sections import ORDER
+
+#: Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+_DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "authoredOn", "occurrenceDateTime",
+                "performedDateTime", "onsetDateTime", "date", "created", "dateAsserted")
+_PERIOD_FIELDS = ("effectivePeriod", "performedPeriod", "period", "onsetPeriod")
+
+
+@dataclass
+class BuildResult:
+    """The CCD, what was left out and why, and the claims (CARIN Blue Button) Bundle when there are claims."""
+
+    xml: bytes
+    skipped: list[str] = field(default_factory=list)
+    claims_bundle: dict[str, Any] | None = None
+
+
+def _newest_date(idx: Index) -> str | None:
+    best = ""
+    for items in idx.by_type.values():
+        for r in items:
+            meta = r.get("meta")
+            if isinstance(meta, dict) and isinstance(meta.get("lastUpdated"), str):
+                best = max(best, meta["lastUpdated"])
+            for f in _DATE_FIELDS:
+                v = r.get(f)
+                if isinstance(v, str) and dt.ts(v, min_day=True):
+                    best = max(best, v)
+            for f in _PERIOD_FIELDS:
+                v = r.get(f)
+                if isinstance(v, dict):
+                    for k in ("end", "start"):
+                        x = v.get(k)
+                        if isinstance(x, str) and dt.ts(x, min_day=True):
+                            best = max(best, x)
+    return best or None
+
+
+def _now_ts(now: Any, idx: Index) -> str:
+    if isinstance(now, _dt.datetime):
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=_dt.UTC)
+        return now.strftime("%Y%m%d%H%M%S%z")
+    if isinstance(now, str) and dt.ts(now, min_day=True):
+        return dt.ts(now, min_day=True) or ""
+    newest = _newest_date(idx)
+    t = dt.ts(newest, min_day=True) if newest else None
+    return t or "19700101"
+
+
+def _doc_id(idx: Index, now: str) -> str:
+    h = hashlib.sha256(now.encode())
+    for rtype in sorted(idx.by_type):
+        for r in idx.by_type[rtype]:
+            h.update(idx.key(r).encode())
+            meta = r.get("meta")
+            if isinstance(meta, dict):
+                h.update(str(meta.get("versionId", "")).encode() + str(meta.get("lastUpdated", "")).encode())
+    return dt.uid("doc:" + h.hexdigest())
+
+
+def _claims(idx: Index) -> dict[str, Any] | None:
+    """ExplanationOfBenefit resources as a FHIR collection Bundle (CARIN Blue Button: EOBs with the Patient,
+    Coverage, Organization and Practitioner resources they reference)."""
+    eobs = idx.of("ExplanationOfBenefit")
+    if not eobs:
+        return None
+    out: list[Resource] = [idx.patient]
+    seen = {id(idx.patient)}
+    for eob in eobs:
+        out.append(eob)
+        seen.add(id(eob))
+    for eob in eobs:
+        refs: list[Any] = [eob.get("insurer"), eob.get("provider")]
+        for ins in eob.get("insurance") or ():
+            if isinstance(ins, dict):
+                refs.append(ins.get("coverage"))
+        for care in eob.get("careTeam") or ():
+            if isinstance(care, dict):
+                refs.append(care.get("provider"))
+        for ref in refs:
+            target = idx.resolve(ref, eob) if ref is not None else None
+            if target is not None and id(target) not in seen:
+                seen.add(id(target))
+                out.append(target)
+    entries = []
+    for r in out:
+        key = idx.key(r)
+        full = f"urn:uuid:{dt.uid(key)}" if not r.get("id") else f"{r['resourceType']}/{r['id']}"
+        entries.append({"fullUrl": full, "resource": r})
+    return {"resourceType": "Bundle", "type": "collection", "total": len(eobs), "entry": entries}
+
+
+def build(
+    resources_or_bundle: Any, *, author: Any = None, custodian: Any = None, now: Any = None
+) -> BuildResult:
+    """FHIR (Bundle / resource list / NDJSON / JSON text) → :class:`BuildResult`.
+
+    Raises :class:`ccda_mapper.errors.NotFhir` / :class:`~ccda_mapper.errors.NoPatient` on unusable input; a bad
+    single resource is only skipped (listed in ``skipped``).
+    """
+    idx = build_index(resources_or_bundle)
+    ctx = Ctx(index=idx, now=_now_ts(now, idx))
+    root = etree.Element(f"{{{dt.V3}}}ClinicalDocument", nsmap=dt.NSMAP)
+    header(root, ctx, _doc_id(idx, ctx.now), author=author, custodian=custodian)
+    body = dt.el(dt.el(root, "component"), "structuredBody")
+    for section in ORDER:
+        section.build(ctx, body)
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return BuildResult(xml=xml, skipped=list(idx.skipped), claims_bundle=_claims(idx))
+
+
+def build_ccd(resources_or_bundle: Any, *, author: Any = None, custodian: Any = None) -> bytes:
+    """The fixed contract: FHIR resources in, C-CDA R2.1 CCD bytes (UTF-8 XML) out."""
+    return build(resources_or_bundle, author=author, custodian=custodian).xml
+
+
+def clinical_hash(xml: bytes | str) -> str:
+    """SHA-256 over the clinical body only (canonical XML of structuredBody), so a document whose id or time
+    changed but whose clinical content did not hashes the same — the "send on update" trigger uses this."""
+    data = xml.encode() if isinstance(xml, str) else xml
+    root = etree.fromstring(data, SAFE_PARSER)
+    body = root.find(f"{{{dt.V3}}}component/{{{dt.V3}}}structuredBody")
+    if body is None:
+        return hashlib.sha256(b"").hexdigest()
+    return hashlib.sha256(etree.tostring(body, method="c14n")).hexdigest()

@@ -1,0 +1,217 @@
+"""CCD header: US Realm Header (2.16.840.1.113883.10.20.22.1.1:2015-08-01) + CCD (…22.1.2:2015-08-01).
+
+recordTarget (names, sex, birth, deceased, race/ethnicity with CDC detailed codes, language, address, telecom),
+author (the caller's, else this software as an authoring device), custodian (the data holder) and
+documentationOf/serviceEvent with the care team as performers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from . import codes
+from . import datatypes as dt
+from .context import Ctx, practitioner_entity
+from .index import Resource
+
+_Element = etree._Element
+_GENDER = {"male": ("M", "Male"), "female": ("F", "Female"), "other": ("UN", "Undifferentiated")}
+_RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
+_ETH_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
+SOFTWARE = "Blue Button Direct ccda_mapper"
+
+
+def header(root: _Element, ctx: Ctx, doc_id: str, *, author: Any = None, custodian: Any = None) -> None:
+    dt.el(root, "realmCode", {"code": "US"})
+    dt.el(root, "typeId", {"root": "2.16.840.1.113883.1.3", "extension": "POCD_HD000040"})
+    dt.template(root, "2.16.840.1.113883.10.20.22.1.1", "2015-08-01")
+    dt.template(root, "2.16.840.1.113883.10.20.22.1.2", "2015-08-01")
+    dt.el(root, "id", {"root": doc_id})
+    dt.simple_code(root, "code", "34133-9", codes.LOINC, "Summarization of Episode Note", "LOINC")
+    dt.el(root, "title", text="Continuity of Care Document")
+    dt.el(root, "effectiveTime", {"value": ctx.now})
+    dt.simple_code(root, "confidentialityCode", "N", codes.CONFIDENTIALITY, "normal", "Confidentiality")
+    dt.el(root, "languageCode", {"code": "en-US"})
+    dt.el(root, "setId", {"root": dt.uid(ctx.index.key(ctx.index.patient) + "#ccd-set")})
+    dt.el(root, "versionNumber", {"value": "1"})
+    record_target(root, ctx)
+    org = _custodian_org(ctx, custodian)
+    _author(root, ctx, author, org)
+    _custodian(root, ctx, org)
+    _service_event(root, ctx)
+
+
+# ------------------------------------------------------------------------------------------ recordTarget --
+def record_target(root: _Element, ctx: Ctx) -> None:
+    p = ctx.index.patient
+    pr = dt.el(dt.el(root, "recordTarget"), "patientRole")
+    dt.identifiers(pr, p, ctx.index.key(p))
+    addresses = [a for a in p.get("address") or () if isinstance(a, dict)] if isinstance(p.get("address"), list) else []
+    current = [a for a in addresses if a.get("use") != "old" and not (a.get("period") or {}).get("end")]
+    dt.addrs(pr, current or addresses)
+    dt.telecom(pr, p.get("telecom"))
+    pat = dt.el(pr, "patient")
+    names = [n for n in p.get("name") or () if isinstance(n, dict)] if isinstance(p.get("name"), list) else []
+    first = dt.best_name(names)
+    dt.person_name(pat, first, patient=True)
+    for n in names:
+        if n is not first and n.get("use") == "nickname":
+            dt.person_name(pat, n, patient=True)
+    g = _GENDER.get(p.get("gender"))  # type: ignore[arg-type]
+    if g:
+        dt.simple_code(pat, "administrativeGenderCode", g[0], codes.ADMIN_GENDER, g[1], "AdministrativeGender")
+    else:
+        dt.el(pat, "administrativeGenderCode", {"nullFlavor": "UNK"})
+    dt.ts_el(pat, "birthTime", p.get("birthDate"))
+    dec_b, dec_t = p.get("deceasedBoolean"), p.get("deceasedDateTime")
+    if dec_t is not None or dec_b is not None:
+        dec = bool(dec_b) or dt.ts(dec_t) is not None
+        etree.SubElement(pat, f"{{{dt.SDTC}}}deceasedInd", {"value": "true" if dec else "false"})
+        if dt.ts(dec_t):
+            etree.SubElement(pat, f"{{{dt.SDTC}}}deceasedTime", {"value": dt.ts(dec_t) or ""})
+    ms = p.get("maritalStatus")
+    if isinstance(ms, dict) and dt.first_code(ms, codes.MARITAL):
+        dt.cd(pat, "maritalStatusCode", ms, prefer=(codes.MARITAL,), text=False)
+    _race_eth(pat, p, _RACE_URL, "raceCode")
+    _race_eth(pat, p, _ETH_URL, "ethnicGroupCode")
+    _language(pat, p)
+    mo = ctx.index.resolve(p.get("managingOrganization"), p)
+    if mo is not None and mo.get("resourceType") == "Organization":
+        _organization(pr, ctx, mo, "providerOrganization")
+
+
+def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
+    """US Core race/ethnicity → raceCode/ethnicGroupCode (OMB category) + sdtc:raceCode/ethnicGroupCode for more
+    categories and the detailed CDC codes (C-CDA R2.1 CONF:1198-7263, 1198-7264, 1198-31347)."""
+    omb: list[dict[str, Any]] = []
+    detailed: list[dict[str, Any]] = []
+    for ext in p.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == url:
+            for sub in ext.get("extension") or ():
+                if not isinstance(sub, dict) or not isinstance(sub.get("valueCoding"), dict):
+                    continue
+                c = sub["valueCoding"]
+                if not isinstance(c.get("code"), str):
+                    continue
+                if sub.get("url") == "ombCategory":
+                    omb.append(c)
+                elif sub.get("url") == "detailed":
+                    detailed.append(c)
+    def attrs(c: dict[str, Any]) -> dict[str, str]:
+        if c.get("code") in ("ASKU", "UNK"):
+            return {"nullFlavor": c["code"]}
+        a = {"code": c["code"], "codeSystem": codes.CDCREC, "codeSystemName": "CDC Race and Ethnicity"}
+        if dt.clean(c.get("display")):
+            a["displayName"] = dt.clean(c.get("display"))
+        return a
+    if not omb:
+        dt.el(pat, tag, {"nullFlavor": "UNK"})
+        return
+    dt.el(pat, tag, attrs(omb[0]))
+    for c in [*omb[1:], *detailed]:
+        if c.get("code") in ("ASKU", "UNK"):
+            continue
+        etree.SubElement(pat, f"{{{dt.SDTC}}}{tag}", attrs(c))
+
+
+def _language(pat: _Element, p: Resource) -> None:
+    comms = [c for c in p.get("communication") or () if isinstance(c, dict)]
+    comms.sort(key=lambda c: not c.get("preferred"))
+    for c in comms:
+        lang = dt.first_code(c.get("language"), codes.LANGUAGE)
+        if not lang:
+            continue
+        lc = dt.el(pat, "languageCommunication")
+        dt.el(lc, "languageCode", {"code": dt.clean(lang)})
+        if isinstance(c.get("preferred"), bool):
+            dt.el(lc, "preferenceInd", {"value": "true" if c["preferred"] else "false"})
+
+
+# ------------------------------------------------------------------------------------ author, custodian --
+def _custodian_org(ctx: Ctx, custodian: Any) -> Resource | None:
+    if isinstance(custodian, dict) and custodian.get("resourceType") == "Organization":
+        return custodian
+    mo = ctx.index.resolve(ctx.index.patient.get("managingOrganization"), ctx.index.patient)
+    if mo is not None and mo.get("resourceType") == "Organization":
+        return mo
+    orgs = ctx.index.of("Organization")
+    return orgs[0] if orgs else None
+
+
+def _organization(parent: _Element, ctx: Ctx, org: Resource, tag: str) -> _Element:
+    o = dt.el(parent, tag)
+    dt.identifiers(o, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
+    dt.el(o, "name", text=dt.clean(org.get("name")) or "Unknown organization")
+    dt.telecom(o, org.get("telecom"))
+    addrs = org.get("address") if isinstance(org.get("address"), list) else []
+    dt.addr(o, next((a for a in addrs if isinstance(a, dict)), None))
+    return o
+
+
+def _author(root: _Element, ctx: Ctx, author: Any, org: Resource | None) -> None:
+    """The document author (CONF:1198-5444): a Practitioner given by the caller, else this software."""
+    a = dt.el(root, "author")
+    dt.el(a, "time", {"value": ctx.now})
+    aa = dt.el(a, "assignedAuthor")
+    if isinstance(author, dict) and author.get("resourceType") in ("Practitioner", "PractitionerRole"):
+        practitioner_entity(ctx, aa, author)
+        return
+    name = author if isinstance(author, str) and author.strip() else SOFTWARE
+    dt.el(aa, "id", {"root": dt.uid("author:" + name)})
+    if org is not None:
+        dt.addr(aa, next((x for x in org.get("address") or () if isinstance(x, dict)), None))
+        dt.telecom(aa, org.get("telecom"))
+    else:
+        dt.addr(aa, None)
+        dt.telecom(aa, None)
+    dev = dt.el(aa, "assignedAuthoringDevice")
+    dt.el(dev, "manufacturerModelName", text=dt.clean(name))
+    dt.el(dev, "softwareName", text=dt.clean(name))
+    if org is not None:
+        _organization(aa, ctx, org, "representedOrganization")
+
+
+def _custodian(root: _Element, ctx: Ctx, org: Resource | None) -> None:
+    """custodian/assignedCustodian/representedCustodianOrganization: id, name, telecom, addr (CONF:1198-5519..)."""
+    rco = dt.el(dt.el(dt.el(root, "custodian"), "assignedCustodian"), "representedCustodianOrganization")
+    if org is None:
+        dt.el(rco, "id", {"nullFlavor": "NI"})
+        dt.el(rco, "name", text="Unknown")
+        dt.telecom(rco, None)
+        dt.addr(rco, None)
+        return
+    dt.identifiers(rco, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
+    dt.el(rco, "name", text=dt.clean(org.get("name")) or "Unknown organization")
+    dt.telecom(rco, org.get("telecom"))
+    dt.addr(rco, next((a for a in org.get("address") or () if isinstance(a, dict)), None))
+
+
+# ------------------------------------------------------------------------------------------ serviceEvent --
+def _service_event(root: _Element, ctx: Ctx, low: str | None = None) -> None:
+    """documentationOf/serviceEvent PCPR (CCD CONF:1198-8452) spanning the record, care team as performers."""
+    se = dt.el(dt.el(root, "documentationOf"), "serviceEvent", {"classCode": "PCPR"})
+    eff = dt.el(se, "effectiveTime")
+    birth = dt.ts(ctx.index.patient.get("birthDate"))
+    dt.el(eff, "low", {"value": birth} if birth else {"nullFlavor": "UNK"})
+    dt.el(eff, "high", {"value": ctx.now})
+    seen: set[int] = set()
+    members: list[Resource] = []
+    for team in ctx.index.of("CareTeam"):
+        for part in team.get("participant") or ():
+            if isinstance(part, dict):
+                m = ctx.index.resolve(part.get("member"), team)
+                if m is not None and m.get("resourceType") in ("Practitioner", "PractitionerRole"):
+                    members.append(m)
+    for ref in ctx.index.patient.get("generalPractitioner") or ():
+        m = ctx.index.resolve(ref, ctx.index.patient)
+        if m is not None and m.get("resourceType") in ("Practitioner", "PractitionerRole"):
+            members.append(m)
+    for m in members:
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        perf = dt.el(se, "performer", {"typeCode": "PRF"})
+        ae = dt.el(perf, "assignedEntity")
+        practitioner_entity(ctx, ae, m)

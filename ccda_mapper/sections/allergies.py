@@ -1,0 +1,142 @@
+"""Allergies and Intolerances Section (entries required), 2.16.840.1.113883.10.20.22.2.6.1:2015-08-01.
+
+AllergyIntolerance → Allergy Concern Act (4.30) → Allergy - Intolerance Observation (4.7) with the substance as
+a consumable participant, reactions (4.9) with severity (4.8), and criticality (4.145).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, clinical_status, empty, entry, finish, is_error, start
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.6.1", "2015-08-01"),),
+    code="48765-2",
+    display="Allergies and adverse reactions Document",
+    title="Allergies and Intolerances",
+    prefix="allergy",
+    required=True,
+)
+
+# (category, type) → SNOMED allergy/intolerance type (value set Allergy and Intolerance Type 2.16.840.1.113883.3.88.12.3221.6.2)
+_TYPE = {
+    ("medication", "allergy"): ("416098002", "Allergy to drug"),
+    ("medication", "intolerance"): ("59037007", "Intolerance to drug"),
+    ("medication", None): ("419511003", "Propensity to adverse reactions to drug"),
+    ("food", "allergy"): ("414285001", "Allergy to food"),
+    ("food", "intolerance"): ("235719002", "Intolerance to food"),
+    ("food", None): ("418471000", "Propensity to adverse reactions to food"),
+    ("environment", "allergy"): ("426232007", "Environmental allergy"),
+    ("environment", None): ("419199007", "Allergy to substance"),
+    ("biologic", None): ("419199007", "Allergy to substance"),
+    (None, "allergy"): ("419199007", "Allergy to substance"),
+    (None, "intolerance"): ("420134006", "Propensity to adverse reactions"),
+}
+_SEVERITY = {"mild": ("255604002", "Mild"), "moderate": ("6736007", "Moderate"), "severe": ("24484000", "Severe")}
+_CRIT = {"low": ("CRITL", "Low Criticality"), "high": ("CRITH", "High Criticality"),
+         "unable-to-assess": ("CRITU", "Unable to Assess Criticality")}
+_SUBSTANCE = (codes.RXNORM, codes.SNOMED, "2.16.840.1.113883.4.9", "2.16.840.1.113883.6.209")
+
+
+def build(ctx: Ctx, body: etree._Element) -> None:
+    items = [r for r in ctx.index.of("AllergyIntolerance") if not is_error(r)]
+    if not items:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Substance", "Reaction", "Severity", "Criticality", "Status", "Onset"))
+    ctx.each("AllergyIntolerance", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    finish(body, sec, table, SPEC)
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+    key = ctx.index.key(res)
+    status = clinical_status(res)
+    onset, _ = dt.period_of(res, "onset")
+    reactions = [r for r in res.get("reaction") or () if isinstance(r, dict)]
+    manifest_texts = []
+    severities = []
+    for r in reactions:
+        for m in r.get("manifestation") or ():
+            manifest_texts.append(dt.cc_text(m))
+        if isinstance(r.get("severity"), str):
+            severities.append(r["severity"])
+    crit = res.get("criticality") if isinstance(res.get("criticality"), str) else ""
+    n = table.rows + 1
+    react_ids = [f"{table.prefix}{n}r{i + 1}" for i in range(len(reactions))]
+    rid = table.row(
+        (dt.cc_text(res.get("code")) or "Unknown substance", "; ".join(t for t in manifest_texts if t),
+         ", ".join(severities), crit, status, dt.display_date(onset)),
+        extra=(react_ids[0] if react_ids else "",),
+    )
+    act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
+    dt.template(act, "2.16.840.1.113883.10.20.22.4.30", "2015-08-01")
+    dt.stable_id(act, key + "#concern")
+    dt.simple_code(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+    active = status == "active"
+    dt.el(act, "statusCode", {"code": "active" if active else "completed"})
+    recorded = res.get("recordedDate") or onset
+    dt.ivl_ts(act, "effectiveTime", recorded, None if active else res.get("lastOccurrence") or recorded)
+    er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
+    obs = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(obs, "2.16.840.1.113883.10.20.22.4.7", "2014-06-09")
+    dt.identifiers(obs, res, key)
+    dt.simple_code(obs, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
+    dt.text_ref(obs, rid)
+    dt.el(obs, "statusCode", {"code": "completed"})
+    dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
+    cats = res.get("category") or []
+    cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
+    typ = res.get("type") if isinstance(res.get("type"), str) else None
+    code, disp = _TYPE.get((cat, typ)) or _TYPE.get((cat, None)) or _TYPE.get((None, typ)) or (
+        "420134006", "Propensity to adverse reactions")
+    dt.el(obs, "value", {dt.XSI_TYPE: "CD", "code": code, "displayName": disp, "codeSystem": codes.SNOMED,
+                         "codeSystemName": "SNOMED CT"})
+    ctx.author(obs, res.get("recordedDate"), res)
+    part = dt.el(obs, "participant", {"typeCode": "CSM"})
+    pr = dt.el(part, "participantRole", {"classCode": "MANU"})
+    pe = dt.el(pr, "playingEntity", {"classCode": "MMAT"})
+    dt.cd(pe, "code", res.get("code"), prefer=_SUBSTANCE, ref=rid)
+    for i, r in enumerate(reactions):
+        _reaction(obs, r, key, i, react_ids[0] if i == 0 else None)
+    if crit in _CRIT:
+        er = dt.el(obs, "entryRelationship", {"typeCode": "SUBJ", "inversionInd": "true"})
+        co = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+        dt.template(co, "2.16.840.1.113883.10.20.22.4.145")
+        dt.simple_code(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
+        dt.el(co, "statusCode", {"code": "completed"})
+        c, d = _CRIT[crit]
+        dt.el(co, "value", {dt.XSI_TYPE: "CD", "code": c, "displayName": d,
+                            "codeSystem": "2.16.840.1.113883.5.1063", "codeSystemName": "HL7ObservationValue"})
+    return True
+
+
+def _reaction(obs: etree._Element, r: Resource, key: str, i: int, ref: str | None) -> None:
+    manifests = [m for m in r.get("manifestation") or () if isinstance(m, dict)]
+    for j, m in enumerate(manifests or [None]):
+        er = dt.el(obs, "entryRelationship", {"typeCode": "MFST", "inversionInd": "true"})
+        ro = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+        dt.template(ro, "2.16.840.1.113883.10.20.22.4.9", "2014-06-09")
+        dt.stable_id(ro, f"{key}#reaction{i}.{j}")
+        dt.simple_code(ro, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
+        if ref and j == 0:
+            dt.text_ref(ro, ref)
+        dt.el(ro, "statusCode", {"code": "completed"})
+        onset = r.get("onset")
+        if dt.ts(onset):
+            dt.ivl_ts(ro, "effectiveTime", onset)
+        dt.cd(ro, "value", m, prefer=(codes.SNOMED,), xsi_type="CD")
+        sev = r.get("severity")
+        if sev in _SEVERITY:
+            c, d = _SEVERITY[sev]
+            er2 = dt.el(ro, "entryRelationship", {"typeCode": "SUBJ", "inversionInd": "true"})
+            so = dt.el(er2, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+            dt.template(so, "2.16.840.1.113883.10.20.22.4.8", "2014-06-09")
+            dt.simple_code(so, "code", "SEV", codes.ACT_CODE, "Severity Observation", "ActCode")
+            dt.el(so, "statusCode", {"code": "completed"})
+            dt.el(so, "value", {dt.XSI_TYPE: "CD", "code": c, "displayName": d, "codeSystem": codes.SNOMED,
+                                "codeSystemName": "SNOMED CT"})

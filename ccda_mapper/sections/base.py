@@ -1,0 +1,89 @@
+"""Section scaffolding: templateIds, code, title, narrative table, and the "No information" empty form."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+
+_Element = etree._Element
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What identifies a section: templates (root, extension), LOINC code, title, and whether CCD requires it."""
+
+    templates: tuple[tuple[str, str | None], ...]
+    code: str
+    display: str
+    title: str
+    prefix: str
+    required: bool = False
+
+
+def _head(body: _Element, spec: Spec, *, null: bool) -> _Element:
+    comp = dt.el(body, "component")
+    sec = dt.el(comp, "section", {"nullFlavor": "NI"} if null else None)
+    for root, ext in spec.templates:
+        dt.template(sec, root, ext)
+    dt.simple_code(sec, "code", spec.code, codes.LOINC, spec.display, "LOINC")
+    dt.el(sec, "title", text=spec.title)
+    return sec
+
+
+def empty(body: _Element, spec: Spec) -> _Element:
+    """A required section without data: ``nullFlavor="NI"`` and a "No information" narrative (C-CDA R2.1
+    Vol. 1 §1.8.1 "Sections with no information")."""
+    sec = _head(body, spec, null=True)
+    dt.el(sec, "text", text="No information")
+    return sec
+
+
+def start(body: _Element, spec: Spec, headers: Sequence[str]) -> tuple[_Element, dt.Table]:
+    sec = _head(body, spec, null=False)
+    return sec, dt.Table(sec, spec.prefix, headers)
+
+
+def entry(sec: _Element, type_code: str | None = "DRIV") -> _Element:
+    return dt.el(sec, "entry", {"typeCode": type_code} if type_code else None)
+
+
+def status_text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def finish(body: _Element, sec: _Element, table: dt.Table, spec: Spec) -> None:
+    """Drop a section whose every resource was skipped; a required one becomes the empty NI form."""
+    if table.rows:
+        return
+    body.remove(sec.getparent())
+    if spec.required:
+        empty(body, spec)
+
+
+def clinical_status(res: dict, default: str = "active") -> str:
+    """FHIR clinicalStatus code (first coding), or ``default``."""
+    cs = res.get("clinicalStatus")
+    if isinstance(cs, str):  # STU3-style plain code, seen in dirty data
+        return cs
+    if isinstance(cs, dict):
+        for c in cs.get("coding") or ():
+            if isinstance(c, dict) and isinstance(c.get("code"), str):
+                return c["code"]
+    return default
+
+
+def is_error(res: dict) -> bool:
+    """entered-in-error resources are not part of the record (FHIR R4 status semantics)."""
+    if res.get("status") == "entered-in-error":
+        return True
+    vs = res.get("verificationStatus")
+    if isinstance(vs, dict):
+        for c in vs.get("coding") or ():
+            if isinstance(c, dict) and c.get("code") in ("entered-in-error", "refuted"):
+                return True
+    return False

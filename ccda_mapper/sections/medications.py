@@ -1,0 +1,143 @@
+"""Medications Section (entries required), 2.16.840.1.113883.10.20.22.2.1.1:2014-06-09.
+
+MedicationRequest / MedicationStatement (+ Medication, contained or referenced) → Medication Activity (4.16)
+with Medication Information (4.23).  Requests still in force are intents (moodCode INT), finished ones and
+statements are events (EVN) — C-CDA R2.1 CONF:1098-7497 allows both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, empty, entry, finish, is_error, start
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.1.1", "2014-06-09"),),
+    code="10160-0",
+    display="History of Medication use Narrative",
+    title="Medications",
+    prefix="med",
+    required=True,
+)
+_STATUS = {"active": "active", "completed": "completed", "stopped": "aborted", "cancelled": "cancelled",
+           "on-hold": "suspended", "draft": "active", "intended": "active", "not-taken": "cancelled",
+           "unknown": "completed"}
+_UNITS_OF_TIME = {"s": "s", "min": "min", "h": "h", "d": "d", "wk": "wk", "mo": "mo", "a": "a"}
+DRUG_CODES = (codes.RXNORM, codes.NDC, codes.SNOMED)
+
+
+def medication_concept(ctx: Ctx, res: Resource) -> Any:
+    """The medication CodeableConcept of a request/statement/immunization (resolving medicationReference)."""
+    cc = res.get("medicationCodeableConcept")
+    if isinstance(cc, dict):
+        return cc
+    ref = res.get("medicationReference")
+    if isinstance(ref, dict):
+        med = ctx.index.resolve(ref, res)
+        if med is not None and isinstance(med.get("code"), dict):
+            return med["code"]
+        if isinstance(ref.get("display"), str):
+            return {"text": ref["display"]}
+    return None
+
+
+def product(parent: etree._Element, cc: Any, ref: str, *, immunization: bool = False) -> None:
+    """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication Info (4.54)."""
+    mp = dt.el(dt.el(parent, "consumable"), "manufacturedProduct", {"classCode": "MANU"})
+    if immunization:
+        dt.template(mp, "2.16.840.1.113883.10.20.22.4.54", "2014-06-09")
+        prefer: tuple[str, ...] = (codes.CVX, codes.NDC, codes.SNOMED)
+    else:
+        dt.template(mp, "2.16.840.1.113883.10.20.22.4.23", "2014-06-09")
+        prefer = DRUG_CODES
+    mm = dt.el(mp, "manufacturedMaterial")
+    dt.cd(mm, "code", cc, prefer=prefer, ref=ref)
+
+
+def build(ctx: Ctx, body: etree._Element) -> None:
+    items = [r for t in ("MedicationRequest", "MedicationStatement") for r in ctx.index.of(t) if not is_error(r)]
+    if not items:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Medication", "Dose / instructions", "Status", "Start", "End"))
+    for t in ("MedicationRequest", "MedicationStatement"):
+        ctx.each(t, lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    finish(body, sec, table, SPEC)
+
+
+def _dosage(res: Resource) -> dict[str, Any]:
+    d = res.get("dosageInstruction") if res.get("resourceType") == "MedicationRequest" else res.get("dosage")
+    if isinstance(d, list) and d and isinstance(d[0], dict):
+        return d[0]
+    return {}
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+    cc = medication_concept(ctx, res)
+    if cc is None:
+        ctx.index.skip(res, "no medication code or resolvable Medication")
+        return False
+    dosage = _dosage(res)
+    status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
+    if res.get("resourceType") == "MedicationRequest":
+        start_, end = dt.period_of(res.get("dispenseRequest") or {}, "validity")
+        timing = dosage.get("timing") if isinstance(dosage.get("timing"), dict) else {}
+        bounds = (timing.get("repeat") or {}).get("boundsPeriod") if isinstance(timing.get("repeat"), dict) else None
+        if isinstance(bounds, dict):
+            start_, end = bounds.get("start") or start_, bounds.get("end") or end
+        start_ = start_ or res.get("authoredOn")
+        mood = "EVN" if status in ("completed", "stopped", "cancelled") else "INT"
+    else:
+        start_, end = dt.period_of(res, "effective")
+        start_ = start_ or res.get("dateAsserted")
+        mood = "EVN"
+    instr = dt.clean(dosage.get("text")) or dt.clean(dosage.get("patientInstruction"))
+    rid = table.row((dt.cc_text(cc) or "Unknown medication", instr, status, dt.display_date(start_),
+                     dt.display_date(end)))
+    sa = dt.el(entry(sec), "substanceAdministration", {"classCode": "SBADM", "moodCode": mood})
+    dt.template(sa, "2.16.840.1.113883.10.20.22.4.16", "2014-06-09")
+    dt.identifiers(sa, res, ctx.index.key(res))
+    dt.text_ref(sa, rid)
+    dt.el(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
+    # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
+    eff = dt.ivl_ts(sa, "effectiveTime", start_, end)
+    eff.set(dt.XSI_TYPE, "IVL_TS")
+    _frequency(sa, dosage)
+    route = dosage.get("route")
+    if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
+        dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
+    dose = None
+    for dr in dosage.get("doseAndRate") or ():
+        if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
+            dose = dr["doseQuantity"]
+            break
+    if dose is not None and dt.num(dose.get("value")) is not None:
+        dt.el(sa, "doseQuantity", {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))})
+    else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
+        dt.el(sa, "doseQuantity", {"nullFlavor": "UNK"})
+    product(sa, cc, rid)
+    ctx.author(sa, res.get("authoredOn"), res)
+    return True
+
+
+def _frequency(sa: etree._Element, dosage: dict[str, Any]) -> None:
+    """Timing.repeat (frequency per period) → PIVL_TS with institutionSpecified (CONF:1098-7513)."""
+    timing = dosage.get("timing")
+    rep = timing.get("repeat") if isinstance(timing, dict) else None
+    if not isinstance(rep, dict):
+        return
+    period = dt.num(rep.get("period"))
+    unit = _UNITS_OF_TIME.get(rep.get("periodUnit"))  # type: ignore[arg-type]
+    freq = rep.get("frequency") if isinstance(rep.get("frequency"), int) else 1
+    if period is None or unit is None or freq < 1:
+        return
+    value = float(period) / freq
+    text = str(int(value)) if value == int(value) else f"{value:g}"
+    eff = dt.el(sa, "effectiveTime", {dt.XSI_TYPE: "PIVL_TS", "institutionSpecified": "true", "operator": "A"})
+    dt.el(eff, "period", {"value": text, "unit": unit})

@@ -1,0 +1,105 @@
+"""Problem Section (entries required), 2.16.840.1.113883.10.20.22.2.5.1:2015-08-01.
+
+Condition (category problem-list-item / encounter-diagnosis, or none) → Problem Concern Act (4.3) → Problem
+Observation (4.4).  Health concerns go to their own section (health_concerns.py).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, clinical_status, empty, entry, finish, is_error, start
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.5.1", "2015-08-01"),),
+    code="11450-4",
+    display="Problem list - Reported",
+    title="Problems",
+    prefix="problem",
+    required=True,
+)
+ACTIVE = frozenset(("active", "recurrence", "relapse"))
+_CONDITION_CODES = (codes.SNOMED, codes.ICD10CM, "2.16.840.1.113883.6.3", codes.ICD9CM)
+
+
+def category_codes(res: Resource) -> set[str]:
+    out = set()
+    for cat in res.get("category") or ():
+        if isinstance(cat, dict):
+            for c in cat.get("coding") or ():
+                if isinstance(c, dict) and isinstance(c.get("code"), str):
+                    out.add(c["code"])
+    return out
+
+
+def is_health_concern(res: Resource) -> bool:
+    return "health-concern" in category_codes(res)
+
+
+def build(ctx: Ctx, body: etree._Element) -> None:
+    items = [r for r in ctx.index.of("Condition") if not is_error(r) and not is_health_concern(r)]
+    if not items:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Problem", "Codes", "Status", "Onset", "Resolved"))
+    ctx.each(
+        "Condition", lambda r: None if is_error(r) or is_health_concern(r) else _one(ctx, sec, table, r)
+    )
+    finish(body, sec, table, SPEC)
+
+
+def code_list(cc: object) -> str:
+    """The codes of a concept for the narrative ("SNOMED CT 44054006; ICD-10-CM E11.9")."""
+    out = []
+    if isinstance(cc, dict):
+        for c in cc.get("coding") or ():
+            if isinstance(c, dict) and isinstance(c.get("code"), str) and isinstance(c.get("system"), str):
+                row = codes.known(c["system"])
+                out.append(f"{row.name if row else c['system']} {c['code']}")
+    return "; ".join(out)
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+    status = clinical_status(res)
+    onset, _ = dt.period_of(res, "onset")
+    abated, _ = dt.period_of(res, "abatement")
+    rid = table.row(
+        (dt.cc_text(res.get("code")) or "Unknown problem", code_list(res.get("code")), status,
+         dt.display_date(onset), dt.display_date(abated))
+    )
+    act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
+    dt.template(act, "2.16.840.1.113883.10.20.22.4.3", "2015-08-01")
+    key = ctx.index.key(res)
+    dt.stable_id(act, key + "#concern")
+    dt.simple_code(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+    active = status in ACTIVE
+    dt.el(act, "statusCode", {"code": "active" if active else "completed"})
+    recorded = res.get("recordedDate") or onset
+    dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded))
+    er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
+    problem_observation(ctx, er, res, rid, active)
+    return True
+
+
+def problem_observation(ctx: Ctx, parent: etree._Element, res: Resource, rid: str, active: bool) -> None:
+    """Problem Observation (2.16.840.1.113883.10.20.22.4.4:2015-08-01)."""
+    obs = dt.el(parent, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(obs, "2.16.840.1.113883.10.20.22.4.4", "2015-08-01")
+    dt.identifiers(obs, res, ctx.index.key(res))
+    # CONF:1198-9045: code from Problem Type (SNOMED); LOINC 75326-9 as the C-CDA R2.1 errata translation
+    diag = "encounter-diagnosis" in category_codes(res)
+    c = dt.simple_code(obs, "code", "282291009" if diag else "55607006", codes.SNOMED,
+                       "Diagnosis" if diag else "Problem", "SNOMED CT")
+    dt.el(c, "translation", {"code": "75326-9", "codeSystem": codes.LOINC, "codeSystemName": "LOINC",
+                             "displayName": "Problem"})
+    dt.text_ref(obs, rid)
+    dt.el(obs, "statusCode", {"code": "completed"})
+    onset, _ = dt.period_of(res, "onset")
+    abated, _ = dt.period_of(res, "abatement")
+    dt.ivl_ts(obs, "effectiveTime", onset or res.get("recordedDate"), None if active else abated)
+    dt.cd(obs, "value", res.get("code"), prefer=_CONDITION_CODES, ref=rid, xsi_type="CD")
+    ctx.author(obs, res.get("recordedDate"), res)

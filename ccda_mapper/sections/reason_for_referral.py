@@ -1,0 +1,5 @@
+"""TODO."""
+
+
+def build(ctx, body):
+    return None
