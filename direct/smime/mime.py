@@ -1,0 +1,149 @@
+"""The S/MIME MIME layer: build and split ``multipart/signed`` and ``application/pkcs7-mime`` entities.
+
+Built as bytes, not through ``email``'s generator, because the signature covers exact bytes: part 1 of a
+multipart/signed is signed in its CRLF-canonical form (RFC 5751 §3.1.1, PIT-1) and the CRLF before each
+delimiter belongs to the delimiter, not to the content (RFC 2046 §5.1.1, PIT-3). Splitting likewise works on
+the raw bytes between the boundaries and never on a re-serialised object (PIT-2).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass
+
+from direct.errors import MalformedMessage
+from direct.message import canonical_crlf
+from direct.smime.signing import MICALG
+
+CRLF = b"\r\n"
+SIGNED_PROTOCOL = "application/pkcs7-signature"
+
+
+def new_boundary() -> str:
+    """ASCII, ≤ 70 characters, no ':' (RFC 2046 §5.1.1; ETT DTS 137-140)."""
+    return f"----=_BBD_{uuid.uuid4().hex}"
+
+
+def base64_lines(data: bytes, width: int = 76) -> bytes:
+    text = base64.b64encode(data)
+    return CRLF.join(text[i : i + width] for i in range(0, len(text), width)) + CRLF
+
+
+def build_signed(content: bytes, signature_der: bytes, digest: str, boundary: str | None = None) -> bytes:
+    """A ``multipart/signed`` entity (headers + body) whose first part is ``content`` byte for byte.
+
+    MSG-7 / PIT-18: ``protocol`` quoted exactly, ``micalg`` in RFC 5751 spelling, parameters separated by
+    ``;``, exactly two body parts; MSG-8: the signature part is base64; no CTE on the multipart itself.
+    """
+    boundary = boundary or new_boundary()
+    b = boundary.encode("ascii")
+    header = (
+        f'Content-Type: multipart/signed; protocol="{SIGNED_PROTOCOL}"; micalg={MICALG[digest]};\r\n'
+        f' boundary="{boundary}"\r\n\r\n'
+    ).encode("ascii")
+    sig_part = (
+        b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n' + base64_lines(signature_der)
+    )
+    return (
+        header
+        + b"This is an S/MIME signed message\r\n\r\n--"
+        + b
+        + CRLF
+        + content
+        + CRLF
+        + b"--"
+        + b
+        + CRLF
+        + sig_part
+        + CRLF
+        + b"--"
+        + b
+        + b"--"
+        + CRLF
+    )
+
+
+def build_enveloped_body(der: bytes, *, authenticated: bool = False) -> tuple[list[tuple[str, str]], bytes]:
+    """Headers and base64 body of an ``application/pkcs7-mime`` entity (MSG-6, RFC 5751 §3.2 / RFC 8551)."""
+    smime_type = "authEnveloped-data" if authenticated else "enveloped-data"
+    headers = [
+        ("Content-Type", f'application/pkcs7-mime; smime-type={smime_type}; name="smime.p7m"'),
+        ("Content-Transfer-Encoding", "base64"),
+        ("Content-Disposition", 'attachment; filename="smime.p7m"'),
+    ]
+    return headers, base64_lines(der)
+
+
+@dataclass
+class SignedParts:
+    """The two halves of a multipart/signed: the exact signed bytes and the signature part entity."""
+
+    content: bytes
+    signature_entity: bytes
+    protocol: str | None
+    micalg: str | None
+
+
+def split_headers(entity: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) of an entity in CRLF form. A missing blank line means 'no body'."""
+    if entity.startswith(CRLF):
+        return b"", entity[2:]
+    idx = entity.find(CRLF + CRLF)
+    if idx < 0:
+        return entity, b""
+    return entity[: idx + 2], entity[idx + 4 :]
+
+
+def _param(header_block: bytes, name: str) -> str | None:
+    unfolded = re.sub(rb"\r\n[ \t]+", b" ", header_block).decode("ascii", "replace")
+    ctype = next((ln for ln in unfolded.split("\r\n") if ln.lower().startswith("content-type:")), "")
+    match = re.search(rf';\s*{name}\s*=\s*(?:"([^"]*)"|([^;\s]+))', ctype, re.IGNORECASE)
+    if not match:
+        return None
+    return match.group(1) if match.group(1) is not None else match.group(2)
+
+
+def split_signed(entity: bytes) -> SignedParts:
+    """Cut a multipart/signed entity into signed bytes and signature part, on raw CRLF-canonical bytes."""
+    entity = canonical_crlf(entity)
+    header_block, body = split_headers(entity)
+    boundary = _param(header_block, "boundary")
+    if not boundary:
+        raise MalformedMessage("multipart/signed without boundary")
+    delim = b"--" + boundary.encode("ascii", "replace")
+    # Delimiter lines: at the very start of the body, or after CRLF; may carry trailing whitespace.
+    pattern = re.compile(rb"(?:^|\r\n)" + re.escape(delim) + rb"(--)?[ \t]*(?=\r\n|$)")
+    marks = list(pattern.finditer(body))
+    if len(marks) < 3 or marks[0].group(1) or marks[1].group(1):
+        raise MalformedMessage("multipart/signed must have exactly two body parts")
+    if not marks[2].group(1):
+        raise MalformedMessage("multipart/signed must have exactly two body parts (MSG-7)")
+
+    def part(i: int) -> bytes:
+        start = marks[i].end()
+        if body[start : start + 2] == CRLF:
+            start += 2
+        return body[start : marks[i + 1].start()]
+
+    return SignedParts(part(0), part(1), _param(header_block, "protocol"), _param(header_block, "micalg"))
+
+
+def decode_entity_body(entity: bytes) -> bytes:
+    """Body of a single-part entity decoded per its Content-Transfer-Encoding (base64 or identity)."""
+    header_block, body = split_headers(canonical_crlf(entity))
+    unfolded = re.sub(rb"\r\n[ \t]+", b" ", header_block).lower()
+    cte = re.search(rb"^content-transfer-encoding:\s*([a-z0-9-]+)", unfolded, re.MULTILINE)
+    if cte and cte.group(1) == b"base64":
+        try:
+            return base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
+        except ValueError as exc:
+            raise MalformedMessage("bad base64 in S/MIME part") from exc
+    if cte and cte.group(1) == b"quoted-printable":
+        import quopri
+
+        return quopri.decodestring(body)
+    return body
