@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.ldap",
     "tests.fixtures.hapi",
     "tests.fixtures.postgres",
+    "tests.fixtures.java_ri",
 ]
 
 _skipped_services: list[str] = []
