@@ -1,0 +1,112 @@
+"""Append-only audit trail: every consent change and every send attempt (who, what, when, outcome).
+
+Why a table of its own: operators and patients must be able to answer "who shared my record with whom, and
+did it arrive?" long after the logs rotated. Rows are only ever inserted (the migration installs triggers
+that refuse UPDATE and DELETE). ``detail`` holds codes and identifiers, never clinical content. Where the
+FHIR server allows writes, the same facts are mirrored as FHIR ``AuditEvent`` resources (best effort).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fhir_bridge.db.models import AuditRecord, utcnow
+
+ACTOR_TYPES = frozenset({"patient", "clinician", "api_key", "system"})
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something: a patient, a clinician user, an API client, or the sidecar itself."""
+
+    type: str
+    id: str
+
+    def __post_init__(self) -> None:
+        if self.type not in ACTOR_TYPES:
+            raise ValueError(f"unknown actor type {self.type!r}")
+
+
+SYSTEM = Actor("system", "bbdirect")
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    outcome: str,
+    patient_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditRecord:
+    """Append one audit row in the caller's transaction (so the fact and its audit commit together)."""
+    row = AuditRecord(
+        at=at or utcnow(),
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        patient_id=patient_id,
+        outcome=outcome,
+        detail=detail,
+    )
+    session.add(row)
+    return row
+
+
+def history(
+    session: Session, *, entity_id: str | None = None, patient_id: str | None = None
+) -> list[AuditRecord]:
+    query = select(AuditRecord).order_by(AuditRecord.id)
+    if entity_id is not None:
+        query = query.where(AuditRecord.entity_id == entity_id)
+    if patient_id is not None:
+        query = query.where(AuditRecord.patient_id == patient_id)
+    return list(session.scalars(query))
+
+
+# --- FHIR AuditEvent (pure) ---------------------------------------------------------------------------------
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_ACTIONS = {"authorization.create": "C", "authorization.revoke": "U", "send.attempt": "E"}
+
+
+def to_fhir_audit_event(row: AuditRecord) -> dict[str, Any]:
+    """The audit row as an R4 ``AuditEvent`` (export = DCM 110106 for sends, else a consent change)."""
+    is_send = row.action.startswith("send")
+    outcome = "0" if row.outcome in {"success", "skipped"} else ("4" if row.outcome == "retry" else "8")
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": _DCM,
+            "code": "110106" if is_send else "110110",
+            "display": "Export" if is_send else "Patient Record",
+        },
+        "action": _ACTIONS.get(row.action, "E"),
+        "recorded": row.at.isoformat(),
+        "outcome": outcome,
+        "outcomeDesc": row.action + ": " + row.outcome,
+        "agent": [
+            {
+                "requestor": row.actor_type != "system",
+                "who": {
+                    "identifier": {"system": "urn:bbdirect:actor:" + row.actor_type, "value": row.actor_id}
+                },
+            }
+        ],
+        "source": {"observer": {"display": "Blue Button Direct sidecar"}},
+        "entity": [
+            {"what": {"identifier": {"system": "urn:bbdirect:" + row.entity_type, "value": row.entity_id}}}
+        ],
+    }
+    if row.patient_id:
+        event["entity"].append({"what": {"reference": "Patient/" + row.patient_id}, "role": {"code": "1"}})
+    return event

@@ -1,0 +1,383 @@
+"""One settings object for the sidecar: embedded defaults → config file (TOML or YAML) → ``BBDIRECT_*`` env.
+
+Why one flat object: every part of the sidecar (API, pipeline, FHIR client, web pages, CLI) reads the same
+values, and an operator needs one list of names to look up. Each setting lives in a *section* of the config
+file and has exactly one environment variable, ``BBDIRECT_<SECTION>_<KEY>`` (upper case), e.g.::
+
+    [database]
+    url = "postgresql://bb@db/bbdirect"      # or BBDIRECT_DATABASE_URL=...
+
+The attribute name is ``<section>_<key>`` (``settings.database_url``). Unknown keys in the file are an error
+(a typo must not silently fall back to a default); extra sections owned by other parts of the sidecar are
+kept in :attr:`Settings.extra` and read with :meth:`Settings.section`.
+
+The embedded defaults run the demo: a SQLite file under ``./var``, a local FHIR server on port 8080, demo
+Direct identities under ``./var/demo``, one process that serves the API and runs the workers.
+"""
+
+# ruff: noqa: RUF009  (`_s` is `dataclasses.field` with documentation metadata)
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "BBDIRECT_"
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment variable is invalid (names the setting, never its value)."""
+
+    code = "bad_config"
+
+
+def _s(section: str, doc: str, **kw: Any) -> Any:
+    """A setting: its file section and its one-line documentation travel with the field."""
+    secret = kw.pop("secret", False)
+    return field(metadata={"section": section, "doc": doc, "secret": secret}, **kw)
+
+
+@dataclass
+class Settings:
+    # --- server -----------------------------------------------------------------------------------------
+    server_host: str = _s("server", "Address the HTTP server listens on.", default="127.0.0.1")
+    server_port: int = _s("server", "TCP port of the HTTP server (API, web pages, rest-hook).", default=8700)
+    server_threads: int = _s("server", "Waitress worker threads.", default=8)
+    server_public_url: str = _s(
+        "server",
+        "Base URL at which others reach this sidecar (rest-hook endpoint, SMART redirect).",
+        default="http://127.0.0.1:8700",
+    )
+    server_secret_key: str = _s(
+        "server",
+        "Secret for signing sessions and patient tokens. Set it in production (a random value is "
+        "generated per process otherwise, so tokens do not survive a restart).",
+        default="",
+        secret=True,
+    )
+    server_api_keys: list[str] = _s(
+        "server",
+        "API keys accepted as `Authorization: Bearer <key>` (integrators, the EMR plugin). Each entry is "
+        "`name:key` or `name:sha256:<hex digest of key>`; comma-separated in the environment.",
+        default_factory=list,
+        secret=True,
+    )
+    server_patient_token_ttl: int = _s(
+        "server", "Lifetime of patient-scoped API tokens, seconds.", default=3600
+    )
+    server_log_level: str = _s("server", "Log level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
+
+    # --- database ---------------------------------------------------------------------------------------
+    database_url: str = _s(
+        "database",
+        "SQLAlchemy URL. SQLite file by default; `postgresql://...` for scale-out.",
+        default="sqlite:///./var/bbdirect.sqlite3",
+    )
+    database_auto_upgrade: bool = _s(
+        "database", "Apply migrations at start (`bbdirect db upgrade` does it explicitly).", default=True
+    )
+
+    # --- fhir -------------------------------------------------------------------------------------------
+    fhir_base_url: str = _s("fhir", "Base URL of the FHIR R4 server.", default="http://127.0.0.1:8080/fhir")
+    fhir_auth: str = _s("fhir", "`none`, `bearer` or `smart` (SMART Backend Services).", default="none")
+    fhir_bearer_token: str = _s("fhir", "Static bearer token when `auth = bearer`.", default="", secret=True)
+    fhir_client_id: str = _s("fhir", "SMART Backend Services client id.", default="")
+    fhir_token_url: str = _s("fhir", "Token endpoint (discovered from the server when empty).", default="")
+    fhir_private_key_file: str = _s(
+        "fhir", "PEM private key for the client assertion (RS384/ES384).", default=""
+    )
+    fhir_key_id: str = _s("fhir", "`kid` of the signing key (as registered in the JWKS).", default="")
+    fhir_scopes: str = _s("fhir", "Scopes requested with client_credentials.", default="system/*.read")
+    fhir_timeout: float = _s("fhir", "HTTP timeout per request, seconds.", default=30.0)
+    fhir_write_consent: bool = _s(
+        "fhir",
+        "Write each authorization to the FHIR server as a `Consent` (when it allows writes).",
+        default=True,
+    )
+    fhir_write_audit: bool = _s(
+        "fhir", "Write consent changes and sends as FHIR `AuditEvent` (when it allows writes).", default=False
+    )
+
+    # --- sources (change detection) ---------------------------------------------------------------------
+    sources_subscriptions: bool = _s(
+        "sources", "Create and own R4 rest-hook Subscriptions (when the server supports them).", default=True
+    )
+    sources_subscription_secret: str = _s(
+        "sources", "Shared secret HAPI sends back in the notification header.", default="", secret=True
+    )
+    sources_polling: bool = _s("sources", "Poll with `_lastUpdated` (or `$export?_since=`).", default=False)
+    sources_poll_interval: float = _s("sources", "Seconds between polls.", default=30.0)
+    sources_poll_overlap: float = _s(
+        "sources", "Watermark overlap to survive clock skew, seconds.", default=5.0
+    )
+    sources_pings: bool = _s("sources", "Accept `POST /api/v1/patients/{id}/changed` pings.", default=True)
+
+    # --- pipeline ---------------------------------------------------------------------------------------
+    pipeline_debounce_seconds: float = _s(
+        "pipeline", "Quiet period after the last change before an `always` send.", default=60.0
+    )
+    pipeline_min_interval_seconds: float = _s(
+        "pipeline",
+        "Optional frequency cap: minimum time between two sends of one authorization (0 = off).",
+        default=0.0,
+    )
+    pipeline_max_attempts: int = _s(
+        "pipeline", "Attempts before a transient failure becomes final.", default=8
+    )
+    pipeline_backoff_base: float = _s(
+        "pipeline", "First retry delay, seconds (doubles each attempt).", default=30.0
+    )
+    pipeline_backoff_max: float = _s("pipeline", "Longest retry delay, seconds.", default=3600.0)
+    pipeline_lease_seconds: float = _s(
+        "pipeline",
+        "How long a worker owns a job before another may take it over (crash recovery).",
+        default=120.0,
+    )
+    pipeline_mdn_timeout: float = _s(
+        "pipeline",
+        "Seconds to wait for a processed MDN before the transmission fails (`mdn_timeout`).",
+        default=3600.0,
+    )
+    pipeline_workers: int = _s(
+        "pipeline",
+        "Worker threads in the serving process (0 = run workers only with `bbdirect worker`).",
+        default=2,
+    )
+    pipeline_queue: str = _s(
+        "pipeline",
+        "`local` (jobs claimed from the database; SQLite or PostgreSQL, one machine) or `procrastinate` "
+        "(PostgreSQL queue shared by workers on many machines). `auto` = procrastinate on PostgreSQL.",
+        default="auto",
+    )
+    pipeline_tick_seconds: float = _s(
+        "pipeline", "How often an idle local worker looks for due work.", default=0.5
+    )
+
+    # --- direct -----------------------------------------------------------------------------------------
+    direct_from_address: str = _s(
+        "direct", "Our Direct address (sender of every message).", default="bluebutton@direct.bbdirect.test"
+    )
+    direct_identity_cert: str = _s(
+        "direct", "PEM certificate bound to our address or domain.", default="./var/demo/sender.pem"
+    )
+    direct_identity_key: str = _s(
+        "direct", "PEM private key of that certificate.", default="./var/demo/sender.key", secret=True
+    )
+    direct_identity_chain: list[str] = _s("direct", "PEM intermediates to send along.", default_factory=list)
+    direct_trust_anchors: list[str] = _s(
+        "direct",
+        "PEM trust anchor files (clinician-created authorizations must chain to one).",
+        default_factory=lambda: ["./var/demo/anchor.pem"],
+    )
+    direct_trust_bundles: list[str] = _s(
+        "direct", "Trust bundle URLs or files (PKCS#7).", default_factory=list
+    )
+    direct_dns_server: str = _s(
+        "direct", "DNS server for CERT lookups (`host[:port]`; system when empty).", default=""
+    )
+    direct_ldap_enabled: bool = _s(
+        "direct", "Also discover certificates in LDAP (SRV `_ldap._tcp`).", default=True
+    )
+    direct_smtp_host: str = _s(
+        "direct", "Smart host for outbound mail (MX of the recipient when empty).", default=""
+    )
+    direct_smtp_port: int = _s("direct", "Port of the smart host.", default=25)
+    direct_smtp_starttls: bool = _s("direct", "Require STARTTLS to the smart host.", default=False)
+    direct_subject: str = _s(
+        "direct", "Subject of sent messages (no PHI).", default="Health record (Blue Button)"
+    )
+
+    #: Sections of the config file this object does not own (e.g. ``[web]``), kept for their owners.
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"section": None})
+
+    # -------------------------------------------------------------------------------------------------------
+    def section(self, name: str) -> dict[str, Any]:
+        """Raw key/values of a config section owned by another part of the sidecar (empty when absent)."""
+        return dict(self.extra.get(name, {}))
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql", "postgres:"))
+
+    @property
+    def queue_backend(self) -> str:
+        """The effective job queue: ``local`` or ``procrastinate``."""
+        if self.pipeline_queue == "auto":
+            return "procrastinate" if self.is_postgres else "local"
+        return self.pipeline_queue
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked: safe to log or print."""
+        out: dict[str, Any] = {}
+        for f in _fields():
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.metadata["secret"] and value else value
+        return out
+
+    def validate(self) -> None:
+        """Reject values that cannot work (checked once at load, so a bad deployment fails at start)."""
+        if self.fhir_auth not in {"none", "bearer", "smart"}:
+            raise ConfigError("fhir.auth must be none, bearer or smart")
+        if self.pipeline_queue not in {"auto", "local", "procrastinate"}:
+            raise ConfigError("pipeline.queue must be auto, local or procrastinate")
+        if self.queue_backend == "procrastinate" and not self.is_postgres:
+            raise ConfigError("pipeline.queue = procrastinate needs a PostgreSQL database.url")
+        if self.pipeline_debounce_seconds < 0 or self.pipeline_min_interval_seconds < 0:
+            raise ConfigError("pipeline durations must not be negative")
+        if self.pipeline_max_attempts < 1:
+            raise ConfigError("pipeline.max_attempts must be at least 1")
+        for entry in self.server_api_keys:
+            if ":" not in entry or not entry.split(":", 1)[1]:
+                raise ConfigError("server.api_keys entries must be name:key or name:sha256:<hex>")
+
+
+def _fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(Settings) if f.metadata.get("section")]
+
+
+def env_name(f: dataclasses.Field) -> str:
+    return ENV_PREFIX + f.name.upper()
+
+
+def file_key(f: dataclasses.Field) -> tuple[str, str]:
+    section = f.metadata["section"]
+    return section, f.name[len(section) + 1 :]
+
+
+def reference() -> list[dict[str, str]]:
+    """Every setting: section, key, environment variable, type, default, doc (docs/sidecar.md lists them)."""
+    hints = get_type_hints(Settings)
+    defaults = Settings()
+    rows = []
+    for f in _fields():
+        section, key = file_key(f)
+        default = getattr(defaults, f.name)
+        rows.append(
+            {
+                "section": section,
+                "key": key,
+                "env": env_name(f),
+                "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+                "default": "(random)" if f.name == "server_secret_key" else repr(default),
+                "doc": f.metadata["doc"],
+            }
+        )
+    return rows
+
+
+# --- coercion ---------------------------------------------------------------------------------------------
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    """Convert a file or environment value to the field's type; the error names the setting only."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+        if getattr(kind, "__origin__", None) is list:
+            if isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+                return [str(v) for v in value]
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid value for setting {name}") from None
+    raise ConfigError(f"unsupported type for setting {name}")  # pragma: no cover
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file into ``{section: {key: value}}``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    if p.suffix.lower() in {".yaml", ".yml"}:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            raise ConfigError(f"config file {p} is not valid YAML") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(f"config file {p} must contain only [section] tables")
+    return data
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings: defaults, then the file at ``path``, then ``BBDIRECT_*`` variables, then overrides.
+
+    ``BBDIRECT_CONFIG`` names the file when ``path`` is None. Keyword overrides (tests, CLI flags) win last.
+    """
+    env = os.environ if env is None else env
+    hints = get_type_hints(Settings)
+    by_key = {file_key(f): f for f in _fields()}
+    owned_sections = {section for section, _ in by_key}
+    values: dict[str, Any] = {}
+    extra: dict[str, dict[str, Any]] = {}
+
+    path = path or env.get(ENV_PREFIX + "CONFIG") or None
+    if path:
+        for section, table in read_file(path).items():
+            if section not in owned_sections:
+                extra[section] = dict(table)
+                continue
+            for key, value in table.items():
+                f = by_key.get((section, key))
+                if f is None:
+                    raise ConfigError(f"unknown setting {section}.{key} in {path}")
+                values[f.name] = _coerce(f"{section}.{key}", hints[f.name], value)
+
+    for f in _fields():
+        name = env_name(f)
+        if name in env:
+            values[f.name] = _coerce(name, hints[f.name], env[name])
+
+    for name, value in overrides.items():
+        if name not in hints or name == "extra":
+            raise ConfigError(f"unknown setting {name}")
+        values[name] = value
+
+    settings = Settings(**values, extra=extra)
+    if not settings.server_secret_key:
+        import secrets
+
+        settings.server_secret_key = secrets.token_urlsafe(32)
+    settings.validate()
+    return settings

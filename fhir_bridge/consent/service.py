@@ -1,0 +1,192 @@
+"""Creating, listing and revoking authorizations: the one place consent changes happen.
+
+Why here and not in the API: the REST API, the web pages and the CLI all create and revoke authorizations;
+the rules (check the address before saving anything, queue the first send in the same transaction, cancel
+unsent jobs on revoke, audit every change, mirror it as a FHIR Consent) must hold whichever door is used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from direct.address import DirectAddress
+from direct.errors import DirectError
+from fhir_bridge import audit
+from fhir_bridge.consent.errors import NotFound
+from fhir_bridge.consent.fhir_consent import to_fhir_consent
+from fhir_bridge.consent.model import AuthorizationRequest
+from fhir_bridge.db import Database
+from fhir_bridge.db.models import Authorization, Transmission, new_id, utcnow
+from fhir_bridge.pipeline.ports import AddressChecker, FhirWriter
+from fhir_bridge.pipeline.service import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class ConsentService:
+    def __init__(
+        self,
+        db: Database,
+        pipeline: Pipeline,
+        checker: AddressChecker,
+        *,
+        fhir_writer: FhirWriter | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.db = db
+        self.pipeline = pipeline
+        self.checker = checker
+        self.fhir_writer = fhir_writer
+        self.clock = clock
+
+    def check_address(self, address: str, policy: str) -> tuple[str, bool | None]:
+        """Syntax first (no lookup for garbage), then discovery under ``policy``. Returns (address, trusted).
+
+        Raises the specific ``DirectError`` (``bad_address``, ``no_certificate``, ``untrusted``...).
+        """
+        parsed = DirectAddress.parse(address)
+        normalized = str(parsed)
+        return normalized, self.checker.check(normalized, policy)
+
+    def create(self, req: AuthorizationRequest, actor: audit.Actor) -> Authorization:
+        """Check the address, then save the authorization, its first job and the audit row in one transaction.
+
+        A refused address raises its ``DirectError`` and nothing is saved (only the refusal is audited).
+        """
+        try:
+            address, trusted = self.check_address(req.address, req.trust_policy)
+        except DirectError as exc:
+            with self.db.session() as s:
+                audit.record(
+                    s,
+                    actor=actor,
+                    action="authorization.refused",
+                    entity_type="authorization",
+                    entity_id="-",
+                    patient_id=req.patient_id,
+                    outcome="failure",
+                    detail={"code": exc.code, "policy": req.trust_policy},
+                )
+            raise
+        now = self.clock()
+        with self.db.session() as s:
+            auth = Authorization(
+                id=new_id(),
+                patient_id=req.patient_id,
+                address=address,
+                kind=req.kind,
+                created_by_type=req.created_by_type,
+                created_by_id=req.created_by_id,
+                consent_method=req.consent_method,
+                attestation=req.attestation,
+                payload_type=req.payload_type,
+                documents=list(req.documents) or None,
+                trust_policy=req.trust_policy,
+                recipient_trusted=trusted,
+                created_at=now,
+            )
+            s.add(auth)
+            s.flush()
+            job_ids = self.pipeline.authorization_created(s, auth, req.send_now)
+            audit.record(
+                s,
+                actor=actor,
+                action="authorization.create",
+                entity_type="authorization",
+                entity_id=auth.id,
+                patient_id=auth.patient_id,
+                outcome="success",
+                detail={
+                    "kind": auth.kind,
+                    "created_by": f"{auth.created_by_type}:{auth.created_by_id}",
+                    "consent_method": auth.consent_method,
+                    "payload": auth.payload_type,
+                    "policy": auth.trust_policy,
+                    "send_now": req.send_now,
+                },
+            )
+        self.pipeline.after_commit(job_ids)
+        self._mirror(auth)
+        return auth
+
+    def revoke(self, authorization_id: str, actor: audit.Actor) -> Authorization:
+        """Revoke (idempotent): stops every job not yet handed to SMTP; later changes send nothing."""
+        now = self.clock()
+        with self.db.session() as s:
+            auth = s.get(Authorization, authorization_id, with_for_update=True)
+            if auth is None:
+                raise NotFound("no such authorization", field="id")
+            if not auth.active:
+                return auth
+            auth.revoked_at = now
+            auth.revoked_by_type = actor.type
+            auth.revoked_by_id = actor.id
+            cancelled = self.pipeline.authorization_revoked(s, auth)
+            audit.record(
+                s,
+                actor=actor,
+                action="authorization.revoke",
+                entity_type="authorization",
+                entity_id=auth.id,
+                patient_id=auth.patient_id,
+                outcome="success",
+                detail={"cancelled_transmissions": cancelled},
+            )
+        self._mirror(auth)
+        return auth
+
+    # --- reading --------------------------------------------------------------------------------------------
+    def get(self, authorization_id: str) -> Authorization:
+        with self.db.session() as s:
+            auth = s.get(Authorization, authorization_id)
+        if auth is None:
+            raise NotFound("no such authorization", field="id")
+        return auth
+
+    def list_for_patient(self, patient_id: str) -> list[Authorization]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(Authorization)
+                    .where(Authorization.patient_id == patient_id)
+                    .order_by(Authorization.created_at.desc(), Authorization.id)
+                )
+            )
+
+    def transmissions(self, authorization_id: str) -> list[Transmission]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(Transmission)
+                    .where(Transmission.authorization_id == authorization_id)
+                    .order_by(Transmission.created_at.desc(), Transmission.id)
+                )
+            )
+
+    def transmission(self, transmission_id: str) -> Transmission:
+        with self.db.session() as s:
+            tx = s.get(Transmission, transmission_id)
+        if tx is None:
+            raise NotFound("no such transmission", field="id")
+        return tx
+
+    # --- FHIR Consent mirror ------------------------------------------------------------------------------
+    def _mirror(self, auth: Authorization) -> None:
+        """Write the FHIR Consent (best effort: a read-only server or an outage must not undo the consent)."""
+        if self.fhir_writer is None:
+            return
+        try:
+            resource_id = self.fhir_writer.write(to_fhir_consent(auth))
+        except Exception as exc:
+            log.warning("FHIR Consent for authorization %s not written: %s", auth.id, type(exc).__name__)
+            return
+        if resource_id and resource_id != auth.fhir_consent_id:
+            with self.db.session() as s:
+                row = s.get(Authorization, auth.id)
+                if row is not None:
+                    row.fhir_consent_id = resource_id
+            auth.fhir_consent_id = resource_id

@@ -1,0 +1,465 @@
+"""The pipeline façade: change events in, durable jobs through their states, MDNs applied.
+
+Why one class: the API, the change detectors, the local worker threads and the procrastinate tasks all call
+the same few methods, so embedded mode (one process, SQLite) and scale-out mode (many processes, PostgreSQL)
+run exactly the same logic; only *who calls* :meth:`run_job` differs (``runner.LocalRunner`` or
+``pgqueue``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+
+from fhir_bridge import audit
+from fhir_bridge.config import Settings
+from fhir_bridge.db import Database
+from fhir_bridge.db.models import Authorization, Transmission, utcnow
+from fhir_bridge.pipeline import debounce, jobs
+from fhir_bridge.pipeline.errors import Failure, classify
+from fhir_bridge.pipeline.ports import AuthorizationView, DocumentBuilder, Prepared, Sender
+from fhir_bridge.pipeline.states import AWAITING_MDN, State
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Queue(Protocol):
+    """Who runs the jobs: told when new work exists so it need not wait for its next poll."""
+
+    def jobs_created(self, ids: list[str], at: datetime) -> None: ...
+
+    def window_opened(self, patient_id: str, due_at: datetime) -> None: ...
+
+
+class NullQueue:
+    def jobs_created(self, ids: list[str], at: datetime) -> None:
+        pass
+
+    def window_opened(self, patient_id: str, due_at: datetime) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunResult:
+    job_id: str
+    state: str | None  # the state the job ended in, or None when this worker did not get it
+
+
+def view(auth: Authorization) -> AuthorizationView:
+    return AuthorizationView(
+        id=auth.id,
+        patient_id=auth.patient_id,
+        address=auth.address,
+        payload_type=auth.payload_type,
+        documents=list(auth.documents or []),
+        trust_policy=auth.trust_policy,
+    )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        builder: DocumentBuilder,
+        sender: Sender,
+        *,
+        queue: Queue | None = None,
+        clock: Clock = utcnow,
+    ):
+        self.db = db
+        self.settings = settings
+        self.builder = builder
+        self.sender = sender
+        self.queue: Queue = queue or NullQueue()
+        self.clock = clock
+        #: Set whenever new work exists; local worker threads wait on it between polls.
+        self.wakeup = threading.Event()
+
+    # --- triggers ----------
+    def notify(self, patient_id: str, source: str = "ping") -> datetime:
+        """A change of this patient's record was seen (rest-hook, poll, ping): open or extend its window."""
+        now = self.clock()
+        with self.db.session() as s:
+            due = debounce.note_change(s, patient_id, source, now, self.settings.pipeline_debounce_seconds)
+        self.queue.window_opened(patient_id, due)
+        self.wakeup.set()
+        return due
+
+    def on_change(self, event: object) -> None:
+        """Adapter for ``fhir_bridge.sources``: any object with ``patient_id`` (and optionally ``source``)."""
+        patient_id = getattr(event, "patient_id", None)
+        if not patient_id:
+            return
+        self.notify(str(patient_id), str(getattr(event, "source", "change")))
+
+    def authorization_created(self, session, auth: Authorization, send_now: bool) -> list[str]:  # type: ignore[no-untyped-def]
+        """Queue the first transmission in the creator's transaction (so an authorization never lacks it)."""
+        if not send_now:
+            return []
+        now = self.clock()
+        job, _ = jobs.create(session, auth, trigger="initial", idempotency_key=f"{auth.id}:initial", now=now)
+        if auth.kind == "once":
+            auth.used_at = now
+        return [job.id]
+
+    def authorization_revoked(self, session, auth: Authorization) -> int:  # type: ignore[no-untyped-def]
+        return jobs.cancel_for_authorization(session, auth.id, self.clock())
+
+    def resend(self, transmission_id: str, actor: audit.Actor, key: str | None = None) -> Transmission:
+        """A new job (new Message-ID) for the same authorization; refused when it was revoked."""
+        now = self.clock()
+        with self.db.session() as s:
+            old = s.get(Transmission, transmission_id)
+            if old is None:
+                raise LookupError(transmission_id)
+            auth = s.get(Authorization, old.authorization_id)
+            assert auth is not None
+            if not auth.active:
+                raise PermissionError("revoked")
+            idem = f"{auth.id}:resend:{key or uuid.uuid4()}"
+            job, created = jobs.create(s, auth, trigger="resend", idempotency_key=idem, now=now)
+            if created:
+                audit.record(
+                    s,
+                    actor=actor,
+                    action="transmission.resend",
+                    entity_type="transmission",
+                    entity_id=job.id,
+                    patient_id=auth.patient_id,
+                    outcome="queued",
+                    detail={"resend_of": old.id},
+                )
+        self.after_commit([job.id])
+        return job
+
+    def after_commit(self, job_ids: list[str]) -> None:
+        if job_ids:
+            self.queue.jobs_created(job_ids, self.clock())
+            self.wakeup.set()
+
+    # --- debounce windows ----------
+    def flush_due(self) -> list[str]:
+        """Close every window whose quiet period passed; create one job per authorization. Returns job ids."""
+        now = self.clock()
+        created: list[str] = []
+        with self.db.session() as s:
+            windows = debounce.due_windows(s, now)
+        for window in windows:
+            created += self.flush_window(window.patient_id, now=now)
+        return created
+
+    def flush_window(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
+        """Close this patient's window if due (and still unchanged): idempotent per window."""
+        now = now or self.clock()
+        created: list[str] = []
+        with self.db.session() as s:
+            window = s.get(debounce.PendingChange, patient_id)
+            if window is None or window.due_at > now:
+                return []
+            if not debounce.close(s, window):
+                return []
+            auths = s.scalars(
+                select(Authorization).where(
+                    Authorization.patient_id == patient_id, Authorization.revoked_at.is_(None)
+                )
+            ).all()
+            for auth in auths:
+                job_id = self._job_for_change(s, auth, window, now)
+                if job_id:
+                    created.append(job_id)
+        self.after_commit(created)
+        return created
+
+    def _job_for_change(self, s, auth: Authorization, window, now: datetime) -> str | None:  # type: ignore[no-untyped-def]
+        if auth.kind == "once":
+            if auth.used_at is not None:
+                return None
+            auth.used_at = now
+            job, _ = jobs.create(s, auth, trigger="initial", idempotency_key=f"{auth.id}:initial", now=now)
+            return job.id
+        # Coalescing: a job still queued (not started) will gather the record when it runs, so it already
+        # covers this change; a second one would only send the same document twice.
+        waiting = s.scalar(
+            select(Transmission.id).where(
+                Transmission.authorization_id == auth.id, Transmission.state == str(State.QUEUED)
+            )
+        )
+        if waiting:
+            return None
+        next_at = now
+        cap = auth.min_interval_seconds
+        if cap is None:
+            cap = self.settings.pipeline_min_interval_seconds
+        if cap and auth.last_sent_at is not None:
+            next_at = max(now, auth.last_sent_at + timedelta(seconds=cap))
+        job, _ = jobs.create(
+            s,
+            auth,
+            trigger="change",
+            idempotency_key=f"{auth.id}:change:{window.window_id}",
+            now=now,
+            next_at=next_at,
+            change_at=window.first_change_at,
+        )
+        return job.id
+
+    # --- running one job ----------
+    def run_due(self, owner: str, limit: int = 10) -> list[RunResult]:
+        """Local worker step: close due windows, then run the jobs that are due (each claimed atomically)."""
+        self.flush_due()
+        with self.db.session() as s:
+            ids = jobs.due_ids(s, self.clock(), limit)
+        return [self.run_job(job_id, owner) for job_id in ids]
+
+    def run_job(self, job_id: str, owner: str) -> RunResult:
+        """Claim and run one job to its next resting state. Safe to call twice: only one caller wins."""
+        now = self.clock()
+        lease = self.settings.pipeline_lease_seconds
+        with self.db.session() as s:
+            job = s.get(Transmission, job_id)
+            if job is None:
+                return RunResult(job_id, None)
+            held = jobs.claim(s, job, owner, now, lease)
+            if held is None:
+                return RunResult(job_id, None)
+            auth = s.get(Authorization, job.authorization_id)
+            assert auth is not None
+            if held is State.BUILDING and not auth.active:
+                jobs.move(s, job_id, held, State.CANCELLED, reason_code="revoked", lease_owner=None)
+                return RunResult(job_id, State.CANCELLED)
+            auth_view = view(auth)
+            trigger, last_hash, attempts = job.trigger, auth.last_sent_hash, job.attempts + 1
+        if held is State.BUILDING:
+            outcome = self._build(job_id, auth_view, trigger, last_hash, attempts)
+            if outcome is not State.SENDING:
+                return RunResult(job_id, outcome)
+        return RunResult(job_id, self._deliver(job_id, auth_view, attempts))
+
+    def _build(
+        self, job_id: str, auth: AuthorizationView, trigger: str, last_hash: str | None, attempts: int
+    ) -> State:
+        try:
+            document = self.builder.build(auth)
+            if trigger == "change" and last_hash is not None and document.clinical_hash == last_hash:
+                return self._finish(
+                    job_id, State.BUILDING, State.SKIPPED, auth, "skipped", reason="unchanged"
+                )
+            prepared = self.sender.prepare(auth, document)
+        except Exception as exc:
+            return self._failed(job_id, State.BUILDING, auth, classify(exc), attempts)
+        return self._hand_over(job_id, auth, document.clinical_hash, prepared)
+
+    def _hand_over(self, job_id: str, auth: AuthorizationView, doc_hash: str, prepared: Prepared) -> State:
+        """Store the sealed message, then move to ``sending``: from here on revocation cannot stop it."""
+        now = self.clock()
+        with self.db.session() as s:
+            current = s.get(Authorization, auth.id)
+            if current is None or not current.active:
+                jobs.move(s, job_id, State.BUILDING, State.CANCELLED, reason_code="revoked", lease_owner=None)
+                return State.CANCELLED
+            ok = jobs.move(
+                s,
+                job_id,
+                State.BUILDING,
+                State.SENDING,
+                message_id=prepared.message_id,
+                raw_message=prepared.raw,
+                mail_from=prepared.mail_from,
+                document_hash=doc_hash,
+                signed=prepared.signed,
+                encrypted=prepared.encrypted,
+                trusted=prepared.trusted,
+                lease_until=now + timedelta(seconds=self.settings.pipeline_lease_seconds),
+            )
+            if not ok:  # cancelled by a revoke that committed first
+                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+        return State.SENDING
+
+    def _deliver(self, job_id: str, auth: AuthorizationView, attempts: int) -> State:
+        with self.db.session() as s:
+            row = s.execute(
+                select(
+                    Transmission.message_id,
+                    Transmission.mail_from,
+                    Transmission.raw_message,
+                    Transmission.recipient,
+                    Transmission.signed,
+                    Transmission.encrypted,
+                    Transmission.trusted,
+                    Transmission.document_hash,
+                ).where(Transmission.id == job_id)
+            ).one()
+        prepared = Prepared(
+            message_id=row.message_id,
+            mail_from=row.mail_from,
+            rcpt_to=[row.recipient],
+            raw=row.raw_message,
+            signed=bool(row.signed),
+            encrypted=bool(row.encrypted),
+            trusted=row.trusted,
+        )
+        try:
+            self.sender.deliver(prepared)
+        except Exception as exc:
+            return self._failed(job_id, State.SENDING, auth, classify(exc), attempts)
+        now = self.clock()
+        with self.db.session() as s:
+            if not jobs.move(
+                s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
+            ):
+                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+            current = s.get(Authorization, auth.id)
+            if current is not None:
+                current.last_sent_hash = row.document_hash
+                current.last_sent_at = now
+            self._audit(s, job_id, auth, "success", {"message_id": row.message_id, "attempt": attempts})
+        return State.SENT
+
+    def _failed(
+        self, job_id: str, old: State, auth: AuthorizationView, failure: Failure, attempts: int
+    ) -> State:
+        if failure.transient and attempts < self.settings.pipeline_max_attempts:
+            delay = _backoff(self.settings, attempts)
+            now = self.clock()
+            with self.db.session() as s:
+                jobs.move(
+                    s,
+                    job_id,
+                    old,
+                    State.RETRYING,
+                    next_at=now + timedelta(seconds=delay),
+                    reason_code=failure.code,
+                    reason_message=failure.message,
+                    reason_detail=failure.detail,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                self._audit(s, job_id, auth, "retry", {"code": failure.code, "attempt": attempts})
+            log.info("transmission %s: %s, retry in %.0fs", job_id, failure.code, delay)
+            return State.RETRYING
+        return self._finish(job_id, old, State.FAILED, auth, "failure", failure=failure)
+
+    def _finish(
+        self,
+        job_id: str,
+        old: State,
+        new: State,
+        auth: AuthorizationView,
+        outcome: str,
+        *,
+        failure: Failure | None = None,
+        reason: str | None = None,
+    ) -> State:
+        fields: dict[str, object] = {"lease_owner": None, "lease_until": None}
+        if failure is not None:
+            fields.update(
+                reason_code=failure.code, reason_message=failure.message, reason_detail=failure.detail
+            )
+        elif reason:
+            fields.update(
+                reason_code=reason, reason_message="The clinical content has not changed since the last send."
+            )
+        with self.db.session() as s:
+            jobs.move(s, job_id, old, new, **fields)
+            self._audit(s, job_id, auth, outcome, {"code": failure.code if failure else reason})
+        if failure:
+            log.warning("transmission %s failed: %s", job_id, failure.code)
+        return new
+
+    def _audit(self, s, job_id: str, auth: AuthorizationView, outcome: str, detail: dict) -> None:  # type: ignore[no-untyped-def]
+        audit.record(
+            s,
+            actor=audit.SYSTEM,
+            action="send.attempt",
+            entity_type="transmission",
+            entity_id=job_id,
+            patient_id=auth.patient_id,
+            outcome=outcome,
+            detail={"authorization_id": auth.id, **detail},
+        )
+
+    # --- delivery notices ----------
+    def apply_notice(self, message_id: str, disposition: str, detail: str | None = None) -> str | None:
+        """Apply an MDN/DSN about ``message_id``: ``processed``, ``dispatched`` or ``failed``/``failure``.
+
+        Direct Applicability Statement §3.3 / IG for Delivery Notification: a processed MDN means the
+        recipient's HISP took responsibility; dispatched means it reached the recipient's system.
+        Returns the job's new state (None when the Message-ID is not ours or the notice is out of order).
+        """
+        now = self.clock()
+        with self.db.session() as s:
+            job = s.scalar(select(Transmission).where(Transmission.message_id == message_id))
+            if job is None or State(job.state) not in AWAITING_MDN:
+                return None
+            old = State(job.state)
+            if disposition == "processed":
+                if old is not State.SENT:
+                    return None
+                ok = jobs.move(s, job.id, old, State.PROCESSED, processed_at=now)
+                new = State.PROCESSED
+            elif disposition == "dispatched":
+                ok = jobs.move(
+                    s, job.id, old, State.DISPATCHED, dispatched_at=now, processed_at=job.processed_at or now
+                )
+                new = State.DISPATCHED
+            else:
+                ok = jobs.move(
+                    s,
+                    job.id,
+                    old,
+                    State.FAILED,
+                    reason_code="delivery_failed_notice",
+                    reason_message="The recipient's system reported that it could not deliver the message.",
+                    reason_detail=(detail or disposition)[:500],
+                )
+                new = State.FAILED
+            if ok:
+                audit.record(
+                    s,
+                    actor=audit.SYSTEM,
+                    action="delivery.notice",
+                    entity_type="transmission",
+                    entity_id=job.id,
+                    patient_id=job.patient_id,
+                    outcome=str(new),
+                    detail={"disposition": disposition[:40]},
+                )
+            return str(new) if ok else None
+
+    def expire_mdn(self) -> int:
+        """Fail transmissions with no processed MDN within ``pipeline.mdn_timeout`` (code ``mdn_timeout``)."""
+        cutoff = self.clock() - timedelta(seconds=self.settings.pipeline_mdn_timeout)
+        count = 0
+        with self.db.session() as s:
+            ids = s.scalars(
+                select(Transmission.id).where(
+                    Transmission.state == str(State.SENT), Transmission.sent_at < cutoff
+                )
+            ).all()
+            for job_id in ids:
+                if jobs.move(
+                    s,
+                    job_id,
+                    State.SENT,
+                    State.FAILED,
+                    reason_code="mdn_timeout",
+                    reason_message="No delivery notice (MDN) arrived in time.",
+                ):
+                    count += 1
+        return count
+
+
+def _backoff(settings: Settings, attempt: int) -> float:
+    from fhir_bridge.pipeline.states import backoff
+
+    return backoff(attempt, settings.pipeline_backoff_base, settings.pipeline_backoff_max)
