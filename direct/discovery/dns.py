@@ -1,0 +1,129 @@
+"""DNS side of discovery: CERT records (RFC 4398) and SRV/A lookups, with a TTL cache.
+
+* Queries go to the configured nameservers (tests: the BIND fixture), UDP first with EDNS0; a truncated
+  answer (TC=1) is retried over TCP — CERT answers routinely exceed 512 bytes (AS §5.4, DCDT D14, RFC 7766).
+* NXDOMAIN and NODATA both mean "nothing here" (direct.md PIT-13) and are cached briefly (negative TTL).
+* Positive answers are cached for their TTL (capped), so a send to ten recipients at one HISP asks once.
+* A server that does not answer in time, or answers SERVFAIL/REFUSED, makes us try the next server; when
+  none answers we raise :class:`~direct.errors.DiscoveryTimeout` (transient: the send is retried later).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from direct.errors import DiscoveryError, DiscoveryTimeout
+
+#: RFC 4398 §2.1 certificate types we understand.
+CERT_PKIX = 1
+CERT_IPKIX = 4
+CERT_URI = 253  # private "URI" type some implementations (dnsjava, the Java RI) publish: a URL like IPKIX
+
+
+@dataclass(frozen=True)
+class Answer:
+    rdatas: tuple
+    ttl: float
+    tcp: bool = False
+
+
+class DnsClient:
+    """Thread-safe stub resolver with a cache; ``stats`` counts queries, TCP retries and cache hits."""
+
+    def __init__(
+        self,
+        nameservers: Sequence[tuple[str, int]] = (),
+        *,
+        timeout: float = 3.0,
+        negative_ttl: float = 30.0,
+        max_ttl: float = 3600.0,
+    ):
+        if not nameservers:
+            system = dns.resolver.Resolver()
+            nameservers = [(ns, 53) for ns in system.nameservers]
+        self.nameservers = list(nameservers)
+        self.timeout = timeout
+        self.negative_ttl = negative_ttl
+        self.max_ttl = max_ttl
+        self._cache: dict[tuple[str, int], tuple[Answer, float]] = {}
+        self._lock = threading.Lock()
+        self.stats = {"queries": 0, "tcp": 0, "cache_hits": 0}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def query(self, name: str, rdtype: int) -> Answer:
+        """Records of ``rdtype`` at ``name`` (empty when none). Raises DiscoveryTimeout / DiscoveryError."""
+        key = (name.lower().rstrip("."), int(rdtype))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and now < hit[1]:
+                self.stats["cache_hits"] += 1
+                return hit[0]
+        answer = self._ask(key[0], rdtype)
+        ttl = min(answer.ttl, self.max_ttl) if answer.rdatas else self.negative_ttl
+        with self._lock:
+            self._cache[key] = (answer, time.monotonic() + ttl)
+        return answer
+
+    def _ask(self, name: str, rdtype: int) -> Answer:
+        try:
+            qname = dns.name.from_text(name)
+        except dns.exception.DNSException as exc:
+            raise DiscoveryError(f"{name!r} is not a valid DNS name") from exc
+        last: Exception | None = None
+        timed_out = False
+        for host, port in self.nameservers:
+            query = dns.message.make_query(qname, rdtype, use_edns=0, payload=1232)
+            self.stats["queries"] += 1
+            try:
+                reply, tcp = dns.query.udp_with_fallback(query, host, timeout=self.timeout, port=port)
+            except dns.exception.Timeout as exc:
+                timed_out, last = True, exc
+                continue
+            except (OSError, dns.exception.DNSException) as exc:
+                last = exc
+                continue
+            if tcp:
+                self.stats["tcp"] += 1
+            rcode = reply.rcode()
+            if rcode == dns.rcode.NXDOMAIN:
+                return Answer((), self.negative_ttl, tcp)
+            if rcode != dns.rcode.NOERROR:
+                last = DiscoveryError(f"DNS server {host}:{port} answered {dns.rcode.to_text(rcode)}")
+                continue
+            rrsets = [r for r in reply.answer if r.rdtype == rdtype]
+            if not rrsets:
+                return Answer((), self.negative_ttl, tcp)  # NODATA (possibly only a CNAME chain)
+            rdatas = tuple(rd for rrset in rrsets for rd in rrset)
+            return Answer(rdatas, float(min(r.ttl for r in rrsets)), tcp)
+        if timed_out:
+            raise DiscoveryTimeout(f"no DNS server answered for {name} in {self.timeout}s") from last
+        raise DiscoveryError(f"DNS lookup of {name} failed", detail=type(last).__name__ if last else None)
+
+    # --- typed helpers -------------------------------------------------------------------------------
+    def cert(self, name: str) -> Answer:
+        return self.query(name, dns.rdatatype.CERT)
+
+    def srv(self, name: str) -> Answer:
+        return self.query(name, dns.rdatatype.SRV)
+
+    def addresses(self, host: str) -> list[str]:
+        """IPv4 then IPv6 addresses of ``host`` through the configured servers (never the OS resolver)."""
+        out = [rd.address for rd in self.query(host, dns.rdatatype.A).rdatas]
+        if not out:
+            out = [rd.address for rd in self.query(host, dns.rdatatype.AAAA).rdatas]
+        return out

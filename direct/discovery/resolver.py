@@ -1,0 +1,272 @@
+"""Certificate discovery for one Direct address: order, stop rule, usability — the DCDT D1-D18 algorithm.
+
+Order (Certificate Discovery IG; DCDT ``lookupStepDnsCertAddr → …DnsCertDomain → SRV → LDAP``; DISC-1):
+
+1. DNS CERT at the address-bound name ``local.domain``
+2. DNS CERT at the domain-bound name ``domain``
+3. LDAP via ``_ldap._tcp.domain`` SRV, first answering server: ``(mail=local@domain)``
+4. same server: ``(mail=domain)``
+
+Stop rule (DISC-2, PIT-12; DCDT D5-D8): the first step that returns any certificate decides. If some of
+its certificates are usable they are all selected (D9, D17); if none is, discovery FAILS — it does not fall
+back to the next step, because the recipient published certificates and they are all bad.
+Records that do not parse as certificates (garbage CERT data, failed IPKIX fetches) are not certificates:
+they are reported as warnings and do not trigger the stop rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from direct.address import DirectAddress
+from direct.certs import Binding, load_certificates, sha256_hex, subject_text
+from direct.discovery.config import DiscoveryConfig
+from direct.discovery.dns import CERT_IPKIX, CERT_PKIX, CERT_URI, DnsClient
+from direct.discovery.ldap import LdapDirectory, LdapLocator, LdapStep
+from direct.errors import (
+    AddressError,
+    AllCertificatesUnusable,
+    DirectError,
+    DiscoveryError,
+    NoCertificate,
+)
+from direct.trust.fetch import Fetcher, FetchError, HttpFetcher
+from direct.trust.policy import TrustPolicy, evaluate
+from direct.trust.revocation import CrlCache
+
+
+@dataclass
+class Candidate:
+    """One discovered certificate and the verdict on it."""
+
+    cert: x509.Certificate
+    source: str  # "dns" | "ldap"
+    binding: Binding  # where it was found: the address-bound or the domain-bound name/entry
+    usable: bool
+    reason: str | None
+    trusted: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self, *, with_verdict: bool = True) -> dict:
+        out = {
+            "sha256": sha256_hex(self.cert),
+            "source": self.source,
+            "binding": self.binding,
+            "subject": subject_text(self.cert),
+            "not_after": self.cert.not_valid_after_utc.isoformat(),
+        }
+        if with_verdict:
+            out["usable"] = self.usable
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class LookupResult:
+    address: str
+    selected: list[Candidate]
+    candidates: list[Candidate]
+    error: DirectError | None = None
+    #: Soft failures (unreachable CRL, garbage records, dead LDAP servers); never PHI.
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def trusted(self) -> bool:
+        """True when every selected certificate chains to an anchor (always True under TRUSTED)."""
+        return bool(self.selected) and all(c.trusted for c in self.selected)
+
+    def to_dict(self) -> dict:
+        """The fixed ``bbdirect lookup --json`` contract."""
+        return {
+            "address": self.address,
+            "selected": [c.to_dict(with_verdict=False) for c in self.selected],
+            "candidates": [c.to_dict() for c in self.candidates],
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+    def raise_for_error(self) -> None:
+        if self.error:
+            raise self.error
+
+
+class CertificateResolver:
+    """Discover and judge the certificates of Direct addresses. Thread-safe; caches DNS and LDAP answers."""
+
+    def __init__(
+        self, config: DiscoveryConfig | None = None, *, clock: Callable[[], dt.datetime] | None = None
+    ):
+        self.config = config or DiscoveryConfig()
+        cfg = self.config
+        self.dns = DnsClient(
+            cfg.nameservers, timeout=cfg.dns_timeout, negative_ttl=cfg.negative_ttl, max_ttl=cfg.max_ttl
+        )
+        self.ldap = LdapLocator(
+            self.dns,
+            connect_timeout=cfg.ldap_connect_timeout,
+            receive_timeout=cfg.ldap_receive_timeout,
+            cache_ttl=cfg.ldap_cache_ttl,
+        )
+        self.fetcher: Fetcher = cfg.fetcher or HttpFetcher()
+        self.ipkix_fetcher: Fetcher = cfg.fetcher or HttpFetcher(
+            timeout=cfg.ipkix_timeout, deadline=cfg.ipkix_deadline, max_bytes=cfg.ipkix_max_bytes
+        )
+        self.crls = CrlCache(self.fetcher)
+        self.clock = clock
+        self._ipkix: dict[str, tuple[list[x509.Certificate], float]] = {}
+        self._lock = threading.Lock()
+
+    # --- public --------------------------------------------------------------------------------------
+    def lookup(
+        self,
+        address: DirectAddress | str,
+        policy: TrustPolicy = TrustPolicy.TRUSTED,
+        *,
+        local_domain: str | None = None,
+    ) -> LookupResult:
+        """Run the discovery algorithm; errors are returned in ``result.error`` (never raised)."""
+        text = str(address)
+        try:
+            addr = address if isinstance(address, DirectAddress) else DirectAddress.parse(address)
+        except AddressError as exc:
+            return LookupResult(text, [], [], exc)
+        result = LookupResult(str(addr), [], [])
+        try:
+            self._discover(addr, policy, local_domain, result)
+        except DiscoveryError as exc:
+            result.error = exc
+        return result
+
+    def anchors(self, local_domain: str | None = None) -> list[x509.Certificate]:
+        anchors = list(self.config.anchors)
+        store = self.config.trust_store
+        if store is not None:
+            anchors.extend(store.anchors_for(local_domain))  # type: ignore[attr-defined]
+        return anchors
+
+    # --- algorithm -----------------------------------------------------------------------------------
+    def _discover(
+        self, addr: DirectAddress, policy: TrustPolicy, local_domain: str | None, result: LookupResult
+    ) -> None:
+        anchors = self.anchors(local_domain)
+        steps: list[tuple[str, Binding, Callable[[], list[x509.Certificate]]]] = [
+            ("dns", "address", lambda: self._dns_certs(addr.dns_name, result.warnings)),
+            ("dns", "domain", lambda: self._dns_certs(addr.domain, result.warnings)),
+        ]
+        ldap_state: dict[str, LdapDirectory | bool | None] = {}
+        steps.append(("ldap", "address", lambda: self._ldap_certs(addr, addr.for_lookup, ldap_state, result)))
+        steps.append(("ldap", "domain", lambda: self._ldap_certs(addr, addr.domain, ldap_state, result)))
+        try:
+            for source, binding, fetch in steps:
+                certs = fetch()
+                if not certs:
+                    continue
+                found = [self._judge(c, addr, source, binding, policy, anchors, certs) for c in certs]
+                result.candidates.extend(found)
+                result.selected = [c for c in found if c.usable]
+                for c in found:
+                    result.warnings.extend(c.warnings)
+                if not result.selected:
+                    reasons = sorted({c.reason or "unusable" for c in found})
+                    raise AllCertificatesUnusable(
+                        f"{len(found)} certificate(s) found by {source} ({binding}-bound), none usable: "
+                        + ", ".join(reasons)
+                    )
+                return
+        finally:
+            directory = ldap_state.get("dir")
+            if isinstance(directory, LdapDirectory):
+                directory.close()
+        raise NoCertificate(f"no certificate is published for {addr} in DNS or LDAP")
+
+    def _judge(
+        self,
+        cert: x509.Certificate,
+        addr: DirectAddress,
+        source: str,
+        binding: Binding,
+        policy: TrustPolicy,
+        anchors: Sequence[x509.Certificate],
+        found: Sequence[x509.Certificate],
+    ) -> Candidate:
+        others = [c for c in found if c is not cert]
+        moment = self.clock() if self.clock else None
+        verdict = evaluate(
+            cert,
+            addr,
+            binding,
+            policy=policy,
+            anchors=anchors,
+            intermediates=others,
+            purpose=self.config.purpose,
+            fetcher=self.fetcher,
+            crls=self.crls,  # type: ignore[arg-type]
+            moment=moment,
+        )
+        return Candidate(
+            cert, source, binding, verdict.usable, verdict.reason, verdict.trusted, verdict.warnings
+        )
+
+    # --- DNS -----------------------------------------------------------------------------------------
+    def _dns_certs(self, name: str, warnings: list[str]) -> list[x509.Certificate]:
+        certs: list[x509.Certificate] = []
+        for rd in self.dns.cert(name).rdatas:
+            ctype = rd.certificate_type
+            if ctype == CERT_PKIX:
+                try:
+                    certs.append(x509.load_der_x509_certificate(rd.certificate))
+                except ValueError:
+                    warnings.append(f"dns_garbage_cert: {name} (PKIX data is not a certificate)")
+            elif ctype in (CERT_IPKIX, CERT_URI):
+                certs.extend(self._ipkix_certs(name, rd.certificate, warnings))
+            else:
+                warnings.append(f"dns_unsupported_cert_type: {name} type {ctype}")
+        return certs
+
+    def _ipkix_certs(self, name: str, data: bytes, warnings: list[str]) -> list[x509.Certificate]:
+        """RFC 4398 §2.1 IPKIX: the data is a URL of the certificate; fetched with size and time limits."""
+        try:
+            url = data.decode("ascii").strip().rstrip("\x00")
+        except UnicodeDecodeError:
+            warnings.append(f"dns_garbage_cert: {name} (IPKIX data is not a URL)")
+            return []
+        now = time.monotonic()
+        with self._lock:
+            hit = self._ipkix.get(url)
+        if hit and now < hit[1]:
+            return hit[0]
+        try:
+            certs = load_certificates(self.ipkix_fetcher.get(url))
+        except FetchError as exc:
+            warnings.append(f"ipkix_unavailable: {url} ({exc.code})")
+            return []
+        except ValueError:
+            warnings.append(f"ipkix_garbage: {url}")
+            return []
+        with self._lock:
+            self._ipkix[url] = (certs, now + self.config.ldap_cache_ttl)
+        return certs
+
+    # --- LDAP ----------------------------------------------------------------------------------------
+    def _ldap_certs(
+        self, addr: DirectAddress, value: str, state: dict, result: LookupResult
+    ) -> list[x509.Certificate]:
+        step = self.ldap.cached(addr.domain, value)
+        if step is None:
+            if "dir" not in state:
+                state["dir"] = self.ldap.open(addr.domain, result.warnings)
+            directory = state["dir"]
+            if directory is None:
+                return []
+            step = directory.search(value)
+            self.ldap.remember(addr.domain, value, step)
+        result.warnings.extend(step.notes)
+        return list(step.certs)
+
+
+__all__ = ["Candidate", "CertificateResolver", "LdapStep", "LookupResult"]
