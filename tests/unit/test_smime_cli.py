@@ -1,0 +1,170 @@
+"""``bbdirect seal`` / ``bbdirect unseal --json``: the fixed CLI contract scripts and the Java RI harness use."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bbdirect.cli import main
+
+KEYS = {"ok", "decrypted", "signature", "digest", "signer", "wrapped", "from", "to", "attachments", "error"}
+
+
+@pytest.fixture(scope="module")
+def files(pki, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    out = {
+        name: pki.write(pki.address(addr), name)
+        for name, addr in [
+            ("alice", "alice@a.example"),
+            ("bob", "bob@b.example"),
+            ("carol", "carol@c.example"),
+        ]
+    }
+    out["root"] = pki.write_cert(pki.root.cert, "root")
+    ccd = d / "ccd.xml"
+    ccd.write_bytes(b"<ClinicalDocument/>\n")
+    out["ccd"] = ccd
+    out["dir"] = d
+    return out
+
+
+def seal_args(files, *extra):
+    return [
+        "seal",
+        "--from",
+        "alice@a.example",
+        "--to",
+        "bob@b.example",
+        "--sign-cert",
+        str(files["alice"][0]),
+        "--sign-key",
+        str(files["alice"][1]),
+        "--recipient-cert",
+        str(files["bob"][0]),
+        "--attach",
+        str(files["ccd"]),
+        *extra,
+    ]
+
+
+def test_seal_to_stdout_then_unseal_json_from_stdin(files):
+    runner = CliRunner()
+    sealed = runner.invoke(main, seal_args(files, "--subject", "Records"))
+    assert sealed.exit_code == 0, sealed.output
+    assert b"smime.p7m" in sealed.stdout_bytes
+    res = runner.invoke(
+        main,
+        [
+            "unseal",
+            "--cert",
+            str(files["bob"][0]),
+            "--key",
+            str(files["bob"][1]),
+            "--anchor",
+            str(files["root"]),
+            "--json",
+        ],
+        input=sealed.stdout_bytes,
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert set(report) == KEYS
+    assert report["ok"] and report["decrypted"] and report["signature"] == "valid" and report["wrapped"]
+    assert report["from"] == "alice@a.example" and report["to"] == ["bob@b.example"]
+    assert report["signer"]["trusted"] and "alice@a.example" in report["signer"]["subject"]
+    assert report["attachments"][0]["filename"] == "ccd.xml"
+    assert report["attachments"][0]["content_type"] == "application/xml"
+
+
+def test_seal_to_file_unseal_extract_and_several_keys(files):
+    runner = CliRunner()
+    out = files["dir"] / "m.eml"
+    assert (
+        runner.invoke(main, [*seal_args(files), "-o", str(out), "--key-transport", "rsa-oaep"]).exit_code == 0
+    )
+    dest = files["dir"] / "x"
+    res = runner.invoke(
+        main,
+        [
+            "unseal",
+            str(out),
+            "--cert",
+            str(files["carol"][0]),
+            "--key",
+            str(files["carol"][1]),
+            "--cert",
+            str(files["bob"][0]),
+            "--key",
+            str(files["bob"][1]),
+            "--anchor",
+            str(files["root"]),
+            "--extract",
+            str(dest),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (dest / "ccd.xml").read_bytes() == files["ccd"].read_bytes()
+
+
+def test_unseal_failure_exit_code_and_error_object(files):
+    runner = CliRunner()
+    sealed = runner.invoke(main, seal_args(files)).stdout_bytes
+    res = runner.invoke(
+        main,
+        [
+            "unseal",
+            "--cert",
+            str(files["carol"][0]),
+            "--key",
+            str(files["carol"][1]),
+            "--anchor",
+            str(files["root"]),
+            "--json",
+        ],
+        input=sealed,
+    )
+    assert res.exit_code == 1
+    report = json.loads(res.stdout)
+    assert set(report) == KEYS and report["ok"] is False
+    assert report["error"]["code"] == "decrypt_failed" and report["signer"] is None
+    # No anchors at all: decrypted and valid, but not trusted.
+    res = runner.invoke(
+        main,
+        ["unseal", "--cert", str(files["bob"][0]), "--key", str(files["bob"][1]), "--json"],
+        input=sealed,
+    )
+    report = json.loads(res.stdout)
+    assert (
+        res.exit_code == 1
+        and report["signature"] == "valid"
+        and report["error"]["code"] == "untrusted_signer"
+    )
+
+
+def test_seal_xdm_package(files):
+    runner = CliRunner()
+    sealed = runner.invoke(main, seal_args(files, "--xdm")).stdout_bytes
+    dest = files["dir"] / "xdm"
+    res = runner.invoke(
+        main,
+        [
+            "unseal",
+            "--cert",
+            str(files["bob"][0]),
+            "--key",
+            str(files["bob"][1]),
+            "--anchor",
+            str(files["root"]),
+            "--json",
+            "--extract",
+            str(dest),
+        ],
+        input=sealed,
+    )
+    report = json.loads(res.stdout)
+    assert report["ok"] and report["attachments"][0]["content_type"] == "application/zip"
+    assert (dest / "XDM_xdm" / "ccd.xml").read_bytes() == files["ccd"].read_bytes()
