@@ -18,7 +18,7 @@ from fhirclient import client as fhir_client
 from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRPermissionDeniedException
 
-from tests.support.smart_server import SmartServer
+from tests.support.smart_launch_server import SmartServer
 from tests.support.web_env import fhir_base, seed_patient
 
 REDIRECT = "http://127.0.0.1:9/callback"
