@@ -90,7 +90,7 @@ def test_openssl_decrypts_and_verifies_ours(ossl, world, cipher, transport):
     wrapped = parse_message(content)
     assert wrapped.get_content_type() == "message/rfc822"
     original = wrapped.get_payload(0)
-    xml = [p for p in original.walk() if p.get_content_type() == "application/xml"][0]
+    xml = next(p for p in original.walk() if p.get_content_type() == "application/xml")
     assert xml.get_payload(decode=True) == CCDA
 
 
@@ -124,7 +124,7 @@ def openssl_message(
         content = b"Content-Type: message/rfc822\r\n\r\n" + to_bytes(msg)
     else:
         head, body = to_bytes(msg).split(b"\r\n\r\n", 1)
-        ctype = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-type")][0]
+        ctype = next(ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-type"))
         content = ctype + b"\r\n\r\n" + body
     cert, key = world["files"][signer]
     chain = d / f"{signer}-chain.pem"

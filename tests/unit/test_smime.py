@@ -63,7 +63,7 @@ def to_bytes_body(msg) -> bytes:
     """The MIME entity of a message without its RFC 5322 headers (an *unwrapped* signed body)."""
     raw = to_bytes(msg)
     head, body = raw.split(b"\r\n\r\n", 1)
-    ctype = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-type")][0]
+    ctype = next(ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-type"))
     return ctype + b"\r\nMIME-Version: 1.0\r\n\r\n" + body
 
 

@@ -143,7 +143,7 @@ def test_only_7bit_qp_base64_and_crlf_inside(ids):
         if part.is_multipart():
             continue
         assert part.get("Content-Transfer-Encoding", "7bit").lower() in {"7bit", "quoted-printable", "base64"}
-    xml = [p for p in inner.walk() if p.get_content_type() == "application/xml"][0]
+    xml = next(p for p in inner.walk() if p.get_content_type() == "application/xml")
     assert xml["Content-Transfer-Encoding"] == "base64" and xml.get_payload(decode=True) == CCDA
     for blob in (raw, entity):
         assert blob.isascii()
