@@ -223,19 +223,25 @@ def test_ri_cannot_open_aes_gcm(java_ri, peers, tmp_path):
 # --- RI -> ours ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("enc", ["AES128", "AES256"])
-def test_we_decrypt_and_verify_ri_message(java_ri, peers, tmp_path, enc):
-    sealed = ri_seal(java_ri, peers, tmp_path / "ri.eml", enc=enc)
+@pytest.mark.parametrize(
+    ("enc", "digest"), [("AES128", "SHA256"), ("AES256", "SHA256"), ("AES256", "SHA384")]
+)
+def test_we_decrypt_and_verify_ri_message(java_ri, peers, tmp_path, enc, digest):
+    sealed = ri_seal(java_ri, peers, tmp_path / "ri.eml", enc=enc, digest=digest)
     assert sealed.ok, sealed.report
     assert sealed["envelope"]["content_encryption_oid"] == AES_OID[enc.lower() + "-cbc"]
     # RI 8.0.0 always wraps the content key with RSA PKCS#1 v1.5 (no OAEP option on its encrypt path).
-    assert {r["key_encryption"] for r in sealed["envelope"]["recipients"]} == {"rsa-pkcs1v15"}
+    assert [r["key_encryption"] for r in sealed["envelope"]["recipients"]] == [
+        "rsa-pkcs1v15"
+    ]  # recipient only
+    assert sealed["outer"]["subject"] is None  # the RI puts no Subject outside the envelope
 
     report = our_unseal(peers, tmp_path / "ri.eml")
 
     assert report["ok"], report
     assert report["decrypted"] is True
     assert report["signature"] == "valid"
+    assert report["digest"] == digest.lower()  # the RI spells micalg "sha256"/"sha384" (no hyphen)
     assert report["signer"]["trusted"] is True
     assert THEIRS in report["signer"]["subject"]
     assert report["wrapped"] is True
