@@ -351,3 +351,37 @@ def test_openssl_decrypts_and_verifies_ri_message(java_ri, peers, tmp_path):
     )  # fmt: skip
     assert ver.returncode == 0, ver.stderr
     assert b"Content-Disposition: attachment; filename=ccd.xml" in (tmp_path / "inner.eml").read_bytes()
+
+
+# --- MDN round trip (Implementation Guide for Delivery Notification in Direct) ---------------------------
+
+
+def ri_mdn(java_ri: JavaRI, p: Peers, message: Path, out: Path, disposition: str):
+    return java_ri.run(
+        "mdn",
+        in_=message,
+        cert=p.ri.cert,
+        key=p.ri.key,
+        anchor=p.ours.anchor,
+        peer_cert=p.ours.cert,
+        disposition=disposition,
+        out=out,
+    )
+
+
+@pytest.mark.parametrize("disposition", ["processed", "dispatched"])
+def test_ri_mdn_for_our_message_opens_on_our_side(java_ri, peers, tmp_path, disposition):
+    msg = our_seal(peers, tmp_path / "ours.eml")
+    mdn = ri_mdn(java_ri, peers, msg, tmp_path / "mdn.eml", disposition)
+    assert mdn.ok, mdn.report
+    fields = mdn["mdn"]
+    assert fields["disposition"] == f"automatic-action/MDN-sent-automatically;{disposition}"
+    assert fields["final_destination_delivery"] is (disposition == "dispatched")
+    original_id = mdn["original_message_id"]
+    assert fields["original_message_id"] == original_id
+
+    report = our_unseal(peers, tmp_path / "mdn.eml")
+
+    assert report["ok"], report
+    assert report["signature"] == "valid" and report["signer"]["trusted"] is True
+    assert report["from"] == THEIRS and report["to"] == [OURS]
