@@ -1,0 +1,274 @@
+"""Trust bundles (Implementation Guide for Direct Project Trust Bundle Distribution) and the TrustStore.
+
+A trust bundle is a PKCS#7 certs-only file (``.p7b``/``.p7c``, DER or PEM) of trust anchors published by a
+trust community at a URL; it MAY be wrapped in a CMS SignedData signed by the community, in which case the
+signature is verified against the configured bundle-signing certificate (direct.md TB-1). Each bundle has
+its own refresh interval (TB-2). A failed refresh keeps the last good anchors and records the failure, so a
+community web server outage does not silently drop every recipient. Anchors are scoped per bundle: a local
+domain can be configured to trust only some bundles (TB-3, the Java RI's ``TrustBundleDomainReltn``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from direct.certs import load_certificates
+from direct.trust.fetch import Fetcher, FetchError, HttpFetcher
+
+log = logging.getLogger(__name__)
+
+_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+
+class BundleError(Exception):
+    """A bundle could not be used. ``code``: invalid_bundle_format, unmatched_signature, or a fetch code."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TrustBundle:
+    """Configuration of one bundle. ``refresh_interval`` in seconds (<= 0: load once, never refresh)."""
+
+    name: str
+    url: str
+    refresh_interval: float = 86_400.0
+    signing_cert: x509.Certificate | None = None
+
+
+@dataclass
+class BundleStatus:
+    """What we know about one bundle now; ``anchors`` is the last good set."""
+
+    name: str
+    anchors: list[x509.Certificate] = field(default_factory=list)
+    last_attempt: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None  # stable code of the last failed refresh, None after a success
+    digest: str | None = None  # sha256 of the raw bytes last loaded
+    refreshes: int = 0
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+def _pem_body(data: bytes) -> bytes:
+    import base64
+
+    lines = [ln for ln in data.strip().splitlines() if not ln.startswith(b"-----")]
+    return base64.b64decode(b"".join(lines))
+
+
+def parse_bundle(data: bytes, signing_cert: x509.Certificate | None = None) -> list[x509.Certificate]:
+    """The anchors in a bundle file. A signed bundle must verify against ``signing_cert`` when one is given;
+    when a signing certificate is configured an unsigned bundle is refused (it could be anyone's)."""
+    raw = data.strip()
+    if raw.startswith(b"-----BEGIN PKCS7") or raw.startswith(b"-----BEGIN CMS"):
+        try:
+            raw = _pem_body(raw)
+        except ValueError as exc:
+            raise BundleError("invalid_bundle_format", "bad PEM armour") from exc
+    signed = _signed_content(raw)
+    if signed is not None:
+        content, signer_infos, _embedded = signed
+        if signing_cert is not None:
+            _verify_signature(content, signer_infos, signing_cert)
+        raw = content
+    elif signing_cert is not None:
+        raise BundleError(
+            "unmatched_signature", "the bundle is not signed but a signing certificate is configured"
+        )
+    try:
+        certs = load_certificates(raw)
+    except ValueError as exc:
+        raise BundleError("invalid_bundle_format", "not a PKCS#7 bundle or PEM certificates") from exc
+    if not certs:
+        raise BundleError("invalid_bundle_format", "the bundle holds no certificate")
+    return certs
+
+
+def _signed_content(raw: bytes):
+    """(eContent, signer_infos, certificates) when ``raw`` is a SignedData WITH signers, else None."""
+    try:
+        info = cms.ContentInfo.load(raw)
+        if info["content_type"].native != "signed_data":
+            return None
+        sd = info["content"]
+        signers = sd["signer_infos"]
+        if len(signers) == 0:
+            return None  # degenerate certs-only PKCS#7: a plain bundle
+        content = sd["encap_content_info"]["content"]
+        if content is None or content.native is None:
+            raise BundleError("invalid_bundle_format", "signed bundle without encapsulated content")
+        payload = content.native
+        if not isinstance(payload, bytes):
+            payload = content.contents
+        return payload, signers, sd["certificates"]
+    except BundleError:
+        raise
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _verify_signature(content: bytes, signer_infos, signing_cert: x509.Certificate) -> None:
+    """CMS (RFC 5652 §5.4) signature check of any SignerInfo by ``signing_cert``."""
+    for si in signer_infos:
+        sid = si["sid"]
+        if sid.name == "issuer_and_serial_number":
+            ias = sid.chosen
+            if ias["serial_number"].native != signing_cert.serial_number:
+                continue
+        digest_name = si["digest_algorithm"]["algorithm"].native
+        hash_cls = _HASHES.get(digest_name)
+        if hash_cls is None or hash_cls is hashes.SHA1:
+            continue
+        signed_attrs = si["signed_attrs"]
+        if signed_attrs is not None and len(signed_attrs):
+            digest = next(
+                (a["values"][0].native for a in signed_attrs if a["type"].native == "message_digest"), None
+            )
+            h = hashes.Hash(hash_cls())
+            h.update(content)
+            if digest != h.finalize():
+                continue
+            to_verify = b"\x31" + signed_attrs.dump()[1:]  # RFC 5652 §5.4: DER of the SET OF, not [0]
+        else:
+            to_verify = content
+        signature = si["signature"].native
+        key = signing_cert.public_key()
+        try:
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(signature, to_verify, padding.PKCS1v15(), hash_cls())
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, to_verify, ec.ECDSA(hash_cls()))
+            else:
+                continue
+        except InvalidSignature:
+            continue
+        return
+    raise BundleError(
+        "unmatched_signature", "no signature on the bundle verifies with the signing certificate"
+    )
+
+
+# --- the store -----------------------------------------------------------------------------------------
+class TrustStore:
+    """Anchors from files plus several refreshed bundles, scoped per local domain."""
+
+    def __init__(
+        self,
+        anchors: Iterable[x509.Certificate] = (),
+        bundles: Sequence[TrustBundle] = (),
+        *,
+        domain_bundles: Mapping[str, Sequence[str]] | None = None,
+        fetcher: Fetcher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.static = list(anchors)
+        self.bundles = {b.name: b for b in bundles}
+        self.domain_bundles = {d.lower(): list(names) for d, names in (domain_bundles or {}).items()}
+        self.fetcher = fetcher or HttpFetcher(timeout=10, deadline=30, max_bytes=20_000_000)
+        self.clock = clock
+        self._status = {b.name: BundleStatus(b.name) for b in bundles}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refreshed = threading.Condition()
+
+    # --- reading -------------------------------------------------------------------------------------
+    def anchors_for(self, local_domain: str | None = None) -> list[x509.Certificate]:
+        """Static anchors + the anchors of the bundles this local domain trusts (all when unscoped)."""
+        names = self.domain_bundles.get(local_domain.lower()) if local_domain else None
+        if names is None:
+            names = list(self.bundles)
+        with self._lock:
+            out = list(self.static)
+            for name in names:
+                status = self._status.get(name)
+                if status:
+                    out.extend(status.anchors)
+        return out
+
+    def status(self, name: str) -> BundleStatus:
+        with self._lock:
+            s = self._status[name]
+            return BundleStatus(
+                s.name, list(s.anchors), s.last_attempt, s.last_success, s.last_error, s.digest, s.refreshes
+            )
+
+    # --- refreshing ----------------------------------------------------------------------------------
+    def due(self) -> list[str]:
+        now = self.clock()
+        out = []
+        with self._lock:
+            for name, bundle in self.bundles.items():
+                last = self._status[name].last_attempt
+                if last is None or (bundle.refresh_interval > 0 and now - last >= bundle.refresh_interval):
+                    out.append(name)
+        return out
+
+    def refresh_due(self) -> list[BundleStatus]:
+        """Refresh every bundle whose interval has elapsed; return their new status."""
+        return [self.refresh(name) for name in self.due()]
+
+    def refresh(self, name: str) -> BundleStatus:
+        bundle = self.bundles[name]
+        started = self.clock()
+        try:
+            raw = self.fetcher.get(bundle.url)
+            digest = hashlib.sha256(raw).hexdigest()
+            with self._lock:
+                unchanged = digest == self._status[name].digest
+            anchors = None if unchanged else parse_bundle(raw, bundle.signing_cert)
+        except (FetchError, BundleError) as exc:
+            with self._lock:
+                st = self._status[name]
+                st.last_attempt, st.last_error = started, exc.code
+            log.warning(
+                "trust bundle %s refresh failed (%s); keeping %d anchors",
+                name,
+                exc.code,
+                len(self._status[name].anchors),
+            )
+        else:
+            with self._lock:
+                st = self._status[name]
+                if anchors is not None:
+                    st.anchors, st.digest = anchors, digest  # replaced atomically (TB-2)
+                st.last_attempt = st.last_success = started
+                st.last_error = None
+                st.refreshes += 1
+        with self.refreshed:
+            self.refreshed.notify_all()
+        return self.status(name)
+
+    def start(self, poll: float = 30.0) -> None:
+        """Refresh due bundles in a daemon thread every ``poll`` seconds until :meth:`stop`."""
+        if self._thread:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.is_set():
+                self.refresh_due()
+                self._stop.wait(poll)
+
+        self._thread = threading.Thread(target=run, name="trust-bundles", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+            self._thread = None
