@@ -1,0 +1,303 @@
+"""Credentials for the FHIR server: none, a static bearer token, or SMART Backend Services.
+
+SMART Backend Services (https://hl7.org/fhir/smart-app-launch/backend-services.html) is how an unattended
+service like ours reads a record: an OAuth 2.0 ``client_credentials`` grant authenticated with a signed JWT
+(``private_key_jwt``, RFC 7523) instead of a shared secret. The server registered our public key (``jwks()``
+prints it); at each token request we sign a short-lived assertion with the private key. Tokens are cached
+until shortly before they expire and re-fetched on a 401. Neither the key nor any token is ever logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from fhir_bridge.fhir.errors import FhirAuthError, FhirInvalidResponse, FhirUnreachable
+
+log = logging.getLogger(__name__)
+
+#: RFC 7523 §2.2 client assertion type.
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: SMART Backend Services: the assertion's ``exp`` is no more than five minutes in the future.
+ASSERTION_LIFETIME_S = 300
+SUPPORTED_ALGS = ("RS384", "ES384")
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class Auth(Protocol):
+    """Adds credentials to a FHIR request."""
+
+    def headers(self) -> dict[str, str]:
+        """Headers to add to the next request (may fetch a token)."""
+        ...
+
+    def invalidate(self) -> bool:
+        """Forget cached credentials after a 401; True when asking again may help."""
+        ...
+
+
+class NoAuth:
+    """An open server (e.g. the test HAPI): no credentials."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> bool:
+        return False
+
+
+class BearerAuth:
+    """A static bearer token issued out of band (e.g. a long-lived integration token)."""
+
+    def __init__(self, token: str):
+        if not token or any(c in token for c in "\r\n"):
+            raise ValueError("bearer token must be a non-empty single line")
+        self._token = token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> bool:
+        return False  # the same token will be refused again
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+class SmartBackendAuth:
+    """SMART Backend Services ``client_credentials`` with a ``private_key_jwt`` assertion (RS384 or ES384).
+
+    ``token_url`` may be left empty: it is then discovered from
+    ``{fhir_base_url}/.well-known/smart-configuration``.
+    ``kid`` defaults to the RFC 7638 thumbprint of the public key, the same value ``jwks()`` publishes.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        private_key: bytes | str | SigningKey,
+        *,
+        token_url: str | None = None,
+        fhir_base_url: str | None = None,
+        scopes: str = "system/*.read",
+        kid: str | None = None,
+        jku: str | None = None,
+        timeout: float = 30.0,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        if not client_id:
+            raise ValueError("client_id is required")
+        if not token_url and not fhir_base_url:
+            raise ValueError("token_url or fhir_base_url (for discovery) is required")
+        self.client_id = client_id
+        self._key = load_signing_key(private_key)
+        self.alg = algorithm_for(self._key)
+        self.public_jwk = public_jwk(self._key, alg=self.alg, kid=kid)
+        self.kid = str(self.public_jwk["kid"])
+        self.jku = jku
+        self.scopes = scopes
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.clock = clock
+        self._token_url = token_url
+        self._fhir_base_url = fhir_base_url.rstrip("/") if fhir_base_url else None
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"SmartBackendAuth(client_id={self.client_id!r}, alg={self.alg}, kid={self.kid!r})"
+
+    # --- Auth protocol ---------------------------------------------------------------------------------
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token()}"}
+
+    def invalidate(self) -> bool:
+        with self._lock:
+            self._token, self._expires_at = None, 0.0
+        return True
+
+    # --- tokens ----------------------------------------------------------------------------------------
+    def access_token(self) -> str:
+        """A valid access token, from the cache or freshly requested."""
+        with self._lock:
+            if self._token and self.clock() < self._expires_at:
+                return self._token
+            token, lifetime = self._request_token()
+            # Renew a little early so a request never leaves with a token that expires in flight.
+            self._token = token
+            self._expires_at = self.clock() + max(0.0, lifetime - min(30.0, lifetime / 10))
+            return token
+
+    @property
+    def token_url(self) -> str:
+        if not self._token_url:
+            self._token_url = self._discover_token_url()
+        return self._token_url
+
+    def client_assertion(self) -> str:
+        """The signed JWT that authenticates us at the token endpoint (SMART Backend Services §Protocol)."""
+        now = int(self.clock())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.token_url,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME_S,
+            "jti": uuid.uuid4().hex,  # unique per assertion: the server rejects replays
+        }
+        headers: dict[str, Any] = {"kid": self.kid, "typ": "JWT"}
+        if self.jku:
+            headers["jku"] = self.jku
+        return jwt.encode(claims, self._key, algorithm=self.alg, headers=headers)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set to register with the authorization server (never contains the private key)."""
+        return {"keys": [dict(self.public_jwk)]}
+
+    def _request_token(self) -> tuple[str, float]:
+        form = {
+            "grant_type": "client_credentials",
+            "scope": self.scopes,
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": self.client_assertion(),
+        }
+        try:
+            response = self.session.post(
+                self.token_url, data=form, headers={"Accept": "application/json"}, timeout=self.timeout
+            )
+        except requests.exceptions.RequestException as exc:
+            raise FhirUnreachable("token endpoint could not be reached") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            raise FhirAuthError(
+                f"token endpoint refused the client ({response.status_code})",
+                status=response.status_code,
+                detail=error if isinstance(error, str) else None,
+            )
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise FhirInvalidResponse("token response has no access_token")
+        if str(body.get("token_type", "bearer")).lower() != "bearer":
+            raise FhirInvalidResponse("token response is not a bearer token")
+        expires_in = body.get("expires_in", 300)
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 300.0
+        log.info("obtained a FHIR access token (expires in %ds)", int(lifetime))
+        return token, lifetime
+
+    def _discover_token_url(self) -> str:
+        url = f"{self._fhir_base_url}/.well-known/smart-configuration"
+        try:
+            response = self.session.get(url, headers={"Accept": "application/json"}, timeout=self.timeout)
+            config = response.json() if response.status_code == 200 else None
+        except (requests.exceptions.RequestException, ValueError) as exc:
+            raise FhirUnreachable("SMART configuration could not be read") from exc
+        token_url = config.get("token_endpoint") if isinstance(config, dict) else None
+        if not isinstance(token_url, str) or not token_url.startswith(("https://", "http://")):
+            raise FhirAuthError("server advertises no SMART token endpoint")
+        return token_url
+
+
+# --- keys --------------------------------------------------------------------------------------------------
+def load_signing_key(key: bytes | str | SigningKey) -> SigningKey:
+    """An RSA (≥ 2048 bits) or EC P-384 private key from PEM text or a key object."""
+    if isinstance(key, str):
+        key = key.encode()
+    if isinstance(key, bytes):
+        loaded = serialization.load_pem_private_key(key, password=None)
+    else:
+        loaded = key
+    if isinstance(loaded, rsa.RSAPrivateKey):
+        if loaded.key_size < 2048:
+            raise ValueError("RSA signing key must be at least 2048 bits")
+        return loaded
+    if isinstance(loaded, ec.EllipticCurvePrivateKey) and isinstance(loaded.curve, ec.SECP384R1):
+        return loaded
+    raise ValueError("signing key must be RSA (RS384) or EC P-384 (ES384)")
+
+
+def algorithm_for(key: SigningKey) -> str:
+    """SMART Backend Services requires support for RS384 and ES384 (§Registering a client)."""
+    return "RS384" if isinstance(key, rsa.RSAPrivateKey) else "ES384"
+
+
+def new_signing_key(alg: str = "ES384") -> bytes:
+    """A fresh private key as PEM, for ``bbdirect`` set-up and the tests (never written to the repo)."""
+    if alg == "RS384":
+        key: SigningKey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif alg == "ES384":
+        key = ec.generate_private_key(ec.SECP384R1())
+    else:
+        raise ValueError(f"alg must be one of {SUPPORTED_ALGS}")
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_jwk(key: SigningKey, *, alg: str | None = None, kid: str | None = None) -> dict[str, Any]:
+    """The public half of ``key`` as a JWK (RFC 7517), ``kid`` defaulting to its RFC 7638 thumbprint."""
+    public = key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        numbers = public.public_numbers()
+        core = {"e": _b64_int(numbers.e), "kty": "RSA", "n": _b64_int(numbers.n)}
+    else:
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        numbers_ec = public.public_numbers()
+        core = {"crv": "P-384", "kty": "EC", "x": _b64_int(numbers_ec.x, 48), "y": _b64_int(numbers_ec.y, 48)}
+    thumbprint = hashlib.sha256(json.dumps(core, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return {
+        **core,
+        "kid": kid or _b64(thumbprint),
+        "alg": alg or algorithm_for(key),
+        "use": "sig",
+        "key_ops": ["verify"],
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64_int(value: int, length: int | None = None) -> str:
+    size = length or max(1, (value.bit_length() + 7) // 8)
+    return _b64(value.to_bytes(size, "big"))
+
+
+def auth_from_settings(settings: Any) -> Auth:
+    """The configured ``Auth`` from ``fhir_bridge.config.Settings`` (``fhir_auth``: none|bearer|smart)."""
+    kind = getattr(settings, "fhir_auth", "none")
+    if kind == "none":
+        return NoAuth()
+    if kind == "bearer":
+        return BearerAuth(settings.fhir_bearer_token)
+    if kind == "smart":
+        with open(settings.fhir_private_key_file, "rb") as handle:
+            pem = handle.read()
+        return SmartBackendAuth(
+            settings.fhir_client_id,
+            pem,
+            token_url=settings.fhir_token_url or None,
+            fhir_base_url=settings.fhir_base_url,
+            scopes=settings.fhir_scopes,
+            kid=settings.fhir_key_id or None,
+            timeout=settings.fhir_timeout,
+        )
+    raise ValueError("fhir_auth must be none, bearer or smart")

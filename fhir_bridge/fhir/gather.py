@@ -1,0 +1,130 @@
+"""Gather one patient's record from the FHIR server: the resources the C-CDA mapper needs.
+
+Two strategies, picked from the CapabilityStatement:
+
+* ``Patient/{id}/$everything`` (HAPI and most full servers): one paged operation returns the compartment.
+* Per-resource searches (OpenEMR and other US Core servers without ``$everything``): one ``?patient=``
+  search per US Core resource type the server supports.
+
+Either way, the literal references the record makes to shared resources (Practitioner, Organization,
+Medication, Location, PractitionerRole) are then read one by one, because neither strategy guarantees them
+and the C-CDA needs authors, performers and custodians. Everything received passes the shape checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fhir_bridge.fhir import shapes
+from fhir_bridge.fhir.client import FhirClient
+from fhir_bridge.fhir.errors import FhirHttpError, FhirNotFound
+
+log = logging.getLogger(__name__)
+
+#: US Core 3.1.1 / 6.1.0 patient-compartment types with the search parameter that selects one patient.
+US_CORE_PATIENT_SEARCHES: tuple[tuple[str, str], ...] = (
+    ("AllergyIntolerance", "patient"),
+    ("CarePlan", "patient"),
+    ("CareTeam", "patient"),
+    ("Condition", "patient"),
+    ("Coverage", "patient"),
+    ("Device", "patient"),
+    ("DiagnosticReport", "patient"),
+    ("DocumentReference", "patient"),
+    ("Encounter", "patient"),
+    ("Goal", "patient"),
+    ("Immunization", "patient"),
+    ("MedicationDispense", "patient"),
+    ("MedicationRequest", "patient"),
+    ("MedicationStatement", "patient"),
+    ("Observation", "patient"),
+    ("Procedure", "patient"),
+    ("QuestionnaireResponse", "patient"),
+    ("RelatedPerson", "patient"),
+    ("ServiceRequest", "patient"),
+    ("Specimen", "patient"),
+)
+
+#: Shared (non-compartment) resources the record may point at and the C-CDA can use.
+REFERENCED_TYPES: frozenset[str] = frozenset(
+    {"Practitioner", "PractitionerRole", "Organization", "Medication", "Location"}
+)
+
+#: Upper bound on referenced reads per record, so a pathological record cannot make us crawl a server.
+MAX_REFERENCED_READS = 500
+
+
+def gather_patient_record(
+    client: FhirClient, patient_id: str, *, use_everything: bool | None = None
+) -> list[dict]:
+    """All resources of the patient's record, the Patient first, each (type, id) once.
+
+    ``use_everything`` forces a strategy (tests, or a server whose CapabilityStatement lies); by default
+    ``$everything`` is used when the server advertises it.
+    """
+    caps = client.capabilities()
+    patient = client.read("Patient", patient_id)
+    record = _Record()
+    record.add(patient)
+    everything = caps.has_patient_everything if use_everything is None else use_everything
+    if everything:
+        for bundle in client.search_pages(f"Patient/{patient_id}/$everything", {"_count": 200}):
+            for resource in shapes.bundle_resources(bundle):
+                record.add(shapes.check_resource(resource))
+    else:
+        for rtype, param in US_CORE_PATIENT_SEARCHES:
+            if not caps.can_search(rtype, param):
+                continue
+            for resource in client.search(rtype, {param: f"Patient/{patient_id}", "_count": 200}):
+                # Servers add OperationOutcome (warnings) or _include'd resources to search sets: keep only
+                # real matches of the asked type and shared resources.
+                if resource.get("resourceType") in {rtype, *REFERENCED_TYPES}:
+                    record.add(shapes.check_resource(resource))
+    _add_referenced(client, record)
+    return record.resources
+
+
+class _Record:
+    """Resources in arrival order, deduplicated by (type, id)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, resource: dict[str, Any]) -> None:
+        key = (resource["resourceType"], resource["id"])
+        self._by_key.setdefault(key, resource)
+
+    def has(self, key: tuple[str, str]) -> bool:
+        return key in self._by_key
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        return list(self._by_key.values())
+
+
+def _add_referenced(client: FhirClient, record: _Record) -> None:
+    """Read the shared resources the record references, transitively (a PractitionerRole names its
+    Practitioner and Organization), skipping ones the server no longer has."""
+    pending = list(record.resources)
+    reads = 0
+    while pending:
+        resource = pending.pop(0)
+        for ref in shapes.iter_references(resource):
+            key = shapes.parse_reference(ref, client.base_url) if isinstance(ref, str) else None
+            if not key or key[0] not in REFERENCED_TYPES or record.has(key):
+                continue
+            if reads >= MAX_REFERENCED_READS:
+                log.warning("record references more than %d shared resources; rest skipped", reads)
+                return
+            reads += 1
+            try:
+                found = client.read(*key)
+            except FhirNotFound:
+                log.info("referenced %s is gone; skipped", key[0])
+                continue
+            except FhirHttpError as exc:  # (auth failures are FhirAuthError and propagate)
+                log.info("referenced %s could not be read (%s); skipped", key[0], exc.code)
+                continue
+            record.add(found)
+            pending.append(found)
