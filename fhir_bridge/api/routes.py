@@ -1,0 +1,264 @@
+"""REST routes (``/api/v1``), health, readiness and metrics.
+
+Every error is ``{"error": {"code", "message", "field"}}`` with a stable code; a Direct error refusing an
+address keeps its own code (``bad_address``, ``no_certificate``, ``untrusted``...) so the EMR plugin and
+the pages can show the specific reason. A patient token may touch only its own patient.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import select, text
+from werkzeug.exceptions import HTTPException
+
+from direct.errors import DirectError
+from fhir_bridge import audit
+from fhir_bridge.api import serialize
+from fhir_bridge.api.auth import Principal, authenticate
+from fhir_bridge.api.openapi import document
+from fhir_bridge.consent.errors import ConsentError, Forbidden, InvalidRequest, NotFound
+from fhir_bridge.consent.model import FHIR_ID, parse_request
+from fhir_bridge.db.models import Transmission
+
+if TYPE_CHECKING:
+    from fhir_bridge.app import Sidecar
+
+log = logging.getLogger(__name__)
+
+api = Blueprint("bbdirect_api", __name__)
+ops = Blueprint("bbdirect_ops", __name__)
+
+_ID = re.compile(r"[A-Za-z0-9\-]{1,64}\Z")
+
+
+def sidecar() -> Sidecar:
+    return current_app.extensions["bbdirect"]
+
+
+def error(
+    status: int, code: str, message: str, field: str | None = None, detail: str | None = None
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if detail:
+        body["detail"] = detail
+    response = jsonify({"error": body})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="bbdirect"'
+    return response
+
+
+# --- authentication --------------------------------------------------------------------------
+@api.before_request
+def _authenticate() -> Response | None:
+    sc = sidecar()
+    principal = authenticate(request.headers.get("Authorization"), sc.keys, sc.tokens)
+    if principal is None:
+        return error(401, "unauthorized", "A valid API key or patient token is required.")
+    g.principal = principal
+    return None
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def require_patient(patient_id: str) -> None:
+    if not principal().may_act_on(patient_id):
+        raise Forbidden("This token may act only on its own patient.")
+
+
+def _caller_actor(body_actor: Any = None) -> audit.Actor:
+    p = principal()
+    if p.kind == "patient":
+        return audit.Actor("patient", p.id)
+    if body_actor is not None:
+        if not isinstance(body_actor, dict):
+            raise InvalidRequest("actor must be an object {type, id}", field="actor")
+        kind, ident = body_actor.get("type"), body_actor.get("id")
+        if (
+            kind not in {"patient", "clinician"}
+            or not isinstance(ident, str)
+            or not 0 < len(ident.strip()) <= 128
+        ):
+            raise InvalidRequest("actor must be {type: patient|clinician, id}", field="actor")
+        return audit.Actor(kind, ident.strip())
+    return audit.Actor("api_key", p.id)
+
+
+def _json_body(required: bool) -> Any:
+    if not request.data:
+        if required:
+            raise InvalidRequest("a JSON body is required", code="bad_json")
+        return {}
+    body = request.get_json(silent=True)
+    if body is None:
+        err = InvalidRequest("the body is not valid JSON", code="bad_json")
+        err.status = 400
+        raise err
+    return body
+
+
+@api.errorhandler(ConsentError)
+def _consent_error(exc: ConsentError) -> Response:
+    return error(exc.status, exc.code, exc.message, exc.field)
+
+
+@api.errorhandler(DirectError)
+def _direct_error(exc: DirectError) -> Response:
+    return error(422, exc.code, exc.message, "address", exc.detail)
+
+
+@api.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return error(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
+
+
+# --- authorizations --------------------------------------------------------------------------
+@api.post("/authorizations")
+def create_authorization() -> tuple[Response, int]:
+    body = _json_body(required=True)
+    req = parse_request(body)
+    p = principal()
+    if p.kind == "patient":
+        # A patient acts for themself only, through the portal, and is recorded as the creator.
+        if req.patient_id != p.patient_id or req.created_by_type != "patient" or req.created_by_id != p.id:
+            raise Forbidden(
+                "A patient token may create authorizations only for its own patient, as that patient."
+            )
+    actor = audit.Actor(req.created_by_type, req.created_by_id)
+    auth = sidecar().consent.create(req, actor)
+    latest = _latest(auth.id)
+    return jsonify({"authorization": serialize.authorization(auth, latest)}), 201
+
+
+def _latest(auth_id: str) -> Transmission | None:
+    with sidecar().db.session() as s:
+        return s.scalar(
+            select(Transmission)
+            .where(Transmission.authorization_id == auth_id)
+            .order_by(Transmission.created_at.desc(), Transmission.id)
+            .limit(1)
+        )
+
+
+def _check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise NotFound(f"no such {what}", field="id")
+    return value
+
+
+def _owned_authorization(auth_id: str):  # type: ignore[no-untyped-def]
+    auth = sidecar().consent.get(_check_id(auth_id, "authorization"))
+    if not principal().may_act_on(auth.patient_id):
+        raise NotFound("no such authorization", field="id")  # do not reveal other patients' ids
+    return auth
+
+
+@api.get("/patients/<pid>/authorizations")
+def list_authorizations(pid: str) -> Response:
+    if not FHIR_ID.match(pid):
+        raise InvalidRequest("pid must be a FHIR id", field="pid")
+    require_patient(pid)
+    auths = sidecar().consent.list_for_patient(pid)
+    return jsonify({"authorizations": [serialize.authorization(a, _latest(a.id)) for a in auths]})
+
+
+@api.get("/authorizations/<auth_id>")
+def get_authorization(auth_id: str) -> Response:
+    auth = _owned_authorization(auth_id)
+    return jsonify({"authorization": serialize.authorization(auth, _latest(auth.id))})
+
+
+@api.post("/authorizations/<auth_id>/revoke")
+def revoke_authorization(auth_id: str) -> Response:
+    body = _json_body(required=False)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    auth = _owned_authorization(auth_id)
+    actor = _caller_actor(body.get("actor"))
+    auth = sidecar().consent.revoke(auth.id, actor)
+    return jsonify({"authorization": serialize.authorization(auth, _latest(auth.id))})
+
+
+@api.get("/authorizations/<auth_id>/transmissions")
+def list_transmissions(auth_id: str) -> Response:
+    auth = _owned_authorization(auth_id)
+    return jsonify(
+        {"transmissions": [serialize.transmission(t) for t in sidecar().consent.transmissions(auth.id)]}
+    )
+
+
+def _owned_transmission(tx_id: str) -> Transmission:
+    tx = sidecar().consent.transmission(_check_id(tx_id, "transmission"))
+    if not principal().may_act_on(tx.patient_id):
+        raise NotFound("no such transmission", field="id")
+    return tx
+
+
+@api.get("/transmissions/<tx_id>")
+def get_transmission(tx_id: str) -> Response:
+    return jsonify({"transmission": serialize.transmission(_owned_transmission(tx_id))})
+
+
+@api.post("/transmissions/<tx_id>/resend")
+def resend_transmission(tx_id: str) -> tuple[Response, int]:
+    tx = _owned_transmission(tx_id)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not re.fullmatch(r"[A-Za-z0-9_\-.:]{1,100}", key):
+        raise InvalidRequest("Idempotency-Key: letters, digits and -_.: only", field="Idempotency-Key")
+    try:
+        job = sidecar().pipeline.resend(tx.id, _caller_actor(), key)
+    except PermissionError:
+        return error(409, "revoked", "The authorization was revoked; nothing can be sent."), 409
+    return jsonify({"transmission": serialize.transmission(job)}), 202
+
+
+# --- change pings ----------------------------------------------------------------------------
+@api.post("/patients/<pid>/changed")
+def patient_changed(pid: str) -> tuple[Response, int]:
+    if not FHIR_ID.match(pid):
+        raise InvalidRequest("pid must be a FHIR id", field="pid")
+    require_patient(pid)
+    if not sidecar().settings.sources_pings:
+        raise Forbidden("Change pings are turned off (sources.pings).")
+    due = sidecar().pipeline.notify(pid, "ping")
+    return jsonify({"patient_id": pid, "due_at": due.isoformat().replace("+00:00", "Z")}), 202
+
+
+# --- operations ------------------------------------------------------------------------------
+@ops.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(document())
+
+
+@ops.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@ops.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    from fhir_bridge.db import current_revision
+
+    try:
+        with sidecar().db.session() as s:
+            s.execute(text("SELECT 1"))
+        revision = current_revision(sidecar().db.engine)
+    except Exception as exc:
+        return jsonify({"status": "unavailable", "reason": type(exc).__name__}), 503
+    if revision is None:
+        return jsonify({"status": "unavailable", "reason": "database not migrated"}), 503
+    return jsonify({"status": "ready", "schema": revision}), 200
+
+
+@ops.get("/metrics")
+def metrics() -> Response:
+    registry: CollectorRegistry = current_app.extensions["bbdirect.metrics"]
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

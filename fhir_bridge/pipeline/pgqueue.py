@@ -1,0 +1,183 @@
+"""Scale-out: the pipeline's jobs on procrastinate (a PostgreSQL task queue), for many worker processes.
+
+Why procrastinate and not our own loop: fetching a job is procrastinate's ``SELECT ... FOR UPDATE SKIP
+LOCKED``, with LISTEN/NOTIFY wake-ups, worker heartbeats and scheduled jobs — the distributed part is the
+library's, not ours. Our ``transmissions`` row stays the source of truth: a task only calls
+:meth:`Pipeline.run_job`, whose compare-and-set claim makes a duplicate task harmless.
+
+Tasks:
+- ``bbdirect.run_transmission(transmission_id)`` — run one job; on ``retrying`` it re-defers itself at
+  the job's ``next_at`` (queueing lock ``tx:<id>``: at most one waiting task per job).
+- ``bbdirect.flush_patient(patient_id)`` — close a debounce window when due (lock ``win:<id>``); if a later
+  change moved the window, re-defer at the new due time.
+- ``bbdirect.sweep`` (periodic, every minute) — reconcile: due windows, due jobs and jobs whose worker died
+  (lease expired) get their task again; delivery notices that never came time out.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy import select
+
+from fhir_bridge.config import Settings
+from fhir_bridge.db.models import PendingChange, utcnow
+from fhir_bridge.pipeline import jobs
+from fhir_bridge.pipeline.runner import worker_name
+from fhir_bridge.pipeline.states import State
+
+log = logging.getLogger(__name__)
+
+QUEUE = "bbdirect"
+
+#: The sidecar of this worker process (set by ``bbdirect worker`` before the worker starts).
+_SIDECAR: Any = None
+_OWNER = worker_name()
+
+
+def conninfo(database_url: str) -> str:
+    """libpq URL from a SQLAlchemy URL (``postgresql+psycopg://`` → ``postgresql://``)."""
+    _scheme, sep, rest = database_url.partition("://")
+    return "postgresql://" + rest if sep else database_url
+
+
+def make_app(settings: Settings) -> procrastinate.App:
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=conninfo(settings.database_url))
+    )
+
+    @app.task(name="bbdirect.run_transmission", queue=QUEUE)
+    def run_transmission(transmission_id: str) -> None:
+        pipeline = _pipeline()
+        result = pipeline.run_job(transmission_id, _OWNER)
+        if result.state is State.RETRYING:
+            _defer_job(app, transmission_id, _next_at(pipeline, transmission_id))
+
+    @app.task(name="bbdirect.flush_patient", queue=QUEUE)
+    def flush_patient(patient_id: str) -> None:
+        pipeline = _pipeline()
+        created = pipeline.flush_window(patient_id)
+        if created:
+            return
+        with pipeline.db.session() as s:
+            window = s.get(PendingChange, patient_id)
+            due = window.due_at if window is not None else None
+        if due is not None:
+            _defer_flush(app, patient_id, due)
+
+    @app.periodic(cron="* * * * *", periodic_id="sweep")
+    @app.task(name="bbdirect.sweep", queue=QUEUE, queueing_lock="sweep")
+    def sweep(timestamp: int) -> None:
+        reconcile(app, _pipeline())
+
+    return app
+
+
+def _pipeline():  # type: ignore[no-untyped-def]
+    if _SIDECAR is None:
+        raise RuntimeError("the worker's sidecar is not set (start workers with `bbdirect worker`)")
+    return _SIDECAR.pipeline
+
+
+def set_sidecar(sidecar: Any) -> None:
+    global _SIDECAR
+    _SIDECAR = sidecar
+
+
+def _next_at(pipeline, job_id: str) -> datetime | None:  # type: ignore[no-untyped-def]
+    from fhir_bridge.db.models import Transmission
+
+    with pipeline.db.session() as s:
+        return s.scalar(select(Transmission.next_at).where(Transmission.id == job_id))
+
+
+def _defer_job(app: procrastinate.App, job_id: str, at: datetime | None = None) -> None:
+    try:
+        app.configure_task(
+            "bbdirect.run_transmission",
+            queueing_lock=f"tx:{job_id}",
+            schedule_at=at if at and at > utcnow() else None,
+        ).defer(transmission_id=job_id)
+    except AlreadyEnqueued:
+        pass  # a task for this job is already waiting: it will run it
+
+
+def _defer_flush(app: procrastinate.App, patient_id: str, at: datetime) -> None:
+    try:
+        app.configure_task("bbdirect.flush_patient", queueing_lock=f"win:{patient_id}", schedule_at=at).defer(
+            patient_id=patient_id
+        )
+    except AlreadyEnqueued:
+        pass  # the waiting task re-defers itself if the window moved
+
+
+def reconcile(app: procrastinate.App, pipeline) -> None:  # type: ignore[no-untyped-def]
+    """Give every due window and due or orphaned job a task (idempotent thanks to the queueing locks)."""
+    now = pipeline.clock()
+    with pipeline.db.session() as s:
+        windows = [w.patient_id for w in s.scalars(select(PendingChange).where(PendingChange.due_at <= now))]
+        job_ids = jobs.due_ids(s, now, limit=1000)
+    for patient_id in windows:
+        _defer_flush(app, patient_id, now)
+    for job_id in job_ids:
+        _defer_job(app, job_id)
+    pipeline.expire_mdn()
+
+
+class ProcrastinateQueue:
+    """The pipeline's Queue in the API process: defers tasks for new jobs and new windows."""
+
+    def __init__(self, settings: Settings):
+        self.app = make_app(settings)
+        self._opened = False
+
+    def _open(self) -> procrastinate.App:
+        if not self._opened:
+            self.app.open()
+            self._opened = True
+        return self.app
+
+    def jobs_created(self, ids: list[str], at: datetime) -> None:
+        app = self._open()
+        for job_id in ids:
+            _defer_job(app, job_id)
+
+    def window_opened(self, patient_id: str, due_at: datetime) -> None:
+        _defer_flush(self._open(), patient_id, due_at)
+
+    def close(self) -> None:
+        if self._opened:
+            self.app.close()
+            self._opened = False
+
+
+def apply_schema(settings: Settings) -> bool:
+    """Install procrastinate's tables once (``bbdirect db upgrade``); False when they already exist."""
+    import psycopg
+
+    with psycopg.connect(conninfo(settings.database_url)) as conn:
+        exists = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()[0]
+    if exists:
+        return False
+    app = make_app(settings)
+    with app.open():
+        app.schema_manager.apply_schema()
+    return True
+
+
+def run_worker(sidecar: Any, *, concurrency: int = 1, wait: bool = True, name: str | None = None) -> None:
+    """Run a procrastinate worker in this process until stopped (SIGINT/SIGTERM)."""
+    set_sidecar(sidecar)
+    app = make_app(sidecar.settings)
+    app.run_worker(
+        queues=[QUEUE],
+        concurrency=concurrency,
+        wait=wait,
+        name=name or _OWNER,
+        fetch_job_polling_interval=max(0.2, sidecar.settings.pipeline_tick_seconds),
+        delete_jobs="successful",
+    )

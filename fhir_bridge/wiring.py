@@ -1,0 +1,230 @@
+"""The real pieces behind the pipeline's ports: FHIR + ``ccda_mapper`` for documents, ``direct`` for sending.
+
+Why lazy: the API must start (and answer ``/healthz``) even when the FHIR server is down or the Direct
+identity files are not provisioned yet; the pieces are built on first use and a failure there becomes a
+job failure with its code (``fhir_unreachable``, ``bad_key_file``...) rather than a dead process.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import threading
+from typing import Any
+
+from direct.errors import PermanentDeliveryError, TransientDeliveryError
+from fhir_bridge.config import Settings
+from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, Prepared
+
+CCD_FILENAME = "CCD.xml"
+
+
+# --- FHIR -------------------------------------------------------------------------------------------
+def fhir_client(settings: Settings):  # type: ignore[no-untyped-def]
+    from fhir_bridge.fhir.auth import auth_from_settings
+    from fhir_bridge.fhir.client import FhirClient
+
+    return FhirClient(settings.fhir_base_url, auth_from_settings(settings), timeout=settings.fhir_timeout)
+
+
+class RecordBuilder:
+    """DocumentBuilder: the patient's record as a C-CDA CCD, or the chosen documents as an XDM package."""
+
+    def __init__(self, client_factory, sender_address: str):  # type: ignore[no-untyped-def]
+        self._factory = client_factory
+        self._client = None
+        self._lock = threading.Lock()
+        self.sender_address = sender_address
+
+    @property
+    def client(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    def build(self, auth: AuthorizationView) -> Document:
+        if auth.payload_type == "documents":
+            return self._documents(auth)
+        from ccda_mapper import document as ccda
+        from fhir_bridge.fhir.gather import gather_patient_record
+
+        resources = gather_patient_record(self.client, auth.patient_id)
+        xml = ccda.build_ccd(resources)
+        return Document([Attachment(CCD_FILENAME, xml, "application/xml")], ccda.clinical_hash(xml))
+
+    def _documents(self, auth: AuthorizationView) -> Document:
+        """Chosen DocumentReferences packaged as XDM (IHE ITI-32) with their file list (METADATA.XML)."""
+        import hashlib
+
+        from direct.message import Attachment as MailAttachment
+        from direct.message import build_xdm, safe_filename
+
+        files: list[MailAttachment] = []
+        digest = hashlib.sha256()
+        for number, doc in enumerate(auth.documents, 1):
+            rtype, _, rid = doc["id"].partition("/")
+            ref = self.client.read(rtype, rid)
+            if ref.get("subject", {}).get("reference") not in {f"Patient/{auth.patient_id}", None}:
+                raise PermissionError("document does not belong to this patient")
+            for content in ref.get("content", []):
+                att = content.get("attachment", {})
+                data = self._attachment_bytes(att)
+                name = safe_filename(att.get("title") or doc.get("title") or f"document-{number}")
+                ctype = att.get("contentType") or "application/octet-stream"
+                files.append(MailAttachment(name, ctype.split(";")[0].strip(), data))
+                digest.update(hashlib.sha256(data).digest())
+        zipped = build_xdm(files, self.sender_address, auth.address)
+        return Document([Attachment("XDM.zip", zipped, "application/zip")], digest.hexdigest())
+
+    def _attachment_bytes(self, att: dict[str, Any]) -> bytes:
+        if "data" in att:
+            return base64.b64decode(att["data"])
+        url = att.get("url", "")
+        if url.startswith("Binary/"):
+            binary = self.client.read("Binary", url.split("/", 1)[1])
+            return base64.b64decode(binary.get("data", ""))
+        raise ValueError("attachment has neither inline data nor a Binary reference")
+
+
+class FhirResourceWriter:
+    """FhirWriter: create or update Consent / AuditEvent where the server's CapabilityStatement allows it."""
+
+    def __init__(self, client_factory):  # type: ignore[no-untyped-def]
+        self._factory = client_factory
+        self._client = None
+
+    def write(self, resource: dict[str, Any]) -> str | None:
+        if self._client is None:
+            self._client = self._factory()
+        client = self._client
+        rtype = resource["resourceType"]
+        caps = client.capabilities()
+        if resource.get("id"):
+            if not caps.can(rtype, "update"):
+                return None
+            return client.update(resource).get("id")
+        if not caps.can(rtype, "create"):
+            return None
+        return client.create(resource).get("id")
+
+
+# --- Direct -----------------------------------------------------------------------------------------
+def discovery_resolver(settings: Settings):  # type: ignore[no-untyped-def]
+    from direct.discovery.config import DiscoveryConfig
+    from direct.discovery.resolver import CertificateResolver
+    from direct.smime.identity import load_certificate_files
+
+    anchors = load_certificate_files([p for p in settings.direct_trust_anchors if _exists(p)])
+    nameservers = [settings.direct_dns_server] if settings.direct_dns_server else []
+    return CertificateResolver(DiscoveryConfig.from_strings(nameservers, anchors=anchors))
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    return os.path.exists(path)
+
+
+class DiscoveryChecker:
+    """AddressChecker: certificate discovery under the authorization's trust policy (DCDT algorithm)."""
+
+    def __init__(self, resolver_factory):  # type: ignore[no-untyped-def]
+        self._resolver = functools.cache(resolver_factory)
+
+    def check(self, address: str, policy: str) -> bool | None:
+        from direct.trust.policy import TrustPolicy
+
+        result = self._resolver().lookup(address, TrustPolicy(policy))
+        result.raise_for_error()
+        return result.trusted
+
+
+class DirectSender:
+    """Sender: discover + trust-check the recipient's certificates, build, sign and encrypt; SMTP delivery.
+
+    ``prepare`` and ``deliver`` are separate so the pipeline stores the sealed bytes in between: a retry
+    re-sends the identical message with the same Message-ID (Direct Applicability Statement §4: one message,
+    one MDN; recipients de-duplicate on Message-ID).
+    """
+
+    def __init__(self, settings: Settings, resolver_factory, identity_factory=None):  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self._resolver = functools.cache(resolver_factory)
+        self._identity = functools.cache(identity_factory or self._load_identity)
+
+    def _load_identity(self):  # type: ignore[no-untyped-def]
+        from direct.smime.identity import Identity, load_certificate_files
+
+        identity = Identity.load(self.settings.direct_identity_cert, self.settings.direct_identity_key)
+        if self.settings.direct_identity_chain:
+            identity.chain.extend(load_certificate_files(self.settings.direct_identity_chain))
+        return identity
+
+    def prepare(self, auth: AuthorizationView, document: Document) -> Prepared:
+        from direct.message import Attachment as MailAttachment
+        from direct.message import build_message
+        from direct.smime.seal import seal
+        from direct.trust.policy import TrustPolicy
+
+        lookup = self._resolver().lookup(auth.address, TrustPolicy(auth.trust_policy))
+        lookup.raise_for_error()
+        sender = self.settings.direct_from_address
+        subject = self.settings.direct_subject
+        if auth.payload_type == "documents":
+            from direct.message import XDM_SUBJECT
+
+            subject = XDM_SUBJECT  # ETT DTS 124: an XDM package is announced in the Subject
+        inner = build_message(
+            sender,
+            [auth.address],
+            subject,
+            document.text,
+            [MailAttachment(a.filename, a.media_type, a.content) for a in document.attachments],
+        )
+        raw = seal(inner, self._identity(), [c.cert for c in lookup.selected])
+        return Prepared(
+            message_id=str(inner["Message-ID"]),
+            mail_from=sender,
+            rcpt_to=[auth.address],
+            raw=raw,
+            signed=True,
+            encrypted=True,
+            trusted=lookup.trusted,
+        )
+
+    def deliver(self, prepared: Prepared) -> None:
+        try:
+            from direct.transport import smtp_client
+        except ImportError:
+            return _smtplib_deliver(self.settings, prepared)
+        target = (
+            (self.settings.direct_smtp_host, self.settings.direct_smtp_port)
+            if self.settings.direct_smtp_host
+            else None
+        )
+        smtp_client.deliver(prepared.raw, prepared.mail_from, prepared.rcpt_to, target)
+
+
+def _smtplib_deliver(settings: Settings, prepared: Prepared) -> None:
+    """Stop-gap until ``direct.transport`` lands: smart-host delivery with 4xx/5xx mapped to Direct errors."""
+    import smtplib
+
+    try:
+        with smtplib.SMTP(
+            settings.direct_smtp_host or "localhost", settings.direct_smtp_port, timeout=60
+        ) as smtp:
+            refused = smtp.sendmail(prepared.mail_from, prepared.rcpt_to, prepared.raw)
+    except smtplib.SMTPResponseException as exc:
+        text = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+        cls = TransientDeliveryError if 400 <= exc.smtp_code < 500 else PermanentDeliveryError
+        raise cls(detail=text) from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, msg = next(iter(exc.recipients.values()))
+        cls = TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
+        raise cls(detail=f"{code} {msg.decode(errors='replace')}") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TransientDeliveryError(detail=type(exc).__name__) from None
+    if refused:
+        code, msg = next(iter(refused.values()))
+        raise PermanentDeliveryError(detail=f"{code} {msg.decode(errors='replace')}")
