@@ -1,0 +1,205 @@
+"""Discovery edge cases against real BIND9 / slapd / HTTP: injection, garbage, IPKIX limits, DNS timeouts,
+caching, and the patient (PUBLIC) trust policy."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+
+import pytest
+
+from direct import certgen
+from direct.discovery import CertificateResolver, DiscoveryConfig
+from direct.discovery.ldap import LdapLocator
+from direct.trust.policy import TrustPolicy
+from tests.fixtures.ldap import person
+from tests.support.httpfiles import HttpFiles
+
+pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
+
+
+@pytest.fixture(scope="module")
+def http():
+    files = HttpFiles()
+    yield files
+    files.close()
+
+
+def _resolver(bind, pki, **kwargs) -> CertificateResolver:
+    # the test PKI's leaves are issued by its intermediate, which nobody publishes: anchor it directly
+    cfg = DiscoveryConfig(nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert], **kwargs)
+    return CertificateResolver(cfg)
+
+
+def _pkix(owner: str, der: bytes) -> str:
+    return f"{owner} 300 IN CERT PKIX 0 0 ( {base64.b64encode(der).decode()} )"
+
+
+def _ipkix(owner: str, url: str) -> str:
+    return f"{owner} 300 IN CERT IPKIX 0 0 {base64.b64encode(url.encode()).decode()}"
+
+
+# --- LDAP filter injection ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def inj(bind, ldap_servers, pki):
+    server = ldap_servers("injection", suffix="o=inj")
+    alice = pki.address("alice@inj.test")
+    server.load([person(server.suffix, "alice", "alice@inj.test", [alice.cert_der])])
+    bind.zone("inj.test", [f"_ldap._tcp IN SRV 0 0 {server.port} ldap.inj.test.", "ldap IN A 127.0.0.1"])
+    return server, alice
+
+
+def test_wildcard_local_part_does_not_match_other_entries(inj, bind, pki) -> None:
+    _, alice = inj
+    resolver = _resolver(bind, pki)
+    assert [c.cert for c in resolver.lookup("alice@inj.test").selected] == [alice.cert]
+    for probe in ("*@inj.test", "a*@inj.test", "*lice@inj.test"):
+        res = resolver.lookup(probe)
+        assert res.candidates == [] and res.error.code == "no_certificate", probe
+
+
+def test_filter_metacharacters_are_escaped_on_the_wire(inj, bind) -> None:
+    """Even values the address parser would refuse are escaped by the LDAP layer itself (RFC 4515)."""
+    from direct.discovery.dns import DnsClient
+
+    locator = LdapLocator(DnsClient([(bind.host, bind.port)]))
+    notes: list[str] = []
+    directory = locator.open("inj.test", notes)
+    assert directory is not None and directory.bases == ["o=inj"]
+    try:
+        assert len(directory.search("alice@inj.test").certs) == 1
+        for evil in ("*", "*)(objectClass=*", "alice@inj.test)(|(mail=*", "\\2a", "*@inj.test"):
+            assert directory.search(evil).certs == [], evil
+    finally:
+        directory.close()
+
+
+def test_address_with_crlf_never_reaches_dns_or_ldap(bind, pki) -> None:
+    res = _resolver(bind, pki).lookup("alice@inj.test\r\nmail=*")
+    assert res.error.code == "bad_address" and res.candidates == []
+
+
+# --- garbage and IPKIX ---------------------------------------------------------------------------------
+def test_garbage_cert_record_is_reported_and_skipped(bind, pki) -> None:
+    good = pki.domain("garbage.test")
+    bind.zone(
+        "garbage.test",
+        [_pkix("bob", b"\x30\x82\x01\x00 this is not a certificate"), _pkix("@", good.cert_der)],
+    )
+    res = _resolver(bind, pki).lookup("bob@garbage.test")
+    assert [(c.cert, c.binding) for c in res.selected] == [(good.cert, "domain")]
+    assert any(w.startswith("dns_garbage_cert: bob.garbage.test") for w in res.warnings)
+
+
+def test_ipkix_record_is_fetched(bind, pki, http) -> None:
+    leaf = pki.address("carol@ipkix.test")
+    url = http.put("/ipkix/carol.cer", leaf.cert_der)
+    bind.zone("ipkix.test", [_ipkix("carol", url)])
+    res = _resolver(bind, pki).lookup("carol@ipkix.test")
+    assert [c.cert for c in res.selected] == [leaf.cert]
+
+
+def test_ipkix_slow_and_huge_urls_are_cut_off(bind, pki, http) -> None:
+    slow = http.put("/ipkix/slow.cer", b"", delay=5.0)
+    huge = http.put("/ipkix/huge.cer", size=5_000_000)
+    bind.zone("ipkix2.test", [_ipkix("slow", slow), _ipkix("huge", huge)])
+    resolver = _resolver(bind, pki, ipkix_timeout=0.5, ipkix_deadline=1.0, ipkix_max_bytes=65_536)
+    slow_res = resolver.lookup("slow@ipkix2.test")
+    assert slow_res.error.code == "no_certificate"
+    assert any(w.startswith(f"ipkix_unavailable: {slow} (timeout)") for w in slow_res.warnings)
+    huge_res = resolver.lookup("huge@ipkix2.test")
+    assert huge_res.error.code == "no_certificate"
+    assert any(w.startswith(f"ipkix_unavailable: {huge} (too_large)") for w in huge_res.warnings)
+
+
+# --- DNS server that does not answer ------------------------------------------------------------------
+@pytest.fixture
+def silent_dns():
+    """A UDP socket on loopback that swallows every query."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drain() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                sock.recvfrom(4096)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    yield sock.getsockname()
+    stop.set()
+    t.join(2)
+    sock.close()
+
+
+def test_dns_timeout_is_a_transient_discovery_error(silent_dns, pki) -> None:
+    resolver = CertificateResolver(
+        DiscoveryConfig(nameservers=[silent_dns], dns_timeout=0.3, anchors=[pki.intermediate.cert])
+    )
+    res = resolver.lookup("bob@timeout.test")
+    assert res.error.code == "discovery_timeout" and res.error.transient
+    assert res.selected == []
+
+
+def test_next_nameserver_is_tried_after_a_timeout(silent_dns, bind, pki) -> None:
+    leaf = pki.address("dave@fallback.test")
+    bind.zone("fallback.test", [_pkix("dave", leaf.cert_der)])
+    resolver = CertificateResolver(
+        DiscoveryConfig(
+            nameservers=[silent_dns, (bind.host, bind.port)], dns_timeout=0.3, anchors=[pki.intermediate.cert]
+        )
+    )
+    assert [c.cert for c in resolver.lookup("dave@fallback.test").selected] == [leaf.cert]
+
+
+# --- caching ------------------------------------------------------------------------------------------
+def test_ttl_cache_and_negative_cache(bind, pki) -> None:
+    first = pki.address("erin@cache.test")
+    bind.zone("cache.test", ["@ IN A 127.0.0.1"])
+    resolver = _resolver(bind, pki)
+    assert resolver.lookup("erin@cache.test").error.code == "no_certificate"
+    bind.zone("cache.test", [_pkix("erin", first.cert_der)])
+    # the negative answer is remembered (short negative TTL), a fresh resolver sees the record
+    assert resolver.lookup("erin@cache.test").error.code == "no_certificate"
+    assert [c.cert for c in _resolver(bind, pki).lookup("erin@cache.test").selected] == [first.cert]
+    resolver.dns.clear()
+    assert [c.cert for c in resolver.lookup("erin@cache.test").selected] == [first.cert]
+    queries = resolver.dns.stats["queries"]
+    resolver.lookup("erin@cache.test")  # positive answer served from the TTL cache
+    assert resolver.dns.stats["queries"] == queries
+
+
+# --- trust policies -----------------------------------------------------------------------------------
+def test_public_policy_accepts_unanchored_but_reports_it(bind, pki) -> None:
+    stranger_ca = certgen.make_ca("Stranger HISP CA")
+    leaf = certgen.make_leaf(stranger_ca, address="frank@public.test")
+    expired = certgen.make_leaf(
+        stranger_ca,
+        address="gina@public.test",
+        not_before=leaf.cert.not_valid_before_utc.replace(year=2001),
+        not_after=leaf.cert.not_valid_before_utc.replace(year=2002),
+    )
+    bind.zone("public.test", [_pkix("frank", leaf.cert_der), _pkix("gina", expired.cert_der)])
+    resolver = _resolver(bind, pki)
+    clinician = resolver.lookup("frank@public.test", TrustPolicy.TRUSTED)
+    assert clinician.selected == [] and clinician.candidates[0].reason == "untrusted"
+    patient = resolver.lookup("frank@public.test", TrustPolicy.PUBLIC)
+    assert [c.cert for c in patient.selected] == [leaf.cert]
+    assert patient.selected[0].trusted is False and patient.trusted is False
+    # PUBLIC still enforces validity
+    assert resolver.lookup("gina@public.test", TrustPolicy.PUBLIC).candidates[0].reason == "expired"
+
+
+def test_wrong_key_usage_and_wrong_binding_are_unusable(bind, pki) -> None:
+    sign_only = pki.wrong_key_usage("hank@ku.test")
+    someone_else = pki.address("ivan@ku.test")
+    bind.zone("ku.test", [_pkix("hank", sign_only.cert_der), _pkix("judy", someone_else.cert_der)])
+    resolver = _resolver(bind, pki)
+    assert resolver.lookup("hank@ku.test").candidates[0].reason == "wrong_key_usage"
+    judy = resolver.lookup("judy@ku.test")
+    assert judy.candidates[0].reason == "not_bound" and judy.error.code == "no_usable_certificate"
