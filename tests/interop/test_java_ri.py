@@ -22,6 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from direct.mdn import (
+    Notification,
+    build_mdn,
+    norm_message_id,
+    parse_notifications,
+    requests_final_destination,
+)
+from direct.message import parse_message
+from direct.smime import Identity, UnsealResult, load_certificate_files, seal, unseal
 from tests.fixtures.java_ri import JavaRI
 from tests.support.pki import TestPKI
 from tests.support.services import need
@@ -111,6 +120,12 @@ def our_seal(p: Peers, out: Path, *, cipher: str = "aes256-cbc", key_transport: 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def our_unseal_api(p: Peers, message: Path) -> UnsealResult:
+    """The Python API behind ``bbdirect unseal``, for what the JSON report does not carry (the MDN fields)."""
+    me = Identity.load(p.ours.cert, p.ours.key)
+    return unseal(message.read_bytes(), [me], load_certificate_files([p.ri.anchor]))
 
 
 def our_unseal(p: Peers, message: Path) -> dict:
@@ -385,3 +400,48 @@ def test_ri_mdn_for_our_message_opens_on_our_side(java_ri, peers, tmp_path, disp
     assert report["ok"], report
     assert report["signature"] == "valid" and report["signer"]["trusted"] is True
     assert report["from"] == THEIRS and report["to"] == [OURS]
+    # ... and our MDN parser reads the RI's report as the delivery tracker will.
+    result = our_unseal_api(peers, tmp_path / "mdn.eml")
+    assert result.ok and result.is_notification
+    our_id = parse_message(msg.read_bytes())["Message-ID"]
+    assert parse_notifications(result.message) == [
+        Notification(
+            kind="mdn",
+            original_message_id=norm_message_id(our_id),
+            final_recipient=THEIRS,
+            disposition=disposition,
+            final_destination=disposition == "dispatched",
+            detail=None,
+        )
+    ]
+
+
+@pytest.mark.parametrize("disposition", ["processed", "dispatched"])
+def test_our_mdn_for_ri_message_is_accepted_by_ri(java_ri, peers, tmp_path, disposition):
+    sealed = ri_seal(java_ri, peers, tmp_path / "ri.eml")
+    assert sealed.ok, sealed.report
+    received = our_unseal_api(peers, tmp_path / "ri.eml")
+    assert received.ok, received.error
+    # The RI asked for final-destination delivery (Disposition-Notification-Options), so dispatched carries it.
+    assert requests_final_destination(received.message)
+    mdn = build_mdn(
+        original_message_id=received.message_id or "",
+        original_sender=THEIRS,
+        final_recipient=OURS,
+        disposition=disposition,
+        final_destination=requests_final_destination(received.message),
+        subject=f"{disposition.capitalize()}: Health information",
+    )
+    ours = Identity.load(peers.ours.cert, peers.ours.key)
+    (tmp_path / "mdn.eml").write_bytes(seal(mdn, ours, load_certificate_files([peers.ri.cert])[:1]))
+
+    res = ri_unseal(java_ri, peers, tmp_path / "mdn.eml")
+
+    assert res.ok, res.report
+    assert res["strict"]["ok"], res["strict"]
+    assert res["message"]["content_type"] == "multipart/report"
+    fields = res["mdn"]
+    assert fields["disposition"] == f"automatic-action/MDN-sent-automatically;{disposition}"
+    assert norm_message_id(fields["original_message_id"]) == norm_message_id(sealed["message_id"])
+    assert fields["final_recipient"] == f"rfc822; {OURS}"
+    assert fields["final_destination_delivery"] is (disposition == "dispatched")
