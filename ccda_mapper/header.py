@@ -37,7 +37,7 @@ def header(root: _Element, ctx: Ctx, doc_id: str, *, author: Any = None, custodi
     dt.el(root, "setId", {"root": dt.uid(ctx.index.key(ctx.index.patient) + "#ccd-set")})
     dt.el(root, "versionNumber", {"value": "1"})
     record_target(root, ctx)
-    org = _custodian_org(ctx, custodian)
+    org = _custodian_org(ctx, custodian) or FALLBACK_ORG
     _author(root, ctx, author, org)
     _custodian(root, ctx, org)
     _service_event(root, ctx)
@@ -140,6 +140,10 @@ def _custodian_org(ctx: Ctx, custodian: Any) -> Resource | None:
     return orgs[0] if orgs else None
 
 
+#: Who holds the data when the input names no organization: the sidecar that sends it.
+FALLBACK_ORG: Resource = {"resourceType": "Organization", "id": "bbdirect", "name": "Blue Button Direct"}
+
+
 def _organization(parent: _Element, ctx: Ctx, org: Resource, tag: str) -> _Element:
     o = dt.el(parent, tag)
     dt.identifiers(o, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
@@ -184,7 +188,7 @@ def _custodian(root: _Element, ctx: Ctx, org: Resource | None) -> None:
         return
     dt.identifiers(rco, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
     dt.el(rco, "name", text=dt.clean(org.get("name")) or "Unknown organization")
-    dt.telecom(rco, org.get("telecom"))
+    dt.telecom(rco, org.get("telecom"), limit=1)  # CONF:1198-5525: exactly one telecom
     dt.addr(rco, next((a for a in org.get("address") or () if isinstance(a, dict)), None))
 
 

@@ -1,5 +1,108 @@
-"""TODO."""
+"""Encounters Section (entries optional), 2.16.840.1.113883.10.20.22.2.22.1:2015-08-01.
+
+Encounter → Encounter Activity (4.49:2015-08-01) with performers, the service delivery location (4.32) and
+the reasons as Indications (4.19).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx, practitioner_entity
+from ..index import Resource
+from .base import Spec, empty, entry, finish, is_error, start
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.22", "2015-08-01"), ("2.16.840.1.113883.10.20.22.2.22.1", "2015-08-01")),
+    code="46240-8",
+    display="History of Hospitalizations+Outpatient visits Narrative",
+    title="Encounters",
+    prefix="encounter",
+    required=True,
+)
+_ENC_CODES = (codes.CPT, codes.SNOMED, codes.HCPCS, codes.ACT_CODE)
 
 
-def build(ctx, body):
-    return None
+def build(ctx: Ctx, body: etree._Element) -> None:
+    items = [r for r in ctx.index.of("Encounter") if not is_error(r)]
+    if not items:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Encounter", "Date", "End", "Location", "Reason"))
+    ctx.each("Encounter", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    finish(body, sec, table, SPEC)
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+    start_, end = dt.period_of(res, "period")
+    types = [t for t in res.get("type") or () if isinstance(t, dict)]
+    concept = types[0] if types else None
+    cls = res.get("class")
+    if concept is None and isinstance(cls, dict):
+        concept = {"coding": [cls]}
+    locs = []
+    for loc in res.get("location") or ():
+        if isinstance(loc, dict):
+            target = ctx.index.resolve(loc.get("location"), res)
+            if target is not None:
+                locs.append(target)
+    reasons = [r for r in res.get("reasonCode") or () if isinstance(r, dict)]
+    for ref in res.get("reasonReference") or ():
+        target = ctx.index.resolve(ref, res)
+        if target is not None and isinstance(target.get("code"), dict):
+            reasons.append(target["code"])
+    rid = table.row((dt.cc_text(concept) or "Encounter", dt.display_date(start_), dt.display_date(end),
+                     ", ".join(dt.clean(x.get("name")) for x in locs), "; ".join(dt.cc_text(r) for r in reasons)))
+    en = dt.el(entry(sec), "encounter", {"classCode": "ENC", "moodCode": "EVN"})
+    dt.template(en, "2.16.840.1.113883.10.20.22.4.49", "2015-08-01")
+    key = ctx.index.key(res)
+    dt.identifiers(en, res, key)
+    dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
+    dt.text_ref(en, rid)
+    dt.ivl_ts(en, "effectiveTime", start_, end)
+    for part in res.get("participant") or ():
+        if not isinstance(part, dict):
+            continue
+        who = ctx.index.resolve(part.get("individual"), res)
+        if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
+            ae = dt.el(dt.el(en, "performer"), "assignedEntity")
+            practitioner_entity(ctx, ae, who)
+    for loc in locs:
+        _location(ctx, en, loc)
+    for i, r in enumerate(reasons):
+        _indication(en, r, f"{key}#reason{i}")
+    return True
+
+
+def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
+    """Service Delivery Location (2.16.840.1.113883.10.20.22.4.32): code from HealthcareServiceLocation (HSLOC)."""
+    if loc.get("resourceType") != "Location":
+        return
+    pr = dt.el(dt.el(en, "participant", {"typeCode": "LOC"}), "participantRole", {"classCode": "SDLOC"})
+    dt.template(pr, "2.16.840.1.113883.10.20.22.4.32")
+    dt.identifiers(pr, loc, ctx.index.key(loc))
+    hsloc = None
+    for t in loc.get("type") or ():
+        hsloc = hsloc or dt.first_code(t, "2.16.840.1.113883.6.259")
+    if hsloc:
+        dt.el(pr, "code", {"code": hsloc, "codeSystem": "2.16.840.1.113883.6.259",
+                           "codeSystemName": "HealthcareServiceLocation"})
+    else:
+        dt.el(pr, "code", {"nullFlavor": "UNK"})
+    dt.addr(pr, loc.get("address"))
+    dt.telecom(pr, loc.get("telecom"))
+    pe = dt.el(pr, "playingEntity", {"classCode": "PLC"})
+    dt.el(pe, "name", text=dt.clean(loc.get("name")) or "Unknown location")
+
+
+def _indication(en: etree._Element, cc: object, seed: str) -> None:
+    """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter."""
+    er = dt.el(en, "entryRelationship", {"typeCode": "RSON"})
+    ob = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(ob, "2.16.840.1.113883.10.20.22.4.19", "2014-06-09")
+    dt.stable_id(ob, seed)
+    dt.simple_code(ob, "code", "404684003", codes.SNOMED, "Clinical finding", "SNOMED CT")
+    dt.el(ob, "statusCode", {"code": "completed"})
+    dt.cd(ob, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")

@@ -1,5 +1,65 @@
-"""TODO."""
+"""Immunizations Section (entries required), 2.16.840.1.113883.10.20.22.2.2.1:2015-08-01.
+
+Immunization → Immunization Activity (4.52:2015-08-01) with Immunization Medication Information (4.54); a
+``not-done`` immunization is the same act with ``negationInd="true"`` (CONF:1198-8985).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, empty, entry, finish, is_error, start
+from .medications import product
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.2.1", "2015-08-01"),),
+    code="11369-6",
+    display="History of Immunization Narrative",
+    title="Immunizations",
+    prefix="immunization",
+    required=True,
+)
 
 
-def build(ctx, body):
-    return None
+def build(ctx: Ctx, body: etree._Element) -> None:
+    items = [r for r in ctx.index.of("Immunization") if not is_error(r)]
+    if not items:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Vaccine", "CVX", "Date", "Status", "Lot"))
+    ctx.each("Immunization", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    finish(body, sec, table, SPEC)
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+    when, _ = dt.period_of(res, "occurrence")
+    when = when or res.get("date")  # STU3 field name, seen in older exports
+    status = res.get("status") if isinstance(res.get("status"), str) else "completed"
+    vc = res.get("vaccineCode")
+    lot = dt.clean(res.get("lotNumber"))
+    rid = table.row((dt.cc_text(vc) or "Unknown vaccine", dt.first_code(vc, codes.CVX) or "",
+                     dt.display_date(when), status, lot))
+    sa = dt.el(entry(sec), "substanceAdministration",
+               {"classCode": "SBADM", "moodCode": "EVN", "negationInd": "true" if status == "not-done" else "false"})
+    dt.template(sa, "2.16.840.1.113883.10.20.22.4.52", "2015-08-01")
+    dt.identifiers(sa, res, ctx.index.key(res))
+    dt.text_ref(sa, rid)
+    dt.el(sa, "statusCode", {"code": "completed"})
+    dt.ts_el(sa, "effectiveTime", when)
+    route = res.get("route")
+    if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
+        dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
+    dose = res.get("doseQuantity")
+    if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
+        dt.el(sa, "doseQuantity", {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))})
+    product(sa, vc, rid, immunization=True)
+    if lot:
+        mm = sa.find(f"{{{dt.V3}}}consumable/{{{dt.V3}}}manufacturedProduct/{{{dt.V3}}}manufacturedMaterial")
+        if mm is not None:
+            dt.el(mm, "lotNumberText", text=lot)
+    ctx.author(sa, res.get("recorded") or when, res)
+    return True

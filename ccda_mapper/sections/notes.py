@@ -1,5 +1,83 @@
-"""TODO."""
+"""Notes Section, 2.16.840.1.113883.10.20.22.2.65:2016-11-01 (C-CDA R2.1 Companion Guide), when notes exist.
+
+DocumentReference (US Core clinical notes) → Note Activity (4.202:2016-11-01).  Plain-text attachments are
+decoded into the narrative (they are the note); other media types are named, not embedded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, entry, finish, start
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.65", "2016-11-01"),),
+    code="11488-4",
+    display="Consult note",
+    title="Notes",
+    prefix="note",
+)
+MAX_NOTE = 20000  # characters of one note kept in the narrative
 
 
-def build(ctx, body):
-    return None
+def _usable(d: Resource) -> bool:
+    return d.get("status") != "entered-in-error" and d.get("docStatus") != "entered-in-error"
+
+
+def build(ctx: Ctx, body: etree._Element) -> None:
+    if not any(_usable(d) for d in ctx.index.of("DocumentReference")):
+        return
+    sec, table = start(body, SPEC, ("Note", "Date", "Author", "Content"))
+    ctx.each("DocumentReference", lambda d: _one(ctx, sec, table, d) if _usable(d) else None)
+    finish(body, sec, table, SPEC)
+
+
+def note_text(d: Resource) -> str:
+    """The first text/plain (or text/*) attachment decoded, else a description of what is attached."""
+    described = []
+    for c in d.get("content") or ():
+        att = c.get("attachment") if isinstance(c, dict) else None
+        if not isinstance(att, dict):
+            continue
+        ctype = att.get("contentType") if isinstance(att.get("contentType"), str) else ""
+        data = att.get("data")
+        if ctype.startswith("text/") and "html" not in ctype and isinstance(data, str):
+            try:
+                text = base64.b64decode(data, validate=False).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                continue
+            text = dt.clean(text).strip()
+            return text[:MAX_NOTE] + (" …" if len(text) > MAX_NOTE else "")
+        described.append(dt.clean(att.get("title")) or ctype or "attachment")
+    return "Attached: " + ", ".join(described) if described else dt.clean(d.get("description"))
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
+    when = d.get("date") or (d.get("context") or {}).get("period", {}).get("start") if isinstance(
+        d.get("context"), dict) else d.get("date")
+    authors = [ctx.index.resolve(a, d) for a in d.get("author") or ()]
+    who = next((a for a in authors if a is not None and a.get("resourceType") in ("Practitioner",
+                                                                                 "PractitionerRole")), None)
+    who_name = dt.name_text(dt.best_name((who or {}).get("name"))) if who else ""
+    rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
+    act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
+    dt.template(act, "2.16.840.1.113883.10.20.22.4.202", "2016-11-01")
+    dt.identifiers(act, d, ctx.index.key(d))
+    c = dt.simple_code(act, "code", "34109-9", codes.LOINC, "Note", "LOINC")
+    for coding in (d.get("type") or {}).get("coding") or () if isinstance(d.get("type"), dict) else ():
+        if isinstance(coding, dict) and coding.get("system") == "http://loinc.org" and coding.get("code"):
+            dt.el(c, "translation", {"code": dt.clean(coding["code"]), "codeSystem": codes.LOINC,
+                                     "codeSystemName": "LOINC", **({"displayName": dt.clean(coding["display"])}
+                                                                   if dt.clean(coding.get("display")) else {})})
+    dt.text_ref(act, rid)
+    dt.el(act, "statusCode", {"code": "completed"})
+    dt.ts_el(act, "effectiveTime", when)
+    ctx.author(act, when, {"author": d.get("author")} if who else None)
+    return True

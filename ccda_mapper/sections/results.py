@@ -1,5 +1,154 @@
-"""TODO."""
+"""Results Section (entries required), 2.16.840.1.113883.10.20.22.2.3.1:2015-08-01.
+
+DiagnosticReport → Result Organizer (4.1) with its result Observations as Result Observations (4.2); a panel
+Observation (hasMember) → organizer of its members; every other result Observation → an organizer of one.
+Observations with components only (no value of their own) give one Result Observation per component.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, empty, entry, finish, start
+from .observations import (
+    effective,
+    interpretation,
+    kind,
+    members,
+    reference_range,
+    result_status,
+    usable,
+    value_text,
+    write_value,
+)
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.3.1", "2015-08-01"),),
+    code="30954-2",
+    display="Relevant diagnostic tests/laboratory data Narrative",
+    title="Results",
+    prefix="result",
+    required=True,
+)
+_CODES = (codes.LOINC, codes.SNOMED, codes.CPT)
 
 
-def build(ctx, body):
-    return None
+def build(ctx: Ctx, body: etree._Element) -> None:
+    reports = [r for r in ctx.index.of("DiagnosticReport") if usable(r)]
+    observations = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == "result"]
+    if not reports and not observations:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Test", "Result", "Interpretation", "Reference range", "Date", "Panel"))
+    consumed: set[int] = set()
+    for rep in reports:
+        try:
+            _report(ctx, sec, table, rep, consumed)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            ctx.index.skip(rep, f"not mapped ({type(exc).__name__})")
+    for o in observations:
+        if o.get("hasMember") and id(o) not in consumed:
+            mem = [m for m in members(ctx, o) if id(m) not in consumed and usable(m)]
+            if mem:
+                consumed.add(id(o))
+                consumed.update(id(m) for m in mem)
+                _organizer(ctx, sec, table, o, mem)
+    for o in observations:
+        if id(o) not in consumed:
+            consumed.add(id(o))
+            try:
+                _organizer(ctx, sec, table, o, [o])
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                ctx.index.skip(o, f"not mapped ({type(exc).__name__})")
+    finish(body, sec, table, SPEC)
+
+
+def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consumed: set[int]) -> None:
+    mem = [m for m in members(ctx, rep) if usable(m) and kind(m) != "vital"]
+    flat: list[Resource] = []
+    for m in mem:
+        sub = [x for x in members(ctx, m) if usable(x)] if m.get("hasMember") else []
+        if sub:
+            flat.extend(sub)
+            consumed.add(id(m))
+        else:
+            flat.append(m)
+    flat = [m for m in flat if id(m) not in consumed]
+    if not flat:
+        conclusion = dt.clean(rep.get("conclusion"))
+        cc = rep.get("conclusionCode")
+        if not conclusion and not (isinstance(cc, list) and cc):
+            if not rep.get("result"):
+                ctx.index.skip(rep, "DiagnosticReport without results or conclusion (notes go to the Notes section)")
+            return
+        pseudo: dict[str, Any] = {"resourceType": "Observation", "code": rep.get("code"), "status": rep.get("status"),
+                                  "effectiveDateTime": effective(rep)[0]}
+        if isinstance(cc, list) and cc and isinstance(cc[0], dict):
+            pseudo["valueCodeableConcept"] = cc[0]
+        else:
+            pseudo["valueString"] = conclusion
+        _organizer(ctx, sec, table, rep, [pseudo], ctx.index.key(rep) + "#conclusion")
+        return
+    consumed.update(id(m) for m in flat)
+    _organizer(ctx, sec, table, rep, flat)
+
+
+def _organizer(ctx: Ctx, sec: etree._Element, table: dt.Table, head: Resource, obs: list[Resource],
+               pseudo_key: str | None = None) -> None:
+    org = dt.el(entry(sec), "organizer", {"classCode": "BATTERY" if len(obs) > 1 else "CLUSTER",
+                                          "moodCode": "EVN"})
+    dt.template(org, "2.16.840.1.113883.10.20.22.4.1", "2015-08-01")
+    if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
+        dt.stable_id(org, ctx.index.key(head) + "#organizer")
+    else:
+        dt.identifiers(org, head, ctx.index.key(head))
+    dt.cd(org, "code", head.get("code"), prefer=_CODES)
+    dt.el(org, "statusCode", {"code": result_status(head)})
+    starts = [s for s in (dt.ts(effective(o)[0]) for o in obs) if s]
+    low, high = effective(head)
+    if not dt.ts(low) and starts:
+        low = None
+    eff = dt.el(org, "effectiveTime")
+    lo = dt.ts(low) or (min(starts) if starts else None)
+    hi = dt.ts(high) or (max(starts) if starts else None)
+    dt.el(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
+    if hi:
+        dt.el(eff, "high", {"value": hi})
+    panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
+    for o in obs:
+        comps = [c for c in o.get("component") or () if isinstance(c, dict)]
+        if comps and not any(k.startswith("value") for k in o):
+            for i, c in enumerate(comps):
+                sub = {**c, "resourceType": "Observation", "status": o.get("status"),
+                       "effectiveDateTime": effective(o)[0]}
+                _observation(ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}")
+        else:
+            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o))
+
+
+def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, o: Resource, panel: str, key: str) -> None:
+    """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01)."""
+    start_, _ = effective(o)
+    comp = dt.el(org, "component")
+    obs = dt.el(comp, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(obs, "2.16.840.1.113883.10.20.22.4.2", "2015-08-01")
+    dt.identifiers(obs, o, key)
+    n = table.rows + 1
+    rid = f"{table.prefix}{n}"
+    dt.cd(obs, "code", o.get("code"), prefer=_CODES, ref=rid)
+    dt.text_ref(obs, rid)
+    dt.el(obs, "statusCode", {"code": result_status(o)})
+    dt.ts_el(obs, "effectiveTime", start_)
+    write_value(obs, o)
+    interpretation(obs, o)
+    ctx.author(obs, o.get("issued"), o)
+    rr = reference_range(obs, o)
+    interp = "; ".join(dt.cc_text(i) for i in (o.get("interpretation") or ()) if isinstance(i, dict))
+    table.row((dt.cc_text(o.get("code")) or "Unknown test", value_text(o), interp, rr,
+               dt.display_date(start_), panel))

@@ -1,5 +1,100 @@
-"""TODO."""
+"""Social History Section, 2.16.840.1.113883.10.20.22.2.17:2015-08-01 (required by CCD R2.1, CONF:1198-30688).
+
+Smoking status (LOINC 72166-2) → Smoking Status - Meaningful Use (4.78); other social-history / SDOH
+Observations → Social History Observation (4.38); US Core birth sex → Birth Sex Observation (4.200).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, empty, entry, finish, start
+from .observations import effective, kind, usable, value_text, write_value
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.17", "2015-08-01"),),
+    code="29762-2",
+    display="Social history Narrative",
+    title="Social History",
+    prefix="social",
+    required=True,
+)
+_BIRTHSEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
+_SEX = {"M": "Male", "F": "Female"}
 
 
-def build(ctx, body):
+def _birth_sex(ctx: Ctx) -> str | None:
+    for ext in ctx.index.patient.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == _BIRTHSEX and isinstance(ext.get("valueCode"), str):
+            return ext["valueCode"]
     return None
+
+
+def build(ctx: Ctx, body: etree._Element) -> None:
+    obs = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) in ("smoking", "social")]
+    sex = _birth_sex(ctx)
+    if not obs and not sex:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Social history element", "Value", "Date"))
+    ctx.each("Observation", lambda o: _one(ctx, sec, table, o) if usable(o) and kind(o) in ("smoking", "social")
+             else None)
+    if sex:
+        _birth_sex_entry(ctx, sec, table, sex)
+    finish(body, sec, table, SPEC)
+
+
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource) -> bool:
+    start_, end = effective(o)
+    smoking = kind(o) == "smoking"
+    if smoking and not dt.ts(start_):
+        ctx.index.skip(o, "smoking status without an effective time (CONF:1098-31928)")
+        return False
+    rid = table.row((dt.cc_text(o.get("code")) or "Social history", value_text(o), dt.display_date(start_)))
+    ob = dt.el(entry(sec), "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    if smoking:
+        dt.template(ob, "2.16.840.1.113883.10.20.22.4.78", "2014-06-09")
+        dt.identifiers(ob, o, ctx.index.key(o))
+        dt.simple_code(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
+        dt.text_ref(ob, rid)
+        dt.el(ob, "statusCode", {"code": "completed"})
+        dt.el(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
+        # CONF:1098-14817: value CD from Current Smoking Status (SNOMED)
+        cc = o.get("valueCodeableConcept")
+        if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
+            dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
+        else:
+            dt.el(ob, "value", {dt.XSI_TYPE: "CD", "code": "266927001", "codeSystem": codes.SNOMED,
+                                "codeSystemName": "SNOMED CT", "displayName": "Tobacco smoking consumption unknown"})
+    else:
+        dt.template(ob, "2.16.840.1.113883.10.20.22.4.38", "2015-08-01")
+        dt.identifiers(ob, o, ctx.index.key(o))
+        c = dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
+        if c.get("codeSystem") != codes.LOINC and c.find(f"{{{dt.V3}}}translation") is None:
+            dt.el(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
+        dt.text_ref(ob, rid)
+        dt.el(ob, "statusCode", {"code": "completed"})
+        if dt.ts(start_):
+            dt.ivl_ts(ob, "effectiveTime", start_, end)
+        write_value(ob, o)
+    ctx.author(ob, o.get("issued"), o)
+    return True
+
+
+def _birth_sex_entry(ctx: Ctx, sec: etree._Element, table: dt.Table, sex: str) -> None:
+    """Birth Sex Observation (2.16.840.1.113883.10.20.22.4.200:2016-06-01, C-CDA R2.1 Companion Guide)."""
+    rid = table.row(("Sex assigned at birth", _SEX.get(sex, "Unknown"), ""))
+    ob = dt.el(entry(sec), "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(ob, "2.16.840.1.113883.10.20.22.4.200", "2016-06-01")
+    dt.simple_code(ob, "code", "76689-9", codes.LOINC, "Sex assigned at birth", "LOINC")
+    dt.text_ref(ob, rid)
+    dt.el(ob, "statusCode", {"code": "completed"})
+    if sex in _SEX:
+        dt.el(ob, "value", {dt.XSI_TYPE: "CD", "code": sex, "displayName": _SEX[sex],
+                            "codeSystem": codes.ADMIN_GENDER, "codeSystemName": "AdministrativeGender"})
+    else:
+        dt.el(ob, "value", {dt.XSI_TYPE: "CD", "nullFlavor": "UNK"})

@@ -1,5 +1,109 @@
-"""TODO."""
+"""Vital Signs Section (entries required), 2.16.840.1.113883.10.20.22.2.4.1:2015-08-01.
+
+Vital-sign Observations grouped by time (and encounter) → Vital Signs Organizer (4.26) of Vital Sign Observations
+(4.27).  Panels (blood pressure 85354-9) contribute one observation per component.  A vital sign without a
+numeric value is skipped with a reason: CONF:1098-7305 requires ``value xsi:type="PQ"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from .. import codes
+from .. import datatypes as dt
+from ..context import Ctx
+from ..index import Resource
+from .base import Spec, empty, entry, finish, start
+from .observations import interpretation, kind, members, result_status, usable
+
+SPEC = Spec(
+    templates=(("2.16.840.1.113883.10.20.22.2.4.1", "2015-08-01"),),
+    code="8716-3",
+    display="Vital signs",
+    title="Vital Signs",
+    prefix="vital",
+    required=True,
+)
 
 
-def build(ctx, body):
-    return None
+def _flatten(ctx: Ctx, o: Resource, key: str) -> list[tuple[Resource, str]]:
+    """The measurable parts of a vital sign: itself (when it has a quantity), its components, its members."""
+    out: list[tuple[Resource, str]] = []
+    if isinstance(o.get("valueQuantity"), dict):
+        out.append((o, key))
+    for i, c in enumerate(o.get("component") or ()):
+        if isinstance(c, dict) and isinstance(c.get("valueQuantity"), dict):
+            out.append((c, f"{key}#component{i}"))
+    return out
+
+
+def build(ctx: Ctx, body: etree._Element) -> None:
+    vitals = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == "vital"]
+    groups: dict[tuple[str, str], list[tuple[Resource, Resource, str]]] = {}
+    consumed: set[int] = set()
+    for o in vitals:
+        if id(o) in consumed:
+            continue
+        parts = _flatten(ctx, o, ctx.index.key(o))
+        for m in members(ctx, o):
+            consumed.add(id(m))
+            parts.extend(_flatten(ctx, m, ctx.index.key(m)))
+        if not parts:
+            ctx.index.skip(o, "vital sign without a numeric value (C-CDA requires PQ)")
+            continue
+        when = o.get("effectiveDateTime")
+        if not isinstance(when, str):
+            when = (o.get("effectivePeriod") or {}).get("start") if isinstance(o.get("effectivePeriod"), dict) else None
+        if not dt.ts(when):
+            ctx.index.skip(o, "vital sign without an effective time")
+            continue
+        enc = o.get("encounter") if isinstance(o.get("encounter"), dict) else {}
+        gkey = (str(when), str(enc.get("reference", "")))
+        groups.setdefault(gkey, []).extend((o, part, k) for part, k in parts)
+    if not groups:
+        empty(body, SPEC)
+        return
+    sec, table = start(body, SPEC, ("Date", "Vital sign", "Value", "Interpretation"))
+    for (when, _enc), items in groups.items():
+        _organizer(ctx, sec, table, when, items)
+    finish(body, sec, table, SPEC)
+
+
+def _organizer(ctx: Ctx, sec: etree._Element, table: dt.Table, when: str,
+               items: list[tuple[Resource, Resource, str]]) -> None:
+    org = dt.el(entry(sec), "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
+    dt.template(org, "2.16.840.1.113883.10.20.22.4.26", "2015-08-01")
+    dt.stable_id(org, items[0][2] + "#vitals")
+    c = dt.simple_code(org, "code", "46680005", codes.SNOMED, "Vital Signs", "SNOMED CT")
+    dt.el(c, "translation", {"code": "74728-7", "codeSystem": codes.LOINC, "codeSystemName": "LOINC",
+                             "displayName": "Vital signs, weight, height, head circumference, oximetry, BMI, and BSA panel"})
+    dt.el(org, "statusCode", {"code": "completed"})
+    dt.el(org, "effectiveTime", {"value": dt.ts(when) or ""})
+    for res, part, key in items:
+        _observation(ctx, org, table, res, part, key, when)
+
+
+def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, res: Resource, part: dict[str, Any], key: str,
+                 when: str) -> None:
+    """Vital Sign Observation (2.16.840.1.113883.10.20.22.4.27:2014-06-09)."""
+    q = part["valueQuantity"]
+    if dt.num(q.get("value")) is None:
+        ctx.index.skip(res, "vital sign value is not a number")
+        return
+    obs = dt.el(dt.el(org, "component"), "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(obs, "2.16.840.1.113883.10.20.22.4.27", "2014-06-09")
+    if part is res:
+        dt.identifiers(obs, res, key)
+    else:
+        dt.stable_id(obs, key)
+    rid = f"{table.prefix}{table.rows + 1}"
+    dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
+    dt.text_ref(obs, rid)
+    dt.el(obs, "statusCode", {"code": "completed" if result_status(res) == "completed" else "completed"})
+    dt.el(obs, "effectiveTime", {"value": dt.ts(when) or ""})
+    dt.pq(obs, "value", q)
+    interpretation(obs, part)
+    interp = "; ".join(dt.cc_text(i) for i in (part.get("interpretation") or ()) if isinstance(i, dict))
+    table.row((dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp))
