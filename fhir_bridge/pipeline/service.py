@@ -243,7 +243,7 @@ class Pipeline:
             outcome = self._build(job_id, auth_view, trigger, last_hash, attempts)
             if outcome is not State.SENDING:
                 return RunResult(job_id, outcome)
-        return RunResult(job_id, self._deliver(job_id, auth_view, attempts))
+        return RunResult(job_id, self._deliver(job_id, auth_view, attempts, owner))
 
     def _build(
         self, job_id: str, auth: AuthorizationView, trigger: str, last_hash: str | None, attempts: int
@@ -285,7 +285,7 @@ class Pipeline:
                 return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
         return State.SENDING
 
-    def _deliver(self, job_id: str, auth: AuthorizationView, attempts: int) -> State:
+    def _deliver(self, job_id: str, auth: AuthorizationView, attempts: int, owner: str = "") -> State:
         with self.db.session() as s:
             row = s.execute(
                 select(
@@ -322,7 +322,8 @@ class Pipeline:
             if current is not None:
                 current.last_sent_hash = row.document_hash
                 current.last_sent_at = now
-            self._audit(s, job_id, auth, "success", {"message_id": row.message_id, "attempt": attempts})
+            detail = {"message_id": row.message_id, "attempt": attempts, "worker": owner[:64]}
+            self._audit(s, job_id, auth, "success", detail)
         return State.SENT
 
     def _failed(

@@ -1,0 +1,146 @@
+"""Scale-out: N worker processes on procrastinate + a real PostgreSQL; every job runs exactly once.
+
+The workers are real separate processes (this file run as a script) consuming procrastinate's queue;
+each job "sends" a plain message to the real SMTP listener through the pipeline's normal
+prepare → store → deliver path. What is under test is the queue and the job state machine, so the
+document and the S/MIME sealing are minimal here (test_bridge_e2e.py covers them).
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+N_WORKERS = 3
+N_JOBS = 60
+
+
+def _ports():  # type: ignore[no-untyped-def]
+    from fhir_bridge.pipeline.ports import Attachment, Document, Prepared
+
+    class Builder:
+        def build(self, auth):
+            return Document([Attachment("CCD.xml", b"<ClinicalDocument/>", "application/xml")], "h")
+
+    class PlainSender:
+        def __init__(self, settings):
+            self.settings = settings
+
+        def prepare(self, auth, document):
+            from direct.message import build_message, to_bytes
+
+            msg = build_message(self.settings.direct_from_address, [auth.address], "scale", "scale test")
+            return Prepared(
+                str(msg["Message-ID"]), self.settings.direct_from_address, [auth.address], to_bytes(msg)
+            )
+
+        def deliver(self, prepared):
+            from fhir_bridge.wiring import _smtplib_deliver
+
+            _smtplib_deliver(self.settings, prepared)
+
+    class Checker:
+        def check(self, address, policy):
+            return True
+
+    return Builder, PlainSender, Checker
+
+
+def _worker_main() -> None:
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.pipeline.pgqueue import run_worker
+
+    settings = load_settings()
+    builder, sender, checker = _ports()
+    sidecar = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
+    run_worker(sidecar, concurrency=1)
+
+
+@pytest.mark.service("postgres")
+@pytest.mark.slow
+def test_n_workers_run_every_job_exactly_once(postgres, smtp_sink, tmp_path):
+    from fhir_bridge import audit
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.consent.model import parse_request
+    from fhir_bridge.db import AuditRecord, Transmission
+    from fhir_bridge.pipeline.pgqueue import apply_schema
+
+    env = {
+        "BBDIRECT_DATABASE_URL": postgres.create_database("scale"),
+        "BBDIRECT_DIRECT_SMTP_HOST": smtp_sink.host,
+        "BBDIRECT_DIRECT_SMTP_PORT": str(smtp_sink.port),
+        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
+        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
+        "BBDIRECT_SERVER_SECRET_KEY": "scale-test",
+    }
+    settings = load_settings(env=env)
+    assert settings.queue_backend == "procrastinate"
+    builder, sender, checker = _ports()
+    sidecar = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
+    assert apply_schema(settings) is True
+    for i in range(N_JOBS):
+        req = parse_request(
+            {
+                "patient_id": f"p{i}",
+                "address": f"doc{i}@direct.example.org",
+                "kind": "once",
+                "created_by": {"type": "clinician", "id": "u1"},
+                "consent_method": "in_person",
+            }
+        )
+        sidecar.consent.create(req, audit.Actor("clinician", "u1"))
+    sidecar.pipeline.queue.close()
+
+    child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, __file__],
+            env=child_env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / f"w{i}.log", "wb"),
+        )
+        for i in range(N_WORKERS)
+    ]
+    try:
+        messages = smtp_sink.wait_for(N_JOBS, timeout=90)
+        time.sleep(1.0)  # a duplicate, if any, would arrive now
+        messages = smtp_sink.messages
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(15)
+            except subprocess.TimeoutExpired:
+                w.kill()
+    ids = Counter(email.message_from_bytes(m.data)["Message-ID"] for m in messages)
+    assert len(messages) == N_JOBS and all(n == 1 for n in ids.values())
+    with sidecar.db.session() as s:
+        rows = s.execute(select(Transmission.state, Transmission.attempts, Transmission.message_id)).all()
+        successes = s.scalars(
+            select(AuditRecord.detail).where(
+                AuditRecord.action == "send.attempt", AuditRecord.outcome == "success"
+            )
+        ).all()
+    assert sorted({(state, attempts) for state, attempts, _ in rows}) == [("sent", 1)]
+    assert {mid for _, _, mid in rows} == set(ids)
+    assert len(successes) == N_JOBS
+    # More than one worker process took part: the work was really shared.
+    assert len({d["worker"].split(":")[1] for d in successes}) > 1
+    logs = [(tmp_path / f"w{i}.log").read_text(errors="replace") for i in range(N_WORKERS)]
+    assert all("Traceback" not in log for log in logs), logs
+    sidecar.db.dispose()
+
+
+if __name__ == "__main__":
+    _worker_main()
