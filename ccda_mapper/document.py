@@ -36,24 +36,27 @@ class BuildResult:
 
 
 def _newest_date(idx: Index) -> str | None:
-    best = ""
+    """The newest usable date of the record (ISO strings compare in time order within one zone)."""
+    seen: list[str] = []
     for items in idx.by_type.values():
         for r in items:
             meta = r.get("meta")
             if isinstance(meta, dict) and isinstance(meta.get("lastUpdated"), str):
-                best = max(best, meta["lastUpdated"])
+                seen.append(meta["lastUpdated"])
             for f in _DATE_FIELDS:
                 v = r.get(f)
-                if isinstance(v, str) and dt.ts(v, min_day=True):
-                    best = max(best, v)
+                if isinstance(v, str):
+                    seen.append(v)
             for f in _PERIOD_FIELDS:
                 v = r.get(f)
                 if isinstance(v, dict):
-                    for k in ("end", "start"):
-                        x = v.get(k)
-                        if isinstance(x, str) and dt.ts(x, min_day=True):
-                            best = max(best, x)
-    return best or None
+                    x = v.get("end") or v.get("start")
+                    if isinstance(x, str):
+                        seen.append(x)
+    for v in sorted(seen, reverse=True):
+        if dt.ts(v, min_day=True):
+            return v
+    return None
 
 
 def _now_ts(now: Any, idx: Index) -> str:

@@ -41,8 +41,22 @@ def categories(res: Resource) -> set[str]:
     return out
 
 
+_KIND_CACHE: dict[int, tuple[Resource, str]] = {}
+
+
 def kind(res: Resource) -> str:
-    """vital | smoking | social | functional | mental | result."""
+    """vital | smoking | social | functional | mental | result (memoised per resource for one build)."""
+    hit = _KIND_CACHE.get(id(res))
+    if hit is not None and hit[0] is res:
+        return hit[1]
+    k = _kind(res)
+    if len(_KIND_CACHE) > 50000:
+        _KIND_CACHE.clear()
+    _KIND_CACHE[id(res)] = (res, k)
+    return k
+
+
+def _kind(res: Resource) -> str:
     loinc = dt.first_code(res.get("code"), codes.LOINC)
     if loinc == SMOKING:
         return "smoking"
