@@ -384,7 +384,7 @@ def ri_mdn(java_ri: JavaRI, p: Peers, message: Path, out: Path, disposition: str
     )
 
 
-@pytest.mark.parametrize("disposition", ["processed", "dispatched"])
+@pytest.mark.parametrize("disposition", ["processed", "dispatched", "failed"])
 def test_ri_mdn_for_our_message_opens_on_our_side(java_ri, peers, tmp_path, disposition):
     msg = our_seal(peers, tmp_path / "ours.eml")
     mdn = ri_mdn(java_ri, peers, msg, tmp_path / "mdn.eml", disposition)
@@ -416,7 +416,7 @@ def test_ri_mdn_for_our_message_opens_on_our_side(java_ri, peers, tmp_path, disp
     ]
 
 
-@pytest.mark.parametrize("disposition", ["processed", "dispatched"])
+@pytest.mark.parametrize("disposition", ["processed", "dispatched", "failed"])
 def test_our_mdn_for_ri_message_is_accepted_by_ri(java_ri, peers, tmp_path, disposition):
     sealed = ri_seal(java_ri, peers, tmp_path / "ri.eml")
     assert sealed.ok, sealed.report
@@ -445,3 +445,5 @@ def test_our_mdn_for_ri_message_is_accepted_by_ri(java_ri, peers, tmp_path, disp
     assert norm_message_id(fields["original_message_id"]) == norm_message_id(sealed["message_id"])
     assert fields["final_recipient"] == f"rfc822; {OURS}"
     assert fields["final_destination_delivery"] is (disposition == "dispatched")
+    if disposition == "failed":  # "failed", never "error" (nhin-d #265), with the reason in Failure:
+        assert fields["fields"]["Failure"]
