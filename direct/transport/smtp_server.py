@@ -1,0 +1,101 @@
+"""The SMTP receiving endpoint (aiosmtpd) for inbound Direct messages and the MDNs answering ours.
+
+The endpoint only moves bytes: it hands ``(mail_from, rcpt_tos, data)`` to a handler (usually
+:meth:`direct.agent.DirectAgent.receive` via :func:`direct.agent.receiving_endpoint`) and maps the
+handler's verdict to an SMTP reply - a :class:`~direct.errors.DirectError` that is transient becomes
+``451``, any other becomes ``550`` with the stable error code (no PHI). The handler runs on a worker
+thread so a slow unseal or an outgoing MDN never blocks the event loop, even if the MDN is addressed to
+this very endpoint. Messages above ``data_size_limit`` are refused by aiosmtpd with ``552`` (MSG-11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+
+from aiosmtpd.controller import Controller
+
+from direct.errors import DirectError
+
+log = logging.getLogger(__name__)
+
+#: handler(mail_from, rcpt_tos, data) -> optional SMTP reply text ("250 ..."); raise DirectError to refuse.
+Handler = Callable[[str, Sequence[str], bytes], str | None]
+DEFAULT_SIZE_LIMIT = 25 * 2**20
+
+
+class _Bridge:
+    def __init__(self, handler: Handler):
+        self.handler = handler
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        data = bytes(envelope.original_content or envelope.content or b"")
+        loop = asyncio.get_running_loop()
+        try:
+            reply = await loop.run_in_executor(
+                None, self.handler, envelope.mail_from or "", list(envelope.rcpt_tos), data
+            )
+        except DirectError as exc:
+            log.info("inbound message refused: %s", exc.code)
+            if exc.transient:
+                return f"451 4.3.0 {exc.code}: try again later"
+            return f"550 5.7.1 {exc.code}: {exc.message}"[:500].replace("\r", " ").replace("\n", " ")
+        except Exception:
+            log.exception("inbound message handler failed")
+            return "451 4.3.0 internal error, try again later"
+        return reply or "250 2.0.0 OK"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class ReceivingEndpoint:
+    """An SMTP listener on ``host:port`` (port 0 = pick a free one) feeding ``handler``.
+
+    Optional STARTTLS (``tls_context``, ``require_starttls``) and AUTH (``authenticator`` as aiosmtpd defines
+    it). Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        data_size_limit: int = DEFAULT_SIZE_LIMIT,
+        tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
+        authenticator: Callable | None = None,
+        server_hostname: str | None = None,
+    ):
+        if port == 0:
+            port = _free_port(host)
+        kwargs: dict = {"data_size_limit": data_size_limit}
+        if tls_context is not None:
+            kwargs.update(tls_context=tls_context, require_starttls=require_starttls)
+        if authenticator is not None:
+            kwargs.update(authenticator=authenticator, auth_required=True)
+        if server_hostname:
+            kwargs["server_hostname"] = server_hostname
+        self.controller = Controller(_Bridge(handler), hostname=host, port=port, **kwargs)
+        self.host = host
+        self.port = port
+
+    def start(self) -> ReceivingEndpoint:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def __enter__(self) -> ReceivingEndpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
