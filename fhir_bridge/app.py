@@ -38,6 +38,13 @@ class Sidecar:
     tokens: PatientTokens
     #: Background services started by :meth:`start` (local workers, pollers, subscription manager).
     background: list[Any] = field(default_factory=list)
+    _client: Any = None
+
+    def fhir_client(self):  # type: ignore[no-untyped-def]
+        """The shared FHIR client (built on first use, so the API starts while the FHIR server is down)."""
+        if self._client is None:
+            self._client = wiring.fhir_client(self.settings)
+        return self._client
 
     def start(self, workers: int | None = None) -> None:
         """Start the embedded background work: local worker threads (local queue) and change detectors."""
@@ -48,7 +55,9 @@ class Sidecar:
             self.background.append(
                 LocalRunner(self.pipeline, threads=count, tick=self.settings.pipeline_tick_seconds).start()
             )
-        self.background.extend(_start_sources(self))
+        from fhir_bridge import detectors
+
+        self.background.extend(detectors.start(self))
 
     def stop(self) -> None:
         for service in reversed(self.background):
@@ -100,7 +109,7 @@ def build_sidecar(
 
 
 #: Parts owned by other modules that plug into the app with ``register(app)`` when present.
-PLUGINS = ("fhir_bridge.web", "fhir_bridge.sources")
+PLUGINS = ("fhir_bridge.web", "fhir_bridge.detectors")
 
 
 def create_app(
@@ -143,18 +152,11 @@ def _register_optional(app: Flask, module_name: str) -> None:
             return
         raise
     register = getattr(module, "register", None)
-    if register is not None:
+    if register is None:
+        return
+    import inspect
+
+    if len(inspect.signature(register).parameters) > 1:
+        register(app, app.extensions["bbdirect"])
+    else:
         register(app)
-
-
-def _start_sources(sidecar: Sidecar) -> list[Any]:
-    """Start the change detectors configured in ``[sources]`` (when that package provides ``start``)."""
-    try:
-        sources = importlib.import_module("fhir_bridge.sources")
-    except ModuleNotFoundError:
-        return []
-    start = getattr(sources, "start", None)
-    if start is None:
-        return []
-    started = start(sidecar)
-    return list(started or [])

@@ -43,7 +43,7 @@ def _s(section: str, doc: str, **kw: Any) -> Any:
 
 @dataclass
 class Settings:
-    # --- server -----------------------------------------------------------------------------------------
+    # --- server ----------------------------------------------------------------------------------
     server_host: str = _s("server", "Address the HTTP server listens on.", default="127.0.0.1")
     server_port: int = _s("server", "TCP port of the HTTP server (API, web pages, rest-hook).", default=8700)
     server_threads: int = _s("server", "Waitress worker threads.", default=8)
@@ -71,7 +71,7 @@ class Settings:
     )
     server_log_level: str = _s("server", "Log level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
 
-    # --- database ---------------------------------------------------------------------------------------
+    # --- database --------------------------------------------------------------------------------
     database_url: str = _s(
         "database",
         "SQLAlchemy URL. SQLite file by default; `postgresql://...` for scale-out.",
@@ -81,7 +81,7 @@ class Settings:
         "database", "Apply migrations at start (`bbdirect db upgrade` does it explicitly).", default=True
     )
 
-    # --- fhir -------------------------------------------------------------------------------------------
+    # --- fhir ------------------------------------------------------------------------------------
     fhir_base_url: str = _s("fhir", "Base URL of the FHIR R4 server.", default="http://127.0.0.1:8080/fhir")
     fhir_auth: str = _s("fhir", "`none`, `bearer` or `smart` (SMART Backend Services).", default="none")
     fhir_bearer_token: str = _s("fhir", "Static bearer token when `auth = bearer`.", default="", secret=True)
@@ -102,12 +102,15 @@ class Settings:
         "fhir", "Write consent changes and sends as FHIR `AuditEvent` (when it allows writes).", default=False
     )
 
-    # --- sources (change detection) ---------------------------------------------------------------------
+    # --- sources (change detection) --------------------------------------------------------------
     sources_subscriptions: bool = _s(
         "sources", "Create and own R4 rest-hook Subscriptions (when the server supports them).", default=True
     )
     sources_subscription_secret: str = _s(
         "sources", "Shared secret HAPI sends back in the notification header.", default="", secret=True
+    )
+    sources_subscription_recheck: float = _s(
+        "sources", "Seconds between checks that our Subscriptions exist and are not in error.", default=60.0
     )
     sources_polling: bool = _s("sources", "Poll with `_lastUpdated` (or `$export?_since=`).", default=False)
     sources_poll_interval: float = _s("sources", "Seconds between polls.", default=30.0)
@@ -116,7 +119,7 @@ class Settings:
     )
     sources_pings: bool = _s("sources", "Accept `POST /api/v1/patients/{id}/changed` pings.", default=True)
 
-    # --- pipeline ---------------------------------------------------------------------------------------
+    # --- pipeline --------------------------------------------------------------------------------
     pipeline_debounce_seconds: float = _s(
         "pipeline", "Quiet period after the last change before an `always` send.", default=60.0
     )
@@ -157,7 +160,7 @@ class Settings:
         "pipeline", "How often an idle local worker looks for due work.", default=0.5
     )
 
-    # --- direct -----------------------------------------------------------------------------------------
+    # --- direct ----------------------------------------------------------------------------------
     direct_from_address: str = _s(
         "direct", "Our Direct address (sender of every message).", default="bluebutton@direct.bbdirect.test"
     )
@@ -194,7 +197,7 @@ class Settings:
     #: Sections of the config file this object does not own (e.g. ``[web]``), kept for their owners.
     extra: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"section": None})
 
-    # -------------------------------------------------------------------------------------------------------
+    # ---------------------------------------------------------------------------------------------
     def section(self, name: str) -> dict[str, Any]:
         """Raw key/values of a config section owned by another part of the sidecar (empty when absent)."""
         return dict(self.extra.get(name, {}))
@@ -272,7 +275,7 @@ def reference() -> list[dict[str, str]]:
     return rows
 
 
-# --- coercion ---------------------------------------------------------------------------------------------
+# --- coercion --------------------------------------------------------------------------------
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
