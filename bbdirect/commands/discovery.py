@@ -84,6 +84,13 @@ def _usage_error(as_json: bool, address: str, code: str, message: str) -> None:
     "unrevoked, correctly bound certificate is enough and is reported as not trusted.",
 )
 @click.option("--timeout", type=float, default=3.0, show_default=True, help="DNS timeout per server (s).")
+@click.option(
+    "--ldap-timeout",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Connect timeout per LDAP server (s); a server slower than this is skipped.",
+)
 def lookup(
     address: str,
     as_json: bool,
@@ -91,6 +98,7 @@ def lookup(
     anchors: tuple[str, ...],
     policy: str,
     timeout: float,
+    ldap_timeout: float,
 ) -> None:
     """Discover the certificates of ADDRESS (DNS CERT, then LDAP) and show which are usable."""
     try:
@@ -110,10 +118,14 @@ def lookup(
         return
     if policy == "trusted" and not anchor_certs:
         click.echo("warning: no trust anchors given (--anchor); no certificate can be trusted", err=True)
-    config = DiscoveryConfig(nameservers=servers, anchors=anchor_certs, dns_timeout=timeout)
+    config = DiscoveryConfig(
+        nameservers=servers, anchors=anchor_certs, dns_timeout=timeout, ldap_connect_timeout=ldap_timeout
+    )
     result = CertificateResolver(config).lookup(addr, TrustPolicy(policy))
     if as_json:
         click.echo(json.dumps(result.to_dict()))
+        for warning in result.warnings:  # soft failures go to stderr so stdout stays pure JSON
+            click.echo(f"note: {warning}", err=True)
     else:
         _print_table(result)
     sys.exit(EXIT_OK if result.selected else EXIT_NONE)

@@ -1,0 +1,111 @@
+"""Two trust bundles served over real HTTP with different refresh intervals, one failing: the store keeps
+the failing bundle's last good anchors, reports the failure, refreshes on its own schedule, and the resolver
+trusts recipients through the bundles a local domain is scoped to."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from direct import certgen
+from direct.discovery import CertificateResolver, DiscoveryConfig
+from direct.trust.bundles import TrustBundle, TrustStore
+from direct.trust.fetch import HttpFetcher
+from tests.support.httpfiles import HttpFiles
+
+pytestmark = pytest.mark.service("bind9")
+
+
+@pytest.fixture(scope="module")
+def http():
+    files = HttpFiles()
+    yield files
+    files.close()
+
+
+@pytest.fixture(scope="module")
+def communities():
+    return {"a": certgen.make_ca("Community A Anchor"), "b": certgen.make_ca("Community B Anchor")}
+
+
+def _p7b(*cas) -> bytes:
+    return pkcs7.serialize_certificates([c.cert for c in cas], serialization.Encoding.DER)
+
+
+def test_bundles_refresh_independently_and_failures_keep_last_good(http, communities, bind) -> None:
+    a, b = communities["a"], communities["b"]
+    signer = certgen.make_leaf(a, address="bundle-signer@community-a.test")
+    signed_a = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(_p7b(a))
+        .add_signer(signer.cert, signer.key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+    url_a = http.put("/bundles/a.p7m", signed_a)
+    url_b = http.put("/bundles/b.p7b", pkcs7.serialize_certificates([b.cert], serialization.Encoding.PEM))
+    now = [0.0]
+    store = TrustStore(
+        bundles=[
+            TrustBundle("a", url_a, refresh_interval=60, signing_cert=signer.cert),
+            TrustBundle("b", url_b, refresh_interval=3600),
+        ],
+        domain_bundles={"clinic.test": ["a"], "lab.test": ["a", "b"]},
+        fetcher=HttpFetcher(timeout=2),
+        clock=lambda: now[0],
+    )
+    assert {s.name: s.last_error for s in store.refresh_due()} == {"a": None, "b": None}
+
+    # recipients of both communities, published in DNS
+    alice = certgen.make_leaf(a, address="alice@hisp-a.test")
+    bob = certgen.make_leaf(b, address="bob@hisp-b.test")
+    bind.zone("hisp-a.test", [f"alice IN CERT PKIX 0 0 ( {base64.b64encode(alice.cert_der).decode()} )"])
+    bind.zone("hisp-b.test", [f"bob IN CERT PKIX 0 0 ( {base64.b64encode(bob.cert_der).decode()} )"])
+    resolver = CertificateResolver(DiscoveryConfig(nameservers=[(bind.host, bind.port)], trust_store=store))
+    assert resolver.lookup("alice@hisp-a.test", local_domain="clinic.test").selected[0].trusted
+    scoped = resolver.lookup("bob@hisp-b.test", local_domain="clinic.test")
+    assert scoped.selected == [] and scoped.candidates[0].reason == "untrusted"  # clinic trusts only A
+    assert resolver.lookup("bob@hisp-b.test", local_domain="lab.test").selected
+
+    # bundle B's server starts failing; only A is due at t=61, both at t=3601
+    http.remove("/bundles/b.p7b")
+    now[0] = 61
+    assert [s.name for s in store.refresh_due()] == ["a"]
+    now[0] = 3601
+    statuses = {s.name: s for s in store.refresh_due()}
+    assert statuses["b"].last_error == "http_status"
+    assert statuses["b"].anchors == [b.cert]  # last good copy kept
+    assert statuses["a"].last_error is None and statuses["a"].refreshes == 3
+    assert resolver.lookup("bob@hisp-b.test", local_domain="lab.test").selected  # still trusted
+
+    # a bundle replaced by one with a bad signature is refused; A's anchors stay
+    http.put("/bundles/a.p7m", _p7b(b))  # unsigned: refused because a signing cert is configured
+    now[0] = 3700
+    assert store.refresh("a").last_error == "unmatched_signature"
+    assert store.anchors_for("clinic.test") == [a.cert]
+
+
+def test_background_refresh_runs_on_schedule(http, communities) -> None:
+    url_fast = http.put("/bundles/fast.p7b", _p7b(communities["a"]))
+    url_slow = http.put("/bundles/slow.p7b", _p7b(communities["b"]))
+    store = TrustStore(
+        bundles=[
+            TrustBundle("fast", url_fast, refresh_interval=0.1),
+            TrustBundle("slow", url_slow, refresh_interval=3600),
+        ],
+        fetcher=HttpFetcher(timeout=2),
+    )
+    store.start(poll=0.02)
+    try:
+        deadline = time.monotonic() + 20
+        with store.refreshed:
+            while store.status("fast").refreshes < 3 and time.monotonic() < deadline:
+                store.refreshed.wait(0.5)
+    finally:
+        store.stop()
+    assert store.status("fast").refreshes >= 3
+    assert store.status("slow").refreshes == 1  # loaded once, not due again within its hour
+    assert http.hits["/bundles/slow.p7b"] == 1
