@@ -1,7 +1,8 @@
 """Interop with the Direct Project Java reference implementation (``org.nhind:agent`` 8.0.0), both ways.
 
 The RI runs as a separate JVM through the harness in ``tests/interop/java`` (fixture ``java_ri``); our side
-runs through the ``bbdirect seal`` / ``bbdirect unseal --json`` CLI contract of issue 3. Keys are made at
+runs through the ``bbdirect seal`` / ``bbdirect unseal --json`` CLI contract of issue 3, and through the
+``direct.mdn`` / ``direct.smime`` API for MDNs (which the CLI report does not carry). Keys are made at
 test time. Where the RI cannot do something (RSA-OAEP with SHA-256, AES-GCM, emitting OAEP, SHA-1
 signing) a test pins that behaviour, so the interop matrix in docs/interop.md stays true.
 
@@ -215,6 +216,16 @@ def test_ri_rejects_our_message_when_it_does_not_trust_us(java_ri, peers, pki, t
     stranger = pki.write_cert(pki.ca("Unrelated CA").cert, "unrelated-anchor")
     msg = our_seal(peers, tmp_path / "ours.eml")
     res = ri_unseal(java_ri, peers, msg, anchor=stranger)
+    assert not res.ok
+    assert res.error_code == "TrustError.NoTrustedRecipients"
+
+
+def test_ri_does_not_build_chains_from_the_signature(java_ri, peers, pki, tmp_path):
+    """Why the RI is anchored at our issuing CA: anchored at our root only, it cannot reach our leaf although
+    the intermediate travels in the CMS signature (RI 8.0.0 uses anchors, AIA and resolvers only)."""
+    msg = our_seal(peers, tmp_path / "ours.eml")
+    res = ri_unseal(java_ri, peers, msg, anchor=pki.root_pem)
+    assert res["strict"]["certificates_in_signature"] >= 2  # leaf + intermediate are in the signature
     assert not res.ok
     assert res.error_code == "TrustError.NoTrustedRecipients"
 

@@ -63,7 +63,15 @@ final class UnsealCommand {
         out.put("strict", strictCheck(outer, self, anchors, crypto));
 
         DefaultNHINDAgent agent = RiAgent.agent(domains, self, peers.isEmpty() ? anchors : peers, anchors, crypto);
-        IncomingMessage in = agent.processIncoming(outer);
+        IncomingMessage in;
+        try {
+            in = agent.processIncoming(outer);
+        } catch (RuntimeException e) {
+            // A rejection is a result, not a crash: keep what was learned above (envelope, strict check).
+            out.put("ok", false);
+            out.put("error", Harness.describe(e));
+            return out;
+        }
         Message inner = in.getMessage();
 
         List<Map<String, Object>> signers = new ArrayList<>();
