@@ -1,9 +1,9 @@
 """The one code-system table of the mapper: FHIR system URI <-> HL7 OID <-> display name.
 
 FHIR identifies code systems by URI, CDA by OID (CDA R2 ``CD.codeSystem`` is an ``uid``).  Every mapper asks
-this module, so a system is spelled the same way everywhere in the document.  A system that is not in the table
-is never dropped: :func:`oid_for` derives a stable OID under the ``2.25`` (UUID) arc from its URI
-(ITU-T X.667 §6.3), so the coding can still travel as a ``translation`` whose ``codeSystemName`` keeps the URI.
+this module, so a system is spelled the same way everywhere in the document.  A system that is not in the
+table is never dropped: :func:`oid_for` derives a stable OID under the ``2.25`` (UUID) arc from its URI (ITU-T
+X.667 §6.3), so the coding can still travel as a ``translation`` whose ``codeSystemName`` keeps the URI.
 """
 
 from __future__ import annotations
@@ -72,33 +72,60 @@ _TABLE: tuple[CodeSystem, ...] = (
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ActCode", ACT_CODE, "HL7 ActCode"),
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ActClass", ACT_CLASS, "HL7 ActClass"),
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ActStatus", ACT_STATUS, "HL7 ActStatus"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-AdministrativeGender", ADMIN_GENDER, "AdministrativeGender"),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-AdministrativeGender", ADMIN_GENDER, "AdministrativeGender"
+    ),
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", MARITAL, "MaritalStatus"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", INTERPRETATION,
-               "ObservationInterpretation"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", PARTICIPATION, "ParticipationType"),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+        INTERPRETATION,
+        "ObservationInterpretation",
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", PARTICIPATION, "ParticipationType"
+    ),
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-RoleCode", ROLE_CODE, "RoleCode"),
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", NULL_FLAVOR, "NullFlavor"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", CONFIDENTIALITY, "Confidentiality"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ReligiousAffiliation", RELIGION, "ReligiousAffiliation"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration", "2.16.840.1.113883.5.112",
-               "RouteOfAdministration"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "2.16.840.1.113883.5.7", "ActPriority"),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", CONFIDENTIALITY, "Confidentiality"
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-ReligiousAffiliation", RELIGION, "ReligiousAffiliation"
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration",
+        "2.16.840.1.113883.5.112",
+        "RouteOfAdministration",
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-ActPriority", "2.16.840.1.113883.5.7", "ActPriority"
+    ),
     CodeSystem("http://terminology.hl7.org/CodeSystem/v3-ActEncounterCode", ACT_CODE, "HL7 ActCode"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v3-EntityNamePartQualifier", "2.16.840.1.113883.5.43",
-               "EntityNamePartQualifier"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v2-0203", "2.16.840.1.113883.18.108", "HL7 v2 Identifier Type"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v2-0131", "2.16.840.1.113883.12.131", "HL7 v2 Contact Role"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/v2-0078", "2.16.840.1.113883.12.78",
-               "HL7 v2 Abnormal Flags"),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v3-EntityNamePartQualifier",
+        "2.16.840.1.113883.5.43",
+        "EntityNamePartQualifier",
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v2-0203", "2.16.840.1.113883.18.108", "HL7 v2 Identifier Type"
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v2-0131", "2.16.840.1.113883.12.131", "HL7 v2 Contact Role"
+    ),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/v2-0078", "2.16.840.1.113883.12.78", "HL7 v2 Abnormal Flags"
+    ),
     CodeSystem("http://ncimeta.nci.nih.gov", "2.16.840.1.113883.3.26.1.1", "NCI Thesaurus"),
     CodeSystem("http://ncithesaurus.nci.nih.gov", "2.16.840.1.113883.3.26.1.1", "NCI Thesaurus"),
     CodeSystem("https://nahdo.org/sopt", SOP, "Source of Payment Typology"),
     CodeSystem("http://www.nubc.org/patient-discharge", "2.16.840.1.113883.6.301.5", "NUBC UB-04 FL17"),
     CodeSystem("http://www.ada.org/cdt", "2.16.840.1.113883.6.13", "CDT"),
     CodeSystem("http://hl7.org/fhir/sid/ex-icd-10-procedures", "2.16.840.1.113883.6.4", "ICD-10-PCS"),
-    CodeSystem("http://terminology.hl7.org/CodeSystem/data-absent-reason", "2.16.840.1.113883.4.642.4.1048",
-               "DataAbsentReason"),
+    CodeSystem(
+        "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+        "2.16.840.1.113883.4.642.4.1048",
+        "DataAbsentReason",
+    ),
 )
 
 _BY_URI: dict[str, CodeSystem] = {}
@@ -131,7 +158,7 @@ def is_oid(text: str) -> bool:
 
 
 def known(system: str | None) -> CodeSystem | None:
-    """The table row for a FHIR system URI (``urn:oid:`` forms included), or None when it is not in the table."""
+    """The table row for a FHIR system URI (``urn:oid:`` forms included); None when unknown."""
     if not system:
         return None
     row = _BY_URI.get(system)
@@ -143,7 +170,7 @@ def known(system: str | None) -> CodeSystem | None:
 
 
 def oid_for(system: str) -> str:
-    """The OID for a FHIR system: from the table, from ``urn:oid:``, or a stable ``2.25.<uuid5>`` otherwise."""
+    """The OID for a FHIR system: from the table, from ``urn:oid:``, or else a stable ``2.25.<uuid5>``."""
     row = known(system)
     if row is not None:
         return row.oid

@@ -28,8 +28,8 @@ class Ctx:
         return self.index.skipped
 
     def each(self, rtype: str, fn: Callable[[Resource], Any]) -> list[Any]:
-        """Run ``fn`` on every resource of a type; a resource that breaks the mapper is skipped with the reason,
-        never the whole document (one bad resource must not stop the record from being sent)."""
+        """Run ``fn`` on every resource of a type; a resource that breaks the mapper is skipped with the
+        reason, never the whole document (one bad resource must not stop the record from being sent)."""
         out = []
         for res in self.index.of(rtype):
             try:
@@ -42,7 +42,7 @@ class Ctx:
         return out
 
     def author(self, parent: _Element, time: Any, res: Resource | None = None) -> None:
-        """Author Participation (2.16.840.1.113883.10.20.22.4.119): the recorder/requester when it resolves."""
+        """Author Participation (2.16.840.1.113883.10.20.22.4.119): the recorder/requester if it resolves."""
         t = dt.ts(time)
         if not t:
             return

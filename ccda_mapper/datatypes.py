@@ -1,8 +1,9 @@
-"""CDA R2 data types built from FHIR R4 data types (II, CD/CE, TS/IVL_TS, PQ, AD, TEL, PN) and narrative tables.
+"""CDA R2 data types built from FHIR R4 data types (II, CD/CE, TS/IVL_TS, PQ, AD, TEL, PN) and narrative
+tables.
 
 Everything is built with ``lxml.etree.SubElement`` straight from the FHIR dicts: no model objects on the hot
-path.  lxml escapes text and attribute values itself; control characters that XML 1.0 forbids are removed first
-(they would make lxml raise on dirty data).
+path.  lxml escapes text and attribute values itself; control characters that XML 1.0 forbids are removed
+first (they would make lxml raise on dirty data).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ _V = f"{{{V3}}}"
 _SubElement = etree.SubElement
 _Element = etree._Element
 
-#: Templates whose R2.1 version must be accompanied by the R1.1 root without extension (C-CDA R2.1 Vol. 1
-#: "Design Considerations", CONF:1198-32934..32946; enforced by the Schematron pattern hasCompatibleR1.1TemplateId).
+# : Templates whose R2.1 version must be accompanied by the R1.1 root without extension (C-CDA R2.1 Vol. 1 :
+# "Design Considerations", CONF:1198-32934..32946; enforced by the Schematron pattern
+# hasCompatibleR1.1TemplateId).
 R11_COMPANIONS = frozenset(
     """1.3.6.1.4.1.19376.1.5.3.1.3.1 1.3.6.1.4.1.19376.1.5.3.1.3.33 2.16.840.1.113883.10.20.2.10
     2.16.840.1.113883.10.20.6.2.1 2.16.840.1.113883.10.20.6.2.2 2.16.840.1.113883.10.20.21.2.3
@@ -83,7 +85,9 @@ def clean(text: Any) -> str:
     return _BAD_XML.sub("", text) if _BAD_XML.search(text) else text
 
 
-def el(parent: _Element, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> _Element:
+def el(
+    parent: _Element, name: str, attrib: dict[str, str] | None = None, text: str | None = None
+) -> _Element:
     e = _SubElement(parent, _V + name, attrib) if attrib else _SubElement(parent, _V + name)
     if text:
         e.text = text
@@ -141,7 +145,8 @@ def ts(value: Any, *, min_day: bool = False) -> str | None:
     """FHIR date/dateTime/instant → HL7 TS (precision kept; a time carries its zone, as DT.US.FIELDED wants).
 
     A time without a zone (invalid FHIR, seen in dirty data) is cut to the day rather than guessed.
-    ``min_day`` returns None for values less precise than a day (for elements that SHALL be precise to the day).
+    ``min_day`` returns None for values less precise than a day (for elements that SHALL be precise to the
+    day).
     """
     if not isinstance(value, str):
         return None
@@ -248,10 +253,10 @@ def cd(
 ) -> _Element:
     """CD/CE from a CodeableConcept (or a single Coding).
 
-    The first coding of a preferred system (in ``prefer`` order) becomes the code; every other usable coding is a
-    ``translation`` (codings of systems the table does not know keep their URI as codeSystemName).  With no
-    known-system coding the code gets ``nullFlavor="OTH"`` (CDA R2 data types: the concept exists but is outside
-    the expected systems), with the text in originalText so nothing is dropped.
+    The first coding of a preferred system (in ``prefer`` order) becomes the code; every other usable coding
+    is a ``translation`` (codings of systems the table does not know keep their URI as codeSystemName).  With
+    no known-system coding the code gets ``nullFlavor="OTH"`` (CDA R2 data types: the concept exists but is
+    outside the expected systems), with the text in originalText so nothing is dropped.
     """
     if isinstance(cc, dict) and "coding" not in cc and "code" in cc and "system" in cc:
         cc = {"coding": [cc]}
@@ -307,8 +312,9 @@ def first_code(cc: Any, oid: str) -> str | None:
     return None
 
 
-def simple_code(parent: _Element, tag: str, code: str, system: str, display: str | None = None,
-                name: str | None = None) -> _Element:
+def simple_code(
+    parent: _Element, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
+) -> _Element:
     a = {"code": code, "codeSystem": system}
     n = name or codes.name_for(system)
     if n:
@@ -341,7 +347,7 @@ def num(value: Any) -> str | None:
 
 
 def ucum_unit(q: dict[str, Any]) -> str:
-    """The UCUM unit of a Quantity: its code when the system is UCUM, else its unit text when it has no blank."""
+    """The UCUM unit of a Quantity: its code when the system is UCUM, else its blank-free unit text."""
     code = q.get("code")
     system = q.get("system")
     if isinstance(code, str) and code.strip() and (not system or system == "http://unitsofmeasure.org"):

@@ -1,7 +1,7 @@
 """Build the whole CCD: index the input, write the header, then one section module after the other.
 
-Output is deterministic for the same input: every id is a UUID derived from resource keys, the document time is
-``now=`` or the newest date in the record (never the wall clock), and sections keep the input order.
+Output is deterministic for the same input: every id is a UUID derived from resource keys, the document time
+is ``now=`` or the newest date in the record (never the wall clock), and sections keep the input order.
 """
 
 from __future__ import annotations
@@ -21,8 +21,18 @@ from .sections import ORDER
 
 #: Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
-_DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "authoredOn", "occurrenceDateTime",
-                "performedDateTime", "onsetDateTime", "date", "created", "dateAsserted")
+_DATE_FIELDS = (
+    "effectiveDateTime",
+    "issued",
+    "recordedDate",
+    "authoredOn",
+    "occurrenceDateTime",
+    "performedDateTime",
+    "onsetDateTime",
+    "date",
+    "created",
+    "dateAsserted",
+)
 _PERIOD_FIELDS = ("effectivePeriod", "performedPeriod", "period", "onsetPeriod")
 
 
@@ -119,8 +129,8 @@ def build(
 ) -> BuildResult:
     """FHIR (Bundle / resource list / NDJSON / JSON text) → :class:`BuildResult`.
 
-    Raises :class:`ccda_mapper.errors.NotFhir` / :class:`~ccda_mapper.errors.NoPatient` on unusable input; a bad
-    single resource is only skipped (listed in ``skipped``).
+    Raises :class:`ccda_mapper.errors.NotFhir` / :class:`~ccda_mapper.errors.NoPatient` on unusable input; a
+    bad single resource is only skipped (listed in ``skipped``).
     """
     idx = build_index(resources_or_bundle)
     ctx = Ctx(index=idx, now=_now_ts(now, idx))

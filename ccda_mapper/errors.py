@@ -1,4 +1,4 @@
-"""Error taxonomy of the mapper (not a Direct error, so it lives here): stable codes for the CLI and callers."""
+"""Error taxonomy of the mapper (not a Direct error, so it lives here): stable codes for the CLI."""
 
 from __future__ import annotations
 
@@ -20,6 +20,6 @@ class NotFhir(CcdaMapperError):
 
 
 class NoPatient(CcdaMapperError):
-    """The input holds FHIR resources but no usable Patient, and a CCD cannot exist without its recordTarget."""
+    """The input holds FHIR resources but no usable Patient, and a CCD needs its recordTarget."""
 
     code = "no_patient"

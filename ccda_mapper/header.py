@@ -1,7 +1,7 @@
 """CCD header: US Realm Header (2.16.840.1.113883.10.20.22.1.1:2015-08-01) + CCD (…22.1.2:2015-08-01).
 
-recordTarget (names, sex, birth, deceased, race/ethnicity with CDC detailed codes, language, address, telecom),
-author (the caller's, else this software as an authoring device), custodian (the data holder) and
+recordTarget (names, sex, birth, deceased, race/ethnicity with CDC detailed codes, language, address,
+telecom), author (the caller's, else this software as an authoring device), custodian (the data holder) and
 documentationOf/serviceEvent with the care team as performers.
 """
 
@@ -48,7 +48,11 @@ def record_target(root: _Element, ctx: Ctx) -> None:
     p = ctx.index.patient
     pr = dt.el(dt.el(root, "recordTarget"), "patientRole")
     dt.identifiers(pr, p, ctx.index.key(p))
-    addresses = [a for a in p.get("address") or () if isinstance(a, dict)] if isinstance(p.get("address"), list) else []
+    addresses = (
+        [a for a in p.get("address") or () if isinstance(a, dict)]
+        if isinstance(p.get("address"), list)
+        else []
+    )
     current = [a for a in addresses if a.get("use") != "old" and not (a.get("period") or {}).get("end")]
     dt.addrs(pr, current or addresses)
     dt.telecom(pr, p.get("telecom"))
@@ -61,7 +65,9 @@ def record_target(root: _Element, ctx: Ctx) -> None:
             dt.person_name(pat, n, patient=True)
     g = _GENDER.get(p.get("gender"))  # type: ignore[arg-type]
     if g:
-        dt.simple_code(pat, "administrativeGenderCode", g[0], codes.ADMIN_GENDER, g[1], "AdministrativeGender")
+        dt.simple_code(
+            pat, "administrativeGenderCode", g[0], codes.ADMIN_GENDER, g[1], "AdministrativeGender"
+        )
     else:
         dt.el(pat, "administrativeGenderCode", {"nullFlavor": "UNK"})
     dt.ts_el(pat, "birthTime", p.get("birthDate"))
@@ -83,8 +89,8 @@ def record_target(root: _Element, ctx: Ctx) -> None:
 
 
 def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
-    """US Core race/ethnicity → raceCode/ethnicGroupCode (OMB category) + sdtc:raceCode/ethnicGroupCode for more
-    categories and the detailed CDC codes (C-CDA R2.1 CONF:1198-7263, 1198-7264, 1198-31347)."""
+    """US Core race/ethnicity → raceCode/ethnicGroupCode (OMB category) + sdtc:raceCode/ethnicGroupCode for
+    more categories and the detailed CDC codes (C-CDA R2.1 CONF:1198-7263, 1198-7264, 1198-31347)."""
     omb: list[dict[str, Any]] = []
     detailed: list[dict[str, Any]] = []
     for ext in p.get("extension") or ():
@@ -99,6 +105,7 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
                     omb.append(c)
                 elif sub.get("url") == "detailed":
                     detailed.append(c)
+
     def attrs(c: dict[str, Any]) -> dict[str, str]:
         if c.get("code") in ("ASKU", "UNK"):
             return {"nullFlavor": c["code"]}
@@ -106,6 +113,7 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
         if dt.clean(c.get("display")):
             a["displayName"] = dt.clean(c.get("display"))
         return a
+
     if not omb:
         dt.el(pat, tag, {"nullFlavor": "UNK"})
         return
@@ -178,7 +186,8 @@ def _author(root: _Element, ctx: Ctx, author: Any, org: Resource | None) -> None
 
 
 def _custodian(root: _Element, ctx: Ctx, org: Resource | None) -> None:
-    """custodian/assignedCustodian/representedCustodianOrganization: id, name, telecom, addr (CONF:1198-5519..)."""
+    """custodian/assignedCustodian/representedCustodianOrganization: id, name, telecom, addr
+    (CONF:1198-5519..)."""
     rco = dt.el(dt.el(dt.el(root, "custodian"), "assignedCustodian"), "representedCustodianOrganization")
     if org is None:
         dt.el(rco, "id", {"nullFlavor": "NI"})

@@ -1,10 +1,11 @@
 """Index of the FHIR resources of one patient, and reference resolution.
 
 Input comes in many shapes (Bundle of any type, NDJSON, a list of resources, nested Bundles) and references in
-four styles (FHIR R4 §3.1.2 "Resolving references in Bundles"): ``urn:uuid:`` resolved through ``entry.fullUrl``
-(the uuid need not equal ``resource.id``), absolute URLs, relative ``Type/id`` (resolved against the fullUrl base
-first, then by type and id), conditional ``Type?identifier=system|value`` and local ``#contained``.  Nothing is
-parsed into models: resources stay dicts, and whatever is not a usable dict is skipped with a reason.
+four styles (FHIR R4 §3.1.2 "Resolving references in Bundles"): ``urn:uuid:`` resolved through
+``entry.fullUrl`` (the uuid need not equal ``resource.id``), absolute URLs, relative ``Type/id`` (resolved
+against the fullUrl base first, then by type and id), conditional ``Type?identifier=system|value`` and local
+``#contained``.  Nothing is parsed into models: resources stay dicts, and whatever is not a usable dict is
+skipped with a reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from .errors import NoPatient, NotFhir
 Resource = dict[str, Any]
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_ABS_RE = re.compile(r"^(?P<base>https?://.+?/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/.*)?$")
+_ABS_RE = re.compile(
+    r"^(?P<base>https?://.+?/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/.*)?$"
+)
 
 
 def loads(data: bytes | str) -> Any:
@@ -80,7 +83,9 @@ class Index:
                 ident = ref.get("identifier")
                 rtype = ref.get("type")
                 if isinstance(ident, dict) and isinstance(rtype, str):
-                    return self._by_ident.get((rtype, str(ident.get("system", "")), str(ident.get("value", ""))))
+                    return self._by_ident.get(
+                        (rtype, str(ident.get("system", "")), str(ident.get("value", "")))
+                    )
                 return None
         elif isinstance(ref, str):
             target = ref
@@ -122,7 +127,11 @@ class Index:
             ref = res.get(fld)
             if isinstance(ref, dict):
                 target = self.resolve(ref)
-                if target is not None and target.get("resourceType") == "Patient" and target is not self.patient:
+                if (
+                    target is not None
+                    and target.get("resourceType") == "Patient"
+                    and target is not self.patient
+                ):
                     return True
         return False
 

@@ -1,7 +1,7 @@
 """Allergies and Intolerances Section (entries required), 2.16.840.1.113883.10.20.22.2.6.1:2015-08-01.
 
-AllergyIntolerance → Allergy Concern Act (4.30) → Allergy - Intolerance Observation (4.7) with the substance as
-a consumable participant, reactions (4.9) with severity (4.8), and criticality (4.145).
+AllergyIntolerance → Allergy Concern Act (4.30) → Allergy - Intolerance Observation (4.7) with the substance
+as a consumable participant, reactions (4.9) with severity (4.8), and criticality (4.145).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ SPEC = Spec(
     required=True,
 )
 
-# (category, type) → SNOMED allergy/intolerance type (value set Allergy and Intolerance Type 2.16.840.1.113883.3.88.12.3221.6.2)
+# (category, type) → SNOMED allergy/intolerance type (value set Allergy and Intolerance Type
+# 2.16.840.1.113883.3.88.12.3221.6.2)
 _TYPE = {
     ("medication", "allergy"): ("416098002", "Allergy to drug"),
     ("medication", "intolerance"): ("59037007", "Intolerance to drug"),
@@ -37,9 +38,16 @@ _TYPE = {
     (None, "allergy"): ("419199007", "Allergy to substance"),
     (None, "intolerance"): ("420134006", "Propensity to adverse reactions"),
 }
-_SEVERITY = {"mild": ("255604002", "Mild"), "moderate": ("6736007", "Moderate"), "severe": ("24484000", "Severe")}
-_CRIT = {"low": ("CRITL", "Low Criticality"), "high": ("CRITH", "High Criticality"),
-         "unable-to-assess": ("CRITU", "Unable to Assess Criticality")}
+_SEVERITY = {
+    "mild": ("255604002", "Mild"),
+    "moderate": ("6736007", "Moderate"),
+    "severe": ("24484000", "Severe"),
+}
+_CRIT = {
+    "low": ("CRITL", "Low Criticality"),
+    "high": ("CRITH", "High Criticality"),
+    "unable-to-assess": ("CRITU", "Unable to Assess Criticality"),
+}
 _SUBSTANCE = (codes.RXNORM, codes.SNOMED, "2.16.840.1.113883.4.9", "2.16.840.1.113883.6.209")
 
 
@@ -69,8 +77,14 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     n = table.rows + 1
     react_ids = [f"{table.prefix}{n}r{i + 1}" for i in range(len(reactions))]
     rid = table.row(
-        (dt.cc_text(res.get("code")) or "Unknown substance", "; ".join(t for t in manifest_texts if t),
-         ", ".join(severities), crit, status, dt.display_date(onset)),
+        (
+            dt.cc_text(res.get("code")) or "Unknown substance",
+            "; ".join(t for t in manifest_texts if t),
+            ", ".join(severities),
+            crit,
+            status,
+            dt.display_date(onset),
+        ),
         extra=(react_ids[0] if react_ids else "",),
     )
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
@@ -92,10 +106,23 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     cats = res.get("category") or []
     cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
     typ = res.get("type") if isinstance(res.get("type"), str) else None
-    code, disp = _TYPE.get((cat, typ)) or _TYPE.get((cat, None)) or _TYPE.get((None, typ)) or (
-        "420134006", "Propensity to adverse reactions")
-    dt.el(obs, "value", {dt.XSI_TYPE: "CD", "code": code, "displayName": disp, "codeSystem": codes.SNOMED,
-                         "codeSystemName": "SNOMED CT"})
+    code, disp = (
+        _TYPE.get((cat, typ))
+        or _TYPE.get((cat, None))
+        or _TYPE.get((None, typ))
+        or ("420134006", "Propensity to adverse reactions")
+    )
+    dt.el(
+        obs,
+        "value",
+        {
+            dt.XSI_TYPE: "CD",
+            "code": code,
+            "displayName": disp,
+            "codeSystem": codes.SNOMED,
+            "codeSystemName": "SNOMED CT",
+        },
+    )
     ctx.author(obs, res.get("recordedDate"), res)
     part = dt.el(obs, "participant", {"typeCode": "CSM"})
     pr = dt.el(part, "participantRole", {"classCode": "MANU"})
@@ -110,8 +137,17 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
         dt.simple_code(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
         dt.el(co, "statusCode", {"code": "completed"})
         c, d = _CRIT[crit]
-        dt.el(co, "value", {dt.XSI_TYPE: "CD", "code": c, "displayName": d,
-                            "codeSystem": "2.16.840.1.113883.5.1063", "codeSystemName": "HL7ObservationValue"})
+        dt.el(
+            co,
+            "value",
+            {
+                dt.XSI_TYPE: "CD",
+                "code": c,
+                "displayName": d,
+                "codeSystem": "2.16.840.1.113883.5.1063",
+                "codeSystemName": "HL7ObservationValue",
+            },
+        )
     return True
 
 
@@ -138,5 +174,14 @@ def _reaction(obs: etree._Element, r: Resource, key: str, i: int, ref: str | Non
             dt.template(so, "2.16.840.1.113883.10.20.22.4.8", "2014-06-09")
             dt.simple_code(so, "code", "SEV", codes.ACT_CODE, "Severity Observation", "ActCode")
             dt.el(so, "statusCode", {"code": "completed"})
-            dt.el(so, "value", {dt.XSI_TYPE: "CD", "code": c, "displayName": d, "codeSystem": codes.SNOMED,
-                                "codeSystemName": "SNOMED CT"})
+            dt.el(
+                so,
+                "value",
+                {
+                    dt.XSI_TYPE: "CD",
+                    "code": c,
+                    "displayName": d,
+                    "codeSystem": codes.SNOMED,
+                    "codeSystemName": "SNOMED CT",
+                },
+            )

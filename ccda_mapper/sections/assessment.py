@@ -23,14 +23,25 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not items:
         return
     sec, table = start(body, SPEC, ("Assessment", "Findings", "Date"))
-    ctx.each("ClinicalImpression", lambda r: _one(table, r) if r.get("status") != "entered-in-error" else None)
+    ctx.each(
+        "ClinicalImpression", lambda r: _one(table, r) if r.get("status") != "entered-in-error" else None
+    )
     finish(body, sec, table, SPEC)
 
 
 def _one(table: dt.Table, r: Resource) -> bool:
-    findings = "; ".join(dt.cc_text(f.get("itemCodeableConcept")) for f in r.get("finding") or ()
-                         if isinstance(f, dict))
+    findings = "; ".join(
+        dt.cc_text(f.get("itemCodeableConcept")) for f in r.get("finding") or () if isinstance(f, dict)
+    )
     when, _ = dt.period_of(r, "effective")
-    table.row((dt.clean(r.get("summary")) or dt.clean(r.get("description")) or dt.cc_text(r.get("code"))
-               or "Assessment", findings, dt.display_date(when or r.get("date"))))
+    table.row(
+        (
+            dt.clean(r.get("summary"))
+            or dt.clean(r.get("description"))
+            or dt.cc_text(r.get("code"))
+            or "Assessment",
+            findings,
+            dt.display_date(when or r.get("date")),
+        )
+    )
     return True

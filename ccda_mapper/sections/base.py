@@ -15,7 +15,7 @@ _Element = etree._Element
 
 @dataclass(frozen=True)
 class Spec:
-    """What identifies a section: templates (root, extension), LOINC code, title, and whether CCD requires it."""
+    """What identifies a section: templates (root, extension), LOINC code, title, and whether CCD needs it."""
 
     templates: tuple[tuple[str, str | None], ...]
     code: str
@@ -36,8 +36,8 @@ def _head(body: _Element, spec: Spec, *, null: bool) -> _Element:
 
 
 def empty(body: _Element, spec: Spec) -> _Element:
-    """A required section without data: ``nullFlavor="NI"`` and a "No information" narrative (C-CDA R2.1
-    Vol. 1 §1.8.1 "Sections with no information")."""
+    """A required section without data: ``nullFlavor="NI"`` and a "No information" narrative (C-CDA R2.1 Vol.
+    1 §1.8.1 "Sections with no information")."""
     sec = _head(body, spec, null=True)
     dt.el(sec, "text", text="No information")
     return sec

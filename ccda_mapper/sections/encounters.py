@@ -1,7 +1,7 @@
 """Encounters Section (entries optional), 2.16.840.1.113883.10.20.22.2.22.1:2015-08-01.
 
-Encounter → Encounter Activity (4.49:2015-08-01) with performers, the service delivery location (4.32) and
-the reasons as Indications (4.19).
+Encounter → Encounter Activity (4.49:2015-08-01) with performers, the service delivery location (4.32) and the
+reasons as Indications (4.19).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from ..index import Resource
 from .base import Spec, empty, entry, finish, is_error, start
 
 SPEC = Spec(
-    templates=(("2.16.840.1.113883.10.20.22.2.22", "2015-08-01"), ("2.16.840.1.113883.10.20.22.2.22.1", "2015-08-01")),
+    templates=(
+        ("2.16.840.1.113883.10.20.22.2.22", "2015-08-01"),
+        ("2.16.840.1.113883.10.20.22.2.22.1", "2015-08-01"),
+    ),
     code="46240-8",
     display="History of Hospitalizations+Outpatient visits Narrative",
     title="Encounters",
@@ -53,8 +56,15 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
         target = ctx.index.resolve(ref, res)
         if target is not None and isinstance(target.get("code"), dict):
             reasons.append(target["code"])
-    rid = table.row((dt.cc_text(concept) or "Encounter", dt.display_date(start_), dt.display_date(end),
-                     ", ".join(dt.clean(x.get("name")) for x in locs), "; ".join(dt.cc_text(r) for r in reasons)))
+    rid = table.row(
+        (
+            dt.cc_text(concept) or "Encounter",
+            dt.display_date(start_),
+            dt.display_date(end),
+            ", ".join(dt.clean(x.get("name")) for x in locs),
+            "; ".join(dt.cc_text(r) for r in reasons),
+        )
+    )
     en = dt.el(entry(sec), "encounter", {"classCode": "ENC", "moodCode": "EVN"})
     dt.template(en, "2.16.840.1.113883.10.20.22.4.49", "2015-08-01")
     key = ctx.index.key(res)
@@ -77,7 +87,8 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
 
 
 def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
-    """Service Delivery Location (2.16.840.1.113883.10.20.22.4.32): code from HealthcareServiceLocation (HSLOC)."""
+    """Service Delivery Location (2.16.840.1.113883.10.20.22.4.32): code from HealthcareServiceLocation
+    (HSLOC)."""
     if loc.get("resourceType") != "Location":
         return
     pr = dt.el(dt.el(en, "participant", {"typeCode": "LOC"}), "participantRole", {"classCode": "SDLOC"})
@@ -87,8 +98,15 @@ def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
     for t in loc.get("type") or ():
         hsloc = hsloc or dt.first_code(t, "2.16.840.1.113883.6.259")
     if hsloc:
-        dt.el(pr, "code", {"code": hsloc, "codeSystem": "2.16.840.1.113883.6.259",
-                           "codeSystemName": "HealthcareServiceLocation"})
+        dt.el(
+            pr,
+            "code",
+            {
+                "code": hsloc,
+                "codeSystem": "2.16.840.1.113883.6.259",
+                "codeSystemName": "HealthcareServiceLocation",
+            },
+        )
     else:
         dt.el(pr, "code", {"nullFlavor": "UNK"})
     dt.addr(pr, loc.get("address"))

@@ -1,6 +1,7 @@
 """Functional Status Section, 2.16.840.1.113883.10.20.22.2.14:2014-06-09 (only when data exists).
 
-Observations with US Core category functional-status / disability-status → Functional Status Observation (4.67).
+Observations with US Core category functional-status / disability-status → Functional Status Observation
+(4.67).
 """
 
 from __future__ import annotations
@@ -21,4 +22,6 @@ SPEC = Spec(
 
 
 def build(ctx: Ctx, body: etree._Element) -> None:
-    status_observations.build(ctx, body, SPEC, "functional", ("2.16.840.1.113883.10.20.22.4.67", "2014-06-09"))
+    status_observations.build(
+        ctx, body, SPEC, "functional", ("2.16.840.1.113883.10.20.22.4.67", "2014-06-09")
+    )

@@ -1,4 +1,4 @@
-"""Goals Section, 2.16.840.1.113883.10.20.22.2.60: Goal → Goal Observation (2.16.840.1.113883.10.20.22.4.121)."""
+"""Goals Section (2.16.840.1.113883.10.20.22.2.60): Goal → Goal Observation (…22.4.121)."""
 
 from __future__ import annotations
 
@@ -33,12 +33,27 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     due = next((t.get("dueDate") for t in targets if isinstance(t.get("dueDate"), str)), None)
     start_ = res.get("startDate")
     target_text = "; ".join(
-        " ".join(x for x in (dt.cc_text(t.get("measure")), dt.quantity_text(t.get("detailQuantity")),
-                             dt.cc_text(t.get("detailCodeableConcept")), dt.clean(t.get("detailString"))) if x)
+        " ".join(
+            x
+            for x in (
+                dt.cc_text(t.get("measure")),
+                dt.quantity_text(t.get("detailQuantity")),
+                dt.cc_text(t.get("detailCodeableConcept")),
+                dt.clean(t.get("detailString")),
+            )
+            if x
+        )
         for t in targets
     )
-    rid = table.row((dt.cc_text(res.get("description")) or "Goal", target_text, status,
-                     dt.display_date(start_), dt.display_date(due)))
+    rid = table.row(
+        (
+            dt.cc_text(res.get("description")) or "Goal",
+            target_text,
+            status,
+            dt.display_date(start_),
+            dt.display_date(due),
+        )
+    )
     ob = dt.el(entry(sec), "observation", {"classCode": "OBS", "moodCode": "GOL"})
     dt.template(ob, "2.16.840.1.113883.10.20.22.4.121")
     dt.identifiers(ob, res, ctx.index.key(res))

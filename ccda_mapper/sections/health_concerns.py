@@ -1,6 +1,7 @@
 """Health Concerns Section, 2.16.840.1.113883.10.20.22.2.58:2015-08-01.
 
-Condition with category ``health-concern`` (US Core) → Health Concern Act (4.132) holding a Problem Observation.
+Condition with category ``health-concern`` (US Core) → Health Concern Act (4.132) holding a Problem
+Observation.
 """
 
 from __future__ import annotations
@@ -27,14 +28,22 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not any(is_health_concern(r) and not is_error(r) for r in ctx.index.of("Condition")):
         return
     sec, table = start(body, SPEC, ("Concern", "Codes", "Status", "Recorded"))
-    ctx.each("Condition", lambda r: _one(ctx, sec, table, r) if is_health_concern(r) and not is_error(r) else None)
+    ctx.each(
+        "Condition", lambda r: _one(ctx, sec, table, r) if is_health_concern(r) and not is_error(r) else None
+    )
     finish(body, sec, table, SPEC)
 
 
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     status = clinical_status(res)
-    rid = table.row((dt.cc_text(res.get("code")) or "Health concern", code_list(res.get("code")), status,
-                     dt.display_date(res.get("recordedDate"))))
+    rid = table.row(
+        (
+            dt.cc_text(res.get("code")) or "Health concern",
+            code_list(res.get("code")),
+            status,
+            dt.display_date(res.get("recordedDate")),
+        )
+    )
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.132", "2015-08-01")
     dt.stable_id(act, ctx.index.key(res) + "#concern")

@@ -41,10 +41,20 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     status = res.get("status") if isinstance(res.get("status"), str) else "completed"
     vc = res.get("vaccineCode")
     lot = dt.clean(res.get("lotNumber"))
-    rid = table.row((dt.cc_text(vc) or "Unknown vaccine", dt.first_code(vc, codes.CVX) or "",
-                     dt.display_date(when), status, lot))
-    sa = dt.el(entry(sec), "substanceAdministration",
-               {"classCode": "SBADM", "moodCode": "EVN", "negationInd": "true" if status == "not-done" else "false"})
+    rid = table.row(
+        (
+            dt.cc_text(vc) or "Unknown vaccine",
+            dt.first_code(vc, codes.CVX) or "",
+            dt.display_date(when),
+            status,
+            lot,
+        )
+    )
+    sa = dt.el(
+        entry(sec),
+        "substanceAdministration",
+        {"classCode": "SBADM", "moodCode": "EVN", "negationInd": "true" if status == "not-done" else "false"},
+    )
     dt.template(sa, "2.16.840.1.113883.10.20.22.4.52", "2015-08-01")
     dt.identifiers(sa, res, ctx.index.key(res))
     dt.text_ref(sa, rid)
@@ -55,7 +65,11 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
         dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
     dose = res.get("doseQuantity")
     if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
-        dt.el(sa, "doseQuantity", {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))})
+        dt.el(
+            sa,
+            "doseQuantity",
+            {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
+        )
     product(sa, vc, rid, immunization=True)
     if lot:
         mm = sa.find(f"{{{dt.V3}}}consumable/{{{dt.V3}}}manufacturedProduct/{{{dt.V3}}}manufacturedMaterial")

@@ -25,9 +25,17 @@ SPEC = Spec(
     prefix="med",
     required=True,
 )
-_STATUS = {"active": "active", "completed": "completed", "stopped": "aborted", "cancelled": "cancelled",
-           "on-hold": "suspended", "draft": "active", "intended": "active", "not-taken": "cancelled",
-           "unknown": "completed"}
+_STATUS = {
+    "active": "active",
+    "completed": "completed",
+    "stopped": "aborted",
+    "cancelled": "cancelled",
+    "on-hold": "suspended",
+    "draft": "active",
+    "intended": "active",
+    "not-taken": "cancelled",
+    "unknown": "completed",
+}
 _UNITS_OF_TIME = {"s": "s", "min": "min", "h": "h", "d": "d", "wk": "wk", "mo": "mo", "a": "a"}
 DRUG_CODES = (codes.RXNORM, codes.NDC, codes.SNOMED)
 
@@ -48,7 +56,7 @@ def medication_concept(ctx: Ctx, res: Resource) -> Any:
 
 
 def product(parent: etree._Element, cc: Any, ref: str, *, immunization: bool = False) -> None:
-    """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication Info (4.54)."""
+    """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54)."""
     mp = dt.el(dt.el(parent, "consumable"), "manufacturedProduct", {"classCode": "MANU"})
     if immunization:
         dt.template(mp, "2.16.840.1.113883.10.20.22.4.54", "2014-06-09")
@@ -61,7 +69,9 @@ def product(parent: etree._Element, cc: Any, ref: str, *, immunization: bool = F
 
 
 def build(ctx: Ctx, body: etree._Element) -> None:
-    items = [r for t in ("MedicationRequest", "MedicationStatement") for r in ctx.index.of(t) if not is_error(r)]
+    items = [
+        r for t in ("MedicationRequest", "MedicationStatement") for r in ctx.index.of(t) if not is_error(r)
+    ]
     if not items:
         empty(body, SPEC)
         return
@@ -88,7 +98,11 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     if res.get("resourceType") == "MedicationRequest":
         start_, end = dt.period_of(res.get("dispenseRequest") or {}, "validity")
         timing = dosage.get("timing") if isinstance(dosage.get("timing"), dict) else {}
-        bounds = (timing.get("repeat") or {}).get("boundsPeriod") if isinstance(timing.get("repeat"), dict) else None
+        bounds = (
+            (timing.get("repeat") or {}).get("boundsPeriod")
+            if isinstance(timing.get("repeat"), dict)
+            else None
+        )
         if isinstance(bounds, dict):
             start_, end = bounds.get("start") or start_, bounds.get("end") or end
         start_ = start_ or res.get("authoredOn")
@@ -98,8 +112,9 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
         start_ = start_ or res.get("dateAsserted")
         mood = "EVN"
     instr = dt.clean(dosage.get("text")) or dt.clean(dosage.get("patientInstruction"))
-    rid = table.row((dt.cc_text(cc) or "Unknown medication", instr, status, dt.display_date(start_),
-                     dt.display_date(end)))
+    rid = table.row(
+        (dt.cc_text(cc) or "Unknown medication", instr, status, dt.display_date(start_), dt.display_date(end))
+    )
     sa = dt.el(entry(sec), "substanceAdministration", {"classCode": "SBADM", "moodCode": mood})
     dt.template(sa, "2.16.840.1.113883.10.20.22.4.16", "2014-06-09")
     dt.identifiers(sa, res, ctx.index.key(res))
@@ -118,7 +133,11 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
             dose = dr["doseQuantity"]
             break
     if dose is not None and dt.num(dose.get("value")) is not None:
-        dt.el(sa, "doseQuantity", {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))})
+        dt.el(
+            sa,
+            "doseQuantity",
+            {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))},
+        )
     else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
         dt.el(sa, "doseQuantity", {"nullFlavor": "UNK"})
     product(sa, cc, rid)
@@ -139,5 +158,7 @@ def _frequency(sa: etree._Element, dosage: dict[str, Any]) -> None:
         return
     value = float(period) / freq
     text = str(int(value)) if value == int(value) else f"{value:g}"
-    eff = dt.el(sa, "effectiveTime", {dt.XSI_TYPE: "PIVL_TS", "institutionSpecified": "true", "operator": "A"})
+    eff = dt.el(
+        sa, "effectiveTime", {dt.XSI_TYPE: "PIVL_TS", "institutionSpecified": "true", "operator": "A"}
+    )
     dt.el(eff, "period", {"value": text, "unit": unit})

@@ -23,5 +23,11 @@ SPEC = Spec(
 
 
 def build(ctx: Ctx, body: etree._Element) -> None:
-    status_observations.build(ctx, body, SPEC, "mental", ("2.16.840.1.113883.10.20.22.4.74", "2015-08-01"),
-                               ("373930000", "Cognitive function", "75275-8", "Cognitive function"))
+    status_observations.build(
+        ctx,
+        body,
+        SPEC,
+        "mental",
+        ("2.16.840.1.113883.10.20.22.4.74", "2015-08-01"),
+        ("373930000", "Cognitive function", "75275-8", "Cognitive function"),
+    )

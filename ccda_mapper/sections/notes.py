@@ -60,11 +60,20 @@ def note_text(d: Resource) -> str:
 
 
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
-    when = d.get("date") or (d.get("context") or {}).get("period", {}).get("start") if isinstance(
-        d.get("context"), dict) else d.get("date")
+    when = (
+        d.get("date") or (d.get("context") or {}).get("period", {}).get("start")
+        if isinstance(d.get("context"), dict)
+        else d.get("date")
+    )
     authors = [ctx.index.resolve(a, d) for a in d.get("author") or ()]
-    who = next((a for a in authors if a is not None and a.get("resourceType") in ("Practitioner",
-                                                                                 "PractitionerRole")), None)
+    who = next(
+        (
+            a
+            for a in authors
+            if a is not None and a.get("resourceType") in ("Practitioner", "PractitionerRole")
+        ),
+        None,
+    )
     who_name = dt.name_text(dt.best_name((who or {}).get("name"))) if who else ""
     rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
@@ -73,9 +82,20 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
     c = dt.simple_code(act, "code", "34109-9", codes.LOINC, "Note", "LOINC")
     for coding in (d.get("type") or {}).get("coding") or () if isinstance(d.get("type"), dict) else ():
         if isinstance(coding, dict) and coding.get("system") == "http://loinc.org" and coding.get("code"):
-            dt.el(c, "translation", {"code": dt.clean(coding["code"]), "codeSystem": codes.LOINC,
-                                     "codeSystemName": "LOINC", **({"displayName": dt.clean(coding["display"])}
-                                                                   if dt.clean(coding.get("display")) else {})})
+            dt.el(
+                c,
+                "translation",
+                {
+                    "code": dt.clean(coding["code"]),
+                    "codeSystem": codes.LOINC,
+                    "codeSystemName": "LOINC",
+                    **(
+                        {"displayName": dt.clean(coding["display"])}
+                        if dt.clean(coding.get("display"))
+                        else {}
+                    ),
+                },
+            )
     dt.text_ref(act, rid)
     dt.el(act, "statusCode", {"code": "completed"})
     dt.ts_el(act, "effectiveTime", when)

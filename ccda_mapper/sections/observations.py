@@ -23,9 +23,17 @@ VITAL_LOINC = frozenset(
     """85354-9 8480-6 8462-4 8867-4 9279-1 2708-6 59408-5 8310-5 8302-2 8306-3 29463-7 3141-9 39156-5 8287-5
     9843-4 77606-2 59576-9 8289-1 3150-0 55284-4 35094-2 3140-1 8478-0""".split()
 )
-_RESULT_STATUS = {"final": "completed", "amended": "completed", "corrected": "completed", "appended": "completed",
-                  "preliminary": "active", "registered": "active", "partial": "active", "cancelled": "cancelled",
-                  "unknown": "completed"}
+_RESULT_STATUS = {
+    "final": "completed",
+    "amended": "completed",
+    "corrected": "completed",
+    "appended": "completed",
+    "preliminary": "active",
+    "registered": "active",
+    "partial": "active",
+    "cancelled": "cancelled",
+    "unknown": "completed",
+}
 
 
 def categories(res: Resource) -> set[str]:
@@ -147,8 +155,15 @@ def interpretation(obs: etree._Element, res: Resource) -> None:
     for cc in interp or ():
         code = dt.first_code(cc, codes.INTERPRETATION) or dt.first_code(cc, "2.16.840.1.113883.12.78")
         if code:
-            dt.el(obs, "interpretationCode", {"code": code, "codeSystem": codes.INTERPRETATION,
-                                              "codeSystemName": "ObservationInterpretation"})
+            dt.el(
+                obs,
+                "interpretationCode",
+                {
+                    "code": code,
+                    "codeSystem": codes.INTERPRETATION,
+                    "codeSystemName": "ObservationInterpretation",
+                },
+            )
 
 
 def reference_range(obs: etree._Element, res: Resource) -> str:

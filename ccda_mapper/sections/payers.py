@@ -1,8 +1,8 @@
 """Payers Section, 2.16.840.1.113883.10.20.22.2.18:2015-08-01 (when Coverage exists).
 
 Coverage → Coverage Activity (4.60) → Policy Activity (4.61) with the payer performer (4.87) and the covered
-party participant (4.89).  The claims themselves (ExplanationOfBenefit) travel as a separate FHIR Bundle
-(see document.build), since a CCD has no place for them.
+party participant (4.89).  The claims themselves (ExplanationOfBenefit) travel as a separate FHIR Bundle (see
+document.build), since a CCD has no place for them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ SPEC = Spec(
     title="Insurance Providers",
     prefix="payer",
 )
-_REL = {"self": ("SELF", "self"), "spouse": ("SPS", "spouse"), "child": ("CHILD", "child"),
-        "parent": ("PRN", "parent"), "common": ("SIGOTHR", "significant other"), "other": ("FAMMEMB", "family member")}
+_REL = {
+    "self": ("SELF", "self"),
+    "spouse": ("SPS", "spouse"),
+    "child": ("CHILD", "child"),
+    "parent": ("PRN", "parent"),
+    "common": ("SIGOTHR", "significant other"),
+    "other": ("FAMMEMB", "family member"),
+}
 # CONF:1198-8904: the payer type SHOULD come from the Payer value set (Source of Payment Typology / X12)
 _TYPE_SYSTEMS = (codes.SOP, "2.16.840.1.113883.6.255.1336")
 
@@ -33,7 +39,9 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not covs:
         return
     sec, table = start(body, SPEC, ("Payer", "Plan / type", "Member id", "Relationship", "Period"))
-    ctx.each("Coverage", lambda c: _one(ctx, sec, table, c) if c.get("status") != "entered-in-error" else None)
+    ctx.each(
+        "Coverage", lambda c: _one(ctx, sec, table, c) if c.get("status") != "entered-in-error" else None
+    )
     finish(body, sec, table, SPEC)
 
 
@@ -41,10 +49,26 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
     payors = [ctx.index.resolve(p, cov) for p in cov.get("payor") or ()]
     payor = next((p for p in payors if p is not None and p.get("resourceType") == "Organization"), None)
     payor_name = dt.clean((payor or {}).get("name")) or next(
-        (dt.clean(p.get("display")) for p in cov.get("payor") or () if isinstance(p, dict) and p.get("display")), "")
-    rel_code = dt.first_code(cov.get("relationship"), "2.16.840.1.113883.4.642.3.494") or next(
-        (c.get("code") for c in (cov.get("relationship") or {}).get("coding") or () if isinstance(c, dict)), None
-    ) if isinstance(cov.get("relationship"), dict) else None
+        (
+            dt.clean(p.get("display"))
+            for p in cov.get("payor") or ()
+            if isinstance(p, dict) and p.get("display")
+        ),
+        "",
+    )
+    rel_code = (
+        dt.first_code(cov.get("relationship"), "2.16.840.1.113883.4.642.3.494")
+        or next(
+            (
+                c.get("code")
+                for c in (cov.get("relationship") or {}).get("coding") or ()
+                if isinstance(c, dict)
+            ),
+            None,
+        )
+        if isinstance(cov.get("relationship"), dict)
+        else None
+    )
     start_, end = dt.period_of(cov, "period")
     member = dt.clean(cov.get("subscriberId"))
     for ident in cov.get("identifier") or ():
@@ -52,8 +76,15 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
             member = dt.clean(ident.get("value"))
     classes = [c for c in cov.get("class") or () if isinstance(c, dict)]
     plan = next((dt.clean(c.get("name")) or dt.clean(c.get("value")) for c in classes), "")
-    rid = table.row((payor_name or "Unknown payer", plan or dt.cc_text(cov.get("type")), member,
-                     dt.clean(rel_code), f"{dt.display_date(start_)} - {dt.display_date(end)}".strip(" -")))
+    rid = table.row(
+        (
+            payor_name or "Unknown payer",
+            plan or dt.cc_text(cov.get("type")),
+            member,
+            dt.clean(rel_code),
+            f"{dt.display_date(start_)} - {dt.display_date(end)}".strip(" -"),
+        )
+    )
     key = ctx.index.key(cov)
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.60", "2015-08-01")
@@ -61,7 +92,9 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
     dt.simple_code(act, "code", "48768-6", codes.LOINC, "Payment sources", "LOINC")
     dt.el(act, "statusCode", {"code": "completed"})
     er = dt.el(act, "entryRelationship", {"typeCode": "COMP"})
-    dt.el(er, "sequenceNumber", {"value": str(cov.get("order")) if isinstance(cov.get("order"), int) else "1"})
+    dt.el(
+        er, "sequenceNumber", {"value": str(cov.get("order")) if isinstance(cov.get("order"), int) else "1"}
+    )
     pol = dt.el(er, "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(pol, "2.16.840.1.113883.10.20.22.4.61", "2015-08-01")
     dt.identifiers(pol, cov, key)
@@ -69,7 +102,11 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
     if isinstance(ctype, dict) and any(dt.first_code(ctype, s) for s in _TYPE_SYSTEMS):
         dt.cd(pol, "code", ctype, prefer=_TYPE_SYSTEMS, ref=rid)
     else:
-        dt.el(dt.el(dt.el(pol, "code", {"nullFlavor": "UNK"}), "originalText"), "reference", {"value": "#" + rid})
+        dt.el(
+            dt.el(dt.el(pol, "code", {"nullFlavor": "UNK"}), "originalText"),
+            "reference",
+            {"value": "#" + rid},
+        )
     code_el = pol[-1]
     if code_el.find(f"{{{dt.V3}}}translation") is None:  # CONF:1198-32852: at least one translation
         dt.el(code_el, "translation", {"nullFlavor": "NI"})
@@ -83,10 +120,20 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
         dt.identifiers(ae, payor, ctx.index.key(payor))
     else:
         dt.stable_id(ae, key + "#payer")
-    dt.el(ae, "code", {"code": "PAYOR", "codeSystem": "2.16.840.1.113883.5.110", "codeSystemName": "HL7 RoleClassRelationship",
-                       "displayName": "invoice payor"})
+    dt.el(
+        ae,
+        "code",
+        {
+            "code": "PAYOR",
+            "codeSystem": "2.16.840.1.113883.5.110",
+            "codeSystemName": "HL7 RoleClassRelationship",
+            "displayName": "invoice payor",
+        },
+    )
     if payor is not None:
-        dt.addr(ae, next((a for a in payor.get("address") or () if isinstance(a, dict)), None), required=False)
+        dt.addr(
+            ae, next((a for a in payor.get("address") or () if isinstance(a, dict)), None), required=False
+        )
         dt.telecom(ae, payor.get("telecom"), required=False)
     ro = dt.el(ae, "representedOrganization")
     dt.el(ro, "name", text=payor_name or "Unknown payer")
@@ -102,12 +149,22 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
         dt.el(pr, "id", {"nullFlavor": "UNK"})
     rc = _REL.get(rel_code or "")
     if rc:
-        dt.el(pr, "code", {"code": rc[0], "displayName": rc[1], "codeSystem": codes.ROLE_CODE,
-                           "codeSystemName": "RoleCode"})
+        dt.el(
+            pr,
+            "code",
+            {
+                "code": rc[0],
+                "displayName": rc[1],
+                "codeSystem": codes.ROLE_CODE,
+                "codeSystemName": "RoleCode",
+            },
+        )
     else:
         dt.el(pr, "code", {"nullFlavor": "UNK"})
     # CONF:1198-8939: the policy refers to the plan it belongs to (the plan-description act of the IG example)
-    plan_act = dt.el(dt.el(pol, "entryRelationship", {"typeCode": "REFR"}), "act", {"classCode": "ACT", "moodCode": "DEF"})
+    plan_act = dt.el(
+        dt.el(pol, "entryRelationship", {"typeCode": "REFR"}), "act", {"classCode": "ACT", "moodCode": "DEF"}
+    )
     dt.stable_id(plan_act, key + "#plan")
     dt.el(plan_act, "code", {"nullFlavor": "UNK"})
     dt.el(plan_act, "text", text=plan or dt.cc_text(cov.get("type")) or "Health plan")

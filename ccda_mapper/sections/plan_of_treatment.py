@@ -2,7 +2,8 @@
 
 CarePlan activities → Planned Act (4.39); ServiceRequest → Planned Procedure (4.41), Planned Observation
 (4.44) or Planned Act by category.  Planned entries SHALL have statusCode "active" (CONF:1098-30430 and
-siblings), so only plans and requests still in force become entries; finished ones stay in the narrative table.
+siblings), so only plans and requests still in force become entries; finished ones stay in the narrative
+table.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def build(ctx: Ctx, body: etree._Element) -> None:
 
 def _plan(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
-    start_, end = dt.period_of(res, "period")
+    start_, _ = dt.period_of(res, "period")
     cats = [c for c in res.get("category") or () if isinstance(c, dict)]
-    title = dt.clean(res.get("title")) or next((dt.cc_text(c) for c in cats if dt.cc_text(c)), "") or "Care plan"
+    title = (
+        dt.clean(res.get("title")) or next((dt.cc_text(c) for c in cats if dt.cc_text(c)), "") or "Care plan"
+    )
     acts = [a for a in res.get("activity") or () if isinstance(a, dict)]
     details = [a["detail"] for a in acts if isinstance(a.get("detail"), dict)]
     if not details:
@@ -64,12 +67,15 @@ def _plan(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool
         when, _ = dt.period_of(d, "scheduled")
         rid = table.row((dt.cc_text(d.get("code")) or title, title, dstatus, dt.display_date(when or start_)))
         if status in _CURRENT and dstatus in _CURRENT:
-            _planned_act(ctx, sec, res, d.get("code"), rid, when or start_, f"{ctx.index.key(res)}#activity{i}")
+            _planned_act(
+                ctx, sec, res, d.get("code"), rid, when or start_, f"{ctx.index.key(res)}#activity{i}"
+            )
     return True
 
 
-def _planned_act(ctx: Ctx, sec: etree._Element, res: Resource, concept: Any, rid: str, when: Any,
-                 seed: str) -> None:
+def _planned_act(
+    ctx: Ctx, sec: etree._Element, res: Resource, concept: Any, rid: str, when: Any, seed: str
+) -> None:
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "INT"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.39", "2014-06-09")
     dt.stable_id(act, seed)
@@ -86,8 +92,14 @@ def _request(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> b
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("authoredOn")
     cats = [c for c in res.get("category") or () if isinstance(c, dict)]
-    rid = table.row((dt.cc_text(res.get("code")) or "Requested service",
-                     "; ".join(dt.cc_text(c) for c in cats) or "Service request", status, dt.display_date(when)))
+    rid = table.row(
+        (
+            dt.cc_text(res.get("code")) or "Requested service",
+            "; ".join(dt.cc_text(c) for c in cats) or "Service request",
+            status,
+            dt.display_date(when),
+        )
+    )
     if status not in _CURRENT:
         return True
     if any(dt.has_code(c, codes.SNOMED, ("387713003",)) for c in cats):

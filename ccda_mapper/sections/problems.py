@@ -46,9 +46,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Problem", "Codes", "Status", "Onset", "Resolved"))
-    ctx.each(
-        "Condition", lambda r: None if is_error(r) or is_health_concern(r) else _one(ctx, sec, table, r)
-    )
+    ctx.each("Condition", lambda r: None if is_error(r) or is_health_concern(r) else _one(ctx, sec, table, r))
     finish(body, sec, table, SPEC)
 
 
@@ -68,8 +66,13 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     onset, _ = dt.period_of(res, "onset")
     abated, _ = dt.period_of(res, "abatement")
     rid = table.row(
-        (dt.cc_text(res.get("code")) or "Unknown problem", code_list(res.get("code")), status,
-         dt.display_date(onset), dt.display_date(abated))
+        (
+            dt.cc_text(res.get("code")) or "Unknown problem",
+            code_list(res.get("code")),
+            status,
+            dt.display_date(onset),
+            dt.display_date(abated),
+        )
     )
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.3", "2015-08-01")
@@ -92,10 +95,19 @@ def problem_observation(ctx: Ctx, parent: etree._Element, res: Resource, rid: st
     dt.identifiers(obs, res, ctx.index.key(res))
     # CONF:1198-9045: code from Problem Type (SNOMED); LOINC 75326-9 as the C-CDA R2.1 errata translation
     diag = "encounter-diagnosis" in category_codes(res)
-    c = dt.simple_code(obs, "code", "282291009" if diag else "55607006", codes.SNOMED,
-                       "Diagnosis" if diag else "Problem", "SNOMED CT")
-    dt.el(c, "translation", {"code": "75326-9", "codeSystem": codes.LOINC, "codeSystemName": "LOINC",
-                             "displayName": "Problem"})
+    c = dt.simple_code(
+        obs,
+        "code",
+        "282291009" if diag else "55607006",
+        codes.SNOMED,
+        "Diagnosis" if diag else "Problem",
+        "SNOMED CT",
+    )
+    dt.el(
+        c,
+        "translation",
+        {"code": "75326-9", "codeSystem": codes.LOINC, "codeSystemName": "LOINC", "displayName": "Problem"},
+    )
     dt.text_ref(obs, rid)
     dt.el(obs, "statusCode", {"code": "completed"})
     onset, _ = dt.period_of(res, "onset")

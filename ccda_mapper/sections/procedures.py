@@ -22,10 +22,24 @@ SPEC = Spec(
     required=True,
 )
 # FHIR EventStatus → ProcedureAct statusCode (2.16.840.1.113883.11.20.9.22)
-_STATUS = {"completed": "completed", "in-progress": "active", "preparation": "active", "on-hold": "active",
-           "stopped": "aborted", "not-done": "cancelled", "unknown": "completed"}
-PROC_CODES = (codes.SNOMED, codes.CPT, codes.HCPCS, codes.LOINC, "2.16.840.1.113883.6.4", codes.ICD10CM,
-              "2.16.840.1.113883.6.13")
+_STATUS = {
+    "completed": "completed",
+    "in-progress": "active",
+    "preparation": "active",
+    "on-hold": "active",
+    "stopped": "aborted",
+    "not-done": "cancelled",
+    "unknown": "completed",
+}
+PROC_CODES = (
+    codes.SNOMED,
+    codes.CPT,
+    codes.HCPCS,
+    codes.LOINC,
+    "2.16.840.1.113883.6.4",
+    codes.ICD10CM,
+    "2.16.840.1.113883.6.13",
+)
 
 
 def build(ctx: Ctx, body: etree._Element) -> None:
@@ -44,8 +58,15 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     start_, end = dt.period_of(res, "performed")
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
     sites = [s for s in res.get("bodySite") or () if isinstance(s, dict)]
-    rid = table.row((dt.cc_text(res.get("code")) or "Unknown procedure", code_list(res.get("code")), status,
-                     dt.display_date(start_), ", ".join(dt.cc_text(s) for s in sites)))
+    rid = table.row(
+        (
+            dt.cc_text(res.get("code")) or "Unknown procedure",
+            code_list(res.get("code")),
+            status,
+            dt.display_date(start_),
+            ", ".join(dt.cc_text(s) for s in sites),
+        )
+    )
     pr = dt.el(entry(sec), "procedure", {"classCode": "PROC", "moodCode": "EVN"})
     dt.template(pr, "2.16.840.1.113883.10.20.22.4.14", "2014-06-09")
     dt.identifiers(pr, res, ctx.index.key(res))

@@ -85,10 +85,16 @@ def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consu
         cc = rep.get("conclusionCode")
         if not conclusion and not (isinstance(cc, list) and cc):
             if not rep.get("result"):
-                ctx.index.skip(rep, "DiagnosticReport without results or conclusion (notes go to the Notes section)")
+                ctx.index.skip(
+                    rep, "DiagnosticReport without results or conclusion (notes go to the Notes section)"
+                )
             return
-        pseudo: dict[str, Any] = {"resourceType": "Observation", "code": rep.get("code"), "status": rep.get("status"),
-                                  "effectiveDateTime": effective(rep)[0]}
+        pseudo: dict[str, Any] = {
+            "resourceType": "Observation",
+            "code": rep.get("code"),
+            "status": rep.get("status"),
+            "effectiveDateTime": effective(rep)[0],
+        }
         if isinstance(cc, list) and cc and isinstance(cc[0], dict):
             pseudo["valueCodeableConcept"] = cc[0]
         else:
@@ -99,10 +105,17 @@ def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consu
     _organizer(ctx, sec, table, rep, flat)
 
 
-def _organizer(ctx: Ctx, sec: etree._Element, table: dt.Table, head: Resource, obs: list[Resource],
-               pseudo_key: str | None = None) -> None:
-    org = dt.el(entry(sec), "organizer", {"classCode": "BATTERY" if len(obs) > 1 else "CLUSTER",
-                                          "moodCode": "EVN"})
+def _organizer(
+    ctx: Ctx,
+    sec: etree._Element,
+    table: dt.Table,
+    head: Resource,
+    obs: list[Resource],
+    pseudo_key: str | None = None,
+) -> None:
+    org = dt.el(
+        entry(sec), "organizer", {"classCode": "BATTERY" if len(obs) > 1 else "CLUSTER", "moodCode": "EVN"}
+    )
     dt.template(org, "2.16.840.1.113883.10.20.22.4.1", "2015-08-01")
     if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
         dt.stable_id(org, ctx.index.key(head) + "#organizer")
@@ -125,9 +138,15 @@ def _organizer(ctx: Ctx, sec: etree._Element, table: dt.Table, head: Resource, o
         comps = [c for c in o.get("component") or () if isinstance(c, dict)]
         if comps and not any(k.startswith("value") for k in o):
             for i, c in enumerate(comps):
-                sub = {**c, "resourceType": "Observation", "status": o.get("status"),
-                       "effectiveDateTime": effective(o)[0]}
-                _observation(ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}")
+                sub = {
+                    **c,
+                    "resourceType": "Observation",
+                    "status": o.get("status"),
+                    "effectiveDateTime": effective(o)[0],
+                }
+                _observation(
+                    ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
+                )
         else:
             _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o))
 
@@ -150,5 +169,13 @@ def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, o: Resource, pa
     ctx.author(obs, o.get("issued"), o)
     rr = reference_range(obs, o)
     interp = "; ".join(dt.cc_text(i) for i in (o.get("interpretation") or ()) if isinstance(i, dict))
-    table.row((dt.cc_text(o.get("code")) or "Unknown test", value_text(o), interp, rr,
-               dt.display_date(start_), panel))
+    table.row(
+        (
+            dt.cc_text(o.get("code")) or "Unknown test",
+            value_text(o),
+            interp,
+            rr,
+            dt.display_date(start_),
+            panel,
+        )
+    )

@@ -41,8 +41,10 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Social history element", "Value", "Date"))
-    ctx.each("Observation", lambda o: _one(ctx, sec, table, o) if usable(o) and kind(o) in ("smoking", "social")
-             else None)
+    ctx.each(
+        "Observation",
+        lambda o: _one(ctx, sec, table, o) if usable(o) and kind(o) in ("smoking", "social") else None,
+    )
     if sex:
         _birth_sex_entry(ctx, sec, table, sex)
     finish(body, sec, table, SPEC)
@@ -68,8 +70,17 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource) -> bool:
         if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
             dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
         else:
-            dt.el(ob, "value", {dt.XSI_TYPE: "CD", "code": "266927001", "codeSystem": codes.SNOMED,
-                                "codeSystemName": "SNOMED CT", "displayName": "Tobacco smoking consumption unknown"})
+            dt.el(
+                ob,
+                "value",
+                {
+                    dt.XSI_TYPE: "CD",
+                    "code": "266927001",
+                    "codeSystem": codes.SNOMED,
+                    "codeSystemName": "SNOMED CT",
+                    "displayName": "Tobacco smoking consumption unknown",
+                },
+            )
     else:
         dt.template(ob, "2.16.840.1.113883.10.20.22.4.38", "2015-08-01")
         dt.identifiers(ob, o, ctx.index.key(o))
@@ -94,7 +105,16 @@ def _birth_sex_entry(ctx: Ctx, sec: etree._Element, table: dt.Table, sex: str) -
     dt.text_ref(ob, rid)
     dt.el(ob, "statusCode", {"code": "completed"})
     if sex in _SEX:
-        dt.el(ob, "value", {dt.XSI_TYPE: "CD", "code": sex, "displayName": _SEX[sex],
-                            "codeSystem": codes.ADMIN_GENDER, "codeSystemName": "AdministrativeGender"})
+        dt.el(
+            ob,
+            "value",
+            {
+                dt.XSI_TYPE: "CD",
+                "code": sex,
+                "displayName": _SEX[sex],
+                "codeSystem": codes.ADMIN_GENDER,
+                "codeSystemName": "AdministrativeGender",
+            },
+        )
     else:
         dt.el(ob, "value", {dt.XSI_TYPE: "CD", "nullFlavor": "UNK"})

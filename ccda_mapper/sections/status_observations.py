@@ -12,19 +12,33 @@ from .base import Spec, entry, finish, start
 from .observations import effective, kind, usable, value_text, write_value
 
 
-def build(ctx: Ctx, body: etree._Element, spec: Spec, wanted: str, template: tuple[str, str],
-          fixed_code: tuple[str, str, str, str] | None = None) -> None:
-    """``fixed_code`` = (SNOMED code, display, LOINC translation, display) for templates whose code is fixed."""
+def build(
+    ctx: Ctx,
+    body: etree._Element,
+    spec: Spec,
+    wanted: str,
+    template: tuple[str, str],
+    fixed_code: tuple[str, str, str, str] | None = None,
+) -> None:
+    """``fixed_code`` = (SNOMED code, display, LOINC translation, display) for fixed-code templates."""
     if not any(usable(o) and kind(o) == wanted for o in ctx.index.of("Observation")):
         return
     sec, table = start(body, spec, ("Observation", "Value", "Date"))
-    ctx.each("Observation",
-             lambda o: _one(ctx, sec, table, o, template, fixed_code) if usable(o) and kind(o) == wanted else None)
+    ctx.each(
+        "Observation",
+        lambda o: _one(ctx, sec, table, o, template, fixed_code) if usable(o) and kind(o) == wanted else None,
+    )
     finish(body, sec, table, spec)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource, template: tuple[str, str],
-         fixed_code: tuple[str, str, str, str] | None) -> bool:
+def _one(
+    ctx: Ctx,
+    sec: etree._Element,
+    table: dt.Table,
+    o: Resource,
+    template: tuple[str, str],
+    fixed_code: tuple[str, str, str, str] | None,
+) -> bool:
     start_, end = effective(o)
     rid = table.row((dt.cc_text(o.get("code")) or "Observation", value_text(o), dt.display_date(start_)))
     ob = dt.el(entry(sec), "observation", {"classCode": "OBS", "moodCode": "EVN"})
@@ -32,8 +46,16 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource, template: 
     dt.identifiers(ob, o, ctx.index.key(o))
     if fixed_code:
         c = dt.simple_code(ob, "code", fixed_code[0], codes.SNOMED, fixed_code[1], "SNOMED CT")
-        dt.el(c, "translation", {"code": fixed_code[2], "codeSystem": codes.LOINC, "codeSystemName": "LOINC",
-                                 "displayName": fixed_code[3]})
+        dt.el(
+            c,
+            "translation",
+            {
+                "code": fixed_code[2],
+                "codeSystem": codes.LOINC,
+                "codeSystemName": "LOINC",
+                "displayName": fixed_code[3],
+            },
+        )
     else:
         dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
     dt.text_ref(ob, rid)

@@ -1,8 +1,8 @@
 """Vital Signs Section (entries required), 2.16.840.1.113883.10.20.22.2.4.1:2015-08-01.
 
-Vital-sign Observations grouped by time (and encounter) → Vital Signs Organizer (4.26) of Vital Sign Observations
-(4.27).  Panels (blood pressure 85354-9) contribute one observation per component.  A vital sign without a
-numeric value is skipped with a reason: CONF:1098-7305 requires ``value xsi:type="PQ"``.
+Vital-sign Observations grouped by time (and encounter) → Vital Signs Organizer (4.26) of Vital Sign
+Observations (4.27).  Panels (blood pressure 85354-9) contribute one observation per component.  A vital sign
+without a numeric value is skipped with a reason: CONF:1098-7305 requires ``value xsi:type="PQ"``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, entry, finish, start
-from .observations import interpretation, kind, members, result_status, usable
+from .observations import interpretation, kind, members, usable
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.4.1", "2015-08-01"),),
@@ -55,7 +55,11 @@ def build(ctx: Ctx, body: etree._Element) -> None:
             continue
         when = o.get("effectiveDateTime")
         if not isinstance(when, str):
-            when = (o.get("effectivePeriod") or {}).get("start") if isinstance(o.get("effectivePeriod"), dict) else None
+            when = (
+                (o.get("effectivePeriod") or {}).get("start")
+                if isinstance(o.get("effectivePeriod"), dict)
+                else None
+            )
         if not dt.ts(when):
             ctx.index.skip(o, "vital sign without an effective time")
             continue
@@ -71,22 +75,32 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _organizer(ctx: Ctx, sec: etree._Element, table: dt.Table, when: str,
-               items: list[tuple[Resource, Resource, str]]) -> None:
+def _organizer(
+    ctx: Ctx, sec: etree._Element, table: dt.Table, when: str, items: list[tuple[Resource, Resource, str]]
+) -> None:
     org = dt.el(entry(sec), "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
     dt.template(org, "2.16.840.1.113883.10.20.22.4.26", "2015-08-01")
     dt.stable_id(org, items[0][2] + "#vitals")
     c = dt.simple_code(org, "code", "46680005", codes.SNOMED, "Vital Signs", "SNOMED CT")
-    dt.el(c, "translation", {"code": "74728-7", "codeSystem": codes.LOINC, "codeSystemName": "LOINC",
-                             "displayName": "Vital signs, weight, height, head circumference, oximetry, BMI, and BSA panel"})
+    dt.el(
+        c,
+        "translation",
+        {
+            "code": "74728-7",
+            "codeSystem": codes.LOINC,
+            "codeSystemName": "LOINC",
+            "displayName": "Vital signs, weight, height, head circumference, oximetry, BMI, and BSA panel",
+        },
+    )
     dt.el(org, "statusCode", {"code": "completed"})
     dt.el(org, "effectiveTime", {"value": dt.ts(when) or ""})
     for res, part, key in items:
         _observation(ctx, org, table, res, part, key, when)
 
 
-def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, res: Resource, part: dict[str, Any], key: str,
-                 when: str) -> None:
+def _observation(
+    ctx: Ctx, org: etree._Element, table: dt.Table, res: Resource, part: dict[str, Any], key: str, when: str
+) -> None:
     """Vital Sign Observation (2.16.840.1.113883.10.20.22.4.27:2014-06-09)."""
     q = part["valueQuantity"]
     if dt.num(q.get("value")) is None:
@@ -101,9 +115,11 @@ def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, res: Resource, 
     rid = f"{table.prefix}{table.rows + 1}"
     dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
     dt.text_ref(obs, rid)
-    dt.el(obs, "statusCode", {"code": "completed" if result_status(res) == "completed" else "completed"})
+    dt.el(obs, "statusCode", {"code": "completed"})  # CONF:1098-7303
     dt.el(obs, "effectiveTime", {"value": dt.ts(when) or ""})
     dt.pq(obs, "value", q)
     interpretation(obs, part)
     interp = "; ".join(dt.cc_text(i) for i in (part.get("interpretation") or ()) if isinstance(i, dict))
-    table.row((dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp))
+    table.row(
+        (dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp)
+    )
