@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from direct.trust.fetch import Fetcher
+
+if TYPE_CHECKING:
+    from direct.trust.bundles import TrustStore
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
@@ -50,7 +54,7 @@ class DiscoveryConfig:
     ipkix_max_bytes: int = 65_536
     #: Trust anchors always accepted (PEM files, ``--anchor``), plus those of ``trust_store`` if given.
     anchors: Sequence[x509.Certificate] = ()
-    trust_store: object | None = None  # direct.trust.bundles.TrustStore (kept loose to avoid an import cycle)
+    trust_store: TrustStore | None = None
     #: Fetcher for AIA / CRL / IPKIX (default: HTTP with the limits above).
     fetcher: Fetcher | None = None
     #: Purpose the discovered certificate must allow (discovery is for encrypting to the recipient).

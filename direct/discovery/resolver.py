@@ -146,7 +146,7 @@ class CertificateResolver:
         anchors = list(self.config.anchors)
         store = self.config.trust_store
         if store is not None:
-            anchors.extend(store.anchors_for(local_domain))  # type: ignore[attr-defined]
+            anchors.extend(store.anchors_for(local_domain))
         return anchors
 
     # --- algorithm -----------------------------------------------------------------------------------
