@@ -345,6 +345,18 @@ class DeliveryTracker:
         self.messages[mid] = msg
         return msg
 
+    def forget(self, message_id: str) -> None:
+        """Stop tracking (e.g. the message was never accepted for delivery)."""
+        self.messages.pop(norm_message_id(message_id), None)
+
+    def fail(self, message_id: str, recipient: str, reason: str, now: dt.datetime) -> Transition | None:
+        """Mark one recipient failed for a reason we learned ourselves (e.g. refused at RCPT TO)."""
+        msg = self.messages.get(norm_message_id(message_id))
+        rec = msg.recipients.get(_norm_addr(recipient)) if msg else None
+        if msg is None or rec is None or msg.is_final(rec.address):
+            return None
+        return self._move(msg, rec, DeliveryState.FAILED, now, reason)
+
     def get(self, message_id: str) -> TrackedMessage | None:
         return self.messages.get(norm_message_id(message_id))
 

@@ -1,0 +1,153 @@
+"""DirectAgent end to end on loopback: two HISPs (agents + SMTP receiving endpoints), certificates discovered
+through a real BIND9 (DNS CERT), a C-CDA delivered into an inbox and processed + dispatched MDNs flowing
+back, signed and encrypted, into the sender's delivery tracker."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+
+import pytest
+
+from direct.agent import DirectAgent, receiving_endpoint
+from direct.discovery.config import DiscoveryConfig
+from direct.discovery.resolver import CertificateResolver
+from direct.errors import NoCertificate, PermanentDeliveryError
+from direct.mdn import DeliveryState, DeliveryTracker, build_mdn
+from direct.message import Attachment
+from direct.smime import Identity, seal
+from direct.transport import SmtpTarget
+from direct.trust.fetch import NoFetcher
+from tests.support.services import wait_for_port
+
+pytestmark = pytest.mark.service("bind9")
+CCDA = b'<?xml version="1.0"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3"/>\n'
+
+
+class Collector:
+    def __init__(self):
+        self.results = []
+        self.cond = threading.Condition()
+
+    def __call__(self, result):
+        with self.cond:
+            self.results.append(result)
+            self.cond.notify_all()
+
+    def wait(self, n, timeout=20.0):
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.results) >= n, timeout), f"{len(self.results)} of {n}"
+            return list(self.results)
+
+
+@pytest.fixture(scope="module")
+def hisps(bind, pki, tmp_path_factory):
+    wait_for_port(bind.host, bind.rndc_port, timeout=20)
+    alice = pki.address("alice@hispa.test")
+    bob = pki.address("bob@hispb.test")
+    for zone, name, issued in (("hispa.test", "alice", alice), ("hispb.test", "bob", bob)):
+        bind.zone(zone, [f"{name} 300 IN CERT PKIX 0 0 {base64.b64encode(issued.cert_der).decode()}"])
+    # DNS CERT publishes the leaf only; the intermediate is configured as an anchor (CERT-5 allows it).
+    config = DiscoveryConfig(
+        nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert], fetcher=NoFetcher()
+    )
+    inbox_a, inbox_b = tmp_path_factory.mktemp("inbox_a"), tmp_path_factory.mktemp("inbox_b")
+    got_a, got_b = Collector(), Collector()
+    agent_a = DirectAgent([alice], [pki.root.cert], CertificateResolver(config))
+    agent_b = DirectAgent([bob], [pki.root.cert], CertificateResolver(config))
+    ep_a = receiving_endpoint("127.0.0.1", 0, agent_a, inbox_a, on_message=got_a).start()
+    ep_b = receiving_endpoint("127.0.0.1", 0, agent_b, inbox_b, on_message=got_b).start()
+    agent_a.transport = SmtpTarget(host="127.0.0.1", port=ep_b.port, timeout=10)
+    agent_b.transport = SmtpTarget(host="127.0.0.1", port=ep_a.port, timeout=10)
+    yield {"a": agent_a, "b": agent_b, "inbox_b": inbox_b, "got_a": got_a, "got_b": got_b, "pki": pki}
+    ep_a.stop()
+    ep_b.stop()
+
+
+def test_send_deliver_store_and_mdn_round_trip(hisps):
+    a, got_a = hisps["a"], hisps["got_a"]
+    before = len(got_a.results)
+    receipt = a.send(
+        "alice@hispa.test",
+        ["bob@hispb.test"],
+        "Records",
+        "Sent at the patient's request.",
+        [Attachment("ccd.xml", "application/xml", CCDA)],
+    )
+    assert receipt.signed and receipt.encrypted and receipt.trusted
+    assert receipt.recipients == ["bob@hispb.test"] and receipt.delivery.accepted == ["bob@hispb.test"]
+    # Receiver side: stored in the inbox, processed + dispatched answered.
+    stored = hisps["inbox_b"] / receipt.message_id.strip("<>")
+    assert (stored / "ccd.xml").read_bytes() == CCDA
+    report = json.loads((stored / "message.json").read_text())
+    assert report["ok"] and report["from"] == "alice@hispa.test"
+    received_b = hisps["got_b"].results[-1]
+    assert received_b.mdns_sent == ["processed", "dispatched"]
+    # Sender side: both MDNs arrived signed + encrypted, and drove the tracker to dispatched.
+    mdns = got_a.wait(before + 2)[before:]
+    assert all(
+        r.unsealed.decrypted and r.unsealed.signature == "valid" and r.unsealed.is_notification for r in mdns
+    )
+    assert [n.disposition for r in mdns for n in r.notifications] == ["processed", "dispatched"]
+    assert all(r.mdns_sent == [] for r in mdns)  # never MDN an MDN
+    state = a.tracker.get(receipt.message_id).recipients["bob@hispb.test"]
+    assert state.state == DeliveryState.DISPATCHED
+
+
+def test_untrusted_sender_is_refused_without_mdn(hisps):
+    pki = hisps["pki"]
+    stranger = pki.address("alice@hispa.test", issuer=pki.ca("Unknown Root"))
+    rogue = DirectAgent([stranger], [pki.root.cert], transport=hisps["a"].transport)
+    before = len(hisps["got_a"].results)
+    with pytest.raises(PermanentDeliveryError) as err:
+        rogue.send(
+            "alice@hispa.test", ["bob@hispb.test"], "x", "y", recipient_certs=[hisps["b"].identities[0].cert]
+        )
+    assert "untrusted_signer" in err.value.detail
+    # The refusal happens before the reply, and an MDN would have been sent before it: none came.
+    assert len(hisps["got_a"].results) == before
+
+
+def test_timeouts_fail_silent_recipients(smtp_sink, pki):
+    bob = pki.address("bob@quiet.test")
+    clock = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
+    agent = DirectAgent(
+        [pki.address("alice@hispa.test")],
+        [pki.root.cert],
+        transport=SmtpTarget(host=smtp_sink.host, port=smtp_sink.port, timeout=10),
+        tracker=DeliveryTracker(dt.timedelta(minutes=5), dt.timedelta(minutes=30)),
+        clock=lambda: clock[0],
+    )
+    receipt = agent.send("alice@hispa.test", ["bob@quiet.test"], "x", "y", recipient_certs=[bob.cert])
+    assert smtp_sink.wait_for(1)[0].rcpt_tos == ["bob@quiet.test"]
+    expired = agent.tracker.expire(clock[0] + dt.timedelta(minutes=6))
+    assert [(t.message_id, t.new, t.reason) for t in expired] == [
+        (receipt.message_id, DeliveryState.TIMED_OUT, "no processed MDN")
+    ]
+
+
+def test_mdn_with_null_reverse_path_is_accepted(hisps):
+    a, b = hisps["a"], hisps["b"]
+    tracked = a.tracker.track("<late.1@hispa.test>", ["bob@hispb.test"], dt.datetime.now(dt.UTC))
+    mdn = build_mdn(
+        original_message_id=tracked.message_id,
+        original_sender="alice@hispa.test",
+        final_recipient="bob@hispb.test",
+        disposition="processed",
+    )
+    raw = seal(mdn, b.identities[0], [a.identities[0].cert])
+    result = a.receive(raw, "", ["alice@hispa.test"])
+    assert result.ok and result.transitions[0].new == DeliveryState.PROCESSED
+    # A null reverse-path on an ordinary message is routing tamper.
+    plain = b.prepare(
+        "bob@hispb.test", ["alice@hispa.test"], "x", "y", recipient_certs=[a.identities[0].cert]
+    )
+    assert a.receive(plain.raw, "", ["alice@hispa.test"]).unsealed.error.code == "routing_tamper"
+
+
+def test_no_certificate_without_resolver(pki):
+    agent = DirectAgent([Identity.from_issued(pki.address("alice@hispa.test"))], [pki.root.cert])
+    with pytest.raises(NoCertificate):
+        agent.prepare("alice@hispa.test", ["bob@hispb.test"], "x", "y")
