@@ -193,3 +193,276 @@ def unseal(message, certs, keys, anchors, extract, mail_from, rcpt_tos, accept_s
         for att in report["attachments"]:
             click.echo(f"  {att['filename']} {att['content_type']} sha256={att['sha256']}")
     sys.exit(0 if result.ok else 1)
+
+
+# --- send / receive --------------------------------------------------------------------------------------
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+_smtp_options = [
+    click.option("--smtp-host", help="Smarthost; without it, the recipient domain's MX is used."),
+    click.option("--smtp-port", type=int, default=25, show_default=True),
+    click.option(
+        "--starttls",
+        type=click.Choice(["require", "opportunistic", "off"]),
+        default="opportunistic",
+        show_default=True,
+    ),
+    click.option("--smtp-user", help="AUTH user (password from $BBDIRECT_SMTP_PASSWORD)."),
+]
+
+
+def _target(smtp_host, smtp_port, starttls, smtp_user):
+    import os
+
+    from direct.transport import SmtpTarget
+
+    return SmtpTarget(
+        host=smtp_host,
+        port=smtp_port,
+        starttls=starttls,
+        username=smtp_user,
+        password=os.environ.get("BBDIRECT_SMTP_PASSWORD"),
+        timeout=60,
+    )
+
+
+def _resolver(nameservers, anchors):
+    from direct.discovery.config import DiscoveryConfig
+    from direct.discovery.resolver import CertificateResolver
+
+    return CertificateResolver(DiscoveryConfig.from_strings(nameservers, anchors=anchors))
+
+
+@click.command()
+@click.option("--from", "from_addr", required=True)
+@click.option("--to", "to_addrs", required=True, multiple=True)
+@click.option("--sign-cert", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--sign-key", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--recipient-cert",
+    "recipient_certs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Recipient certificate PEM; without it certificates are discovered (DNS CERT / LDAP).",
+)
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust anchor PEM (recipient discovery and incoming MDN signers).",
+)
+@click.option("--nameserver", "nameservers", multiple=True, help="DNS server HOST[:PORT] for discovery.")
+@click.option(
+    "--policy",
+    type=click.Choice(["trusted", "public"]),
+    default="trusted",
+    show_default=True,
+    help="public = patient-directed: no anchor needed for the recipient (TRUST-7).",
+)
+@click.option("--subject", default="Health information", show_default=True)
+@click.option("--text", default="Please find the attached health information.", show_default=True)
+@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--xdm", is_flag=True)
+@_with(_smtp_options)
+@_with(_algo_options)
+@click.option("--wait", is_flag=True, help="Wait for the MDNs (needs --listen).")
+@click.option("--listen", help="HOST:PORT where MDNs for --wait arrive.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait for MDNs.")
+@click.option("--json", "as_json", is_flag=True)
+def send(
+    from_addr,
+    to_addrs,
+    sign_cert,
+    sign_key,
+    recipient_certs,
+    anchors,
+    nameservers,
+    policy,
+    subject,
+    text,
+    attach,
+    xdm,
+    smtp_host,
+    smtp_port,
+    starttls,
+    smtp_user,
+    cipher,
+    key_transport,
+    digest,
+    wait,
+    listen,
+    timeout,
+    as_json,
+) -> None:
+    """Seal and deliver a Direct message over SMTP; print its Message-ID and delivery state."""
+    import datetime as dt
+    import threading
+
+    from direct.agent import DirectAgent, receiving_endpoint
+    from direct.mdn import DeliveryTracker
+    from direct.trust.policy import TrustPolicy
+
+    if wait and not listen:
+        raise click.UsageError("--wait needs --listen HOST:PORT for the returning MDNs")
+    try:
+        signer = Identity.load(sign_cert, sign_key)
+        anchor_certs = load_certificate_files(anchors)
+        certs = end_entities(load_certificate_files(recipient_certs)) or None
+        resolver = _resolver(nameservers, anchor_certs) if certs is None else None
+        window = dt.timedelta(seconds=timeout)
+        agent = DirectAgent(
+            [signer],
+            anchor_certs,
+            resolver,
+            _target(smtp_host, smtp_port, starttls, smtp_user),
+            options=_seal_options(cipher, key_transport, digest),
+            tracker=DeliveryTracker(window, window),
+        )
+        attachments = [Attachment.from_file(p) for p in attach]
+        changed = threading.Event()
+        endpoint = None
+        if wait:
+            import tempfile
+
+            host, port = _hostport(listen)
+            endpoint = receiving_endpoint(
+                host,
+                port,
+                agent,
+                tempfile.mkdtemp(prefix="bbdirect-mdn-"),
+                on_message=lambda _r: changed.set(),
+            ).start()
+        try:
+            receipt = agent.send(
+                from_addr,
+                list(to_addrs),
+                subject,
+                text,
+                attachments,
+                recipient_certs=certs,
+                policy=TrustPolicy(policy),
+                xdm=xdm,
+            )
+            tracked = agent.tracker.get(receipt.message_id)
+            deadline = dt.datetime.now(dt.UTC) + window
+            while wait and tracked is not None and not tracked.done:
+                changed.wait(1.0)
+                changed.clear()
+                now = dt.datetime.now(dt.UTC)
+                if now >= deadline:
+                    agent.tracker.expire(now + dt.timedelta(seconds=1))
+        finally:
+            if endpoint is not None:
+                endpoint.stop()
+    except DirectError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": exc.to_dict()}))
+            sys.exit(1)
+        _fail(exc)
+        return
+    states = {a: r.state.value for a, r in tracked.recipients.items()} if tracked else {}
+    reasons = {a: r.reason for a, r in tracked.recipients.items() if r.reason} if tracked else {}
+    ok = all(s in {"sent", "processed", "dispatched"} for s in states.values())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "message_id": receipt.message_id,
+                    "recipients": receipt.recipients,
+                    "trusted": receipt.trusted,
+                    "state": states,
+                    "reasons": reasons,
+                    "error": None,
+                }
+            )
+        )
+    else:
+        click.echo(f"Message-ID: {receipt.message_id}")
+        for addr, state in states.items():
+            click.echo(f"  {addr}: {state}{' (' + reasons[addr] + ')' if addr in reasons else ''}")
+    sys.exit(0 if ok else 1)
+
+
+@click.command()
+@click.option("--listen", required=True, help="HOST:PORT to accept Direct messages on.")
+@click.option("--cert", "certs", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", "keys", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--anchor", "anchors", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--inbox", required=True, type=click.Path(file_okay=False), help="Where accepted messages go.")
+@click.option(
+    "--nameserver", "nameservers", multiple=True, help="DNS server for finding MDN recipients' certs."
+)
+@click.option("--max-size", type=int, default=25 * 2**20, show_default=True, help="SMTP size limit (bytes).")
+@click.option("--count", type=int, default=0, help="Exit after this many messages (0 = run until Ctrl-C).")
+@click.option("--accept-sha1", is_flag=True)
+@_with(_smtp_options)
+def receive(
+    listen,
+    certs,
+    keys,
+    anchors,
+    inbox,
+    nameservers,
+    max_size,
+    count,
+    accept_sha1,
+    smtp_host,
+    smtp_port,
+    starttls,
+    smtp_user,
+) -> None:
+    """Run an SMTP endpoint: unseal inbound messages into --inbox and answer MDNs (one JSON line each)."""
+    import threading
+
+    from direct.agent import DirectAgent, receiving_endpoint
+
+    if len(certs) != len(keys):
+        raise click.UsageError("give one --key per --cert")
+    try:
+        identities = [Identity.load(c, k) for c, k in zip(certs, keys, strict=True)]
+        anchor_certs = load_certificate_files(anchors)
+    except DirectError as exc:
+        _fail(exc)
+        return
+    resolver = _resolver(nameservers, anchor_certs) if nameservers else None
+    agent = DirectAgent(
+        identities,
+        anchor_certs,
+        resolver,
+        _target(smtp_host, smtp_port, starttls, smtp_user),
+        accept_sha1=accept_sha1,
+    )
+    seen = threading.Semaphore(0)
+    lock = threading.Lock()
+
+    def report(result) -> None:
+        line = result.unsealed.to_json()
+        line["mdns_sent"] = result.mdns_sent
+        line["notifications"] = [n.__dict__ for n in result.notifications]
+        with lock:
+            click.echo(json.dumps(line))
+        seen.release()
+
+    host, port = _hostport(listen)
+    endpoint = receiving_endpoint(host, port, agent, inbox, data_size_limit=max_size, on_message=report)
+    endpoint.start()
+    click.echo(f"listening on {host}:{endpoint.port}", err=True)
+    try:
+        if count:
+            for _ in range(count):
+                seen.acquire()
+            # on_message runs just before the SMTP reply is written: give the last reply time to leave.
+            threading.Event().wait(1.0)
+        else:
+            threading.Event().wait()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        pass
+    finally:
+        endpoint.stop()
