@@ -78,7 +78,8 @@ def _check_header_text(value: str, what: str) -> str:
 
 def _check_address(addr: str) -> str:
     addr = _check_header_text(addr.strip(), "address")
-    _name, parsed = getaddresses([addr])[0]
+    found = getaddresses([addr])
+    parsed = found[0][1] if len(found) == 1 else ""
     if not parsed or "@" not in parsed or parsed != addr or " " in parsed:
         raise AddressError(f"not a valid e-mail address: {addr!r}")
     return parsed
