@@ -126,7 +126,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     Raises ``ValueError`` when nothing parses. PKCS#7 is what ``userSMIMECertificate``, ``.p7c`` AIA files
     and trust bundles carry.
     """
-    data = data.strip() if data[:1].isspace() or data[-1:].isspace() else data
+    # Never strip DER: its last byte is a signature byte and may well be 0x20 or 0x0a.
     if b"-----BEGIN PKCS7-----" in data or b"-----BEGIN CMS-----" in data:
         return list(
             pkcs7.load_pem_pkcs7_certificates(

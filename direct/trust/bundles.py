@@ -73,10 +73,10 @@ def _pem_body(data: bytes) -> bytes:
 def parse_bundle(data: bytes, signing_cert: x509.Certificate | None = None) -> list[x509.Certificate]:
     """The anchors in a bundle file. A signed bundle must verify against ``signing_cert`` when one is given;
     when a signing certificate is configured an unsigned bundle is refused (it could be anyone's)."""
-    raw = data.strip()
-    if raw.startswith(b"-----BEGIN PKCS7") or raw.startswith(b"-----BEGIN CMS"):
+    raw = data  # never strip DER: its last byte is a signature byte and may be whitespace
+    if data.lstrip().startswith((b"-----BEGIN PKCS7", b"-----BEGIN CMS")):
         try:
-            raw = _pem_body(raw)
+            raw = _pem_body(data)
         except ValueError as exc:
             raise BundleError("invalid_bundle_format", "bad PEM armour") from exc
     signed = _signed_content(raw)

@@ -116,3 +116,14 @@ def test_load_certificates_forms(pki, form: str) -> None:
 def test_load_certificates_garbage() -> None:
     with pytest.raises(ValueError):
         load_certificates(b"\x30\x03\x02\x01\x00garbage")
+
+
+def test_der_ending_in_whitespace_byte_is_not_stripped(pki) -> None:
+    """DER ends with signature bytes; 6 in 256 certificates end in a byte that looks like whitespace."""
+    key = certgen.new_key()
+    for _ in range(3000):
+        leaf = pki.address("ws@x.example", key=key)
+        if leaf.cert_der[-1:].isspace():
+            break
+    assert leaf.cert_der[-1:].isspace()
+    assert load_certificates(leaf.cert_der) == [leaf.cert]
