@@ -23,15 +23,18 @@ from pathlib import Path
 
 import pytest
 
+from direct.agent import DirectAgent
 from direct.mdn import (
+    DeliveryState,
     Notification,
     build_mdn,
     norm_message_id,
     parse_notifications,
     requests_final_destination,
 )
-from direct.message import parse_message
+from direct.message import Attachment, parse_message
 from direct.smime import Identity, UnsealResult, load_certificate_files, seal, unseal
+from direct.transport.smtp_client import SmtpTarget
 from tests.fixtures.java_ri import JavaRI
 from tests.support.pki import TestPKI
 from tests.support.services import need
@@ -458,3 +461,64 @@ def test_our_mdn_for_ri_message_is_accepted_by_ri(java_ri, peers, tmp_path, disp
     assert fields["final_destination_delivery"] is (disposition == "dispatched")
     if disposition == "failed":  # "failed", never "error" (nhin-d #265), with the reason in Failure:
         assert fields["fields"]["Failure"]
+
+
+# --- the product path: DirectAgent over real SMTP, delivery tracked from the RI's MDNs --------------------
+
+
+def _agent(p: Peers, sink) -> DirectAgent:
+    return DirectAgent(
+        [Identity.load(p.ours.cert, p.ours.key)],
+        trust=load_certificate_files([p.ri.anchor]),
+        transport=SmtpTarget(host=sink.host, port=sink.port, starttls="off", timeout=30),
+    )
+
+
+@pytest.mark.service("smtp")
+def test_agent_tracks_delivery_from_ri_mdns(java_ri, peers, smtp_sink, tmp_path):
+    agent = _agent(peers, smtp_sink)
+    ri_leaf = load_certificate_files([peers.ri.cert])[:1]
+    receipt = agent.send(
+        OURS,
+        [THEIRS],
+        "Health information",
+        "Attached.",
+        [Attachment.from_file(str(peers.ccda))],
+        recipient_certs=ri_leaf,
+    )
+    [delivered] = smtp_sink.wait_for(1)
+    assert (delivered.mail_from, delivered.rcpt_tos) == (OURS, [THEIRS])  # MSG-5: envelope = headers
+    (tmp_path / "sent.eml").write_bytes(delivered.data)
+
+    states = []
+    for disposition in ("processed", "dispatched"):
+        mdn = ri_mdn(java_ri, peers, tmp_path / "sent.eml", tmp_path / f"{disposition}.eml", disposition)
+        assert mdn.ok, mdn.report
+        result = agent.receive((tmp_path / f"{disposition}.eml").read_bytes(), THEIRS, [OURS])
+        assert result.unsealed.ok, result.unsealed.error
+        assert result.mdns_sent == []  # never an MDN for an MDN (MDN-1)
+        states.append(agent.tracker.get(receipt.message_id).recipients[THEIRS].state)
+    assert states == [DeliveryState.PROCESSED, DeliveryState.DISPATCHED]
+
+
+@pytest.mark.service("smtp")
+def test_agent_answers_ri_message_with_mdns_the_ri_accepts(java_ri, peers, smtp_sink, tmp_path):
+    agent = _agent(peers, smtp_sink)
+    sealed = ri_seal(java_ri, peers, tmp_path / "ri.eml")
+    assert sealed.ok, sealed.report
+
+    result = agent.receive((tmp_path / "ri.eml").read_bytes(), THEIRS, [OURS])
+    assert result.ok, result.unsealed.error
+    agent.dispatched(result)  # the final destination has it; the RI asked for final-destination delivery
+    assert result.mdns_sent == ["processed", "dispatched"]
+
+    mdns = smtp_sink.wait_for(2)
+    for received, disposition in zip(mdns, ("processed", "dispatched"), strict=True):
+        assert (received.mail_from, received.rcpt_tos) == (OURS, [THEIRS])
+        path = tmp_path / f"our-{disposition}.eml"
+        path.write_bytes(received.data)
+        res = ri_unseal(java_ri, peers, path)
+        assert res.ok, res.report
+        assert res["mdn"]["disposition"] == f"automatic-action/MDN-sent-automatically;{disposition}"
+        assert norm_message_id(res["mdn"]["original_message_id"]) == norm_message_id(sealed["message_id"])
+        assert res["mdn"]["final_destination_delivery"] is (disposition == "dispatched")
