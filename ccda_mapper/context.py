@@ -12,6 +12,20 @@ from . import datatypes as dt
 from .index import Index, Resource
 
 _Element = etree._Element
+_PEOPLE = ("Practitioner", "PractitionerRole")
+_TIME_FIELDS = (
+    "issued",
+    "recordedDate",
+    "recorded",
+    "authoredOn",
+    "date",
+    "effectiveDateTime",
+    "occurrenceDateTime",
+    "performedDateTime",
+    "effectivePeriod",
+    "performedPeriod",
+    "period",
+)
 
 
 @dataclass
@@ -21,7 +35,7 @@ class Ctx:
     index: Index
     now: str  # HL7 TS of the document
     author_seed: str = "bbdirect"
-    dates: list[str] = field(default_factory=list)
+    _encounter_people: dict[int, tuple[Resource, Resource | None]] = field(default_factory=dict)
 
     @property
     def skipped(self) -> list[str]:
@@ -42,22 +56,18 @@ class Ctx:
         return out
 
     def author(self, parent: _Element, time: Any, res: Resource | None = None) -> None:
-        """Author Participation (2.16.840.1.113883.10.20.22.4.119): the recorder/requester if it resolves."""
-        t = dt.ts(time)
+        """Author Participation (2.16.840.1.113883.10.20.22.4.119), when a Practitioner can be named.
+
+        The resource's own recorder/requester/asserter/author/performer comes first; otherwise the
+        practitioner of the encounter it was recorded in (the clinician responsible for that visit).  Nothing
+        is invented: no resolvable practitioner, no author element (C-CDA makes it a SHOULD).
+        """
+        if res is None:
+            return
+        t = dt.ts(time) or self._time_of(res)
         if not t:
             return
-        who = None
-        if res is not None:
-            for fld in ("recorder", "requester", "asserter", "author", "performer"):
-                ref = res.get(fld)
-                if isinstance(ref, list):
-                    ref = ref[0] if ref else None
-                if isinstance(ref, dict) and "actor" in ref:
-                    ref = ref.get("actor")
-                target = self.index.resolve(ref, res) if ref is not None else None
-                if target is not None and target.get("resourceType") in ("Practitioner", "PractitionerRole"):
-                    who = target
-                    break
+        who = self._who(res)
         if who is None:
             return
         a = dt.el(parent, "author")
@@ -65,6 +75,42 @@ class Ctx:
         dt.el(a, "time", {"value": t})
         aa = dt.el(a, "assignedAuthor")
         practitioner_entity(self, aa, who)
+
+    def _who(self, res: Resource) -> Resource | None:
+        for fld in ("recorder", "requester", "asserter", "author", "performer"):
+            ref = res.get(fld)
+            if isinstance(ref, list):
+                ref = ref[0] if ref else None
+            if isinstance(ref, dict) and "actor" in ref:
+                ref = ref.get("actor")
+            target = self.index.resolve(ref, res) if ref is not None else None
+            if target is not None and target.get("resourceType") in _PEOPLE:
+                return target
+        enc = self.index.resolve(res.get("encounter") or res.get("context"), res)
+        if enc is not None and enc.get("resourceType") == "Encounter":
+            hit = self._encounter_people.get(id(enc))
+            if hit is None:
+                hit = (enc, None)
+                for part in enc.get("participant") or ():
+                    if isinstance(part, dict):
+                        target = self.index.resolve(part.get("individual"), enc)
+                        if target is not None and target.get("resourceType") in _PEOPLE:
+                            hit = (enc, target)
+                            break
+                self._encounter_people[id(enc)] = hit
+            return hit[1]
+        return None
+
+    @staticmethod
+    def _time_of(res: Resource) -> str | None:
+        for f in _TIME_FIELDS:
+            v = res.get(f)
+            if isinstance(v, dict):
+                v = v.get("start")
+            t = dt.ts(v)
+            if t:
+                return t
+        return None
 
 
 def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, *, person: bool = True) -> None:

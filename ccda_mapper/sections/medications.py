@@ -37,6 +37,7 @@ _STATUS = {
     "unknown": "completed",
 }
 _UNITS_OF_TIME = {"s": "s", "min": "min", "h": "h", "d": "d", "wk": "wk", "mo": "mo", "a": "a"}
+_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "wk": 604800, "mo": 2629800, "a": 31557600}
 DRUG_CODES = (codes.RXNORM, codes.NDC, codes.SNOMED)
 
 
@@ -156,8 +157,14 @@ def _frequency(sa: etree._Element, dosage: dict[str, Any]) -> None:
     freq = rep.get("frequency") if isinstance(rep.get("frequency"), int) else 1
     if period is None or unit is None or freq < 1:
         return
-    value = float(period) / freq
-    text = str(int(value)) if value == int(value) else f"{value:g}"
+    seconds = float(period) * _SECONDS[unit] / freq
+    for u in ("a", "mo", "wk", "d", "h", "min", "s"):  # the largest unit giving a whole number: "12 h"
+        value = seconds / _SECONDS[u]
+        if value >= 1 and abs(value - round(value)) < 1e-9:
+            text, unit = str(round(value)), u
+            break
+    else:
+        text = f"{seconds / _SECONDS[unit]:g}"
     eff = dt.el(
         sa, "effectiveTime", {dt.XSI_TYPE: "PIVL_TS", "institutionSpecified": "true", "operator": "A"}
     )
