@@ -23,7 +23,8 @@ def _compose() -> dict:
 def test_compose_file_matches_the_compose_specification():
     result = subprocess.run(
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -34,14 +35,18 @@ def test_a_broken_compose_file_is_caught(tmp_path):
     bad.write_text("services:\n  x:\n    image: busybox\n    restart_policy_typo: always\n")
     result = subprocess.run(
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(bad)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
 
 
 def test_dockerfile_passes_hadolint():
-    result = subprocess.run([str(BIN / "hadolint"), "--failure-threshold", "warning", str(DOCKER / "Dockerfile")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "--failure-threshold", "warning", str(DOCKER / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -58,8 +63,11 @@ def test_stack_has_every_part_of_the_system():
         assert name in services, name
     assert services["hapi"]["environment"]["hapi.fhir.subscription.resthook_enabled"] == "true"
     mounts = services["openemr"]["volumes"]
-    assert any(m.startswith("../plugin/openemr/oe-module-bluebutton-direct:") and
-               m.split(":")[1].endswith("/interface/modules/custom_modules/oe-module-bluebutton-direct") for m in mounts)
+    assert any(
+        m.startswith("../plugin/openemr/oe-module-bluebutton-direct:")
+        and m.split(":")[1].endswith("/interface/modules/custom_modules/oe-module-bluebutton-direct")
+        for m in mounts
+    )
     assert services["sidecar"]["build"]["dockerfile"] == "docker/Dockerfile"
 
 
@@ -74,8 +82,11 @@ def test_mounted_files_exist():
 def test_required_variables_are_in_env_example():
     text = COMPOSE.read_text()
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)(?::[?-][^}]*)?\}", text))
-    example = {line.split("=", 1)[0] for line in (DOCKER / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (DOCKER / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert used <= example, f"not documented in .env.example: {sorted(used - example)}"
 
 
@@ -83,3 +94,13 @@ def test_required_variables_are_in_env_example():
 def test_shell_scripts_parse(script):
     result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_sidecar_config_of_the_stack_loads():
+    """The stack's config file is valid for the sidecar's one settings object (no unknown keys, right types)."""
+    from fhir_bridge.config import load_settings
+
+    settings = load_settings(DOCKER / "config" / "bbdirect.toml", env={})
+    assert settings.fhir_base_url == "http://hapi:8080/fhir"
+    assert settings.direct_smtp_port == 2525
+    assert settings.server_host == "0.0.0.0"
