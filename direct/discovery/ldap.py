@@ -90,9 +90,13 @@ class LdapDirectory:
         certs: list[x509.Certificate] = []
         notes: list[str] = []
         for base in self.bases:
-            ok = self.conn.search(
-                base, mail_filter(value), search_scope=ldap3.SUBTREE, attributes=CERT_ATTRIBUTES
-            )
+            try:
+                ok = self.conn.search(
+                    base, mail_filter(value), search_scope=ldap3.SUBTREE, attributes=CERT_ATTRIBUTES
+                )
+            except LDAPException as exc:  # the server died or stalled mid-search: report, keep what we have
+                notes.append(f"ldap_search_failed: {self.url} ({type(exc).__name__})")
+                break
             if not ok and self.conn.result.get("result") not in (0, 32):  # 32 = noSuchObject
                 notes.append(f"ldap_search_failed: {self.url} {self.conn.result.get('description')}")
                 continue

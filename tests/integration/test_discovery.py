@@ -203,3 +203,37 @@ def test_wrong_key_usage_and_wrong_binding_are_unusable(bind, pki) -> None:
     assert resolver.lookup("hank@ku.test").candidates[0].reason == "wrong_key_usage"
     judy = resolver.lookup("judy@ku.test")
     assert judy.candidates[0].reason == "not_bound" and judy.error.code == "no_usable_certificate"
+
+
+# --- dead LDAP servers --------------------------------------------------------------------------------
+@pytest.fixture
+def stalled_ldap():
+    """A TCP listener that accepts connections and never says a word (a hung LDAP server)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_refusing_and_stalled_ldap_servers_are_skipped(bind, ldap_servers, pki, stalled_ldap) -> None:
+    from tests.support.services import free_port
+
+    server = ldap_servers("dead-servers", suffix="o=live")
+    leaf = pki.address("kate@deadldap.test")
+    server.load([person(server.suffix, "kate", "kate@deadldap.test", [leaf.cert_der])])
+    refused = free_port()
+    bind.zone(
+        "deadldap.test",
+        [
+            f"_ldap._tcp IN SRV 0 0 {refused} ldap.deadldap.test.",
+            f"_ldap._tcp IN SRV 1 0 {stalled_ldap} ldap.deadldap.test.",
+            f"_ldap._tcp IN SRV 2 0 {server.port} ldap.deadldap.test.",
+            "ldap IN A 127.0.0.1",
+        ],
+    )
+    resolver = _resolver(bind, pki, ldap_connect_timeout=1.0, ldap_receive_timeout=1.0)
+    res = resolver.lookup("kate@deadldap.test")
+    assert [(c.cert, c.source) for c in res.selected] == [(leaf.cert, "ldap")]
+    dead = [w for w in res.warnings if w.startswith(("ldap_unreachable", "ldap_bind_failed"))]
+    assert len(dead) == 2, res.warnings
