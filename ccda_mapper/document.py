@@ -153,6 +153,9 @@ def clinical_hash(xml: bytes | str) -> str:
     changed but whose clinical content did not hashes the same — the "send on update" trigger uses this."""
     data = xml.encode() if isinstance(xml, str) else xml
     root = etree.fromstring(data, SAFE_PARSER)
+    if root.getroottree().docinfo.doctype:
+        # our documents never carry a DTD; one that does may smuggle entities, so it is refused, not hashed
+        raise ValueError("C-CDA with a DOCTYPE is not accepted")
     body = root.find(f"{{{dt.V3}}}component/{{{dt.V3}}}structuredBody")
     if body is None:
         return hashlib.sha256(b"").hexdigest()

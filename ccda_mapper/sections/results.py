@@ -127,12 +127,12 @@ def _organizer(
     low, high = effective(head)
     if not dt.ts(low) and starts:
         low = None
-    eff = dt.el(org, "effectiveTime")
     lo = dt.ts(low) or (min(starts) if starts else None)
-    hi = dt.ts(high) or (max(starts) if starts else None)
-    dt.el(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
-    if hi:
-        dt.el(eff, "high", {"value": hi})
+    hi = dt.ts(high) or (max(starts) if starts else None) or lo
+    if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
+        eff = dt.el(org, "effectiveTime")
+        dt.el(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
+        dt.el(eff, "high", {"value": hi} if hi else {"nullFlavor": "UNK"})
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
         comps = [c for c in o.get("component") or () if isinstance(c, dict)]
