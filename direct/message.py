@@ -143,6 +143,9 @@ def to_bytes(msg: Message) -> bytes:
 
 def canonical_crlf(data: bytes) -> bytes:
     """Every line ending as CRLF (bare LF and bare CR converted), RFC 5751 §3.1.1."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
+        return data  # already canonical: the common case, and cheap for multi-megabyte messages
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 

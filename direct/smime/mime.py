@@ -9,6 +9,7 @@ the raw bytes between the boundaries and never on a re-serialised object (PIT-2)
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 import uuid
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ def new_boundary() -> str:
     return f"----=_BBD_{uuid.uuid4().hex}"
 
 
-def base64_lines(data: bytes, width: int = 76) -> bytes:
-    text = base64.b64encode(data)
-    return CRLF.join(text[i : i + width] for i in range(0, len(text), width)) + CRLF
+def base64_lines(data: bytes) -> bytes:
+    """Base64 in 76-character CRLF lines (RFC 2045 §6.8)."""
+    return base64.encodebytes(data).replace(b"\n", CRLF)
 
 
 def build_signed(content: bytes, signature_der: bytes, digest: str, boundary: str | None = None) -> bytes:
@@ -107,6 +108,37 @@ def _param(header_block: bytes, name: str) -> str | None:
     return match.group(1) if match.group(1) is not None else match.group(2)
 
 
+def _delimiters(body: bytes, delim: bytes) -> list[tuple[int, int, bool]]:
+    """(start of the CRLF before the delimiter, start of the next part, is-close) for each delimiter line.
+
+    A delimiter line starts the body or follows CRLF, may end in ``--`` (close) and transport padding.
+    """
+    marks: list[tuple[int, int, bool]] = []
+    pos = 0
+    while (idx := body.find(delim, pos)) >= 0:
+        pos = idx + len(delim)
+        if idx == 0:
+            before = 0
+        elif body[idx - 2 : idx] == CRLF:
+            before = idx - 2
+        else:
+            continue
+        end = pos
+        close = body[end : end + 2] == b"--"
+        if close:
+            end += 2
+        while body[end : end + 1] in (b" ", b"\t"):
+            end += 1
+        if body[end : end + 2] == CRLF:
+            end += 2
+        elif end != len(body):
+            continue  # the boundary string inside a longer line is not a delimiter
+        marks.append((before, end, close))
+        if close:
+            break
+    return marks
+
+
 def split_signed(entity: bytes) -> SignedParts:
     """Cut a multipart/signed entity into signed bytes and signature part, on raw CRLF-canonical bytes."""
     entity = canonical_crlf(entity)
@@ -115,19 +147,14 @@ def split_signed(entity: bytes) -> SignedParts:
     if not boundary:
         raise MalformedMessage("multipart/signed without boundary")
     delim = b"--" + boundary.encode("ascii", "replace")
-    # Delimiter lines: at the very start of the body, or after CRLF; may carry trailing whitespace.
-    pattern = re.compile(rb"(?:^|\r\n)" + re.escape(delim) + rb"(--)?[ \t]*(?=\r\n|$)")
-    marks = list(pattern.finditer(body))
-    if len(marks) < 3 or marks[0].group(1) or marks[1].group(1):
+    marks = _delimiters(body, delim)
+    if len(marks) < 3 or marks[0][2] or marks[1][2]:
         raise MalformedMessage("multipart/signed must have exactly two body parts")
-    if not marks[2].group(1):
+    if not marks[2][2]:
         raise MalformedMessage("multipart/signed must have exactly two body parts (MSG-7)")
 
     def part(i: int) -> bytes:
-        start = marks[i].end()
-        if body[start : start + 2] == CRLF:
-            start += 2
-        return body[start : marks[i + 1].start()]
+        return body[marks[i][1] : marks[i + 1][0]]
 
     return SignedParts(part(0), part(1), _param(header_block, "protocol"), _param(header_block, "micalg"))
 
@@ -139,8 +166,9 @@ def decode_entity_body(entity: bytes) -> bytes:
     cte = re.search(rb"^content-transfer-encoding:\s*([a-z0-9-]+)", unfolded, re.MULTILINE)
     if cte and cte.group(1) == b"base64":
         try:
-            return base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
-        except ValueError as exc:
+            # a2b_base64 skips CRLF and other non-alphabet bytes itself (no extra copy of a large body).
+            return binascii.a2b_base64(body)
+        except binascii.Error as exc:
             raise MalformedMessage("bad base64 in S/MIME part") from exc
     if cte and cte.group(1) == b"quoted-printable":
         import quopri

@@ -228,7 +228,8 @@ def _unseal(
     validate: ChainValidator,
     result: UnsealResult,
 ) -> None:
-    outer = parse_message(raw)
+    outer_headers, _ = mime.split_headers(raw)
+    outer = parse_message(outer_headers + b"\r\n")  # headers only: the body is base64 CMS
     result.from_addr = next(iter(addresses(outer, "From")), None)
     result.to_addrs = addresses(outer, "To", "Cc")
     result.message_id = outer.get("Message-ID")

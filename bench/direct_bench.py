@@ -1,0 +1,163 @@
+"""Benchmark: seal and unseal of Direct messages in-process vs ``openssl cms`` on the same payloads.
+
+    .venv/bin/python bench/direct_bench.py [--sizes 100000,5000000] [--seconds 3]
+
+For each payload size it builds one wrapped message with a C-CDA-like attachment of that size and measures
+(a) our in-process ``direct.smime.seal`` / ``unseal`` (sign SHA-256 + AES-256-CBC + RSA-2048 PKCS#1 v1.5,
+encrypted to recipient and sender; unseal includes decrypt, verify, chain validation and attachment
+extraction) and (b) OpenSSL doing the same work on the same bytes: ``openssl cms -sign | openssl cms
+-encrypt`` and ``openssl cms -decrypt | openssl cms -verify`` (two processes each, as a shell pipeline
+would; process start-up is part of OpenSSL's cost). Prints a Markdown table of messages/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from direct import certgen
+from direct.message import Attachment, build_message, to_bytes
+from direct.smime import Identity, seal, unseal
+
+
+def payload(size: int) -> bytes:
+    """XML-looking bytes of ``size`` (random text, so compression-free like real base64 attachments)."""
+    chunk = os.urandom(size * 3 // 4 + 3).hex()[:size]
+    return (b"<ClinicalDocument>" + chunk.encode() + b"</ClinicalDocument>")[:size]
+
+
+def rate(fn, seconds: float, min_runs: int = 3) -> float:
+    runs, start = 0, time.perf_counter()
+    while runs < min_runs or time.perf_counter() - start < seconds:
+        fn()
+        runs += 1
+    return runs / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,5000000")
+    parser.add_argument("--seconds", type=float, default=3.0, help="minimum measuring time per cell")
+    args = parser.parse_args()
+    ossl = shutil.which("openssl")
+    root = certgen.make_ca("Bench Root")
+    inter = certgen.make_ca("Bench Intermediate", issuer=root)
+    alice_i = certgen.make_leaf(inter, address="alice@a.example")
+    bob_i = certgen.make_leaf(inter, address="bob@b.example")
+    alice, bob = Identity.from_issued(alice_i), Identity.from_issued(bob_i)
+    work = Path(tempfile.mkdtemp(prefix="bbd-bench-"))
+    a_pem, a_key = alice_i.write(work, "alice")
+    b_pem, b_key = bob_i.write(work, "bob")
+    (work / "chain.pem").write_bytes(inter.cert_pem)
+    (work / "root.pem").write_bytes(root.cert_pem)
+    (work / "alice-leaf.pem").write_bytes(alice_i.cert_pem)
+    (work / "bob-leaf.pem").write_bytes(bob_i.cert_pem)
+
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        inner = build_message(
+            "alice@a.example",
+            ["bob@b.example"],
+            "Bench",
+            "text",
+            [Attachment("ccd.xml", "application/xml", payload(size))],
+        )
+        raw = seal(inner, alice, [bob.cert])
+        check = unseal(raw, [bob], [root.cert])
+        assert check.ok, check.error
+        ours_seal = rate(lambda inner=inner: seal(inner, alice, [bob.cert]), args.seconds)
+        ours_unseal = rate(lambda raw=raw: unseal(raw, [bob], [root.cert]), args.seconds)
+        row = {"size": size, "msg": len(raw), "ours_seal": ours_seal, "ours_unseal": ours_unseal}
+        if ossl:
+            content = work / f"content-{size}.eml"
+            content.write_bytes(b"Content-Type: message/rfc822\r\n\r\n" + to_bytes(inner))
+            sealed = work / f"sealed-{size}.eml"
+
+            def ossl_seal(content=content, sealed=sealed) -> None:
+                sign = subprocess.run(
+                    [
+                        ossl,
+                        "cms",
+                        "-sign",
+                        "-signer",
+                        str(a_pem),
+                        "-inkey",
+                        str(a_key),
+                        "-certfile",
+                        str(work / "chain.pem"),
+                        "-md",
+                        "sha256",
+                        "-in",
+                        str(content),
+                    ],
+                    capture_output=True,
+                    check=True,
+                )
+                enc = subprocess.run(
+                    [
+                        ossl,
+                        "cms",
+                        "-encrypt",
+                        "-aes256",
+                        str(work / "bob-leaf.pem"),
+                        str(work / "alice-leaf.pem"),
+                    ],
+                    input=sign.stdout,
+                    capture_output=True,
+                    check=True,
+                )
+                sealed.write_bytes(enc.stdout)
+
+            def ossl_unseal(sealed=sealed) -> None:
+                dec = subprocess.run(
+                    [ossl, "cms", "-decrypt", "-recip", str(b_pem), "-inkey", str(b_key), "-in", str(sealed)],
+                    capture_output=True,
+                    check=True,
+                )
+                subprocess.run(
+                    [ossl, "cms", "-verify", "-CAfile", str(work / "root.pem"), "-purpose", "any"],
+                    input=dec.stdout,
+                    capture_output=True,
+                    check=True,
+                )
+
+            row["ossl_seal"] = rate(ossl_seal, args.seconds)
+            row["ossl_unseal"] = rate(ossl_unseal, args.seconds)
+        rows.append(row)
+
+    version = (
+        subprocess.run([ossl, "version"], capture_output=True, text=True).stdout.strip() if ossl else "-"
+    )
+    print(f"Python {platform.python_version()}, {version}, {os.cpu_count()} CPU(s), {platform.machine()}\n")
+    print(
+        "| payload | sealed message | ours seal msg/s | openssl seal msg/s | ratio | ours unseal msg/s "
+        "| openssl unseal msg/s | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+
+        def cell(key, r=r):
+            return f"{r[key]:.1f}" if key in r else "-"
+
+        def ratio(a, b, r=r):
+            return f"{r[a] / r[b]:.2f}x" if b in r else "-"
+
+        print(
+            f"| {r['size'] / 1000:,.0f} KB | {r['msg'] / 1000:,.0f} KB | {cell('ours_seal')} | {cell('ossl_seal')} "
+            f"| {ratio('ours_seal', 'ossl_seal')} | {cell('ours_unseal')} | {cell('ossl_unseal')} "
+            f"| {ratio('ours_unseal', 'ossl_unseal')} |"
+        )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
