@@ -108,7 +108,9 @@ def bbdirect(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def our_seal(p: Peers, out: Path, *, cipher: str = "aes256-cbc", key_transport: str = "rsa") -> Path:
+def our_seal(
+    p: Peers, out: Path, *, cipher: str = "aes256-cbc", key_transport: str = "rsa", digest: str = "sha256"
+) -> Path:
     proc = bbdirect(
         "seal",
         "--from", p.ours.address,
@@ -120,6 +122,7 @@ def our_seal(p: Peers, out: Path, *, cipher: str = "aes256-cbc", key_transport: 
         "--attach", str(p.ccda),
         "--cipher", cipher,
         "--key-transport", key_transport,
+        "--digest", digest,
         "-o", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -205,6 +208,16 @@ def test_ri_decrypts_and_verifies_our_message(java_ri, peers, tmp_path, cipher, 
     assert att["filename"] == "ccd.xml"
     assert att["content_type"] == "application/xml"
     assert att["sha256"] == sha256(peers.ccda)
+
+
+@pytest.mark.parametrize("digest", ["sha384", "sha512"])
+def test_ri_verifies_our_stronger_digests(java_ri, peers, tmp_path, digest):
+    msg = our_seal(peers, tmp_path / "ours.eml", digest=digest)
+    res = ri_unseal(java_ri, peers, msg)
+    assert res.ok, res.report
+    assert res["strict"]["ok"], res["strict"]
+    assert res["strict"]["micalg"] == f"sha-{digest[3:]}"
+    assert [s["signature_valid"] for s in res["signers"]] == [True]
 
 
 def test_ri_extracts_our_attachment_byte_identical(java_ri, peers, tmp_path):
