@@ -28,6 +28,7 @@ import re
 import sys
 import tempfile
 import threading
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,6 +367,18 @@ def get_validator() -> Validator:
 def validate(xml: bytes) -> ValidationReport:
     """Validate one C-CDA document against the CDA SDTC XSD and the HL7 C-CDA R2.1 Schematron."""
     return get_validator().validate(xml)
+
+
+class _CallableModule(types.ModuleType):
+    """The package contract (docs/architecture.md) is ``ccda_mapper.validate(xml) -> report``, but once this
+    submodule is imported Python binds ``ccda_mapper.validate`` to the *module*; making the module callable
+    keeps the contract true whichever import ran first."""
+
+    def __call__(self, xml: bytes) -> ValidationReport:
+        return validate(xml)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 def main(argv: list[str] | None = None) -> int:

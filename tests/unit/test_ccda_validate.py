@@ -163,3 +163,11 @@ def test_command_line_exit_status(capsys: pytest.CaptureFixture[str], tmp_path: 
     out = capsys.readouterr().out
     assert "valid: 0 XSD errors, 0 Schematron errors, 20 warnings" in out
     assert "not well-formed" in out
+
+
+def test_package_level_contract(validator: v.Validator) -> None:
+    """``ccda_mapper.validate(xml)`` works even after the submodule was imported (as it is here)."""
+    import ccda_mapper
+
+    report = ccda_mapper.validate(SMALL_CCD.read_bytes())
+    assert isinstance(report, v.ValidationReport) and report.ok
