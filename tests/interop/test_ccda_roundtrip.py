@@ -195,3 +195,28 @@ def test_round_trip(request: pytest.FixtureRequest, documents: dict[str, Any], r
         if found:
             failures[stem] = found
     assert failures == {}, "\n".join(f"{s}:\n  " + "\n  ".join(v) for s, v in failures.items())
+
+
+def test_comparison_catches_a_dropped_entry_and_a_changed_value(documents: dict[str, Any]) -> None:
+    """The machinery is not vacuous: remove one medication and alter one lab value in our document, and the
+    same comparison used above reports exactly those two facts."""
+    from ccda_to_fhir import convert_document
+    from lxml import etree
+
+    stem = next(s for s, (src, _) in documents.items() if src.medications() and src.results())
+    source, path = documents[stem]
+    root = etree.fromstring(path.read_bytes())
+    ns = {"v3": "urn:hl7-org:v3"}
+    med_entries = root.xpath(
+        "//v3:section[v3:code/@code='10160-0']/v3:entry[v3:substanceAdministration]", namespaces=ns
+    )
+    med_entries[0].getparent().remove(med_entries[0])
+    values = root.xpath("//v3:section[v3:code/@code='30954-2']//v3:observation/v3:value[@xsi:type='PQ']",
+                        namespaces={**ns, "xsi": "http://www.w3.org/2001/XMLSchema-instance"})  # fmt: skip
+    values[0].set("value", str(float(values[0].get("value")) + 1000))
+    result = convert_document(etree.tostring(root, encoding="unicode"))
+    readback = cc.FhirReadback([e["resource"] for e in result["bundle"]["entry"]])
+    meds = _compare_field(source, readback, "medications")
+    results = _compare_field(source, readback, "results")
+    assert len(meds) == 1 and meds[0].startswith("missing (1)")
+    assert len(results) == 1 and results[0].startswith("missing (1)") and "extra (1)" in results[0]
