@@ -215,7 +215,8 @@ class CertificateResolver:
     # --- DNS -----------------------------------------------------------------------------------------
     def _dns_certs(self, name: str, warnings: list[str]) -> list[x509.Certificate]:
         certs: list[x509.Certificate] = []
-        for rd in self.dns.cert(name).rdatas:
+        answer = self.dns.cert(name)
+        for rd in answer.rdatas:
             ctype = rd.certificate_type
             if ctype == CERT_PKIX:
                 try:
@@ -223,12 +224,12 @@ class CertificateResolver:
                 except ValueError:
                     warnings.append(f"dns_garbage_cert: {name} (PKIX data is not a certificate)")
             elif ctype in (CERT_IPKIX, CERT_URI):
-                certs.extend(self._ipkix_certs(name, rd.certificate, warnings))
+                certs.extend(self._ipkix_certs(name, rd.certificate, answer.ttl, warnings))
             else:
                 warnings.append(f"dns_unsupported_cert_type: {name} type {ctype}")
         return certs
 
-    def _ipkix_certs(self, name: str, data: bytes, warnings: list[str]) -> list[x509.Certificate]:
+    def _ipkix_certs(self, name: str, data: bytes, ttl: float, warnings: list[str]) -> list[x509.Certificate]:
         """RFC 4398 §2.1 IPKIX: the data is a URL of the certificate; fetched with size and time limits."""
         try:
             url = data.decode("ascii").strip().rstrip("\x00")
@@ -249,7 +250,7 @@ class CertificateResolver:
             warnings.append(f"ipkix_garbage: {url}")
             return []
         with self._lock:
-            self._ipkix[url] = (certs, now + self.config.ldap_cache_ttl)
+            self._ipkix[url] = (certs, now + min(ttl, self.config.max_ttl))  # as long as the record lives
         return certs
 
     # --- LDAP ----------------------------------------------------------------------------------------
