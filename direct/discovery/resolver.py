@@ -36,7 +36,7 @@ from direct.errors import (
     DiscoveryError,
     NoCertificate,
 )
-from direct.trust.fetch import Fetcher, FetchError, HttpFetcher
+from direct.trust.fetch import CachingFetcher, Fetcher, FetchError, HttpFetcher
 from direct.trust.policy import TrustPolicy, evaluate
 from direct.trust.revocation import CrlCache
 
@@ -117,6 +117,7 @@ class CertificateResolver:
             timeout=cfg.ipkix_timeout, deadline=cfg.ipkix_deadline, max_bytes=cfg.ipkix_max_bytes
         )
         self.crls = CrlCache(self.fetcher)
+        self.aia_fetcher: Fetcher = CachingFetcher(self.fetcher)
         self.clock = clock
         self._ipkix: dict[str, tuple[list[x509.Certificate], float]] = {}
         self._lock = threading.Lock()
@@ -204,7 +205,7 @@ class CertificateResolver:
             anchors=anchors,
             intermediates=others,
             purpose=self.config.purpose,
-            fetcher=self.fetcher,
+            fetcher=self.aia_fetcher,
             crls=self.crls,  # type: ignore[arg-type]
             moment=moment,
         )

@@ -69,3 +69,31 @@ class NoFetcher:
 
     def get(self, url: str) -> bytes:
         raise FetchError("offline", "network fetching is disabled")
+
+
+class CachingFetcher:
+    """Remember successful fetches for ``ttl`` seconds (AIA CA certificates change rarely; without this a
+    recipient whose intermediate is only reachable through AIA costs one HTTP round trip per lookup).
+    Not for CRLs: :class:`~direct.trust.revocation.CrlCache` keys its cache on the CRL's nextUpdate."""
+
+    def __init__(self, inner: Fetcher, *, ttl: float = 3600.0, max_entries: int = 1024):
+        import threading
+
+        self.inner = inner
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[bytes, float]] = {}
+
+    def get(self, url: str) -> bytes:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(url)
+        if hit and now < hit[1]:
+            return hit[0]
+        body = self.inner.get(url)
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[url] = (body, now + self.ttl)
+        return body

@@ -340,10 +340,14 @@ def test_d17_crl_revocation(dcdt) -> None:
 
 
 def test_d18_aia_intermediate_issuer(dcdt) -> None:
-    _, res = _lookup(dcdt, f"d18@{_d(10)}")
+    resolver, res = _lookup(dcdt, f"d18@{_d(10)}")
     assert _selected(res) == [("D18_valA", "dns", "address")]
     assert res.selected[0].trusted
-    assert dcdt.http.hits["/intermediate1.cer"] >= 1
+    fetched = dcdt.http.hits["/intermediate1.cer"]
+    assert fetched >= 1
+    resolver.dns.clear()  # even with DNS asked again, the AIA certificate comes from the cache
+    assert _selected(resolver.lookup(f"d18@{_d(10)}")) == [("D18_valA", "dns", "address")]
+    assert dcdt.http.hits["/intermediate1.cer"] == fetched
 
 
 def test_dcdt_records_are_pkix(dcdt) -> None:
