@@ -31,11 +31,51 @@ def _usable(d: Resource) -> bool:
     return d.get("status") != "entered-in-error" and d.get("docStatus") != "entered-in-error"
 
 
+def report_notes(ctx: Ctx) -> list[tuple[Resource, str]]:
+    """DiagnosticReports whose text (presentedForm) no DocumentReference already carries, shaped as notes.
+
+    US Core servers often expose one note twice (DocumentReference and DiagnosticReport); it is sent once.
+    """
+    carried = set()
+    for d in ctx.index.of("DocumentReference"):
+        for c in d.get("content") or ():
+            att = c.get("attachment") if isinstance(c, dict) else None
+            if isinstance(att, dict):
+                carried.add(att.get("data") or att.get("url"))
+    out = []
+    for r in ctx.index.of("DiagnosticReport"):
+        forms = [a for a in r.get("presentedForm") or () if isinstance(a, dict)]
+        if not forms or r.get("status") == "entered-in-error":
+            continue
+        if all((a.get("data") or a.get("url")) in carried for a in forms):
+            continue
+        when, _ = dt.period_of(r, "effective")
+        out.append(
+            (
+                {
+                    "resourceType": "DocumentReference",
+                    "identifier": r.get("identifier"),
+                    "type": r.get("code"),
+                    "date": when or r.get("issued"),
+                    "author": r.get("performer"),
+                    "content": [{"attachment": a} for a in forms],
+                },
+                ctx.index.key(r),
+            )
+        )
+    return out
+
+
 def build(ctx: Ctx, body: etree._Element) -> None:
-    if not any(_usable(d) for d in ctx.index.of("DocumentReference")):
+    extra = report_notes(ctx)
+    if not extra and not any(_usable(d) for d in ctx.index.of("DocumentReference")):
         return
     sec, table = start(body, SPEC, ("Note", "Date", "Author", "Content"))
-    ctx.each("DocumentReference", lambda d: _one(ctx, sec, table, d) if _usable(d) else None)
+    ctx.each(
+        "DocumentReference", lambda d: _one(ctx, sec, table, d, ctx.index.key(d)) if _usable(d) else None
+    )
+    for note, key in extra:
+        _one(ctx, sec, table, note, key)
     finish(body, sec, table, SPEC)
 
 
@@ -59,7 +99,7 @@ def note_text(d: Resource) -> str:
     return "Attached: " + ", ".join(described) if described else dt.clean(d.get("description"))
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
+def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource, key: str) -> bool:
     when = (
         d.get("date") or (d.get("context") or {}).get("period", {}).get("start")
         if isinstance(d.get("context"), dict)
@@ -78,7 +118,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
     rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.202", "2016-11-01")
-    dt.identifiers(act, d, ctx.index.key(d))
+    dt.identifiers(act, d, key)
     c = dt.simple_code(act, "code", "34109-9", codes.LOINC, "Note", "LOINC")
     for coding in (d.get("type") or {}).get("coding") or () if isinstance(d.get("type"), dict) else ():
         if isinstance(coding, dict) and coding.get("system") == "http://loinc.org" and coding.get("code"):

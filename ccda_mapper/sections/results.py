@@ -85,8 +85,12 @@ def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consu
         cc = rep.get("conclusionCode")
         if not conclusion and not (isinstance(cc, list) and cc):
             if not rep.get("result"):
+                text_only = bool(rep.get("presentedForm"))
                 ctx.index.skip(
-                    rep, "DiagnosticReport without results or conclusion (notes go to the Notes section)"
+                    rep,
+                    "report text only: sent in the Notes section"
+                    if text_only
+                    else "DiagnosticReport without results, conclusion or text",
                 )
             return
         pseudo: dict[str, Any] = {

@@ -5,6 +5,7 @@ Edge-case documents are validated with the built-in XSD + Schematron validator: 
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -511,3 +512,29 @@ _ALL_SECTIONS = re.sub(
    "code": "160670007", "display": "Diabetic diet"}]}}}]}
 ]""",
 )
+
+
+def test_report_text_goes_to_notes_once() -> None:
+    text = base64.b64encode(b"Chest X-ray: no acute findings.").decode()
+    dr = {
+        "resourceType": "DiagnosticReport",
+        "id": "dr1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "18748-4", "display": "Imaging study"}]},
+        "effectiveDateTime": "2023-03-03T10:00:00Z",
+        "presentedForm": [{"contentType": "text/plain", "data": text}],
+    }
+    result = build(bundle(dr), now=NOW)
+    assert result.skipped == ["DiagnosticReport/dr1: report text only: sent in the Notes section"]
+    notes = section(_root(result.xml), "2.16.840.1.113883.10.20.22.2.65")
+    assert "Chest X-ray: no acute findings." in "".join(notes.itertext())
+    # the same text also carried by a DocumentReference is sent once
+    ref = {
+        "resourceType": "DocumentReference",
+        "id": "n1",
+        "status": "current",
+        "date": "2023-03-03",
+        "content": [{"attachment": {"contentType": "text/plain", "data": text}}],
+    }
+    notes = section(_root(build(bundle(dr, ref), now=NOW).xml), "2.16.840.1.113883.10.20.22.2.65")
+    assert len(notes.findall(f"{V3}entry")) == 1
