@@ -325,7 +325,7 @@ def _peek_signer(sig_der: bytes, result: UnsealResult) -> None:
     """Best effort: name the signer of a signature that failed, for the report."""
     try:
         signed = signing.load_signed_data(sig_der)
-        certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+        certs = signing.carried_certificates(signed)
         signer = signing._find_signer(signed["signer_infos"][0]["sid"], certs)
         if signer is not None:
             result.signer = x509.load_der_x509_certificate(signer.dump())

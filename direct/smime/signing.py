@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -109,12 +109,20 @@ def load_signed_data(der: bytes) -> cms.SignedData:
         if info["content_type"].native != "signed_data":
             raise MalformedMessage("the signature part is not CMS SignedData")
         signed = info["content"]
-        signed.native  # noqa: B018 - force a full parse so malformed DER fails here
+        len(signed["signer_infos"])  # parse the parts we rely on now, so malformed DER fails here
     except MalformedMessage:
         raise
     except Exception as exc:
         raise MalformedMessage("the signature part is not valid CMS") from exc
     return signed
+
+
+def carried_certificates(signed: cms.SignedData) -> list[ax509.Certificate]:
+    """The X.509 certificates in a SignedData (the optional field may be absent)."""
+    field = signed["certificates"]
+    if isinstance(field, core.Void):
+        return []
+    return [c.chosen for c in field if c.name == "certificate"]
 
 
 def signature_digest(der: bytes) -> str | None:
@@ -177,11 +185,7 @@ def verify_detached(data: bytes | None, der: bytes, *, accept_sha1: bool = False
         if econtent.native is None:
             raise MalformedMessage("detached signature without content")
         data = econtent.native
-    certs = (
-        [c.chosen for c in signed["certificates"] if c.name == "certificate"]
-        if signed["certificates"].native
-        else []
-    )
+    certs = carried_certificates(signed)
     if not len(signed["signer_infos"]):
         raise MissingSignature("the SignedData has no signer")
     report: SignatureReport | None = None

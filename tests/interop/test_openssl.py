@@ -197,6 +197,7 @@ def test_we_accept_unwrapped_openssl_message(ossl, world):
     ("kwargs", "code"),
     [
         ({"md": "sha1"}, "weak_digest"),
+        ({"md": "md5"}, "weak_digest"),
         ({"tamper": True}, "bad_signature"),
         ({"tamper": True, "wrap": False}, "bad_signature"),
         ({"signer": "stranger"}, "untrusted_signer"),
