@@ -151,3 +151,21 @@ def test_no_certificate_without_resolver(pki):
     agent = DirectAgent([Identity.from_issued(pki.address("alice@hispa.test"))], [pki.root.cert])
     with pytest.raises(NoCertificate):
         agent.prepare("alice@hispa.test", ["bob@hispb.test"], "x", "y")
+
+
+def test_failed_mdn_reaches_the_sender_tracker(hisps):
+    """DN-3: accepted but undeliverable at the final destination -> failed MDN -> tracker FAILED."""
+    a, b, got_a = hisps["a"], hisps["b"], hisps["got_a"]
+    prepared = a.prepare(
+        "alice@hispa.test", ["bob@hispb.test"], "x", "y", recipient_certs=[b.identities[0].cert]
+    )
+    a.tracker.track(prepared.message_id, prepared.recipients, dt.datetime.now(dt.UTC))
+    before = len(got_a.results)
+    result = b.receive(prepared.raw, "alice@hispa.test", ["bob@hispb.test"], send_mdn=False)
+    assert result.ok and result.mdns_sent == []
+    b.failed(result, "mailbox full")
+    assert result.mdns_sent == ["failed"]
+    note = got_a.wait(before + 1)[-1].notifications[0]
+    assert (note.disposition, note.detail) == ("failed", "mailbox full")
+    rec = a.tracker.get(prepared.message_id).recipients["bob@hispb.test"]
+    assert rec.state == DeliveryState.FAILED and rec.reason == "mailbox full"
