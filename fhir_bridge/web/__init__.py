@@ -1,0 +1,94 @@
+"""The sidecar's web pages: SMART on FHIR sign-in, the patient's and the clinician's sharing flows.
+
+``create_app`` calls :func:`register`. Everything browser-facing lives here: server-side sessions, CSRF,
+the Content-Security-Policy, templates and static files. The pages reach the consent service only through
+:class:`fhir_bridge.web.sharing.SharingService` (``app.extensions["bbdirect.sharing"]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, redirect, request, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from fhir_bridge.web import clinician, common, patient, security, smart
+from fhir_bridge.web.config import WebConfig
+from fhir_bridge.web.session_store import ServerSessionInterface
+
+_HERE = Path(__file__).parent
+_BLUEPRINTS = (smart.bp, patient.bp, clinician.bp, common.bp)
+_NAMES = {bp.name for bp in _BLUEPRINTS} | {"web_static"}
+
+
+def _settings_of(app: Flask) -> tuple[dict[str, Any], str]:
+    """The ``[web]`` section and public URL from the sidecar's Settings, wherever create_app put them."""
+    sidecar = app.extensions.get("bbdirect")
+    settings = getattr(sidecar, "settings", None) or app.config.get("BBDIRECT_SETTINGS")
+    if settings is None:
+        return dict(app.config.get("BBDIRECT_WEB", {})), ""
+    section = settings.section("web") if hasattr(settings, "section") else {}
+    section.update(app.config.get("BBDIRECT_WEB", {}))
+    return section, getattr(settings, "server_public_url", "")
+
+
+def register(app: Flask) -> None:
+    """Attach the pages to the sidecar's Flask app."""
+    section, public_url = _settings_of(app)
+    config = WebConfig.load(section, public_url=section.get("public_url", "") or public_url)
+    app.extensions["bbdirect.web.config"] = config
+    app.session_interface = ServerSessionInterface(config.session_idle_minutes, config.session_max_hours)
+    app.config.update(
+        SESSION_COOKIE_NAME="bbd_session",
+        SESSION_COOKIE_SECURE=config.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE=config.cookie_samesite,
+    )
+    app.jinja_env.autoescape = True
+    static = Blueprint(
+        "web_static",
+        __name__,
+        static_folder=str(_HERE / "static"),
+        static_url_path="/static/web",
+        template_folder=str(_HERE / "templates"),
+    )
+    app.register_blueprint(static)
+    for bp in _BLUEPRINTS:
+        bp.template_folder = str(_HERE / "templates")
+        bp.register_error_handler(HTTPException, _http_error)
+        app.register_blueprint(bp)
+
+    @app.before_request
+    def _csrf() -> None:
+        if request.blueprint in _NAMES and request.blueprint != "web_smart":
+            security.check_csrf()
+        elif request.endpoint == "web_smart.logout":
+            security.check_csrf()
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        if request.blueprint in _NAMES:
+            preview = request.endpoint == "web_patient.preview_document"
+            security.secure_headers(response, config.frame_ancestors, preview=preview)
+        return response
+
+    @app.context_processor
+    def _template_globals() -> dict[str, Any]:
+        if request.blueprint not in _NAMES:
+            return {}
+        return {"csrf_token": security.csrf_token, "signed_in": session.get("smart")}
+
+
+def _http_error(exc: HTTPException) -> Any:
+    if exc.code == 401:
+        if getattr(session, "expired", False):
+            return smart.error_page("expired", 401)
+        return redirect(url_for("web_patient.landing"))
+    if exc.code == 400 and exc.description == "csrf":
+        return smart.error_page("csrf", 400)
+    if exc.code == 403:
+        return smart.error_page("forbidden", 403)
+    if exc.code == 404:
+        return smart.error_page("not_found", 404)
+    return exc

@@ -1,0 +1,62 @@
+"""Steps shared by the browser tests: signing in through the SMART server, and playing the recipient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from direct.smime.identity import Identity
+from direct.smime.seal import unseal
+
+
+def sign_in_patient(page: Any, world: Any, shots: bool = True) -> None:
+    """Standalone patient launch: the start page → the portal's sign-in → Allow → the patient's home."""
+    page.goto(world.url + "/")
+    if shots:
+        page.shots("landing")
+    page.click("#sign-in")
+    expect(page.locator("h1")).to_contain_text("Sign in")
+    if shots:
+        page.shots("portal-sign-in")
+    page.fill("#username", "ana")
+    page.fill("#password", "ana-pw")
+    page.click("#allow")
+    expect(page.locator("#patient-name")).to_have_text("Ana Rivera")
+
+
+def launch_from_chart(page: Any, world: Any, shots: bool = True) -> None:
+    """EHR launch: the EHR chart's app link (iss + launch) → the EHR's sign-in → Allow → Patient record."""
+    chart = (
+        f"{world.smart.base_url}/ehr/chart?patient={world.patient_id}&user=drlee&app={world.url}/smart/launch"
+    )
+    page.goto(chart)
+    page.click("#launch-app")
+    expect(page.locator("h1")).to_contain_text("Sign in")
+    page.fill("#username", "drlee")
+    page.fill("#password", "lee-pw")
+    page.click("#allow")
+    expect(page.locator("h1")).to_have_text("Patient record")
+    expect(page.locator("#patient-name")).to_have_text("Ana Rivera")
+
+
+def received_by(world: Any, address: str, timeout: float = 30.0) -> Any:
+    """Wait for the message to ``address`` at the SMTP listener; open it as the recipient would."""
+    messages = world.smtp.wait_for(1, timeout)
+    mine = [m for m in messages if address in m.rcpt_tos]
+    assert mine, f"no message to {address}"
+    msg = mine[-1]
+    result = unseal(
+        msg.data,
+        [Identity.from_issued(world.identities[address])],
+        world.anchors,
+        mail_from=msg.mail_from,
+        rcpt_tos=msg.rcpt_tos,
+    )
+    assert result.error is None and result.decrypted and result.signature == "valid", result.error
+    return result
+
+
+def delivery_notice(world: Any, result: Any, disposition: str = "processed") -> None:
+    """The recipient's processed MDN reaches the sidecar's pipeline (what its MDN receiver does)."""
+    assert world.sidecar.pipeline.apply_notice(result.message_id, disposition) == disposition
