@@ -27,6 +27,14 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _NULLABLE_TS = {"type": "string", "format": "date-time", "nullable": True}
+
+
+def _nullable_ref(name: str) -> dict[str, Any]:
+    """A reference that may also be null. OpenAPI 3.0 ignores ``nullable`` next to ``allOf``/``$ref``
+    (validators then reject null), so null is spelled out as its own alternative."""
+    return {"anyOf": [_ref(name), {"type": "object", "nullable": True, "enum": [None]}]}
+
+
 _ACTOR = {
     "type": "object",
     "required": ["type", "id"],
@@ -116,7 +124,7 @@ SCHEMAS: dict[str, Any] = {
                     "cancelled",
                 ],
             },
-            "reason": {"allOf": [_ref("Error")], "nullable": True},
+            "reason": _nullable_ref("Error"),
             "attempts": {"type": "integer"},
             "next_at": _NULLABLE_TS,
             "message_id": {"type": "string", "nullable": True},
@@ -159,7 +167,7 @@ SCHEMAS: dict[str, Any] = {
             "revoked_by": {"type": "object", "nullable": True},
             "last_sent_at": _NULLABLE_TS,
             "fhir_consent_id": {"type": "string", "nullable": True},
-            "latest_transmission": {"allOf": [_ref("Transmission")], "nullable": True},
+            "latest_transmission": _nullable_ref("Transmission"),
         },
     },
     "AuthorizationResponse": {

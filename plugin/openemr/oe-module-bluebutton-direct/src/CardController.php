@@ -119,7 +119,13 @@ final class CardController
             'kind' => $values['always'] ? 'always' : 'once',
             'created_by' => ['type' => 'clinician', 'id' => $userId],
             'consent_method' => (string) $values['consent_method'],
-            'attestation' => true,
+            // The sidecar keeps the attestation as text in its audit trail: who confirmed what, and how.
+            'attestation' => sprintf(
+                'Clinician %s confirmed that the patient asked for their record to be sent to %s (%s).',
+                $userId,
+                (string) $values['address'],
+                self::CONSENT_METHODS[(string) $values['consent_method']],
+            ),
             'payload' => ['type' => 'entire_record'],
             'send_now' => true,
         ]);

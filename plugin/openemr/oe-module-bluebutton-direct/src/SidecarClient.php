@@ -42,7 +42,7 @@ final class SidecarClient
      * Create an authorization and (by default) send now.
      *
      * @param array{patient_id: string, address: string, kind: string, created_by: array{type: string, id: string},
-     *              consent_method: string, attestation: bool, send_now?: bool} $request
+     *              consent_method: string, attestation: string, send_now?: bool} $request
      * @return array<string, mixed> the created authorization
      * @throws SidecarException with the sidecar's code (bad_address, no_certificate, untrusted, ...) and field
      */

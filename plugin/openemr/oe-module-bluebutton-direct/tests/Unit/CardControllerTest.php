@@ -42,6 +42,8 @@ final class CardControllerTest extends TestCase
         $this->assertSame('always', $body['kind']);
         $this->assertSame(['type' => 'clinician', 'id' => 'dr-smith'], $body['created_by']);
         $this->assertSame('clipboard', $body['consent_method']);
+        $this->assertStringContainsString('dr-smith', $body['attestation']);
+        $this->assertStringContainsString('Signed clipboard form', $body['attestation']);
         $this->assertTrue($body['send_now']);
     }
 

@@ -30,7 +30,7 @@ final class SidecarClientTest extends TestCase
 
         $auth = $client->createAuthorization([
             'patient_id' => 'p1', 'address' => 'y@direct.example', 'kind' => 'always',
-            'created_by' => ['type' => 'clinician', 'id' => 'admin'], 'consent_method' => 'in_person', 'attestation' => true,
+            'created_by' => ['type' => 'clinician', 'id' => 'admin'], 'consent_method' => 'in_person', 'attestation' => 'asked in person',
         ]);
 
         $this->assertSame('a2', $auth['id']);
@@ -48,7 +48,7 @@ final class SidecarClientTest extends TestCase
         $client = new SidecarClient('http://s', 'k', $http);
         try {
             $client->createAuthorization(['patient_id' => 'p', 'address' => 'a@nowhere.example', 'kind' => 'once',
-                'created_by' => ['type' => 'clinician', 'id' => 'u'], 'consent_method' => 'in_person', 'attestation' => true]);
+                'created_by' => ['type' => 'clinician', 'id' => 'u'], 'consent_method' => 'in_person', 'attestation' => 'asked in person']);
             $this->fail('expected a SidecarException');
         } catch (SidecarException $e) {
             $this->assertSame('no_certificate', $e->errorCode);
