@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from direct.certs import bound_to
 from direct.errors import (
@@ -311,6 +312,10 @@ def _unseal(
 
     if report is None:
         raise MissingSignature("the message is not signed")
+    public = report.signer.public_key()
+    if isinstance(public, rsa.RSAPublicKey) and public.key_size < envelope.MIN_RSA_BITS:
+        # ALG-8 (JRI isAllowedCertKey, ETT CERT_LESS_THAN_2048_BITS): such signers are not acceptable.
+        raise UntrustedSigner(f"the signer's RSA key has {public.key_size} bits (< 2048)", detail="weak_key")
     check = validate(report.signer, report.certificates, anchors)
     result.signer_trusted = check.trusted
     if not check.trusted:

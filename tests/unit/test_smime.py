@@ -192,6 +192,14 @@ def test_untrusted_and_expired_signers_rejected(pki, people):
     assert res.error.code == "untrusted_signer" and res.error.detail == "expired"
 
 
+def test_signer_with_short_rsa_key_rejected(pki, people):
+    """ALG-8: a valid signature by a 1024-bit key is not acceptable (ETT CERT_LESS_THAN_2048_BITS)."""
+    weak = Identity.from_issued(pki.address("alice@a.example", bits=1024))
+    res = open_(seal(inner(), weak, [people["bob"].cert]), people, pki=pki)
+    assert res.signature == "valid" and res.error.code == "untrusted_signer" and res.error.detail == "weak_key"
+    assert res.to_json()["signer"]["trusted"] is False
+
+
 def test_signer_not_bound_to_from_rejected(pki, people):
     raw = seal(inner(), people["carol"], [people["bob"].cert])  # From alice, signed by carol's cert
     assert open_(raw, people, pki=pki).error.code == "not_bound"
