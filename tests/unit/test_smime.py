@@ -196,7 +196,9 @@ def test_signer_with_short_rsa_key_rejected(pki, people):
     """ALG-8: a valid signature by a 1024-bit key is not acceptable (ETT CERT_LESS_THAN_2048_BITS)."""
     weak = Identity.from_issued(pki.address("alice@a.example", bits=1024))
     res = open_(seal(inner(), weak, [people["bob"].cert]), people, pki=pki)
-    assert res.signature == "valid" and res.error.code == "untrusted_signer" and res.error.detail == "weak_key"
+    assert (
+        res.signature == "valid" and res.error.code == "untrusted_signer" and res.error.detail == "weak_key"
+    )
     assert res.to_json()["signer"]["trusted"] is False
 
 
