@@ -194,20 +194,33 @@ class DirectSender:
         )
 
     def deliver(self, prepared: Prepared) -> None:
-        try:
-            from direct.transport import smtp_client
-        except ImportError:
-            return _smtplib_deliver(self.settings, prepared)
-        target = (
-            (self.settings.direct_smtp_host, self.settings.direct_smtp_port)
-            if self.settings.direct_smtp_host
-            else None
+        from direct.transport import smtp_client
+
+        s = self.settings
+        target = smtp_client.SmtpTarget(
+            host=s.direct_smtp_host or None,
+            port=s.direct_smtp_port,
+            starttls="require" if s.direct_smtp_starttls else "opportunistic",
+            resolver=_dns_resolver(s.direct_dns_server) if s.direct_dns_server else None,
         )
         smtp_client.deliver(prepared.raw, prepared.mail_from, prepared.rcpt_to, target)
 
 
+def _dns_resolver(server: str):  # type: ignore[no-untyped-def]
+    """A resolver asking only ``host[:port]`` (MX lookups in the same DNS as certificate discovery)."""
+    import dns.resolver
+
+    from direct.discovery.config import parse_nameserver
+
+    host, port = parse_nameserver(server)
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [host]
+    resolver.port = port
+    return resolver
+
+
 def _smtplib_deliver(settings: Settings, prepared: Prepared) -> None:
-    """Stop-gap until ``direct.transport`` lands: smart-host delivery with 4xx/5xx mapped to Direct errors."""
+    """Plain smart-host delivery (tests of the queue only): 4xx/5xx mapped to the Direct delivery errors."""
     import smtplib
 
     try:

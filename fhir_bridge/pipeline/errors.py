@@ -7,9 +7,13 @@ transmission) but still end as ``failed`` after ``pipeline.max_attempts``.
 
 from __future__ import annotations
 
+import logging
+import traceback
 from dataclasses import dataclass
 
 from direct.errors import DirectError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,13 @@ def classify(exc: BaseException) -> Failure:
     ):  # another package's small taxonomy (FHIR, mapper)
         message = getattr(exc, "message", None) or type(exc).__name__
         return Failure(transient, code, str(message))
-    # Never put str(exc) here: it may quote clinical content. The class name is enough to start a diagnosis.
+    # Never put str(exc) here: it may quote clinical content. The class name and the code location (stack
+    # frames, without the message or any values) are enough to start a diagnosis.
+    log.error(
+        "unexpected %s in a transmission:\n%s",
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
     return Failure(
         True, "internal_error", f"Unexpected {type(exc).__name__} while processing the transmission."
     )

@@ -1,0 +1,287 @@
+"""The sidecar end to end on real peers: HAPI FHIR (rest-hook Subscriptions), BIND9 (DNS CERT discovery),
+a real SMTP listener (the recipient's HISP), waitress serving the API, local workers on SQLite.
+
+A change written to HAPI reaches the recipient as a signed and encrypted Direct message whose C-CDA holds
+the new value; bursts coalesce; revoke stops sending; SMTP 4xx retries, 5xx fails with the server's text;
+a recipient with no certificate is refused at creation with the discovery reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import pytest
+import requests
+
+from direct.smime.identity import Identity
+from direct.smime.seal import unseal
+from tests.support.services import free_port, wait_for_port
+
+pytestmark = [pytest.mark.service("hapi"), pytest.mark.service("bind9"), pytest.mark.slow]
+
+KEY = "e2e-key"
+DEBOUNCE = 2.0
+RECIPIENT = "drjones@hisp-e2e.test"
+
+
+class Running:
+    """One sidecar (API + detectors + workers) served by waitress on loopback."""
+
+    def __init__(self, settings, smtp):
+        import waitress.server
+
+        from fhir_bridge.app import create_app
+
+        self.app = create_app(settings, plugins=("fhir_bridge.detectors",))
+        self.sidecar = self.app.extensions["bbdirect"]
+        self.server = waitress.server.create_server(
+            self.app, host=settings.server_host, port=settings.server_port, threads=4
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for_port(settings.server_host, settings.server_port)
+        self.sidecar.start(workers=2)
+        self.base = f"http://{settings.server_host}:{settings.server_port}"
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        return requests.request(
+            method, self.base + path, headers={"Authorization": f"Bearer {KEY}"}, timeout=60, **kw
+        )
+
+    def close(self) -> None:
+        self.sidecar.stop()
+        self.server.task_dispatcher.shutdown()
+        self.server.close()
+
+
+@pytest.fixture(scope="module")
+def world(hapi, bind, pki, smtp_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    recipient = pki.address(RECIPIENT, issuer=pki.root)
+    sender = pki.address("bluebutton@sender-e2e.test", issuer=pki.root)
+    cert_path, key_path = pki.write(sender, "e2e-sender")
+    der = recipient.cert.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)
+    bind.zone("hisp-e2e.test", [f"drjones IN CERT PKIX 0 0 ( {base64.b64encode(der).decode()} )"])
+    patient = hapi.create(
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Doe", "given": ["Jane"]}],
+            "gender": "female",
+            "birthDate": "1970-01-01",
+        }
+    )
+    return {
+        "tmp": tmp,
+        "recipient": Identity.from_issued(recipient),
+        "anchors": [pki.root.cert],
+        "patient": patient["id"],
+        "settings": dict(
+            fhir_base_url=hapi.base_url,
+            direct_dns_server=bind.nameserver,
+            direct_smtp_host=smtp_server.host,
+            direct_smtp_port=smtp_server.port,
+            direct_from_address="bluebutton@sender-e2e.test",
+            direct_identity_cert=str(cert_path),
+            direct_identity_key=str(key_path),
+            direct_trust_anchors=[str(pki.root_pem)],
+            server_api_keys=[f"e2e:{KEY}"],
+            pipeline_debounce_seconds=DEBOUNCE,
+            pipeline_tick_seconds=0.2,
+            pipeline_backoff_base=1.0,
+            fhir_write_consent=True,
+        ),
+    }
+
+
+def make_settings(world, name: str, **over):
+    from fhir_bridge.config import load_settings
+
+    port = free_port()
+    values = {
+        **world["settings"],
+        "database_url": f"sqlite:///{world['tmp']}/{name}.sqlite3",
+        "server_port": port,
+        "server_public_url": f"http://127.0.0.1:{port}",
+        "server_secret_key": f"secret-{name}",
+        **over,
+    }
+    return load_settings(env={}, **values)
+
+
+@pytest.fixture(scope="module")
+def sidecar(world):
+    running = Running(
+        make_settings(world, "hook", sources_subscriptions=True, sources_subscription_recheck=30.0), None
+    )
+    # Wait until HAPI has activated our Subscriptions (they start as "requested").
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        subs = requests.get(
+            world["settings"]["fhir_base_url"] + "/Subscription", params={"status": "active"}, timeout=30
+        ).json()
+        if subs.get("total", len(subs.get("entry", []))) and len(subs.get("entry", [])) >= 3:
+            break
+        time.sleep(0.5)
+    yield running
+    running.close()
+
+
+def ccd_of(world, message) -> str:
+    result = unseal(message.data, [world["recipient"]], world["anchors"])
+    assert result.ok, result.error
+    [ccd] = [a for a in result.attachments if a.filename.lower().endswith(".xml")]
+    return ccd.data.decode()
+
+
+def observation(patient_id: str, value: float) -> dict:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "Glucose"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": "2026-01-02T10:00:00Z",
+        "valueQuantity": {
+            "value": value,
+            "unit": "mg/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "mg/dL",
+        },
+    }
+
+
+def authorize(running, world, kind="always", address=RECIPIENT, send_now=True) -> requests.Response:
+    return running.api(
+        "POST",
+        "/api/v1/authorizations",
+        json={
+            "patient_id": world["patient"],
+            "address": address,
+            "kind": kind,
+            "created_by": {"type": "clinician", "id": "dr-who"},
+            "consent_method": "in_person",
+            "send_now": send_now,
+        },
+    )
+
+
+def wait_messages(running, smtp, count: int, timeout: float):
+    """``smtp.wait_for`` that, on timeout, says where the transmissions are stuck (state and reason)."""
+    try:
+        return smtp.wait_for(count, timeout=timeout)
+    except TimeoutError:
+        from sqlalchemy import select
+
+        from fhir_bridge.db import Transmission
+
+        with running.sidecar.db.session() as s:
+            rows = s.execute(
+                select(
+                    Transmission.state,
+                    Transmission.reason_code,
+                    Transmission.reason_message,
+                    Transmission.attempts,
+                )
+            ).all()
+        raise AssertionError(f"{len(smtp.messages)} of {count} messages; transmissions: {rows}") from None
+
+
+def quiet(smtp, count: int, seconds: float) -> None:
+    """Nothing beyond ``count`` messages arrives for ``seconds`` (used after a debounce window)."""
+    time.sleep(seconds)
+    assert len(smtp.messages) == count
+
+
+def test_always_sends_now_and_after_each_change_and_a_burst_is_one_message(sidecar, world, hapi, smtp_sink):
+    r = authorize(sidecar, world)
+    assert r.status_code == 201, r.text
+    auth_id = r.json()["authorization"]["id"]
+    [first] = wait_messages(sidecar, smtp_sink, 1, timeout=60)
+    assert "ClinicalDocument" in ccd_of(world, first) and "187.5" not in ccd_of(world, first)
+
+    hapi.create(observation(world["patient"], 187.5))
+    messages = wait_messages(sidecar, smtp_sink, 2, timeout=DEBOUNCE + 30)
+    assert "187.5" in ccd_of(world, messages[1])
+
+    for i in range(20):
+        hapi.create(observation(world["patient"], 200 + i))
+    messages = wait_messages(sidecar, smtp_sink, 3, timeout=DEBOUNCE + 40)
+    assert "219" in ccd_of(world, messages[2])
+    quiet(smtp_sink, 3, DEBOUNCE + 2)
+
+    tx = sidecar.api("GET", f"/api/v1/authorizations/{auth_id}/transmissions").json()["transmissions"]
+    assert all(t["signed"] and t["encrypted"] and t["trusted"] for t in tx if t["state"] == "sent")
+
+    # Revoke: a later change sends nothing.
+    assert sidecar.api("POST", f"/api/v1/authorizations/{auth_id}/revoke").status_code == 200
+    hapi.create(observation(world["patient"], 300))
+    quiet(smtp_sink, 3, DEBOUNCE + 3)
+
+
+def test_smtp_4xx_then_250_is_delivered_once_and_5xx_fails_with_the_server_text(sidecar, world, smtp_sink):
+    smtp_sink.fail_next("451 4.3.0 Mailbox busy, try later")
+    r = authorize(sidecar, world, kind="once")
+    tx_id = r.json()["authorization"]["latest_transmission"]["id"]
+    wait_messages(sidecar, smtp_sink, 1, timeout=60)
+    quiet(smtp_sink, 1, 1.5)
+    tx = sidecar.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]
+    assert (tx["state"], tx["attempts"]) == ("sent", 2)
+
+    smtp_sink.clear()
+    smtp_sink.fail_next("554 5.7.1 Recipient refused by policy")
+    r = authorize(sidecar, world, kind="once")
+    tx_id = r.json()["authorization"]["latest_transmission"]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tx = sidecar.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]
+        if tx["state"] == "failed":
+            break
+        time.sleep(0.3)
+    assert tx["state"] == "failed" and tx["reason"]["code"] == "delivery_refused"
+    assert "554 5.7.1 Recipient refused by policy" in tx["reason"]["detail"]
+    assert smtp_sink.messages == []
+
+
+def test_a_recipient_without_a_certificate_is_refused_at_creation(sidecar, world, smtp_sink):
+    r = authorize(sidecar, world, address="nobody@hisp-e2e.test")
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "no_certificate" and r.json()["error"]["field"] == "address"
+    listed = sidecar.api("GET", f"/api/v1/patients/{world['patient']}/authorizations").json()[
+        "authorizations"
+    ]
+    assert all(a["address"] != "nobody@hisp-e2e.test" for a in listed)
+
+
+def test_same_by_polling_without_subscriptions(world, hapi, smtp_sink, sidecar):
+    sidecar.sidecar.stop()  # the rest-hook sidecar stops working; its Subscriptions would still notify it
+    running = Running(
+        make_settings(
+            world,
+            "poll",
+            sources_subscriptions=False,
+            sources_polling=True,
+            sources_poll_interval=1.0,
+            sources_poll_overlap=2.0,
+        ),
+        None,
+    )
+    try:
+        time.sleep(1.5)  # first poll records the watermark
+        r = authorize(running, world, send_now=False)
+        assert r.status_code == 201
+        hapi.create(observation(world["patient"], 142.25))
+        [message] = wait_messages(running, smtp_sink, 1, timeout=DEBOUNCE + 40)
+        assert "142.25" in ccd_of(world, message)
+    finally:
+        running.close()
