@@ -152,6 +152,12 @@ class RoutingTamper(CryptoError):
     code = "routing_tamper"
 
 
+class NotEncrypted(CryptoError):
+    """The message is not encrypted (S/MIME enveloped-data), as every Direct message must be."""
+
+    code = "not_encrypted"
+
+
 class MalformedMessage(DirectError):
     """The message is not a well-formed Direct (S/MIME) message."""
 

@@ -303,30 +303,30 @@ def unpack_xdm(
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise MalformedMessage("XDM attachment is not a zip file", code="bad_xdm") from exc
+        raise MalformedMessage("XDM attachment is not a zip file") from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > max_entries:
-            raise MalformedMessage("XDM package has too many entries", code="bad_xdm")
+            raise MalformedMessage("XDM package has too many entries")
         total = 0
         out: list[Attachment] = []
         for info in infos:
             name = info.filename.replace("\\", "/")
             parts = name.split("/")
             if name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":"):
-                raise MalformedMessage(f"unsafe path in XDM package: {name!r}", code="bad_xdm")
+                raise MalformedMessage(f"unsafe path in XDM package: {name!r}")
             if info.is_dir() or name.endswith("/"):
                 continue
             total += info.file_size
             if total > max_bytes:
-                raise MalformedMessage("XDM package is too large", code="bad_xdm")
+                raise MalformedMessage("XDM package is too large")
             upper = name.upper()
             if not upper.startswith("IHE_XDM/") or posixpath.basename(upper) == "METADATA.XML":
                 continue
             with zf.open(info) as fh:
                 content = fh.read(info.file_size + 1)
             if len(content) > info.file_size:
-                raise MalformedMessage("XDM entry larger than declared", code="bad_xdm")
+                raise MalformedMessage("XDM entry larger than declared")
             base = posixpath.basename(name)
             out.append(Attachment(safe_filename(base), guess_type(base), content))
         return out

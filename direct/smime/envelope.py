@@ -22,7 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import padding as apadding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from direct.errors import DecryptionFailed, MalformedMessage, UnsupportedAlgorithm, WrongKeyUsage
+from direct.errors import (
+    DecryptionFailed,
+    MalformedMessage,
+    NoCertificate,
+    UnsupportedAlgorithm,
+    WrongKeyUsage,
+)
 from direct.smime.identity import Identity
 
 #: Content ciphers we can produce, by option name -> (asn1crypto algorithm id, key bytes, AEAD?).
@@ -104,7 +110,7 @@ def encrypt(
     if key_transport not in KEY_TRANSPORTS:
         raise UnsupportedAlgorithm(f"key transport {key_transport} is not supported")
     if not recipients:
-        raise MalformedMessage("no recipient certificate to encrypt to", code="no_recipient_certificate")
+        raise NoCertificate("no recipient certificate to encrypt to")
     alg_id, key_len, aead = CIPHERS[cipher]
     cek = os.urandom(key_len)
     infos = []

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from direct.certs import bound_to
 from direct.errors import (
     DirectError,
-    MalformedMessage,
     MissingSignature,
     NotBound,
+    NotEncrypted,
     RoutingTamper,
     UntrustedSigner,
 )
@@ -241,9 +241,7 @@ def _unseal(
         "authenveloped-data",
     }:
         # AS 1.2 §2 / ALG-1: every Direct message is encrypted.
-        raise MalformedMessage(
-            "not an encrypted S/MIME message (application/pkcs7-mime enveloped-data)", code="not_encrypted"
-        )
+        raise NotEncrypted("not an encrypted S/MIME message (application/pkcs7-mime enveloped-data)")
     der = mime.decode_entity_body(raw)
     entity = canonical_crlf(envelope.decrypt(der, identities))
     result.decrypted = True

@@ -197,7 +197,7 @@ def verify_detached(data: bytes | None, der: bytes, *, accept_sha1: bool = False
             raise UnsupportedAlgorithm(f"digest {digest} is not supported")
         signer_asn1 = _find_signer(info["sid"], certs)
         if signer_asn1 is None:
-            raise BadSignature("the signer's certificate is not in the message", code="signer_not_found")
+            raise BadSignature("the signer's certificate is not in the message")
         signer = _from_asn1(signer_asn1)
         sig_alg = info["signature_algorithm"]["algorithm"].native
         sig_params = info["signature_algorithm"]["parameters"]

@@ -113,7 +113,7 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 def test_unpack_rejects_traversal(name):
     with pytest.raises(MalformedMessage) as err:
         unpack_xdm(_zip({name: b"x"}))
-    assert err.value.code == "bad_xdm"
+    assert err.value.code == "malformed_message"
 
 
 def test_unpack_bounds_entries_and_size_and_accepts_backslashes():
