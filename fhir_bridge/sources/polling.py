@@ -1,0 +1,294 @@
+"""Polling: find what changed since the last look, on servers without Subscriptions.
+
+Two modes, picked from the CapabilityStatement (or forced):
+
+* ``last_updated``: for each watched type that supports it, ``GET /{Type}?_lastUpdated=gt<watermark>``. The
+  watermark is the newest ``meta.lastUpdated`` seen, persisted per source and type, and the next search
+  starts ``overlap`` earlier: a resource committed with a timestamp slightly older than one we already saw
+  (clock skew between server nodes, long transactions) is still found. Re-seen versions are dropped.
+* ``export``: system-level Bulk Data ``$export?_since=<watermark>`` (OpenEMR's only "what changed" feature).
+  The manifest's ``transactionTime`` becomes the next watermark, as the Bulk Data IG recommends.
+
+On the very first run there is no watermark: the poller records the server's current time and reports
+nothing, so switching polling on does not re-send every record on the server. Watermarks are saved only after
+``on_change`` took the events (at-least-once: a crash re-reports, never loses).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from fhir_bridge.fhir import shapes
+from fhir_bridge.fhir.client import FhirClient
+from fhir_bridge.fhir.errors import FhirError, FhirInvalidResponse, FhirTimeout, FhirUnsupported
+from fhir_bridge.sources.compartment import patient_of
+from fhir_bridge.sources.events import SOURCE_EXPORT, SOURCE_POLLING, ChangeEvent
+from fhir_bridge.sources.subscription import DEFAULT_RESOURCE_TYPES
+
+log = logging.getLogger(__name__)
+
+EXPORT_KEY = "$export"
+
+
+class WatermarkStore(Protocol):
+    """Where the poller keeps, per source and resource type, the newest change time already handled."""
+
+    def get(self, source: str, resource_type: str) -> datetime | None: ...
+
+    def set(self, source: str, resource_type: str, value: datetime) -> None: ...
+
+
+class JsonWatermarkStore:
+    """A small JSON file of watermarks (the default outside the database); writes are atomic."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"watermark file {self.path} is unreadable") from exc
+        return data if isinstance(data, dict) else {}
+
+    def get(self, source: str, resource_type: str) -> datetime | None:
+        with self._lock:
+            value = self._load().get(source, {}).get(resource_type)
+        return parse_instant(value) if isinstance(value, str) else None
+
+    def set(self, source: str, resource_type: str, value: datetime) -> None:
+        with self._lock:
+            data = self._load()
+            data.setdefault(source, {})[resource_type] = format_instant(value)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".watermarks-")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+
+
+class Poller:
+    """One polling source. Call ``poll_once()`` on a schedule (the core's scheduler owns the loop)."""
+
+    def __init__(
+        self,
+        client: FhirClient,
+        store: WatermarkStore,
+        on_change: Callable[[ChangeEvent], None],
+        *,
+        source_name: str = "default",
+        resource_types: Iterable[str] | None = None,
+        overlap: timedelta = timedelta(seconds=5),
+        mode: str = "auto",
+        page_size: int = 200,
+        export_timeout: float = 300.0,
+        export_poll_interval: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if mode not in {"auto", "last_updated", "export"}:
+            raise ValueError("mode must be auto, last_updated or export")
+        self.client = client
+        self.store = store
+        self.on_change = on_change
+        self.source_name = source_name
+        self.requested_types = tuple(resource_types) if resource_types else DEFAULT_RESOURCE_TYPES
+        self.overlap = overlap
+        self.mode = mode
+        self.page_size = page_size
+        self.export_timeout = export_timeout
+        self.export_poll_interval = export_poll_interval
+        self.sleep = sleep
+        #: Versions already reported inside the overlap window: (type, id, version) -> lastUpdated.
+        self._seen: dict[tuple[str, str, str], datetime] = {}
+
+    def effective_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        caps = self.client.capabilities()
+        if any(caps.supports_last_updated(t) for t in self.requested_types):
+            return "last_updated"
+        if caps.has_system_export:
+            return "export"
+        raise FhirUnsupported("server supports neither _lastUpdated searches nor $export")
+
+    def poll_once(self) -> list[ChangeEvent]:
+        """Look for changes since the watermarks; report and return them."""
+        if self.effective_mode() == "export":
+            return self._poll_export()
+        events: list[ChangeEvent] = []
+        caps = self.client.capabilities()
+        for rtype in self.requested_types:
+            if caps.supports_last_updated(rtype):
+                events.extend(self._poll_type(rtype))
+        return events
+
+    # --- _lastUpdated ----------------------------------------------------------------------------------
+    def _poll_type(self, rtype: str) -> list[ChangeEvent]:
+        watermark = self.store.get(self.source_name, rtype)
+        if watermark is None:
+            self.store.set(self.source_name, rtype, self._server_now(rtype))
+            return []
+        since = watermark - self.overlap
+        newest = watermark
+        events: list[ChangeEvent] = []
+        params = {"_lastUpdated": f"gt{format_instant(since)}", "_count": self.page_size}
+        for resource in self.client.search(rtype, params):
+            if resource.get("resourceType") != rtype:
+                continue  # OperationOutcome warnings in the search set
+            updated = _last_updated(resource)
+            if updated is None:
+                continue
+            newest = max(newest, updated)
+            event = self._event(resource, SOURCE_POLLING, updated)
+            if event:
+                events.append(event)
+        for event in events:
+            self.on_change(event)
+        self.store.set(self.source_name, rtype, newest)
+        self._forget_before(newest - self.overlap)
+        return events
+
+    def _event(self, resource: dict[str, Any], source: str, updated: datetime) -> ChangeEvent | None:
+        meta = resource.get("meta") or {}
+        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else format_instant(updated)
+        key = (resource["resourceType"], resource["id"], version)
+        if key in self._seen:
+            return None
+        self._seen[key] = updated
+        patient_id = patient_of(resource, self.client.base_url)
+        if patient_id is None:
+            return None
+        return ChangeEvent(
+            patient_id=patient_id,
+            source=source,
+            resource_type=resource["resourceType"],
+            resource_id=resource["id"],
+            version=version,
+        )
+
+    def _forget_before(self, limit: datetime) -> None:
+        for key in [k for k, seen in self._seen.items() if seen < limit]:
+            del self._seen[key]
+
+    def _server_now(self, rtype: str) -> datetime:
+        """The server's clock (its ``Date`` header), so our clock's skew never enters the watermark."""
+        response = self.client.request("GET", rtype, params={"_count": 1, "_summary": "count"})
+        parsed = (
+            email.utils.parsedate_to_datetime(response.headers["Date"])
+            if "Date" in response.headers
+            else None
+        )
+        return parsed.astimezone(UTC) if parsed else datetime.now(UTC)
+
+    # --- $export ---------------------------------------------------------------------------------------
+    def _poll_export(self) -> list[ChangeEvent]:
+        watermark = self.store.get(self.source_name, EXPORT_KEY)
+        if watermark is None:
+            self.store.set(self.source_name, EXPORT_KEY, self._server_now("Patient"))
+            return []
+        since = watermark - self.overlap
+        manifest = self._run_export(since)
+        events: list[ChangeEvent] = []
+        for resource in self._export_resources(manifest):
+            updated = _last_updated(resource) or since
+            event = self._event(resource, SOURCE_EXPORT, updated)
+            if event:
+                events.append(event)
+        for event in events:
+            self.on_change(event)
+        transaction_time = manifest.get("transactionTime")
+        new_mark = parse_instant(transaction_time) if isinstance(transaction_time, str) else None
+        self.store.set(self.source_name, EXPORT_KEY, max(watermark, new_mark or watermark))
+        return events
+
+    def _run_export(self, since: datetime) -> dict[str, Any]:
+        """Kick off a system export and wait for its manifest (Bulk Data IG, async request pattern)."""
+        caps = self.client.capabilities()
+        types = [t for t in self.requested_types if caps.supports(t)]
+        params = {
+            "_since": format_instant(since),
+            "_type": ",".join(types),
+            "_outputFormat": "application/fhir+ndjson",
+        }
+        kickoff = self.client.request("GET", "$export", params=params, headers={"Prefer": "respond-async"})
+        status_url = kickoff.headers.get("Content-Location")
+        if kickoff.status_code != 202 or not status_url:
+            raise FhirInvalidResponse("$export kick-off did not return 202 with Content-Location")
+        deadline = time.monotonic() + self.export_timeout
+        while time.monotonic() < deadline:
+            status = self.client.request("GET", status_url)
+            if status.status_code == 200:
+                manifest = status.json()
+                if not isinstance(manifest, dict) or not isinstance(manifest.get("output", []), list):
+                    raise FhirInvalidResponse("$export manifest is not an object with an output list")
+                return manifest
+            retry_after = status.headers.get("Retry-After", "")
+            wait = float(retry_after) if retry_after.isdigit() else self.export_poll_interval
+            self.sleep(min(wait, self.export_poll_interval * 5))
+        try:
+            self.client.request("DELETE", status_url)  # tell the server we gave up
+        except FhirError:
+            pass
+        raise FhirTimeout("$export did not complete in time")
+
+    def _export_resources(self, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        needs_token = bool(manifest.get("requiresAccessToken", True))
+        ours = urlsplit(self.client.base_url)
+        for output in manifest.get("output", []):
+            url = output.get("url") if isinstance(output, dict) else None
+            if not isinstance(url, str):
+                raise FhirInvalidResponse("$export output without url")
+            parts = urlsplit(url)
+            if (parts.scheme, parts.netloc) == (ours.scheme, ours.netloc):
+                response = self.client.request("GET", url, headers={"Accept": "application/fhir+ndjson"})
+            elif needs_token:
+                raise FhirInvalidResponse("$export file on another origin requires our token: refused")
+            else:
+                response = requests.get(url, timeout=self.client.timeout)
+                response.raise_for_status()
+            for line in response.text.splitlines():
+                if line.strip():
+                    try:
+                        yield shapes.check_resource(json.loads(line))
+                    except ValueError as exc:
+                        raise FhirInvalidResponse("$export file line is not JSON") from exc
+
+
+def _last_updated(resource: dict[str, Any]) -> datetime | None:
+    meta = resource.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError:
+        return None
+
+
+def parse_instant(value: str) -> datetime:
+    """A FHIR instant (always with a zone; ``Z`` accepted) as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("FHIR instant without a time zone")
+    return parsed.astimezone(UTC)
+
+
+def format_instant(value: datetime) -> str:
+    """UTC, millisecond precision, as FHIR search prefixes expect (``2024-01-02T03:04:05.678Z``)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
