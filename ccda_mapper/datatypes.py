@@ -285,10 +285,11 @@ def cd(
     txt = cc_text(cc) if text else ""
     if ref or txt:
         ot = _SubElement(e, _V + "originalText")
+        if txt and (main is None or not ref):
+            # without a code the words are the concept: spell them out, not only point at the narrative
+            ot.text = txt
         if ref:
             _SubElement(ot, _V + "reference", {"value": "#" + ref})
-        elif txt:
-            ot.text = txt
     for a in usable:
         if a is not main:
             _SubElement(e, _V + "translation", a)

@@ -29,6 +29,7 @@ SPEC = Spec(
 )
 _CURRENT = frozenset(("active", "draft", "on-hold", "not-started", "scheduled", "in-progress"))
 _REFERRAL = "3457005"
+_CARE_PLAN = {"system": "http://snomed.info/sct", "code": "734163000", "display": "Care plan"}
 
 
 def is_referral(res: Resource) -> bool:
@@ -59,7 +60,10 @@ def _plan(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool
     if not details:
         rid = table.row((title, "Care plan", status, dt.display_date(start_)))
         if status in _CURRENT:
-            concept = next((c for c in cats if dt.first_code(c, codes.SNOMED)), cats[0] if cats else None)
+            # the plan's own category codes first; SNOMED "Care plan" when none of them is SNOMED (Planned Act
+            # code SHOULD be SNOMED/LOINC, and readers need a concept to name the act)
+            codings = [c for cat in cats for c in cat.get("coding") or () if isinstance(c, dict)]
+            concept = {"coding": [*codings, _CARE_PLAN], "text": title}
             _planned_act(ctx, sec, res, concept, rid, start_, ctx.index.key(res))
         return True
     for i, d in enumerate(details):
