@@ -133,6 +133,10 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(PipelineCollector(sidecar.db))
     app.extensions["bbdirect.metrics"] = registry
+    from fhir_bridge.consent.sharing import ConsentSharing
+
+    #: The web pages' view of the consent service (``fhir_bridge.web.sharing.SharingService``).
+    app.extensions["bbdirect.sharing"] = ConsentSharing(sidecar.consent)
 
     from fhir_bridge.api.routes import api, ops
 
