@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from direct.certs import bound_to
 from direct.errors import (
     DirectError,
+    MalformedMessage,
     MissingSignature,
     NotBound,
     NotEncrypted,
@@ -216,6 +217,9 @@ def unseal(
         )
     except DirectError as exc:
         result.error = exc
+    except signing.PARSE_ERRORS as exc:
+        # Malformed input deep in MIME/CMS/X.509 parsing: a message fault, never a crash of the endpoint.
+        result.error = MalformedMessage(f"the message is malformed ({type(exc).__name__})")
     return result
 
 

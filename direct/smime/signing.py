@@ -173,12 +173,23 @@ def _verify_raw(
         raise UnsupportedAlgorithm("signer key type is not supported")
 
 
+#: What asn1crypto / cryptography raise on malformed DER deep inside a structure (parsed lazily).
+PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, UnicodeError)
+
+
 def verify_detached(data: bytes | None, der: bytes, *, accept_sha1: bool = False) -> SignatureReport:
     """Verify every SignerInfo of ``der`` over ``data`` (detached) or over its own eContent.
 
     Raises :class:`WeakDigest` (MD5 always, SHA-1 unless ``accept_sha1``), :class:`BadSignature` (digest or
     signature mismatch), :class:`MissingSignature` (no SignerInfo) or :class:`MalformedMessage`.
     """
+    try:
+        return _verify(data, der, accept_sha1)
+    except PARSE_ERRORS as exc:
+        raise MalformedMessage("the signature part is not valid CMS") from exc
+
+
+def _verify(data: bytes | None, der: bytes, accept_sha1: bool) -> SignatureReport:
     signed = load_signed_data(der)
     if data is None:
         econtent = signed["encap_content_info"]["content"]

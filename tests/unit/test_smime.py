@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 
 import pytest
 from asn1crypto import algos, cms
@@ -328,3 +329,47 @@ def test_ecdsa_signer_verifies(pki, people):
     ec_alice = Identity.from_issued(pki.address("alice@a.example", key_kind="ec"))
     res = open_(seal(inner(), ec_alice, [people["bob"].cert]), people, pki=pki)
     assert res.ok, res.error
+
+
+def test_garbage_and_mutations_never_crash(pki, people):
+    """Random corruption of the envelope or of the decrypted entity yields a coded error (or a still-valid
+    message when only unused bytes changed), never an exception: the SMTP endpoint must answer 5xx, not 4xx."""
+    rng = random.Random(7)
+    msg = inner()
+    raw = seal(msg, people["alice"], [people["bob"].cert])
+    head, body = raw.split(b"\r\n\r\n", 1)
+    entity = envelope.decrypt(base64.b64decode(body), [people["bob"]])
+    cases = [
+        b"",
+        b"garbage",
+        raw[:200],
+        raw[:-500],
+        head + b"\r\n\r\n!!!not base64",
+        envelope_entity(b"", [people["bob"].cert], msg),
+        envelope_entity(b"Content-Type: multipart/signed\r\n\r\n", [people["bob"].cert], msg),
+        envelope_entity(entity[:300], [people["bob"].cert], msg),
+    ]
+    for _ in range(120):
+        mutated = bytearray(entity)
+        for _ in range(rng.randint(1, 4)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        cases.append(envelope_entity(bytes(mutated), [people["bob"].cert], msg))
+    parts = mime.split_signed(entity)
+    sig_der = mime.decode_entity_body(parts.signature_entity)
+    sig_b64 = mime.base64_lines(sig_der)
+    for _ in range(150):  # corrupt the SignedData DER itself (certificates, names, attributes)
+        der = bytearray(sig_der)
+        for _ in range(rng.randint(1, 3)):
+            der[rng.randrange(len(der))] = rng.randrange(256)
+        bad = entity.replace(sig_b64, mime.base64_lines(bytes(der)))
+        cases.append(envelope_entity(bad, [people["bob"].cert], msg))
+    for _ in range(60):
+        mutated = bytearray(raw)
+        mutated[rng.randrange(len(head) + 4, len(mutated))] = rng.choice(b"ABCDEFabcdef0123+/")
+        cases.append(bytes(mutated))
+    codes = set()
+    for case in cases:
+        res = open_(case, people, pki=pki)
+        assert res.ok or res.error is not None
+        codes.add(res.error.code if res.error else "ok")
+    assert {"malformed_message", "bad_signature", "not_encrypted"} <= codes
