@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ class Ctx:
     now: str  # HL7 TS of the document
     author_seed: str = "bbdirect"
     _encounter_people: dict[int, tuple[Resource, Resource | None]] = field(default_factory=dict)
+    _entities: dict[tuple[int, str], tuple[Resource, _Element]] = field(default_factory=dict)
 
     @property
     def skipped(self) -> list[str]:
@@ -73,8 +75,7 @@ class Ctx:
         a = dt.el(parent, "author")
         dt.template(a, "2.16.840.1.113883.10.20.22.4.119")
         dt.el(a, "time", {"value": t})
-        aa = dt.el(a, "assignedAuthor")
-        practitioner_entity(self, aa, who)
+        practitioner_entity(self, a, who, "assignedAuthor")
 
     def _who(self, res: Resource) -> Resource | None:
         for fld in ("recorder", "requester", "asserter", "author", "performer"):
@@ -113,8 +114,26 @@ class Ctx:
         return None
 
 
-def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, *, person: bool = True) -> None:
-    """id (NPI when known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson, organization."""
+def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, tag: str) -> _Element:
+    """``<tag>`` (assignedAuthor / assignedEntity) for a Practitioner or PractitionerRole: id (NPI when
+    known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson.
+
+    The same clinician appears in many entries (every author, every performer): the element is built once per
+    resource and tag, then copied (an lxml deep copy is much cheaper than rebuilding it from the dict).
+    """
+    key = (id(who), tag)
+    cached = ctx._entities.get(key)
+    if cached is None or cached[0] is not who:
+        el = etree.Element(f"{{{dt.V3}}}{tag}")
+        _practitioner_elements(ctx, el, who)
+        cached = (who, el)
+        ctx._entities[key] = cached
+    copied = copy.deepcopy(cached[1])
+    parent.append(copied)
+    return copied
+
+
+def _practitioner_elements(ctx: Ctx, parent: _Element, who: Resource) -> None:
     prac = who
     role = None
     if who.get("resourceType") == "PractitionerRole":
@@ -128,6 +147,5 @@ def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, *, person: bo
                 break
     dt.addrs(parent, (prac or {}).get("address"))
     dt.telecom(parent, (prac or {}).get("telecom") or (role or {}).get("telecom"))
-    if person:
-        p = dt.el(parent, "assignedPerson")
-        dt.person_name(p, dt.best_name((prac or {}).get("name")))
+    p = dt.el(parent, "assignedPerson")
+    dt.person_name(p, dt.best_name((prac or {}).get("name")))

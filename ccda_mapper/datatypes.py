@@ -8,6 +8,7 @@ first (they would make lxml raise on dirty data).
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -207,16 +208,25 @@ def display_date(value: Any) -> str:
 
 # ------------------------------------------------------------------------------------------------- codes --
 def _coding_attrs(c: dict[str, Any]) -> dict[str, str] | None:
-    code = clean(c.get("code")).strip()
-    system = c.get("system")
-    if not code or not isinstance(system, str) or not system or any(ch.isspace() for ch in code):
+    """CD attributes of one Coding (None when it has no usable code/system); never mutate the result."""
+    code, system, disp = c.get("code"), c.get("system"), c.get("display")
+    if not isinstance(code, str) or not isinstance(system, str):
+        return None
+    return _coding_attrs_cached(code, system, disp if isinstance(disp, str) else None)
+
+
+@functools.lru_cache(maxsize=8192)
+def _coding_attrs_cached(code: str, system: str, display: str | None) -> dict[str, str] | None:
+    code = clean(code).strip()
+    if not code or not system or any(ch.isspace() for ch in code):
         return None
     oid = codes.oid_for(system)
     a = {"code": code, "codeSystem": oid}
-    name = codes.name_for(oid) or (None if oid.startswith("2.25.") is False else system)
+    # a system the table does not know keeps its URI as the name, so a reader can still tell what it was
+    name = codes.name_for(oid) or (system if oid.startswith("2.25.") else None)
     if name:
         a["codeSystemName"] = clean(name)
-    disp = clean(c.get("display"))
+    disp = clean(display)
     if disp:
         a["displayName"] = disp
     return a

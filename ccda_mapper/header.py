@@ -166,10 +166,10 @@ def _author(root: _Element, ctx: Ctx, author: Any, org: Resource | None) -> None
     """The document author (CONF:1198-5444): a Practitioner given by the caller, else this software."""
     a = dt.el(root, "author")
     dt.el(a, "time", {"value": ctx.now})
-    aa = dt.el(a, "assignedAuthor")
     if isinstance(author, dict) and author.get("resourceType") in ("Practitioner", "PractitionerRole"):
-        practitioner_entity(ctx, aa, author)
+        practitioner_entity(ctx, a, author, "assignedAuthor")
         return
+    aa = dt.el(a, "assignedAuthor")
     name = author if isinstance(author, str) and author.strip() else SOFTWARE
     dt.el(aa, "id", {"root": dt.uid("author:" + name)})
     if org is not None:
@@ -226,5 +226,4 @@ def _service_event(root: _Element, ctx: Ctx, low: str | None = None) -> None:
             continue
         seen.add(id(m))
         perf = dt.el(se, "performer", {"typeCode": "PRF"})
-        ae = dt.el(perf, "assignedEntity")
-        practitioner_entity(ctx, ae, m)
+        practitioner_entity(ctx, perf, m, "assignedEntity")

@@ -77,8 +77,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
             continue
         who = ctx.index.resolve(part.get("individual"), res)
         if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
-            ae = dt.el(dt.el(en, "performer"), "assignedEntity")
-            practitioner_entity(ctx, ae, who)
+            practitioner_entity(ctx, dt.el(en, "performer"), who, "assignedEntity")
     for loc in locs:
         _location(ctx, en, loc)
     for i, r in enumerate(reasons):
