@@ -6,6 +6,7 @@ import http.server
 import json
 import queue
 import threading
+import time
 import uuid
 
 import pytest
@@ -62,6 +63,13 @@ def test_rest_hook_subscription_delivers_to_a_local_listener(hapi: HapiServer) -
         }
     )
     try:
+        deadline = time.monotonic() + 30  # HAPI activates a "requested" Subscription asynchronously
+        while (
+            requests.get(hapi.url(f"Subscription/{subscription['id']}"), timeout=30).json()["status"]
+            != "active"
+        ):
+            assert time.monotonic() < deadline, "Subscription never became active"
+            time.sleep(0.2)
         observation = hapi.create(
             {
                 "resourceType": "Observation",
