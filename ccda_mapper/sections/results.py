@@ -137,6 +137,7 @@ def _organizer(
         eff = dt.el(org, "effectiveTime")
         dt.el(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
         dt.el(eff, "high", {"value": hi} if hi else {"nullFlavor": "UNK"})
+    ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
         comps = [c for c in o.get("component") or () if isinstance(c, dict)]

@@ -119,6 +119,7 @@ def _observation(
     dt.el(obs, "effectiveTime", {"value": dt.ts(when) or ""})
     dt.pq(obs, "value", q)
     interpretation(obs, part)
+    ctx.author(obs, res.get("issued"), res)
     interp = "; ".join(dt.cc_text(i) for i in (part.get("interpretation") or ()) if isinstance(i, dict))
     table.row(
         (dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp)
