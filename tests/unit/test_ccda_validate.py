@@ -171,3 +171,20 @@ def test_package_level_contract(validator: v.Validator) -> None:
 
     report = ccda_mapper.validate(SMALL_CCD.read_bytes())
     assert isinstance(report, v.ValidationReport) and report.ok
+
+
+def test_direct_stylesheet_reports_exactly_what_the_skeleton_does(validator: v.Validator) -> None:
+    """The rule-context rewrite (``_select_rule_contexts``) only makes it faster: on a document breaking many
+    rules, findings, order, locations and lines are those of the ISO skeleton's own stylesheet."""
+
+    def break_several(root: etree._Element) -> None:
+        drop(one(root, f"//cda:section[cda:templateId/@root='{PROBLEM_SECTION}']/cda:code"))
+        drop(one(root, "cda:recordTarget/cda:patientRole/cda:patient/cda:administrativeGenderCode"))
+        for node in root.xpath(f"//cda:templateId[@root='{ALLERGY_SECTION}']", namespaces=NS):
+            node.set("root", ALLERGY_SECTION + "9")
+
+    xml = mutate(IG_CCD, break_several)
+    skeleton = v.Validator(direct=False)
+    a, b = validator.validate(xml), skeleton.validate(xml)
+    assert len(a.schematron_errors) >= 7 and len(a.schematron_warnings) > 40
+    assert (a.schematron_errors, a.schematron_warnings) == (b.schematron_errors, b.schematron_warnings)
