@@ -58,6 +58,11 @@ class Sidecar:
         from fhir_bridge import detectors
 
         self.background.extend(detectors.start(self))
+        from fhir_bridge.inbound import start_endpoint
+
+        endpoint = start_endpoint(self)
+        if endpoint is not None:
+            self.background.append(endpoint)
 
     def stop(self) -> None:
         for service in reversed(self.background):

@@ -190,6 +190,12 @@ class Settings:
     )
     direct_smtp_port: int = _s("direct", "Port of the smart host.", default=25)
     direct_smtp_starttls: bool = _s("direct", "Require STARTTLS to the smart host.", default=False)
+    direct_inbound_host: str = _s(
+        "direct", "Address of our SMTP endpoint receiving MDNs/DSNs.", default="127.0.0.1"
+    )
+    direct_inbound_port: int = _s(
+        "direct", "Port of that endpoint (0 = off; MX of our Direct domain points here).", default=0
+    )
     direct_subject: str = _s(
         "direct", "Subject of sent messages (no PHI).", default="Health record (Blue Button)"
     )

@@ -153,6 +153,10 @@ class DirectSender:
         self._resolver = functools.cache(resolver_factory)
         self._identity = functools.cache(identity_factory or self._load_identity)
 
+    def identity(self):  # type: ignore[no-untyped-def]
+        """Our signing/decryption identity (loaded once)."""
+        return self._identity()
+
     def _load_identity(self):  # type: ignore[no-untyped-def]
         from direct.smime.identity import Identity, load_certificate_files
 

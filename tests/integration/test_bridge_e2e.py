@@ -75,6 +75,7 @@ def world(hapi, bind, pki, smtp_server, tmp_path_factory):
     return {
         "tmp": tmp,
         "recipient": Identity.from_issued(recipient),
+        "sender_cert": sender.cert,
         "anchors": [pki.root.cert],
         "patient": patient["id"],
         "settings": dict(
@@ -113,7 +114,14 @@ def make_settings(world, name: str, **over):
 @pytest.fixture(scope="module")
 def sidecar(world):
     running = Running(
-        make_settings(world, "hook", sources_subscriptions=True, sources_subscription_recheck=30.0), None
+        make_settings(
+            world,
+            "hook",
+            sources_subscriptions=True,
+            sources_subscription_recheck=30.0,
+            direct_inbound_port=free_port(),
+        ),
+        None,
     )
     # Wait until HAPI has activated our Subscriptions (they start as "requested").
     deadline = time.monotonic() + 60
@@ -197,6 +205,15 @@ def wait_messages(running, smtp, count: int, timeout: float):
         raise AssertionError(f"{len(smtp.messages)} of {count} messages; transmissions: {rows}") from None
 
 
+def wait_state(running, tx_id: str, states: set[str], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        tx = running.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]
+        if tx["state"] in states or time.monotonic() > deadline:
+            return tx
+        time.sleep(0.2)
+
+
 def quiet(smtp, count: int, seconds: float) -> None:
     """Nothing beyond ``count`` messages arrives for ``seconds`` (used after a debounce window)."""
     time.sleep(seconds)
@@ -235,19 +252,14 @@ def test_smtp_4xx_then_250_is_delivered_once_and_5xx_fails_with_the_server_text(
     tx_id = r.json()["authorization"]["latest_transmission"]["id"]
     wait_messages(sidecar, smtp_sink, 1, timeout=60)
     quiet(smtp_sink, 1, 1.5)
-    tx = sidecar.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]
+    tx = wait_state(sidecar, tx_id, {"sent"})
     assert (tx["state"], tx["attempts"]) == ("sent", 2)
 
     smtp_sink.clear()
     smtp_sink.fail_next("554 5.7.1 Recipient refused by policy")
     r = authorize(sidecar, world, kind="once")
     tx_id = r.json()["authorization"]["latest_transmission"]["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        tx = sidecar.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]
-        if tx["state"] == "failed":
-            break
-        time.sleep(0.3)
+    tx = wait_state(sidecar, tx_id, {"failed"})
     assert tx["state"] == "failed" and tx["reason"]["code"] == "delivery_refused"
     assert "554 5.7.1 Recipient refused by policy" in tx["reason"]["detail"]
     assert smtp_sink.messages == []
@@ -261,6 +273,38 @@ def test_a_recipient_without_a_certificate_is_refused_at_creation(sidecar, world
         "authorizations"
     ]
     assert all(a["address"] != "nobody@hisp-e2e.test" for a in listed)
+
+
+def send_mdn(running, world, message_id: str, disposition: str) -> None:
+    """The recipient's HISP answers with a signed + encrypted MDN to the sidecar's inbound SMTP endpoint."""
+    import smtplib
+
+    from direct.mdn import build_mdn
+    from direct.smime.seal import seal
+
+    mdn = build_mdn(
+        original_message_id=message_id,
+        original_sender="bluebutton@sender-e2e.test",
+        final_recipient=RECIPIENT,
+        disposition=disposition,
+    )
+    raw = seal(mdn, world["recipient"], [world["sender_cert"]])
+    settings = running.sidecar.settings
+    with smtplib.SMTP(settings.direct_inbound_host, settings.direct_inbound_port, timeout=30) as smtp:
+        smtp.sendmail(RECIPIENT, ["bluebutton@sender-e2e.test"], raw)
+
+
+def test_mdns_move_the_transmission_to_processed_then_dispatched(sidecar, world, smtp_sink):
+    r = authorize(sidecar, world, kind="once")
+    tx_id = r.json()["authorization"]["latest_transmission"]["id"]
+    wait_messages(sidecar, smtp_sink, 1, timeout=60)
+    tx = wait_state(sidecar, tx_id, {"sent"})
+    assert tx["state"] == "sent"
+    send_mdn(sidecar, world, tx["message_id"], "processed")
+    assert sidecar.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]["state"] == "processed"
+    send_mdn(sidecar, world, tx["message_id"], "dispatched")
+    tx = sidecar.api("GET", f"/api/v1/transmissions/{tx_id}").json()["transmission"]
+    assert tx["state"] == "dispatched" and tx["dispatched_at"]
 
 
 def test_same_by_polling_without_subscriptions(world, hapi, smtp_sink, sidecar):
