@@ -329,3 +329,129 @@ def test_same_by_polling_without_subscriptions(world, hapi, smtp_sink, sidecar):
         assert "142.25" in ccd_of(world, message)
     finally:
         running.close()
+
+
+class StallingHisp:
+    """An SMTP listener whose first DATA hangs until released (then 451): a sender killed meanwhile never saw
+    a reply, so its message was not accepted. Later transactions are accepted and recorded."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.in_data = threading.Event()
+        self.release = threading.Event()
+        self.accepted: list[bytes] = []
+        self.stalled = False
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        if not self.stalled:
+            self.stalled = True
+            self.in_data.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return "451 4.4.2 Connection lost"
+        self.accepted.append(bytes(envelope.original_content or b""))
+        return "250 2.0.0 OK"
+
+
+def test_kill_9_of_a_worker_mid_send_then_restart_delivers_exactly_one_message(world, tmp_path):
+    import email
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from fhir_bridge import audit
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.consent.model import parse_request
+    from fhir_bridge.db import Transmission
+
+    hisp = StallingHisp()
+    settings = make_settings(
+        world,
+        "kill",
+        direct_smtp_host="127.0.0.1",
+        direct_smtp_port=hisp.controller.port,
+        pipeline_lease_seconds=2.0,
+        sources_subscriptions=False,
+        fhir_write_consent=False,
+    )
+    lines = []
+    for section, keys in {
+        "database": ["url"],
+        "fhir": ["base_url", "write_consent"],
+        "direct": [
+            "dns_server",
+            "smtp_host",
+            "smtp_port",
+            "from_address",
+            "identity_cert",
+            "identity_key",
+            "trust_anchors",
+        ],
+        "pipeline": ["lease_seconds", "tick_seconds", "backoff_base"],
+        "sources": ["subscriptions"],
+        "server": ["secret_key"],
+    }.items():
+        lines.append(f"[{section}]")
+        for key in keys:
+            value = getattr(settings, f"{section}_{key}")
+            lines.append(
+                f"{key} = "
+                + (str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"'))
+            )
+    config = tmp_path / "worker.toml"
+    config.write_text("\n".join(lines) + "\n")
+
+    core = build_sidecar(settings)
+    req = parse_request(
+        {
+            "patient_id": world["patient"],
+            "address": RECIPIENT,
+            "kind": "once",
+            "created_by": {"type": "clinician", "id": "dr-who"},
+            "consent_method": "in_person",
+        }
+    )
+    auth = core.consent.create(req, audit.Actor("clinician", "dr-who"))
+
+    def worker() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bbdirect.cli", "worker", "--config", str(config)],
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "worker.log", "ab"),
+        )
+
+    first = worker()
+    try:
+        assert hisp.in_data.wait(60), (tmp_path / "worker.log").read_text()
+        first.send_signal(signal.SIGKILL)  # mid-send: the message is on the wire, no reply yet
+        first.wait(10)
+        hisp.release.set()
+        with core.db.session() as s:
+            [job] = s.query(Transmission).filter_by(authorization_id=auth.id).all()
+            assert job.state == "sending" and job.message_id
+        second = worker()
+        try:
+            deadline = time.monotonic() + 60
+            while not hisp.accepted and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2.0)  # a second copy, if any, would arrive now
+        finally:
+            second.terminate()
+            second.wait(15)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        hisp.controller.stop()
+    assert len(hisp.accepted) == 1
+    assert email.message_from_bytes(hisp.accepted[0])["Message-ID"] == job.message_id
+    with core.db.session() as s:
+        job = s.get(Transmission, job.id)
+        assert (job.state, job.attempts) == ("sent", 2)
+    core.db.dispose()
