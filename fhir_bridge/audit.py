@@ -74,7 +74,7 @@ def history(
     return list(session.scalars(query))
 
 
-# --- FHIR AuditEvent (pure) ---------------------------------------------------------------------------------
+# --- FHIR AuditEvent (pure) ------------------------------------------------------------------
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _ACTIONS = {"authorization.create": "C", "authorization.revoke": "U", "send.attempt": "E"}
 
@@ -110,3 +110,31 @@ def to_fhir_audit_event(row: AuditRecord) -> dict[str, Any]:
     if row.patient_id:
         event["entity"].append({"what": {"reference": "Patient/" + row.patient_id}, "role": {"code": "1"}})
     return event
+
+
+def mirror_to_fhir(db: Any, writer: Any, batch: int = 100) -> int:
+    """Write audit rows not yet mirrored as FHIR ``AuditEvent`` (progress kept in ``source_state``).
+
+    Runs in the background (``fhir.write_audit``); a row is mirrored at least once. Returns how many.
+    """
+    from fhir_bridge.db.models import SourceState
+
+    with db.session() as s:
+        state = s.get(SourceState, ("audit-mirror", "last_id"))
+        last = int(state.value) if state else 0
+        rows = list(
+            s.scalars(select(AuditRecord).where(AuditRecord.id > last).order_by(AuditRecord.id).limit(batch))
+        )
+    done = 0
+    for row in rows:
+        writer.write(to_fhir_audit_event(row))
+        done += 1
+        with db.session() as s:
+            state = s.get(SourceState, ("audit-mirror", "last_id"))
+            if state is None:
+                s.add(
+                    SourceState(source="audit-mirror", key="last_id", value=str(row.id), updated_at=utcnow())
+                )
+            else:
+                state.value = str(row.id)
+    return done

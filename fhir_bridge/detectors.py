@@ -153,4 +153,11 @@ def start(sidecar: Sidecar) -> list[Any]:
             overlap=timedelta(seconds=settings.sources_poll_overlap),
         )
         services.append(_Loop("bbdirect-poller", poller.poll_once, settings.sources_poll_interval).start())
+    if settings.fhir_write_audit:
+        from fhir_bridge import audit, wiring
+
+        writer = wiring.FhirResourceWriter(sidecar.fhir_client)
+        services.append(
+            _Loop("bbdirect-audit-mirror", lambda: audit.mirror_to_fhir(sidecar.db, writer), 5.0).start()
+        )
     return services

@@ -195,6 +195,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"actor": _ACTOR},
         "description": "Who revoked (default: the caller, i.e. the token's patient or the API key).",
     },
+    "Ping": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Optional: what changed (lets the sidecar recognise the same change seen twice).",
+        "properties": {
+            "resource_type": {"type": "string", "example": "Observation"},
+            "resource_id": {"type": "string"},
+            "version": {"type": "string"},
+            "reason": {"type": "string", "maxLength": 200},
+        },
+    },
     "ChangeAccepted": {
         "type": "object",
         "required": ["patient_id", "due_at"],
@@ -335,7 +346,16 @@ def document() -> dict[str, Any]:
                     "operationId": "patientChanged",
                     "summary": "Ping: the patient's record changed (debounced, then sent).",
                     "parameters": [_PID],
-                    "responses": {"202": _json(_ref("ChangeAccepted"), "Accepted."), **_COMMON},
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("Ping")}},
+                    },
+                    "responses": {
+                        "202": _json(_ref("ChangeAccepted"), "Accepted."),
+                        "400": _error("The body is not JSON."),
+                        **_COMMON,
+                        "422": _error("Invalid ping body."),
+                    },
                 }
             },
             "/healthz": {

@@ -228,7 +228,14 @@ def patient_changed(pid: str) -> tuple[Response, int]:
     require_patient(pid)
     if not sidecar().settings.sources_pings:
         raise Forbidden("Change pings are turned off (sources.pings).")
-    due = sidecar().pipeline.notify(pid, "ping")
+    from fhir_bridge.sources.pings import PingError, ping_event
+
+    body = _json_body(required=False)
+    try:
+        event = ping_event(pid, body or None)
+    except PingError as exc:
+        raise InvalidRequest(exc.message, code=exc.code) from None
+    due = sidecar().pipeline.notify(event.patient_id, event.source)
     return jsonify({"patient_id": pid, "due_at": due.isoformat().replace("+00:00", "Z")}), 202
 
 
