@@ -120,6 +120,7 @@ def sidecar(world):
             sources_subscriptions=True,
             sources_subscription_recheck=30.0,
             direct_inbound_port=free_port(),
+            fhir_write_audit=True,
         ),
         None,
     )
@@ -240,10 +241,30 @@ def test_always_sends_now_and_after_each_change_and_a_burst_is_one_message(sidec
     tx = sidecar.api("GET", f"/api/v1/authorizations/{auth_id}/transmissions").json()["transmissions"]
     assert all(t["signed"] and t["encrypted"] and t["trusted"] for t in tx if t["state"] == "sent")
 
+    assert consent_status(hapi, auth_id) == "active"
+
     # Revoke: a later change sends nothing.
     assert sidecar.api("POST", f"/api/v1/authorizations/{auth_id}/revoke").status_code == 200
     hapi.create(observation(world["patient"], 300))
     quiet(smtp_sink, 3, DEBOUNCE + 3)
+    assert consent_status(hapi, auth_id) == "inactive"
+    # The audit trail reached the FHIR server as AuditEvents (mirrored in the background).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        events = requests.get(hapi.url("AuditEvent"), params={"_summary": "count"}, timeout=30).json()
+        if events.get("total", 0) >= 5:
+            break
+        time.sleep(0.5)
+    assert events["total"] >= 5
+
+
+def consent_status(hapi, auth_id: str) -> str | None:
+    bundle = requests.get(
+        hapi.url("Consent"), params={"identifier": f"urn:bbdirect:authorization|{auth_id}"}, timeout=30
+    ).json()
+    entries = bundle.get("entry", [])
+    assert len(entries) == 1
+    return entries[0]["resource"]["status"]
 
 
 def test_smtp_4xx_then_250_is_delivered_once_and_5xx_fails_with_the_server_text(sidecar, world, smtp_sink):
