@@ -81,7 +81,7 @@ def add() -> Any:
         try:
             view = service().create(req)
         except DirectError as exc:
-            form.errors["address"] = address_error(exc, form.values["address"])
+            form.errors["address"] = address_error(exc, form.values["address"], trusted_only=True)
         else:
             flash(f"Added {view.address}. The record is being sent now.", "info")
             return redirect(url_for("web_clinician.record", _anchor=f"share-{view.id}"))

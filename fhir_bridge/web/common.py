@@ -30,8 +30,21 @@ def domain_of(address: str) -> str | None:
     return address.rpartition("@")[2] or None
 
 
-def address_error(exc: DirectError, address: str) -> str:
-    return wording.address_error(exc.code, domain_of(address), exc.message)
+def address_error(exc: DirectError, address: str, *, trusted_only: bool = False) -> str:
+    """The sentence for a refused address. Under the clinician's *trusted* policy, discovery reports a
+    certificate that fails only the trust-anchor check as "none usable"; asking again under the public policy
+    tells that case apart, so the page can say plainly that the recipient is not in a trust bundle.
+    """
+    code = exc.code
+    if trusted_only and code == "no_usable_certificate":
+        try:
+            check = service().check_address(address, trusted_only=False)
+        except DirectError:
+            pass
+        else:
+            if not check.trusted:
+                code = "untrusted"
+    return wording.address_error(code, domain_of(address), exc.message)
 
 
 def status_dict(view: AuthorizationView) -> dict[str, Any]:

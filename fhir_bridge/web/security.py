@@ -16,9 +16,11 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-src 'self'; base-uri 'none'; frame-ancestors {ancestors}"
 )
-#: The rendered C-CDA preview: its own document in a sandboxed frame; the CDA stylesheet's inline styles
-#: are allowed there only, and nothing can run.
-PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'self'"
+#: The rendered C-CDA preview: its own document in an ``<iframe sandbox="allow-same-origin">`` (no scripts,
+#: no forms, no navigation of the page); the renderer's inline styles are allowed there only and nothing
+#: can run (no script-src). Same-origin on purpose: an opaque-origin frame is put in another process, and
+#: headless Chromium then loses clicks on the page around it.
+PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
 def csrf_token() -> str:

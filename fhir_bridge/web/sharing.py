@@ -52,6 +52,8 @@ class TransmissionView:
     trigger: str = "initial"
     reason_code: str | None = None
     reason_message: str | None = None
+    #: Machine detail of the failure, e.g. the recipient server's SMTP reply ("550 5.7.1 ..."); never PHI.
+    reason_detail: str | None = None
     signed: bool | None = None
     encrypted: bool | None = None
     trusted: bool | None = None

@@ -44,6 +44,14 @@ class Status:
     final: bool
 
 
+_UNUSABLE = {
+    "expired": "it has expired",
+    "revoked": "it has been revoked by its issuer",
+    "wrong_key_usage": "it is not meant for encrypting messages",
+    "not_bound": "it is issued to a different address",
+}
+
+
 def address_error(code: str, domain: str | None, message: str = "") -> str:
     """The sentence shown next to the address field for a refused address."""
     where = domain or "this address"
@@ -56,10 +64,8 @@ def address_error(code: str, domain: str | None, message: str = "") -> str:
                 "recipient for their Direct address."
             )
         case "no_usable_certificate" | "expired" | "revoked" | "wrong_key_usage" | "not_bound":
-            return (
-                f"{where} has a certificate, but it cannot be used ({message.rstrip('.').lower() or code}). "
-                "Ask the recipient to check their Direct setup."
-            )
+            why = _UNUSABLE.get(code, "it cannot be used")
+            return f"{where} has a Direct certificate, but {why}. Ask the recipient to check their setup."
         case "untrusted" | "untrusted_signer":
             return (
                 f"The certificate for {where} is not in a trust bundle we use, so the clinic cannot send "
@@ -71,13 +77,13 @@ def address_error(code: str, domain: str | None, message: str = "") -> str:
             return message or "This address cannot be used."
 
 
-def transmission_reason(code: str | None, message: str | None) -> str | None:
+def transmission_reason(code: str | None, message: str | None, detail: str | None = None) -> str | None:
     """Why a transmission failed (or is being retried), in plain words; the server's reply is kept."""
     if not code:
         return None
     match code:
         case "delivery_refused":
-            reply = f' It answered: "{message}"' if message else ""
+            reply = f' It answered: "{detail}"' if detail else ""
             return f"The recipient's mail server refused the message.{reply}"
         case "mdn_timeout":
             return (
@@ -97,7 +103,10 @@ def status_of(tx: TransmissionView | None) -> Status:
         return Status("waiting", "Nothing sent yet", None, False)
     tone, label = _STATE_LABELS.get(tx.state, ("waiting", tx.state))
     return Status(
-        tone, label, transmission_reason(tx.reason_code, tx.reason_message), tx.state in FINAL_STATES
+        tone,
+        label,
+        transmission_reason(tx.reason_code, tx.reason_message, tx.reason_detail),
+        tx.state in FINAL_STATES,
     )
 
 
