@@ -117,25 +117,40 @@ class Poller:
         #: Versions already reported inside the overlap window: (type, id, version) -> lastUpdated.
         self._seen: dict[tuple[str, str, str], datetime] = {}
 
-    def effective_mode(self) -> str:
-        if self.mode != "auto":
-            return self.mode
+    def plan(self) -> tuple[list[str], list[str]]:
+        """(types polled by ``_lastUpdated``, types left to ``$export``), from the server's capabilities.
+
+        ``auto`` uses ``_lastUpdated`` where a type supports it and ``$export`` for the other watched types
+        when the server has it (OpenEMR indexes ``_lastUpdated`` on a few resources only).
+        """
         caps = self.client.capabilities()
-        if any(caps.supports_last_updated(t) for t in self.requested_types):
-            return "last_updated"
-        if caps.has_system_export:
-            return "export"
-        raise FhirUnsupported("server supports neither _lastUpdated searches nor $export")
+        supported = [t for t in self.requested_types if caps.supports(t)]
+        if self.mode == "export":
+            return [], supported
+        by_search = [t for t in supported if caps.supports_last_updated(t)]
+        rest = [t for t in supported if t not in by_search]
+        if self.mode == "last_updated":
+            return by_search, []
+        by_export = rest if caps.has_system_export else []
+        if not by_search and not by_export:
+            raise FhirUnsupported("server supports neither _lastUpdated searches nor $export")
+        return by_search, by_export
+
+    def effective_mode(self) -> str:
+        """``last_updated``, ``export`` or ``mixed`` (both, for different types)."""
+        by_search, by_export = self.plan()
+        if by_search and by_export:
+            return "mixed"
+        return "export" if by_export else "last_updated"
 
     def poll_once(self) -> list[ChangeEvent]:
         """Look for changes since the watermarks; report and return them."""
-        if self.effective_mode() == "export":
-            return self._poll_export()
+        by_search, by_export = self.plan()
         events: list[ChangeEvent] = []
-        caps = self.client.capabilities()
-        for rtype in self.requested_types:
-            if caps.supports_last_updated(rtype):
-                events.extend(self._poll_type(rtype))
+        for rtype in by_search:
+            events.extend(self._poll_type(rtype))
+        if by_export:
+            events.extend(self._poll_export(by_export))
         return events
 
     # --- _lastUpdated ----------------------------------------------------------------------------------
@@ -197,13 +212,13 @@ class Poller:
         return parsed.astimezone(UTC) if parsed else datetime.now(UTC)
 
     # --- $export ---------------------------------------------------------------------------------------
-    def _poll_export(self) -> list[ChangeEvent]:
+    def _poll_export(self, types: list[str]) -> list[ChangeEvent]:
         watermark = self.store.get(self.source_name, EXPORT_KEY)
         if watermark is None:
             self.store.set(self.source_name, EXPORT_KEY, self._server_now("Patient"))
             return []
         since = watermark - self.overlap
-        manifest = self._run_export(since)
+        manifest = self._run_export(since, types)
         events: list[ChangeEvent] = []
         for resource in self._export_resources(manifest):
             updated = _last_updated(resource) or since
@@ -217,10 +232,8 @@ class Poller:
         self.store.set(self.source_name, EXPORT_KEY, max(watermark, new_mark or watermark))
         return events
 
-    def _run_export(self, since: datetime) -> dict[str, Any]:
+    def _run_export(self, since: datetime, types: list[str]) -> dict[str, Any]:
         """Kick off a system export and wait for its manifest (Bulk Data IG, async request pattern)."""
-        caps = self.client.capabilities()
-        types = [t for t in self.requested_types if caps.supports(t)]
         params = {
             "_since": format_instant(since),
             "_type": ",".join(types),

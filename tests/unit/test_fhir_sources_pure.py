@@ -181,3 +181,20 @@ def test_subscription_declaration_and_match() -> None:
     assert not rotated.matches(wanted, "Observation")
     with pytest.raises(ValueError):
         SubscriptionManager(FhirClient("http://fhir.example/r4"), "http://sidecar.example/hooks", "a\r\nb")
+
+
+def test_polling_plan_mixes_last_updated_and_export_on_an_openemr_like_server(tmp_path) -> None:
+    from fhir_bridge.sources.polling import JsonWatermarkStore, Poller
+
+    client = FhirClient("http://emr.example/fhir")
+    client._capabilities = Capabilities.from_statement(OPENEMR_LIKE)  # what GET /metadata would have said
+    store = JsonWatermarkStore(tmp_path / "wm.json")
+
+    auto = Poller(client, store, print, resource_types=["Patient", "Observation", "Condition"])
+    searches_only = Poller(
+        client, store, print, mode="last_updated", resource_types=["Patient", "Observation"]
+    )
+
+    assert auto.plan() == (["Patient"], ["Observation"])  # Condition: not on this server
+    assert auto.effective_mode() == "mixed"
+    assert searches_only.plan() == (["Patient"], [])
