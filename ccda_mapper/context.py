@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,8 @@ from . import datatypes as dt
 from .index import Index, Resource
 
 _Element = etree._Element
+#: What a malformed resource can make the mappers raise (wrong JSON types where FHIR has structure).
+_DATA_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 _PEOPLE = ("Practitioner", "PractitionerRole")
 _TIME_FIELDS = (
     "issued",
@@ -43,19 +45,30 @@ class Ctx:
     def skipped(self) -> list[str]:
         return self.index.skipped
 
-    def each(self, rtype: str, fn: Callable[[Resource], Any]) -> list[Any]:
+    def each(self, rtype: str, fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()) -> list[Any]:
         """Run ``fn`` on every resource of a type; a resource that breaks the mapper is skipped with the
-        reason, never the whole document (one bad resource must not stop the record from being sent)."""
+        reason, never the whole document (one bad resource must not stop the record from being sent).
+
+        Whatever ``fn`` had already added under the ``undo`` elements (the section, its table body) is
+        removed, so a half-built entry never reaches the document.
+        """
         out = []
         for res in self.index.of(rtype):
-            try:
-                r = fn(res)
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                self.index.skip(res, f"not mapped ({type(exc).__name__}: {str(exc)[:80]})")
-                continue
+            r = self.guard(res, fn, undo)
             if r is not None:
                 out.append(r)
         return out
+
+    def guard(self, res: Resource, fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()) -> Any:
+        """``fn(res)``; None with ``res`` listed as skipped (its partial XML removed) when it breaks."""
+        marks = [len(e) for e in undo]
+        try:
+            return fn(res)
+        except _DATA_ERRORS as exc:
+            for e, mark in zip(undo, marks, strict=True):
+                del e[mark:]
+            self.index.skip(res, f"not mapped ({type(exc).__name__}: {str(exc)[:80]})")
+            return None
 
     def author(self, parent: _Element, time: Any, res: Resource | None = None) -> None:
         """Author Participation (2.16.840.1.113883.10.20.22.4.119), when a Practitioner can be named.
@@ -92,7 +105,7 @@ class Ctx:
             hit = self._encounter_people.get(id(enc))
             if hit is None:
                 hit = (enc, None)
-                for part in enc.get("participant") or ():
+                for part in dt.lst(enc.get("participant")):
                     if isinstance(part, dict):
                         target = self.index.resolve(part.get("individual"), enc)
                         if target is not None and target.get("resourceType") in _PEOPLE:
@@ -141,7 +154,7 @@ def _practitioner_elements(ctx: Ctx, parent: _Element, who: Resource) -> None:
         prac = ctx.index.resolve(who.get("practitioner"), who) or {}
     dt.identifiers(parent, prac or who, ctx.index.key(who))
     if role is not None:
-        for spec in role.get("specialty") or role.get("code") or ():
+        for spec in dt.lst(role.get("specialty")) or dt.lst(role.get("code")):
             if isinstance(spec, dict):
                 dt.cd(parent, "code", spec, prefer=("2.16.840.1.113883.6.101",), text=False)
                 break

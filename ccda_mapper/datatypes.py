@@ -77,6 +77,26 @@ _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ID_NS = uuid.UUID("6f1d3c8e-2b7a-5c0e-9a51-bb0d1eec0cda")
 
 
+def lst(value: Any) -> list[Any]:
+    """A FHIR repeating element as a list, whatever the input holds: a list stays, a lone object becomes a
+    one-item list (a common slip in hand-made data), anything else is empty."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return [value]
+    return []
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """The value when it is a JSON object, else an empty one (so ``obj(x).get(...)`` never raises)."""
+    return value if isinstance(value, dict) else {}
+
+
+def str_or_none(value: Any) -> str | None:
+    """The value when it is a string, else None (dirty data puts lists and numbers where codes belong)."""
+    return value if isinstance(value, str) else None
+
+
 def clean(text: Any) -> str:
     """Text safe for XML 1.0 (forbidden control characters removed); non-strings become ''."""
     if not isinstance(text, str):
@@ -117,7 +137,7 @@ def stable_id(parent: _Element, seed: str, tag: str = "id") -> _Element:
 def identifiers(parent: _Element, res: dict[str, Any], seed: str, tag: str = "id") -> None:
     """The resource's business identifiers as II (system → OID), or one stable uuid id when it has none."""
     n = 0
-    for ident in res.get("identifier") or ():
+    for ident in lst(res.get("identifier")):
         if not isinstance(ident, dict):
             continue
         value = clean(ident.get("value"))
@@ -207,7 +227,7 @@ def display_date(value: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- codes --
-def _coding_attrs(c: dict[str, Any]) -> dict[str, str] | None:
+def coding_attrs(c: dict[str, Any]) -> dict[str, str] | None:
     """CD attributes of one Coding (None when it has no usable code/system); never mutate the result."""
     code, system, disp = c.get("code"), c.get("system"), c.get("display")
     if not isinstance(code, str) or not isinstance(system, str):
@@ -260,6 +280,7 @@ def cd(
     xsi_type: str | None = None,
     null: str = "UNK",
     text: bool = True,
+    require: str | None = None,
 ) -> _Element:
     """CD/CE from a CodeableConcept (or a single Coding).
 
@@ -272,7 +293,7 @@ def cd(
         cc = {"coding": [cc]}
     usable: list[dict[str, str]] = []
     for c in iter_codings(cc):
-        a = _coding_attrs(c)
+        a = coding_attrs(c)
         if a is not None and a not in usable:
             usable.append(a)
     main: dict[str, str] | None = None
@@ -288,7 +309,11 @@ def cd(
             if not a["codeSystem"].startswith("2.25."):
                 main = a
                 break
+    if require and main is not None and main["codeSystem"] != require:
+        main = None  # the template demands this system: say "other" in it and keep the codes as translations
     attrib = dict(main) if main else {"nullFlavor": "OTH" if usable else null}
+    if require and not main:
+        attrib["codeSystem"] = require
     if xsi_type:
         attrib = {XSI_TYPE: xsi_type, **attrib}
     e = _SubElement(parent, _V + tag, attrib)
@@ -315,11 +340,22 @@ def has_code(cc: Any, oid: str, code_values: Iterable[str]) -> bool:
     return False
 
 
+def code_value(value: Any) -> str | None:
+    """A usable code (CDA ``cs``: non-empty, no whitespace inside), stripped; None otherwise."""
+    if not isinstance(value, str):
+        return None
+    v = clean(value).strip()
+    return v if v and not any(ch.isspace() for ch in v) else None
+
+
 def first_code(cc: Any, oid: str) -> str | None:
+    """The first usable code of the concept in the code system ``oid``."""
     for c in iter_codings(cc):
         s = c.get("system")
-        if isinstance(s, str) and codes.oid_for(s) == oid and isinstance(c.get("code"), str):
-            return c["code"]
+        if isinstance(s, str) and codes.oid_for(s) == oid:
+            v = code_value(c.get("code"))
+            if v:
+                return v
     return None
 
 
@@ -359,14 +395,11 @@ def num(value: Any) -> str | None:
 
 def ucum_unit(q: dict[str, Any]) -> str:
     """The UCUM unit of a Quantity: its code when the system is UCUM, else its blank-free unit text."""
-    code = q.get("code")
+    code = code_value(q.get("code"))
     system = q.get("system")
-    if isinstance(code, str) and code.strip() and (not system or system == "http://unitsofmeasure.org"):
-        return code.strip()
-    unit = q.get("unit")
-    if isinstance(unit, str) and unit.strip() and " " not in unit.strip():
-        return unit.strip()
-    return "1"
+    if code and (not system or system == "http://unitsofmeasure.org"):
+        return code
+    return code_value(q.get("unit")) or "1"
 
 
 def pq(parent: _Element, tag: str, q: Any, *, xsi: bool = True) -> _Element | None:
@@ -394,8 +427,9 @@ def quantity_text(q: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------- people and places --
-_ADDR_USE = {"home": "H", "work": "WP", "temp": "TMP", "old": "OLD", "billing": "PST"}
-_TEL_USE = {"home": "HP", "work": "WP", "mobile": "MC", "temp": "TMP", "old": "OLD"}
+# CDA R2 PostalAddressUse and TelecommunicationAddressUse have no "old": such addresses go without a use
+_ADDR_USE = {"home": "H", "work": "WP", "temp": "TMP", "billing": "PST"}
+_TEL_USE = {"home": "HP", "work": "WP", "mobile": "MC", "temp": "TMP"}
 # CDA R2 EntityNameUse has no "old"/"maiden"/"anonymous": such names are not emitted as the person's name.
 _NAME_USE = {"usual": "L", "official": "L", "nickname": "P", "temp": "L"}
 
@@ -406,12 +440,12 @@ def addr(parent: _Element, a: Any, *, required: bool = True) -> _Element | None:
         if required:
             return _SubElement(parent, _V + "addr", {"nullFlavor": "NI"})
         return None
-    use = _ADDR_USE.get(a.get("use"))  # type: ignore[arg-type]
+    use = _ADDR_USE.get(str_or_none(a.get("use")) or "")
     e = _SubElement(parent, _V + "addr", {"use": use} if use else {})
-    lines = [clean(x) for x in (a.get("line") or ()) if clean(x)]
+    lines = [clean(x) for x in lst(a.get("line")) if clean(x)]
     if not lines and clean(a.get("text")):
         lines = [clean(a.get("text"))]
-    for line in lines[:4] or ():
+    for line in lines[:4]:
         _SubElement(e, _V + "streetAddressLine").text = line
     if not lines:
         _SubElement(e, _V + "streetAddressLine", {"nullFlavor": "NI"})
@@ -434,7 +468,7 @@ def addr(parent: _Element, a: Any, *, required: bool = True) -> _Element | None:
 
 
 def addrs(parent: _Element, items: Any) -> None:
-    usable = [a for a in items or () if isinstance(a, dict)] if isinstance(items, list) else []
+    usable = [a for a in lst(items) if isinstance(a, dict)]
     if not usable:
         addr(parent, None)
     for a in usable:
@@ -446,19 +480,19 @@ _TEL_PREFIX = {"phone": "tel:", "fax": "fax:", "email": "mailto:", "url": "", "s
 
 def telecom(parent: _Element, items: Any, *, required: bool = True, limit: int = 99) -> None:
     n = 0
-    for t in items or () if isinstance(items, list) else ():
+    for t in lst(items):
         if not isinstance(t, dict):
             continue
         value = clean(t.get("value")).strip()
         if not value:
             continue
-        prefix = _TEL_PREFIX.get(t.get("system"), "tel:")  # type: ignore[arg-type]
+        prefix = _TEL_PREFIX.get(str_or_none(t.get("system")) or "", "tel:")
         if prefix == "tel:" or prefix == "fax:":
             value = re.sub(r"[^0-9+()\-.]", "", value) or value.replace(" ", "")
         elif prefix == "mailto:":
             value = value.replace(" ", "")
         a = {"value": value if ":" in value and prefix == "" else prefix + value}
-        use = _TEL_USE.get(t.get("use"))  # type: ignore[arg-type]
+        use = _TEL_USE.get(str_or_none(t.get("use")) or "")
         if use:
             a["use"] = use
         _SubElement(parent, _V + "telecom", a)
@@ -471,7 +505,7 @@ def telecom(parent: _Element, items: Any, *, required: bool = True, limit: int =
 
 def best_name(names: Any) -> dict[str, Any] | None:
     """The name to show: official/usual first, never an old one when another exists."""
-    usable = [n for n in names or () if isinstance(n, dict)] if isinstance(names, list) else []
+    usable = [n for n in lst(names) if isinstance(n, dict)]
     if not usable:
         return None
     for want in ("official", "usual", None):
@@ -487,7 +521,7 @@ def name_text(n: Any) -> str:
         return ""
     if clean(n.get("text")):
         return clean(n.get("text"))
-    parts = [clean(x) for x in n.get("given") or () if clean(x)]
+    parts = [clean(x) for x in lst(n.get("given")) if clean(x)]
     fam = clean(n.get("family"))
     return " ".join([*parts, fam]).strip()
 
@@ -496,12 +530,12 @@ def person_name(parent: _Element, n: Any, *, patient: bool = False) -> _Element:
     """PN (US Realm Person Name, 2.16.840.1.113883.10.20.22.5.1.1: given and family SHALL be present)."""
     if not isinstance(n, dict):
         return _SubElement(parent, _V + "name", {"nullFlavor": "UNK"})
-    use = _NAME_USE.get(n.get("use"))  # type: ignore[arg-type]
+    use = _NAME_USE.get(str_or_none(n.get("use")) or "")
     e = _SubElement(parent, _V + "name", {"use": use} if use else {})
-    for p in n.get("prefix") or ():
+    for p in lst(n.get("prefix")):
         if clean(p):
             _SubElement(e, _V + "prefix").text = clean(p)
-    given = [clean(x) for x in n.get("given") or () if clean(x)]
+    given = [clean(x) for x in lst(n.get("given")) if clean(x)]
     fam = clean(n.get("family"))
     if not given and not fam and clean(n.get("text")):
         words = clean(n.get("text")).split()
@@ -514,7 +548,7 @@ def person_name(parent: _Element, n: Any, *, patient: bool = False) -> _Element:
         _SubElement(e, _V + "family").text = fam
     else:
         _SubElement(e, _V + "family", {"nullFlavor": "UNK"})
-    for s in n.get("suffix") or ():
+    for s in lst(n.get("suffix")):
         if clean(s):
             _SubElement(e, _V + "suffix").text = clean(s)
     return e

@@ -14,10 +14,11 @@ from typing import Any
 from lxml import etree
 
 from . import datatypes as dt
-from .context import Ctx
+from .context import _DATA_ERRORS, Ctx
 from .header import header
 from .index import Index, Resource, build_index
 from .sections import ORDER
+from .sections.base import empty
 
 #: Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
@@ -105,10 +106,10 @@ def _claims(idx: Index) -> dict[str, Any] | None:
         seen.add(id(eob))
     for eob in eobs:
         refs: list[Any] = [eob.get("insurer"), eob.get("provider")]
-        for ins in eob.get("insurance") or ():
+        for ins in dt.lst(eob.get("insurance")):
             if isinstance(ins, dict):
                 refs.append(ins.get("coverage"))
-        for care in eob.get("careTeam") or ():
+        for care in dt.lst(eob.get("careTeam")):
             if isinstance(care, dict):
                 refs.append(care.get("provider"))
         for ref in refs:
@@ -138,7 +139,14 @@ def build(
     header(root, ctx, _doc_id(idx, ctx.now), author=author, custodian=custodian)
     body = dt.el(dt.el(root, "component"), "structuredBody")
     for section in ORDER:
-        section.build(ctx, body)
+        mark = len(body)
+        try:
+            section.build(ctx, body)
+        except _DATA_ERRORS as exc:  # a defect the per-resource guards did not catch: lose a section, not all
+            del body[mark:]
+            idx.skipped.append(f"section {section.SPEC.title}: not mapped ({type(exc).__name__})")
+            if section.SPEC.required:
+                empty(body, section.SPEC)
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return BuildResult(xml=xml, skipped=list(idx.skipped), claims_bundle=_claims(idx))
 

@@ -48,22 +48,18 @@ def record_target(root: _Element, ctx: Ctx) -> None:
     p = ctx.index.patient
     pr = dt.el(dt.el(root, "recordTarget"), "patientRole")
     dt.identifiers(pr, p, ctx.index.key(p))
-    addresses = (
-        [a for a in p.get("address") or () if isinstance(a, dict)]
-        if isinstance(p.get("address"), list)
-        else []
-    )
-    current = [a for a in addresses if a.get("use") != "old" and not (a.get("period") or {}).get("end")]
+    addresses = [a for a in dt.lst(p.get("address")) if isinstance(a, dict)]
+    current = [a for a in addresses if a.get("use") != "old" and not dt.obj(a.get("period")).get("end")]
     dt.addrs(pr, current or addresses)
     dt.telecom(pr, p.get("telecom"))
     pat = dt.el(pr, "patient")
-    names = [n for n in p.get("name") or () if isinstance(n, dict)] if isinstance(p.get("name"), list) else []
+    names = [n for n in dt.lst(p.get("name")) if isinstance(n, dict)]
     first = dt.best_name(names)
     dt.person_name(pat, first, patient=True)
     for n in names:
         if n is not first and n.get("use") == "nickname":
             dt.person_name(pat, n, patient=True)
-    g = _GENDER.get(p.get("gender"))  # type: ignore[arg-type]
+    g = _GENDER.get(dt.str_or_none(p.get("gender")) or "")
     if g:
         dt.simple_code(
             pat, "administrativeGenderCode", g[0], codes.ADMIN_GENDER, g[1], "AdministrativeGender"
@@ -93,13 +89,13 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
     more categories and the detailed CDC codes (C-CDA R2.1 CONF:1198-7263, 1198-7264, 1198-31347)."""
     omb: list[dict[str, Any]] = []
     detailed: list[dict[str, Any]] = []
-    for ext in p.get("extension") or ():
+    for ext in dt.lst(p.get("extension")):
         if isinstance(ext, dict) and ext.get("url") == url:
-            for sub in ext.get("extension") or ():
+            for sub in dt.lst(ext.get("extension")):
                 if not isinstance(sub, dict) or not isinstance(sub.get("valueCoding"), dict):
                     continue
                 c = sub["valueCoding"]
-                if not isinstance(c.get("code"), str):
+                if dt.code_value(c.get("code")) is None:
                     continue
                 if sub.get("url") == "ombCategory":
                     omb.append(c)
@@ -107,9 +103,10 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
                     detailed.append(c)
 
     def attrs(c: dict[str, Any]) -> dict[str, str]:
-        if c.get("code") in ("ASKU", "UNK"):
-            return {"nullFlavor": c["code"]}
-        a = {"code": c["code"], "codeSystem": codes.CDCREC, "codeSystemName": "CDC Race and Ethnicity"}
+        code = dt.code_value(c.get("code"))
+        if code in ("ASKU", "UNK") or code is None:
+            return {"nullFlavor": code or "UNK"}
+        a = {"code": code, "codeSystem": codes.CDCREC, "codeSystemName": "CDC Race and Ethnicity"}
         if dt.clean(c.get("display")):
             a["displayName"] = dt.clean(c.get("display"))
         return a
@@ -125,7 +122,7 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
 
 
 def _language(pat: _Element, p: Resource) -> None:
-    comms = [c for c in p.get("communication") or () if isinstance(c, dict)]
+    comms = [c for c in dt.lst(p.get("communication")) if isinstance(c, dict)]
     comms.sort(key=lambda c: not c.get("preferred"))
     for c in comms:
         lang = dt.first_code(c.get("language"), codes.LANGUAGE)
@@ -173,7 +170,7 @@ def _author(root: _Element, ctx: Ctx, author: Any, org: Resource | None) -> None
     name = author if isinstance(author, str) and author.strip() else SOFTWARE
     dt.el(aa, "id", {"root": dt.uid("author:" + name)})
     if org is not None:
-        dt.addr(aa, next((x for x in org.get("address") or () if isinstance(x, dict)), None))
+        dt.addr(aa, next((x for x in dt.lst(org.get("address")) if isinstance(x, dict)), None))
         dt.telecom(aa, org.get("telecom"))
     else:
         dt.addr(aa, None)
@@ -198,7 +195,7 @@ def _custodian(root: _Element, ctx: Ctx, org: Resource | None) -> None:
     dt.identifiers(rco, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
     dt.el(rco, "name", text=dt.clean(org.get("name")) or "Unknown organization")
     dt.telecom(rco, org.get("telecom"), limit=1)  # CONF:1198-5525: exactly one telecom
-    dt.addr(rco, next((a for a in org.get("address") or () if isinstance(a, dict)), None))
+    dt.addr(rco, next((a for a in dt.lst(org.get("address")) if isinstance(a, dict)), None))
 
 
 # ------------------------------------------------------------------------------------------ serviceEvent --
@@ -212,12 +209,12 @@ def _service_event(root: _Element, ctx: Ctx, low: str | None = None) -> None:
     seen: set[int] = set()
     members: list[Resource] = []
     for team in ctx.index.of("CareTeam"):
-        for part in team.get("participant") or ():
+        for part in dt.lst(team.get("participant")):
             if isinstance(part, dict):
                 m = ctx.index.resolve(part.get("member"), team)
                 if m is not None and m.get("resourceType") in ("Practitioner", "PractitionerRole"):
                     members.append(m)
-    for ref in ctx.index.patient.get("generalPractitioner") or ():
+    for ref in dt.lst(ctx.index.patient.get("generalPractitioner")):
         m = ctx.index.resolve(ref, ctx.index.patient)
         if m is not None and m.get("resourceType") in ("Practitioner", "PractitionerRole"):
             members.append(m)

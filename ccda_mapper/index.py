@@ -94,7 +94,7 @@ class Index:
         if target.startswith("#"):
             if container is None:
                 return None
-            for c in container.get("contained") or ():
+            for c in container.get("contained") if isinstance(container.get("contained"), list) else ():
                 if isinstance(c, dict) and c.get("id") == target[1:]:
                     return c
             return None
@@ -236,6 +236,7 @@ def build_index(data: Any) -> Index:
 
 def iter_codings(cc: Any) -> Iterable[dict[str, Any]]:
     if isinstance(cc, dict):
-        for c in cc.get("coding") or ():
+        coding = cc.get("coding")
+        for c in coding if isinstance(coding, list) else ():
             if isinstance(c, dict):
                 yield c

@@ -57,7 +57,11 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Substance", "Reaction", "Severity", "Criticality", "Status", "Onset"))
-    ctx.each("AllergyIntolerance", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    ctx.each(
+        "AllergyIntolerance",
+        lambda r: None if is_error(r) else _one(ctx, sec, table, r),
+        undo=(sec, table.tbody),
+    )
     finish(body, sec, table, SPEC)
 
 
@@ -65,11 +69,11 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     key = ctx.index.key(res)
     status = clinical_status(res)
     onset, _ = dt.period_of(res, "onset")
-    reactions = [r for r in res.get("reaction") or () if isinstance(r, dict)]
+    reactions = [r for r in dt.lst(res.get("reaction")) if isinstance(r, dict)]
     manifest_texts = []
     severities = []
     for r in reactions:
-        for m in r.get("manifestation") or ():
+        for m in dt.lst(r.get("manifestation")):
             manifest_texts.append(dt.cc_text(m))
         if isinstance(r.get("severity"), str):
             severities.append(r["severity"])
@@ -94,7 +98,14 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     active = status == "active"
     dt.el(act, "statusCode", {"code": "active" if active else "completed"})
     recorded = res.get("recordedDate") or onset
-    dt.ivl_ts(act, "effectiveTime", recorded, None if active else res.get("lastOccurrence") or recorded)
+    # CONF:1198-10085: a completed concern SHALL have a high (UNK when the record has no usable date)
+    dt.ivl_ts(
+        act,
+        "effectiveTime",
+        recorded,
+        None if active else res.get("lastOccurrence") or recorded,
+        high_null=not active,
+    )
     er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
     obs = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
     dt.template(obs, "2.16.840.1.113883.10.20.22.4.7", "2014-06-09")
@@ -103,7 +114,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     dt.text_ref(obs, rid)
     dt.el(obs, "statusCode", {"code": "completed"})
     dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
-    cats = res.get("category") or []
+    cats = dt.lst(res.get("category"))
     cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
     typ = res.get("type") if isinstance(res.get("type"), str) else None
     code, disp = (
@@ -152,7 +163,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
 
 
 def _reaction(obs: etree._Element, r: Resource, key: str, i: int, ref: str | None) -> None:
-    manifests = [m for m in r.get("manifestation") or () if isinstance(m, dict)]
+    manifests = [m for m in dt.lst(r.get("manifestation")) if isinstance(m, dict)]
     for j, m in enumerate(manifests or [None]):
         er = dt.el(obs, "entryRelationship", {"typeCode": "MFST", "inversionInd": "true"})
         ro = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})

@@ -24,14 +24,16 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Assessment", "Findings", "Date"))
     ctx.each(
-        "ClinicalImpression", lambda r: _one(table, r) if r.get("status") != "entered-in-error" else None
+        "ClinicalImpression",
+        lambda r: _one(table, r) if r.get("status") != "entered-in-error" else None,
+        undo=(sec, table.tbody),
     )
     finish(body, sec, table, SPEC)
 
 
 def _one(table: dt.Table, r: Resource) -> bool:
     findings = "; ".join(
-        dt.cc_text(f.get("itemCodeableConcept")) for f in r.get("finding") or () if isinstance(f, dict)
+        dt.cc_text(f.get("itemCodeableConcept")) for f in dt.lst(r.get("finding")) if isinstance(f, dict)
     )
     when, _ = dt.period_of(r, "effective")
     table.row(

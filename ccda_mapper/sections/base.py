@@ -71,7 +71,7 @@ def clinical_status(res: dict, default: str = "active") -> str:
     if isinstance(cs, str):  # STU3-style plain code, seen in dirty data
         return cs
     if isinstance(cs, dict):
-        for c in cs.get("coding") or ():
+        for c in dt.lst(cs.get("coding")):
             if isinstance(c, dict) and isinstance(c.get("code"), str):
                 return c["code"]
     return default
@@ -83,7 +83,7 @@ def is_error(res: dict) -> bool:
         return True
     vs = res.get("verificationStatus")
     if isinstance(vs, dict):
-        for c in vs.get("coding") or ():
+        for c in dt.lst(vs.get("coding")):
             if isinstance(c, dict) and c.get("code") in ("entered-in-error", "refuted"):
                 return True
     return False

@@ -34,25 +34,27 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Encounter", "Date", "End", "Location", "Reason"))
-    ctx.each("Encounter", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    ctx.each(
+        "Encounter", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody)
+    )
     finish(body, sec, table, SPEC)
 
 
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     start_, end = dt.period_of(res, "period")
-    types = [t for t in res.get("type") or () if isinstance(t, dict)]
+    types = [t for t in dt.lst(res.get("type")) if isinstance(t, dict)]
     concept = types[0] if types else None
     cls = res.get("class")
     if concept is None and isinstance(cls, dict):
         concept = {"coding": [cls]}
     locs = []
-    for loc in res.get("location") or ():
+    for loc in dt.lst(res.get("location")):
         if isinstance(loc, dict):
             target = ctx.index.resolve(loc.get("location"), res)
             if target is not None:
                 locs.append(target)
-    reasons = [r for r in res.get("reasonCode") or () if isinstance(r, dict)]
-    for ref in res.get("reasonReference") or ():
+    reasons = [r for r in dt.lst(res.get("reasonCode")) if isinstance(r, dict)]
+    for ref in dt.lst(res.get("reasonReference")):
         target = ctx.index.resolve(ref, res)
         if target is not None and isinstance(target.get("code"), dict):
             reasons.append(target["code"])
@@ -72,7 +74,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
     dt.text_ref(en, rid)
     dt.ivl_ts(en, "effectiveTime", start_, end)
-    for part in res.get("participant") or ():
+    for part in dt.lst(res.get("participant")):
         if not isinstance(part, dict):
             continue
         who = ctx.index.resolve(part.get("individual"), res)
@@ -94,7 +96,7 @@ def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
     dt.template(pr, "2.16.840.1.113883.10.20.22.4.32")
     dt.identifiers(pr, loc, ctx.index.key(loc))
     hsloc = None
-    for t in loc.get("type") or ():
+    for t in dt.lst(loc.get("type")):
         hsloc = hsloc or dt.first_code(t, "2.16.840.1.113883.6.259")
     if hsloc:
         dt.el(

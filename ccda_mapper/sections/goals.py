@@ -23,13 +23,13 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not any(not is_error(r) for r in ctx.index.of("Goal")):
         return
     sec, table = start(body, SPEC, ("Goal", "Target", "Status", "Start", "Due"))
-    ctx.each("Goal", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    ctx.each("Goal", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody))
     finish(body, sec, table, SPEC)
 
 
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     status = res.get("lifecycleStatus") if isinstance(res.get("lifecycleStatus"), str) else "active"
-    targets = [t for t in res.get("target") or () if isinstance(t, dict)]
+    targets = [t for t in dt.lst(res.get("target")) if isinstance(t, dict)]
     due = next((t.get("dueDate") for t in targets if isinstance(t.get("dueDate"), str)), None)
     start_ = res.get("startDate")
     target_text = "; ".join(

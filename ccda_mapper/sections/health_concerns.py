@@ -29,7 +29,9 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Concern", "Codes", "Status", "Recorded"))
     ctx.each(
-        "Condition", lambda r: _one(ctx, sec, table, r) if is_health_concern(r) and not is_error(r) else None
+        "Condition",
+        lambda r: _one(ctx, sec, table, r) if is_health_concern(r) and not is_error(r) else None,
+        undo=(sec, table.tbody),
     )
     finish(body, sec, table, SPEC)
 

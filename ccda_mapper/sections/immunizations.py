@@ -31,7 +31,9 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Vaccine", "CVX", "Date", "Status", "Lot"))
-    ctx.each("Immunization", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    ctx.each(
+        "Immunization", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody)
+    )
     finish(body, sec, table, SPEC)
 
 

@@ -32,12 +32,12 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not any(_usable(d) for d in ctx.index.of("Device")):
         return
     sec, table = start(body, SPEC, ("Device", "UDI", "Status", "Expires"))
-    ctx.each("Device", lambda d: _one(ctx, sec, table, d) if _usable(d) else None)
+    ctx.each("Device", lambda d: _one(ctx, sec, table, d) if _usable(d) else None, undo=(sec, table.tbody))
     finish(body, sec, table, SPEC)
 
 
 def udi(d: Resource) -> str:
-    for c in d.get("udiCarrier") or ():
+    for c in dt.lst(d.get("udiCarrier")):
         if isinstance(c, dict):
             v = dt.clean(c.get("carrierHRF")) or dt.clean(c.get("deviceIdentifier"))
             if v:
@@ -48,7 +48,7 @@ def udi(d: Resource) -> str:
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
     name = dt.cc_text(d.get("type"))
     if not name:
-        for n in d.get("deviceName") or ():
+        for n in dt.lst(d.get("deviceName")):
             if isinstance(n, dict) and dt.clean(n.get("name")):
                 name = dt.clean(n["name"])
                 break

@@ -78,7 +78,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Medication", "Dose / instructions", "Status", "Start", "End"))
     for t in ("MedicationRequest", "MedicationStatement"):
-        ctx.each(t, lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+        ctx.each(t, lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody))
     finish(body, sec, table, SPEC)
 
 
@@ -97,10 +97,10 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     dosage = _dosage(res)
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
     if res.get("resourceType") == "MedicationRequest":
-        start_, end = dt.period_of(res.get("dispenseRequest") or {}, "validity")
+        start_, end = dt.period_of(dt.obj(res.get("dispenseRequest")), "validity")
         timing = dosage.get("timing") if isinstance(dosage.get("timing"), dict) else {}
         bounds = (
-            (timing.get("repeat") or {}).get("boundsPeriod")
+            dt.obj(timing.get("repeat")).get("boundsPeriod")
             if isinstance(timing.get("repeat"), dict)
             else None
         )
@@ -129,7 +129,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
         dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
     dose = None
-    for dr in dosage.get("doseAndRate") or ():
+    for dr in dt.lst(dosage.get("doseAndRate")):
         if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
             dose = dr["doseQuantity"]
             break
@@ -153,7 +153,7 @@ def _frequency(sa: etree._Element, dosage: dict[str, Any]) -> None:
     if not isinstance(rep, dict):
         return
     period = dt.num(rep.get("period"))
-    unit = _UNITS_OF_TIME.get(rep.get("periodUnit"))  # type: ignore[arg-type]
+    unit = _UNITS_OF_TIME.get(dt.str_or_none(rep.get("periodUnit")) or "")
     freq = rep.get("frequency") if isinstance(rep.get("frequency"), int) else 1
     if period is None or unit is None or freq < 1:
         return

@@ -38,13 +38,13 @@ def report_notes(ctx: Ctx) -> list[tuple[Resource, str]]:
     """
     carried = set()
     for d in ctx.index.of("DocumentReference"):
-        for c in d.get("content") or ():
+        for c in dt.lst(d.get("content")):
             att = c.get("attachment") if isinstance(c, dict) else None
             if isinstance(att, dict):
                 carried.add(att.get("data") or att.get("url"))
     out = []
     for r in ctx.index.of("DiagnosticReport"):
-        forms = [a for a in r.get("presentedForm") or () if isinstance(a, dict)]
+        forms = [a for a in dt.lst(r.get("presentedForm")) if isinstance(a, dict)]
         if not forms or r.get("status") == "entered-in-error":
             continue
         if all((a.get("data") or a.get("url")) in carried for a in forms):
@@ -72,7 +72,9 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Note", "Date", "Author", "Content"))
     ctx.each(
-        "DocumentReference", lambda d: _one(ctx, sec, table, d, ctx.index.key(d)) if _usable(d) else None
+        "DocumentReference",
+        lambda d: _one(ctx, sec, table, d, ctx.index.key(d)) if _usable(d) else None,
+        undo=(sec, table.tbody),
     )
     for note, key in extra:
         _one(ctx, sec, table, note, key)
@@ -82,7 +84,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
 def note_text(d: Resource) -> str:
     """The first text/plain (or text/*) attachment decoded, else a description of what is attached."""
     described = []
-    for c in d.get("content") or ():
+    for c in dt.lst(d.get("content")):
         att = c.get("attachment") if isinstance(c, dict) else None
         if not isinstance(att, dict):
             continue
@@ -100,12 +102,8 @@ def note_text(d: Resource) -> str:
 
 
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource, key: str) -> bool:
-    when = (
-        d.get("date") or (d.get("context") or {}).get("period", {}).get("start")
-        if isinstance(d.get("context"), dict)
-        else d.get("date")
-    )
-    authors = [ctx.index.resolve(a, d) for a in d.get("author") or ()]
+    when = d.get("date") or dt.obj(dt.obj(d.get("context")).get("period")).get("start")
+    authors = [ctx.index.resolve(a, d) for a in dt.lst(d.get("author"))]
     who = next(
         (
             a
@@ -120,22 +118,10 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource, key: str) 
     dt.template(act, "2.16.840.1.113883.10.20.22.4.202", "2016-11-01")
     dt.identifiers(act, d, key)
     c = dt.simple_code(act, "code", "34109-9", codes.LOINC, "Note", "LOINC")
-    for coding in (d.get("type") or {}).get("coding") or () if isinstance(d.get("type"), dict) else ():
-        if isinstance(coding, dict) and coding.get("system") == "http://loinc.org" and coding.get("code"):
-            dt.el(
-                c,
-                "translation",
-                {
-                    "code": dt.clean(coding["code"]),
-                    "codeSystem": codes.LOINC,
-                    "codeSystemName": "LOINC",
-                    **(
-                        {"displayName": dt.clean(coding["display"])}
-                        if dt.clean(coding.get("display"))
-                        else {}
-                    ),
-                },
-            )
+    for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
+        a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
+        if a is not None and a["codeSystem"] == codes.LOINC:
+            dt.el(c, "translation", a)
     dt.text_ref(act, rid)
     dt.el(act, "statusCode", {"code": "completed"})
     dt.ts_el(act, "effectiveTime", when)

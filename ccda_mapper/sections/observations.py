@@ -38,12 +38,9 @@ _RESULT_STATUS = {
 
 def categories(res: Resource) -> set[str]:
     out: set[str] = set()
-    cats = res.get("category")
-    if isinstance(cats, dict):
-        cats = [cats]
-    for cat in cats or ():
+    for cat in dt.lst(res.get("category")):
         if isinstance(cat, dict):
-            for c in cat.get("coding") or ():
+            for c in dt.lst(cat.get("coding")):
                 if isinstance(c, dict) and isinstance(c.get("code"), str):
                     out.add(c["code"])
     return out
@@ -149,10 +146,7 @@ def write_value(obs: etree._Element, res: Resource, *, ref: str | None = None, n
 
 
 def interpretation(obs: etree._Element, res: Resource) -> None:
-    interp = res.get("interpretation")
-    if isinstance(interp, dict):
-        interp = [interp]
-    for cc in interp or ():
+    for cc in dt.lst(res.get("interpretation")):
         code = dt.first_code(cc, codes.INTERPRETATION) or dt.first_code(cc, "2.16.840.1.113883.12.78")
         if code:
             dt.el(
@@ -168,7 +162,7 @@ def interpretation(obs: etree._Element, res: Resource) -> None:
 
 def reference_range(obs: etree._Element, res: Resource) -> str:
     """referenceRange (low/high quantities, else text); returns the narrative form."""
-    for rr in res.get("referenceRange") or ():
+    for rr in dt.lst(res.get("referenceRange")):
         if not isinstance(rr, dict):
             continue
         lo, hi = rr.get("low"), rr.get("high")
@@ -194,7 +188,7 @@ def reference_range(obs: etree._Element, res: Resource) -> str:
 def members(ctx: Ctx, res: Resource) -> list[Resource]:
     """Observations a panel (hasMember) or report (result) points to, resolved inside the input."""
     out = []
-    for ref in (res.get("hasMember") or []) + (res.get("result") or []):
+    for ref in dt.lst(res.get("hasMember")) + dt.lst(res.get("result")):
         target = ctx.index.resolve(ref, res)
         if target is not None and target.get("resourceType") == "Observation" and target is not res:
             out.append(target)

@@ -40,18 +40,20 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Payer", "Plan / type", "Member id", "Relationship", "Period"))
     ctx.each(
-        "Coverage", lambda c: _one(ctx, sec, table, c) if c.get("status") != "entered-in-error" else None
+        "Coverage",
+        lambda c: _one(ctx, sec, table, c) if c.get("status") != "entered-in-error" else None,
+        undo=(sec, table.tbody),
     )
     finish(body, sec, table, SPEC)
 
 
 def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
-    payors = [ctx.index.resolve(p, cov) for p in cov.get("payor") or ()]
+    payors = [ctx.index.resolve(p, cov) for p in dt.lst(cov.get("payor"))]
     payor = next((p for p in payors if p is not None and p.get("resourceType") == "Organization"), None)
     payor_name = dt.clean((payor or {}).get("name")) or next(
         (
             dt.clean(p.get("display"))
-            for p in cov.get("payor") or ()
+            for p in dt.lst(cov.get("payor"))
             if isinstance(p, dict) and p.get("display")
         ),
         "",
@@ -59,11 +61,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
     rel_code = (
         dt.first_code(cov.get("relationship"), "2.16.840.1.113883.4.642.3.494")
         or next(
-            (
-                c.get("code")
-                for c in (cov.get("relationship") or {}).get("coding") or ()
-                if isinstance(c, dict)
-            ),
+            (c.get("code") for c in dt.lst(cov["relationship"].get("coding")) if isinstance(c, dict)),
             None,
         )
         if isinstance(cov.get("relationship"), dict)
@@ -71,10 +69,10 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
     )
     start_, end = dt.period_of(cov, "period")
     member = dt.clean(cov.get("subscriberId"))
-    for ident in cov.get("identifier") or ():
+    for ident in dt.lst(cov.get("identifier")):
         if isinstance(ident, dict) and not member:
             member = dt.clean(ident.get("value"))
-    classes = [c for c in cov.get("class") or () if isinstance(c, dict)]
+    classes = [c for c in dt.lst(cov.get("class")) if isinstance(c, dict)]
     plan = next((dt.clean(c.get("name")) or dt.clean(c.get("value")) for c in classes), "")
     rid = table.row(
         (
@@ -132,7 +130,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
     )
     if payor is not None:
         dt.addr(
-            ae, next((a for a in payor.get("address") or () if isinstance(a, dict)), None), required=False
+            ae, next((a for a in dt.lst(payor.get("address")) if isinstance(a, dict)), None), required=False
         )
         dt.telecom(ae, payor.get("telecom"), required=False)
     ro = dt.el(ae, "representedOrganization")
@@ -147,7 +145,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
         dt.el(pr, "id", {"root": dt.uid(key + "#member-system"), "extension": member})
     else:
         dt.el(pr, "id", {"nullFlavor": "UNK"})
-    rc = _REL.get(rel_code or "")
+    rc = _REL.get(dt.str_or_none(rel_code) or "")
     if rc:
         dt.el(
             pr,

@@ -33,7 +33,7 @@ _CARE_PLAN = {"system": "http://snomed.info/sct", "code": "734163000", "display"
 
 
 def is_referral(res: Resource) -> bool:
-    return any(dt.has_code(c, codes.SNOMED, (_REFERRAL,)) for c in res.get("category") or ())
+    return any(dt.has_code(c, codes.SNOMED, (_REFERRAL,)) for c in dt.lst(res.get("category")))
 
 
 def build(ctx: Ctx, body: etree._Element) -> None:
@@ -43,26 +43,32 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Planned item", "Type", "Status", "Date"))
-    ctx.each("CarePlan", lambda r: None if is_error(r) else _plan(ctx, sec, table, r))
-    ctx.each("ServiceRequest", lambda r: None if is_error(r) else _request(ctx, sec, table, r))
+    ctx.each(
+        "CarePlan", lambda r: None if is_error(r) else _plan(ctx, sec, table, r), undo=(sec, table.tbody)
+    )
+    ctx.each(
+        "ServiceRequest",
+        lambda r: None if is_error(r) else _request(ctx, sec, table, r),
+        undo=(sec, table.tbody),
+    )
     finish(body, sec, table, SPEC)
 
 
 def _plan(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
     start_, _ = dt.period_of(res, "period")
-    cats = [c for c in res.get("category") or () if isinstance(c, dict)]
+    cats = [c for c in dt.lst(res.get("category")) if isinstance(c, dict)]
     title = (
         dt.clean(res.get("title")) or next((dt.cc_text(c) for c in cats if dt.cc_text(c)), "") or "Care plan"
     )
-    acts = [a for a in res.get("activity") or () if isinstance(a, dict)]
+    acts = [a for a in dt.lst(res.get("activity")) if isinstance(a, dict)]
     details = [a["detail"] for a in acts if isinstance(a.get("detail"), dict)]
     if not details:
         rid = table.row((title, "Care plan", status, dt.display_date(start_)))
         if status in _CURRENT:
             # the plan's own category codes first; SNOMED "Care plan" when none of them is SNOMED (Planned Act
             # code SHOULD be SNOMED/LOINC, and readers need a concept to name the act)
-            codings = [c for cat in cats for c in cat.get("coding") or () if isinstance(c, dict)]
+            codings = [c for cat in cats for c in dt.lst(cat.get("coding")) if isinstance(c, dict)]
             concept = {"coding": [*codings, _CARE_PLAN], "text": title}
             _planned_act(ctx, sec, res, concept, rid, start_, ctx.index.key(res))
         return True
@@ -95,7 +101,7 @@ def _request(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> b
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("authoredOn")
-    cats = [c for c in res.get("category") or () if isinstance(c, dict)]
+    cats = [c for c in dt.lst(res.get("category")) if isinstance(c, dict)]
     rid = table.row(
         (
             dt.cc_text(res.get("code")) or "Requested service",

@@ -28,9 +28,9 @@ _CONDITION_CODES = (codes.SNOMED, codes.ICD10CM, "2.16.840.1.113883.6.3", codes.
 
 def category_codes(res: Resource) -> set[str]:
     out = set()
-    for cat in res.get("category") or ():
+    for cat in dt.lst(res.get("category")):
         if isinstance(cat, dict):
-            for c in cat.get("coding") or ():
+            for c in dt.lst(cat.get("coding")):
                 if isinstance(c, dict) and isinstance(c.get("code"), str):
                     out.add(c["code"])
     return out
@@ -46,7 +46,11 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Problem", "Codes", "Status", "Onset", "Resolved"))
-    ctx.each("Condition", lambda r: None if is_error(r) or is_health_concern(r) else _one(ctx, sec, table, r))
+    ctx.each(
+        "Condition",
+        lambda r: None if is_error(r) or is_health_concern(r) else _one(ctx, sec, table, r),
+        undo=(sec, table.tbody),
+    )
     finish(body, sec, table, SPEC)
 
 
@@ -54,7 +58,7 @@ def code_list(cc: object) -> str:
     """The codes of a concept for the narrative ("SNOMED CT 44054006; ICD-10-CM E11.9")."""
     out = []
     if isinstance(cc, dict):
-        for c in cc.get("coding") or ():
+        for c in dt.lst(cc.get("coding")):
             if isinstance(c, dict) and isinstance(c.get("code"), str) and isinstance(c.get("system"), str):
                 row = codes.known(c["system"])
                 out.append(f"{row.name if row else c['system']} {c['code']}")
@@ -82,7 +86,8 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     active = status in ACTIVE
     dt.el(act, "statusCode", {"code": "active" if active else "completed"})
     recorded = res.get("recordedDate") or onset
-    dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded))
+    # a completed concern says when it ended (the IG: high when statusCode is completed); UNK when unknown
+    dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active)
     er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
     problem_observation(ctx, er, res, rid, active)
     return True

@@ -48,7 +48,9 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         empty(body, SPEC)
         return
     sec, table = start(body, SPEC, ("Procedure", "Codes", "Status", "Date", "Body site"))
-    ctx.each("Procedure", lambda r: None if is_error(r) else _one(ctx, sec, table, r))
+    ctx.each(
+        "Procedure", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody)
+    )
     finish(body, sec, table, SPEC)
 
 
@@ -57,7 +59,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
 
     start_, end = dt.period_of(res, "performed")
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
-    sites = [s for s in res.get("bodySite") or () if isinstance(s, dict)]
+    sites = [s for s in dt.lst(res.get("bodySite")) if isinstance(s, dict)]
     rid = table.row(
         (
             dt.cc_text(res.get("code")) or "Unknown procedure",

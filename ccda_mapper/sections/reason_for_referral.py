@@ -33,5 +33,5 @@ def build(ctx: Ctx, body: etree._Element) -> None:
 
 
 def _one(table: dt.Table, r: Resource) -> None:
-    reasons = "; ".join(dt.cc_text(c) for c in r.get("reasonCode") or () if isinstance(c, dict))
+    reasons = "; ".join(dt.cc_text(c) for c in dt.lst(r.get("reasonCode")) if isinstance(c, dict))
     table.row((dt.cc_text(r.get("code")) or "Referral", reasons, dt.display_date(r.get("authoredOn"))))

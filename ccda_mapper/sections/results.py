@@ -47,25 +47,20 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Test", "Result", "Interpretation", "Reference range", "Date", "Panel"))
     consumed: set[int] = set()
+    undo = (sec, table.tbody)
     for rep in reports:
-        try:
-            _report(ctx, sec, table, rep, consumed)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            ctx.index.skip(rep, f"not mapped ({type(exc).__name__})")
+        ctx.guard(rep, lambda r: _report(ctx, sec, table, r, consumed), undo)
     for o in observations:
         if o.get("hasMember") and id(o) not in consumed:
             mem = [m for m in members(ctx, o) if id(m) not in consumed and usable(m)]
             if mem:
                 consumed.add(id(o))
                 consumed.update(id(m) for m in mem)
-                _organizer(ctx, sec, table, o, mem)
+                ctx.guard(o, lambda r, mem=mem: _organizer(ctx, sec, table, r, mem), undo)
     for o in observations:
         if id(o) not in consumed:
             consumed.add(id(o))
-            try:
-                _organizer(ctx, sec, table, o, [o])
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                ctx.index.skip(o, f"not mapped ({type(exc).__name__})")
+            ctx.guard(o, lambda r: _organizer(ctx, sec, table, r, [r]), undo)
     finish(body, sec, table, SPEC)
 
 
@@ -140,7 +135,7 @@ def _organizer(
     ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
-        comps = [c for c in o.get("component") or () if isinstance(c, dict)]
+        comps = [c for c in dt.lst(o.get("component")) if isinstance(c, dict)]
         if comps and not any(k.startswith("value") for k in o):
             for i, c in enumerate(comps):
                 sub = {
@@ -173,7 +168,7 @@ def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, o: Resource, pa
     interpretation(obs, o)
     ctx.author(obs, o.get("issued"), o)
     rr = reference_range(obs, o)
-    interp = "; ".join(dt.cc_text(i) for i in (o.get("interpretation") or ()) if isinstance(i, dict))
+    interp = "; ".join(dt.cc_text(i) for i in dt.lst(o.get("interpretation")) if isinstance(i, dict))
     table.row(
         (
             dt.cc_text(o.get("code")) or "Unknown test",

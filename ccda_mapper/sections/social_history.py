@@ -28,7 +28,7 @@ _SEX = {"M": "Male", "F": "Female"}
 
 
 def _birth_sex(ctx: Ctx) -> str | None:
-    for ext in ctx.index.patient.get("extension") or ():
+    for ext in dt.lst(ctx.index.patient.get("extension")):
         if isinstance(ext, dict) and ext.get("url") == _BIRTHSEX and isinstance(ext.get("valueCode"), str):
             return ext["valueCode"]
     return None
@@ -44,6 +44,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "Observation",
         lambda o: _one(ctx, sec, table, o) if usable(o) and kind(o) in ("smoking", "social") else None,
+        undo=(sec, table.tbody),
     )
     if sex:
         _birth_sex_entry(ctx, sec, table, sex)
@@ -89,8 +90,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource) -> bool:
             dt.el(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
         dt.text_ref(ob, rid)
         dt.el(ob, "statusCode", {"code": "completed"})
-        if dt.ts(start_):
-            dt.ivl_ts(ob, "effectiveTime", start_, end)
+        dt.ivl_ts(ob, "effectiveTime", start_, end)  # CONF:1198-31868: SHALL, low UNK when unknown
         write_value(ob, o)
     ctx.author(ob, o.get("issued"), o)
     return True

@@ -27,6 +27,7 @@ def build(
     ctx.each(
         "Observation",
         lambda o: _one(ctx, sec, table, o, template, fixed_code) if usable(o) and kind(o) == wanted else None,
+        undo=(sec, table.tbody),
     )
     finish(body, sec, table, spec)
 
@@ -57,7 +58,8 @@ def _one(
             },
         )
     else:
-        dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
+        # Functional Status Observation: code SHALL be LOINC (CONF:1098-31523); others become translations
+        dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC,), ref=rid, require=codes.LOINC)
     dt.text_ref(ob, rid)
     dt.el(ob, "statusCode", {"code": "completed"})
     dt.ivl_ts(ob, "effectiveTime", start_, end)

@@ -28,13 +28,18 @@ SPEC = Spec(
 )
 
 
+def _numeric(o: dict[str, Any]) -> bool:
+    q = o.get("valueQuantity")
+    return isinstance(q, dict) and dt.num(q.get("value")) is not None
+
+
 def _flatten(ctx: Ctx, o: Resource, key: str) -> list[tuple[Resource, str]]:
     """The measurable parts of a vital sign: itself (when it has a quantity), its components, its members."""
     out: list[tuple[Resource, str]] = []
-    if isinstance(o.get("valueQuantity"), dict):
+    if _numeric(o):
         out.append((o, key))
-    for i, c in enumerate(o.get("component") or ()):
-        if isinstance(c, dict) and isinstance(c.get("valueQuantity"), dict):
+    for i, c in enumerate(dt.lst(o.get("component"))):
+        if isinstance(c, dict) and _numeric(c):
             out.append((c, f"{key}#component{i}"))
     return out
 
@@ -56,7 +61,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         when = o.get("effectiveDateTime")
         if not isinstance(when, str):
             when = (
-                (o.get("effectivePeriod") or {}).get("start")
+                dt.obj(o.get("effectivePeriod")).get("start")
                 if isinstance(o.get("effectivePeriod"), dict)
                 else None
             )
@@ -71,7 +76,9 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Date", "Vital sign", "Value", "Interpretation"))
     for (when, _enc), items in groups.items():
-        _organizer(ctx, sec, table, when, items)
+        ctx.guard(
+            items[0][0], lambda _r, w=when, i=items: _organizer(ctx, sec, table, w, i), (sec, table.tbody)
+        )
     finish(body, sec, table, SPEC)
 
 
@@ -120,7 +127,7 @@ def _observation(
     dt.pq(obs, "value", q)
     interpretation(obs, part)
     ctx.author(obs, res.get("issued"), res)
-    interp = "; ".join(dt.cc_text(i) for i in (part.get("interpretation") or ()) if isinstance(i, dict))
+    interp = "; ".join(dt.cc_text(i) for i in dt.lst(part.get("interpretation")) if isinstance(i, dict))
     table.row(
         (dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp)
     )
