@@ -56,9 +56,7 @@ def test_patient_shares_record_and_sees_it_delivered(page, world) -> None:
     # The message really arrives, encrypted for the recipient and signed by us.
     result = received_by(world, clinic)
     assert any(a.filename.endswith(".xml") for a in result.attachments)
-    assert (
-        b"High blood pressure" in next(a for a in result.attachments if a.filename.endswith(".xml")).data
-    )
+    assert b"High blood pressure" in next(a for a in result.attachments if a.filename.endswith(".xml")).data
     expect(status).to_have_text("Sent, waiting for the recipient to confirm")
     expect(page.locator(".lock-text")).to_have_text("Encrypted: only the recipient can open it.")
     expect(page.locator(".signature-text")).to_contain_text("Signed")
