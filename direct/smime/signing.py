@@ -14,6 +14,7 @@ from asn1crypto import cms, core
 from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as CryptographyUnsupported
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -173,8 +174,9 @@ def _verify_raw(
         raise UnsupportedAlgorithm("signer key type is not supported")
 
 
-#: What asn1crypto / cryptography raise on malformed DER deep inside a structure (parsed lazily).
-PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, UnicodeError)
+#: What asn1crypto / cryptography raise on malformed DER deep inside a structure (parsed lazily), including
+#: cryptography's own UnsupportedAlgorithm for an OID it cannot name inside a (mutated) certificate.
+PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, UnicodeError, CryptographyUnsupported)
 
 
 def verify_detached(data: bytes | None, der: bytes, *, accept_sha1: bool = False) -> SignatureReport:

@@ -253,7 +253,10 @@ def _check_critical(cert: x509.Certificate) -> None:
 
 
 def _check_digest(cert: x509.Certificate) -> None:
-    algo = cert.signature_hash_algorithm
+    try:
+        algo = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm as exc:  # an OID cryptography cannot name: not a usable certificate
+        raise Untrusted("the certificate is signed with an unsupported algorithm") from exc
     if algo is not None and isinstance(algo, _WEAK):
         raise Untrusted(f"the certificate is signed with {algo.name}, which is no longer accepted")
 

@@ -373,3 +373,25 @@ def test_garbage_and_mutations_never_crash(pki, people):
         assert res.ok or res.error is not None
         codes.add(res.error.code if res.error else "ok")
     assert {"malformed_message", "bad_signature", "not_encrypted"} <= codes
+
+
+def _with_unknown_signature_oid(cert):
+    """The same certificate with its signature algorithm OID (sha256WithRSAEncryption, twice in the DER)
+    changed to an unassigned one: it still parses, but cryptography cannot name its hash."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    sha256_rsa = bytes.fromhex("06092a864886f70d01010b")
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert der.count(sha256_rsa) == 2
+    return x509.load_der_x509_certificate(der.replace(sha256_rsa, sha256_rsa[:-1] + b"\x63"))
+
+
+def test_signer_cert_with_unknown_signature_algorithm_is_a_coded_rejection(pki, people):
+    """A signer certificate whose signature algorithm we cannot name (a mutation found this) is an
+    untrusted signer, never an exception out of unseal (the SMTP endpoint would answer 451 forever)."""
+    alice = people["alice"]
+    odd = Identity(_with_unknown_signature_oid(alice.cert), alice.key, alice.chain)
+    res = open_(seal(inner(), odd, [people["bob"].cert]), people, pki=pki)
+    assert res.signature == "valid"
+    assert res.error is not None and res.error.code == "untrusted_signer"

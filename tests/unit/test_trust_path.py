@@ -236,3 +236,16 @@ def test_errors_are_trust_errors(pki) -> None:
     leaf = pki.expired("t@path.example")
     with pytest.raises(TrustError):
         validate_chain(leaf.cert, anchors=[pki.root.cert], fetcher=NoFetcher())
+
+
+def test_unknown_certificate_signature_algorithm_is_untrusted(pki) -> None:
+    """cryptography raises its own UnsupportedAlgorithm for an unknown signature OID: it must become a
+    TrustError (Untrusted), like every other reason a certificate cannot be used."""
+    from cryptography import x509
+
+    leaf = pki.address("oid@path.example")
+    sha256_rsa = bytes.fromhex("06092a864886f70d01010b")
+    der = leaf.cert.public_bytes(serialization.Encoding.DER)
+    odd = x509.load_der_x509_certificate(der.replace(sha256_rsa, sha256_rsa[:-1] + b"\x63"))
+    with pytest.raises(Untrusted):
+        validate_chain(odd, intermediates=leaf.chain, anchors=[pki.root.cert], fetcher=NoFetcher())
