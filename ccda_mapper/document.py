@@ -17,7 +17,7 @@ from . import datatypes as dt
 from .context import _DATA_ERRORS, Ctx
 from .header import header
 from .index import Index, Resource, build_index
-from .sections import ORDER
+from .sections import ORDER, observations
 from .sections.base import empty
 
 #: Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
@@ -138,15 +138,18 @@ def build(
     root = etree.Element(f"{{{dt.V3}}}ClinicalDocument", nsmap=dt.NSMAP)
     header(root, ctx, _doc_id(idx, ctx.now), author=author, custodian=custodian)
     body = dt.el(dt.el(root, "component"), "structuredBody")
-    for section in ORDER:
-        mark = len(body)
-        try:
-            section.build(ctx, body)
-        except _DATA_ERRORS as exc:  # a defect the per-resource guards did not catch: lose a section, not all
-            del body[mark:]
-            idx.skipped.append(f"section {section.SPEC.title}: not mapped ({type(exc).__name__})")
-            if section.SPEC.required:
-                empty(body, section.SPEC)
+    try:
+        for section in ORDER:
+            mark = len(body)
+            try:
+                section.build(ctx, body)
+            except _DATA_ERRORS as exc:  # a defect the per-resource guards missed: lose a section, not all
+                del body[mark:]
+                idx.skipped.append(f"section {section.SPEC.title}: not mapped ({type(exc).__name__})")
+                if section.SPEC.required:
+                    empty(body, section.SPEC)
+    finally:
+        observations.clear_cache()
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return BuildResult(xml=xml, skipped=list(idx.skipped), claims_bundle=_claims(idx))
 

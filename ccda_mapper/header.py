@@ -159,7 +159,7 @@ def _organization(parent: _Element, ctx: Ctx, org: Resource, tag: str) -> _Eleme
     return o
 
 
-def _author(root: _Element, ctx: Ctx, author: Any, org: Resource | None) -> None:
+def _author(root: _Element, ctx: Ctx, author: Any, org: Resource) -> None:
     """The document author (CONF:1198-5444): a Practitioner given by the caller, else this software."""
     a = dt.el(root, "author")
     dt.el(a, "time", {"value": ctx.now})
@@ -169,29 +169,19 @@ def _author(root: _Element, ctx: Ctx, author: Any, org: Resource | None) -> None
     aa = dt.el(a, "assignedAuthor")
     name = author if isinstance(author, str) and author.strip() else SOFTWARE
     dt.el(aa, "id", {"root": dt.uid("author:" + name)})
-    if org is not None:
-        dt.addr(aa, next((x for x in dt.lst(org.get("address")) if isinstance(x, dict)), None))
-        dt.telecom(aa, org.get("telecom"))
-    else:
-        dt.addr(aa, None)
-        dt.telecom(aa, None)
+    dt.addr(aa, next((x for x in dt.lst(org.get("address")) if isinstance(x, dict)), None))
+    dt.telecom(aa, org.get("telecom"))
     dev = dt.el(aa, "assignedAuthoringDevice")
     dt.el(dev, "manufacturerModelName", text=dt.clean(name))
     dt.el(dev, "softwareName", text=dt.clean(name))
-    if org is not None:
-        _organization(aa, ctx, org, "representedOrganization")
+    # CONF:1198-8456: a device author SHALL come with the organization it acts for
+    _organization(aa, ctx, org, "representedOrganization")
 
 
-def _custodian(root: _Element, ctx: Ctx, org: Resource | None) -> None:
+def _custodian(root: _Element, ctx: Ctx, org: Resource) -> None:
     """custodian/assignedCustodian/representedCustodianOrganization: id, name, telecom, addr
     (CONF:1198-5519..)."""
     rco = dt.el(dt.el(dt.el(root, "custodian"), "assignedCustodian"), "representedCustodianOrganization")
-    if org is None:
-        dt.el(rco, "id", {"nullFlavor": "NI"})
-        dt.el(rco, "name", text="Unknown")
-        dt.telecom(rco, None)
-        dt.addr(rco, None)
-        return
     dt.identifiers(rco, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
     dt.el(rco, "name", text=dt.clean(org.get("name")) or "Unknown organization")
     dt.telecom(rco, org.get("telecom"), limit=1)  # CONF:1198-5525: exactly one telecom

@@ -195,7 +195,10 @@ def build_index(data: Any) -> Index:
         raise NotFhir("input is not a FHIR Bundle, resource or list of resources")
     skipped: list[str] = []
     found: list[tuple[Resource, str | None]] = []
-    _walk(data, None, found, skipped)
+    try:
+        _walk(data, None, found, skipped)
+    except RecursionError as exc:
+        raise NotFhir("input nests Bundles too deeply") from exc
     patients = [r for r, _ in found if r.get("resourceType") == "Patient"]
     if not patients:
         raise NoPatient("input holds no Patient resource")

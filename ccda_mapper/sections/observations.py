@@ -46,7 +46,13 @@ def categories(res: Resource) -> set[str]:
     return out
 
 
+#: id(resource) -> (resource, kind). Routing is asked for the same Observation by several sections; the entry
+#: keeps the resource so a recycled id() can never match. Emptied after each build (document.build).
 _KIND_CACHE: dict[int, tuple[Resource, str]] = {}
+
+
+def clear_cache() -> None:
+    _KIND_CACHE.clear()
 
 
 def kind(res: Resource) -> str:
