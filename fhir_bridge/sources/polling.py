@@ -116,6 +116,7 @@ class Poller:
         self.sleep = sleep
         #: Versions already reported inside the overlap window: (type, id, version) -> lastUpdated.
         self._seen: dict[tuple[str, str, str], datetime] = {}
+        self._now: datetime | None = None
 
     def plan(self) -> tuple[list[str], list[str]]:
         """(types polled by ``_lastUpdated``, types left to ``$export``), from the server's capabilities.
@@ -146,6 +147,7 @@ class Poller:
     def poll_once(self) -> list[ChangeEvent]:
         """Look for changes since the watermarks; report and return them."""
         by_search, by_export = self.plan()
+        self._now = None  # the server's time, fetched at most once per poll (first runs only)
         events: list[ChangeEvent] = []
         for rtype in by_search:
             events.extend(self._poll_type(rtype))
@@ -157,7 +159,7 @@ class Poller:
     def _poll_type(self, rtype: str) -> list[ChangeEvent]:
         watermark = self.store.get(self.source_name, rtype)
         if watermark is None:
-            self.store.set(self.source_name, rtype, self._server_now(rtype))
+            self.store.set(self.source_name, rtype, self._server_now())
             return []
         since = watermark - self.overlap
         newest = watermark
@@ -201,21 +203,25 @@ class Poller:
         for key in [k for k, seen in self._seen.items() if seen < limit]:
             del self._seen[key]
 
-    def _server_now(self, rtype: str) -> datetime:
-        """The server's clock (its ``Date`` header), so our clock's skew never enters the watermark."""
-        response = self.client.request("GET", rtype, params={"_count": 1, "_summary": "count"})
-        parsed = (
-            email.utils.parsedate_to_datetime(response.headers["Date"])
-            if "Date" in response.headers
-            else None
-        )
-        return parsed.astimezone(UTC) if parsed else datetime.now(UTC)
+    def _server_now(self) -> datetime:
+        """The server's clock (the ``Date`` header of ``GET /metadata``, which every FHIR server answers, even
+        unauthenticated), so our own clock's skew never enters the watermark."""
+        if self._now is not None:
+            return self._now
+        response = self.client.request("GET", "metadata")
+        date = response.headers.get("Date")
+        try:
+            parsed = email.utils.parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            parsed = None
+        self._now = parsed.astimezone(UTC) if parsed else datetime.now(UTC)
+        return self._now
 
     # --- $export ---------------------------------------------------------------------------------------
     def _poll_export(self, types: list[str]) -> list[ChangeEvent]:
         watermark = self.store.get(self.source_name, EXPORT_KEY)
         if watermark is None:
-            self.store.set(self.source_name, EXPORT_KEY, self._server_now("Patient"))
+            self.store.set(self.source_name, EXPORT_KEY, self._server_now())
             return []
         since = watermark - self.overlap
         manifest = self._run_export(since, types)
