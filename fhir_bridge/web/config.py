@@ -46,9 +46,9 @@ class WebConfig:
     #: "v1" scopes (``patient/Observation.read``, OpenEMR 7) or "v2" (``patient/Observation.rs``).
     smart_scope_style: str = "v1"
     #: Minutes without a request before the session ends.
-    session_idle_minutes: float = 15
+    session_idle_minutes: float = 15.0
     #: Hours after sign-in when the session ends regardless.
-    session_max_hours: float = 8
+    session_max_hours: float = 8.0
     #: Send the session cookie only over HTTPS (turn off only for plain-HTTP development).
     cookie_secure: bool = True
     #: SameSite of the session cookie: Lax survives the OAuth redirect; None is needed inside an EHR iframe.
@@ -75,7 +75,7 @@ class WebConfig:
                 values[f.name] = (
                     raw if isinstance(raw, list) else [x.strip() for x in str(raw).split(",") if x]
                 )
-            elif isinstance(default, float):
+            elif isinstance(default, int | float):
                 values[f.name] = float(raw)
             else:
                 values[f.name] = str(raw)

@@ -1,0 +1,148 @@
+"""The web pages' pure parts: wording, form validation, Direct address pick-up, scopes, PKCE, sessions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from flask import Flask, session
+
+from fhir_bridge.web import forms, smart, wording
+from fhir_bridge.web.config import WebConfig
+from fhir_bridge.web.fhir_reads import direct_address_of, display_name
+from fhir_bridge.web.session_store import ServerSessionInterface
+from fhir_bridge.web.sharing import TransmissionView
+
+DOCS = [{"id": "DocumentReference/7", "title": "Visit note", "date": "2024-05-01"}]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("bad_address", "not a valid Direct address"),
+        ("no_certificate", "No Direct certificate was found for direct.x.test"),
+        ("no_usable_certificate", "direct.x.test has a Direct certificate, but it cannot be used"),
+        ("expired", "it has expired"),
+        ("untrusted", "not in a trust bundle"),
+        ("discovery_timeout", "did not answer"),
+    ],
+)
+def test_address_errors_are_plain_and_name_the_domain(code: str, expected: str) -> None:
+    assert expected in wording.address_error(code, "direct.x.test", "internal text")
+    assert "internal text" not in wording.address_error(code, "direct.x.test", "internal text")
+
+
+def test_transmission_states_and_reasons() -> None:
+    refused = TransmissionView("t", "failed", reason_code="delivery_refused", reason_detail="550 5.7.1 no")
+    status = wording.status_of(refused)
+    assert (status.tone, status.label, status.final) == ("failed", "Not delivered", True)
+    assert status.reason == 'The recipient\'s mail server refused the message. It answered: "550 5.7.1 no"'
+    assert (
+        "did not confirm delivery in time"
+        in wording.status_of(TransmissionView("t", "failed", reason_code="mdn_timeout")).reason
+    )
+    assert wording.status_of(TransmissionView("t", "dispatched")).tone == "delivered"
+    assert wording.status_of(TransmissionView("t", "retrying")).final is False
+    assert wording.status_of(None).label == "Nothing sent yet"
+
+
+def test_patient_form_keeps_input_and_names_each_field() -> None:
+    form = forms.patient_share(
+        {"address": " not-an-address ", "payload": "documents", "documents": ["x"]}, DOCS
+    )
+    assert form.values["address"] == "not-an-address"
+    assert set(form.errors) == {"address", "kind", "documents"}
+    ok = forms.patient_share(
+        {
+            "address": "Bob@Direct.Example.ORG",
+            "kind": "always",
+            "payload": "documents",
+            "documents": ["DocumentReference/7", "DocumentReference/unknown"],
+        },
+        DOCS,
+    )
+    assert ok.ok and ok.values["address"] == "Bob@direct.example.org"
+    assert ok.values["documents"] == ["DocumentReference/7"]  # only the patient's own documents
+
+
+def test_header_injection_in_the_address_is_refused() -> None:
+    form = forms.patient_share({"address": "a@b.test\r\nBcc: x@y.test", "kind": "once"}, DOCS)
+    assert "address" in form.errors
+
+
+def test_clinician_form_needs_method_and_attestation() -> None:
+    form = forms.clinician_add({"address": "a@direct.b.test", "always": "yes"})
+    assert set(form.errors) == {"method", "attest"} and form.values["always"] is True
+    ok = forms.clinician_add({"address": "a@direct.b.test", "method": "clipboard", "attest": "yes"})
+    assert ok.ok and ok.values["always"] is False
+    assert "signed consent form" in forms.attestation_text("clipboard")
+
+
+def test_direct_address_from_patient_telecom() -> None:
+    openemr = {
+        "telecom": [
+            {"system": "email", "value": "ana@gmail.test", "use": "home"},
+            {"system": "email", "value": "ana@hisp.test", "use": "mobile"},
+        ]
+    }
+    assert direct_address_of(openemr) == "ana@hisp.test"  # OpenEMR's "Trusted Email"
+    by_domain = {"telecom": [{"system": "email", "value": "mailto:ana@direct.home.test"}]}
+    assert direct_address_of(by_domain) == "ana@direct.home.test"
+    assert direct_address_of({"telecom": [{"system": "email", "value": "ana@gmail.test"}]}) is None
+    assert direct_address_of({}) is None
+    assert display_name({"name": [{"given": ["Ana", "M"], "family": "Rivera"}]}) == "Ana M Rivera"
+
+
+def test_scopes_are_per_resource_never_wildcards() -> None:
+    config = WebConfig()
+    patient, clinician = config.scopes("patient").split(), config.scopes("clinician").split()
+    assert patient[:3] == ["launch/patient", "openid", "fhirUser"] and "patient/Condition.read" in patient
+    assert clinician[0] == "launch" and "user/Patient.read" in clinician
+    assert not any("*" in s for s in patient + clinician)
+    assert "patient/Observation.rs" in WebConfig(smart_scope_style="v2").scopes("patient").split()
+
+
+def test_config_from_section_and_environment(monkeypatch) -> None:
+    monkeypatch.setenv("BBDIRECT_WEB_SESSION_IDLE_MINUTES", "5")
+    monkeypatch.setenv("BBDIRECT_WEB_COOKIE_SECURE", "false")
+    config = WebConfig.load(
+        {"smart_iss": "https://ehr.test/fhir/", "smart_allowed_iss": ["https://b.test/fhir"]}
+    )
+    assert config.session_idle_minutes == 5.0 and config.cookie_secure is False
+    assert config.issuers() == {"https://ehr.test/fhir", "https://b.test/fhir"}
+    with pytest.raises(ValueError, match="cookie_samesite"):
+        WebConfig.load({"cookie_samesite": "lax-ish"})
+
+
+def test_pkce_is_s256_and_roles() -> None:
+    verifier, challenge = smart.pkce_pair()
+    assert 43 <= len(verifier) <= 128
+    expected = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    assert challenge == expected
+    assert smart.role_of("https://ehr.test/fhir/Practitioner/9", "ehr") == "clinician"
+    assert smart.role_of("https://ehr.test/fhir/Patient/1", "ehr") == "patient"
+    assert smart.role_of(None, "standalone") == "patient"
+
+
+def test_server_side_session_ends_after_idle_and_keeps_data_off_the_cookie() -> None:
+    app = Flask("t")
+    store = ServerSessionInterface(idle_minutes=15)
+    app.session_interface = store
+
+    @app.get("/set")
+    def set_() -> str:
+        session["token"] = "secret-access-token"
+        return "ok"
+
+    @app.get("/get")
+    def get() -> str:
+        return f"{session.get('token')}|{session.expired}"  # type: ignore[attr-defined]
+
+    client = app.test_client()
+    answer = client.get("/set")
+    cookie = answer.headers["Set-Cookie"]
+    assert "secret-access-token" not in cookie and "HttpOnly" in cookie
+    assert client.get("/get").text == "secret-access-token|False"
+    store.idle = 0.0
+    assert client.get("/get").text == "None|True"
