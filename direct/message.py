@@ -15,9 +15,11 @@ import hashlib
 import io
 import mimetypes
 import posixpath
+import re
 import socket
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email import policy as email_policy
@@ -69,11 +71,34 @@ def guess_type(filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
+def _is_control(ch: str) -> bool:
+    # C0 controls (TAB included), DEL, C1 controls and the Unicode line/paragraph separators that
+    # str.splitlines() breaks on: none may reach a header (RFC 5322 §2.2 allows printable text only).
+    return ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029"
+
+
 def _check_header_text(value: str, what: str) -> str:
-    # Header injection guard: mail headers must never carry CR/LF from user input.
-    if "\r" in value or "\n" in value:
-        raise MalformedMessage(f"{what} must be one line")
+    """Header injection guard for user-supplied header text (subject, file names, extra headers).
+
+    Non-ASCII letters are fine (the email package writes RFC 2047 encoded-words); control characters are
+    refused with a coded error rather than left to the email package (bare ValueError) or sent raw (NUL).
+    """
+    if any(_is_control(ch) for ch in value):
+        raise MalformedMessage(f"{what} must be one line of printable text")
     return value
+
+
+#: RFC 5322 §3.6.8 field-name: printable US-ASCII except ":".
+_FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")
+
+
+def _check_header_name(name: str, msg: Message) -> str:
+    """Extra headers may not be malformed, Bcc (MSG-5: Direct never uses Bcc), MIME structure, or a
+    second copy of a header build_message already set (From, To, Message-ID...)."""
+    lower = name.lower()
+    if not _FIELD_NAME.match(name) or lower == "bcc" or lower.startswith("content-") or name in msg:
+        raise MalformedMessage("extra header names must be new, well-formed fields (not Bcc or Content-*)")
+    return name
 
 
 def _check_address(addr: str) -> str:
@@ -122,7 +147,7 @@ def build_message(
         msg[DNO_HEADER] = DNO_VALUE
         msg["Disposition-Notification-To"] = sender
     for name, value in extra_headers:
-        msg[_check_header_text(name, "header name")] = _check_header_text(value, name)
+        msg[_check_header_name(name, msg)] = _check_header_text(value, "extra header")
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     for att in attachments:
         maintype, _, subtype = att.content_type.partition("/")
@@ -281,14 +306,36 @@ def build_xdm(
     return buf.getvalue()
 
 
+#: What zipfile raises on a hostile archive besides BadZipFile (found by fuzzing a received package):
+#: negative seeks, unknown versions/methods, truncated names, undecodable UTF-8 names, encrypted entries,
+#: broken deflate streams.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    ValueError,
+    IndexError,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    zlib.error,
+)
+
+
+def _open_zip(data: bytes) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except _ZIP_ERRORS as exc:
+        raise MalformedMessage("XDM attachment is not a zip file") from exc
+
+
 def is_xdm(att: Attachment) -> bool:
     """XDM-4: also accept XDM sent as application/octet-stream with a .zip name."""
     if att.content_type != "application/zip" and not att.filename.lower().endswith(".zip"):
         return False
     try:
-        with zipfile.ZipFile(io.BytesIO(att.data)) as zf:
+        with _open_zip(att.data) as zf:
             return any(n.replace("\\", "/").upper().startswith("IHE_XDM/") for n in zf.namelist())
-    except zipfile.BadZipFile:
+    except MalformedMessage:
         return False
 
 
@@ -300,11 +347,7 @@ def unpack_xdm(
     Names with ``..``, absolute paths or drive letters are rejected; ``\\`` separators are accepted; the
     number of entries and the total uncompressed size are bounded (declared *and* actually read).
     """
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise MalformedMessage("XDM attachment is not a zip file") from exc
-    with zf:
+    with _open_zip(data) as zf:
         infos = zf.infolist()
         if len(infos) > max_entries:
             raise MalformedMessage("XDM package has too many entries")
@@ -323,8 +366,12 @@ def unpack_xdm(
             upper = name.upper()
             if not upper.startswith("IHE_XDM/") or posixpath.basename(upper) == "METADATA.XML":
                 continue
-            with zf.open(info) as fh:
-                content = fh.read(info.file_size + 1)
+            try:
+                with zf.open(info) as fh:
+                    content = fh.read(info.file_size + 1)
+            except _ZIP_ERRORS as exc:
+                # encrypted entry, unknown compression, CRC mismatch, broken deflate stream (XDM-6)
+                raise MalformedMessage(f"unreadable entry in XDM package ({type(exc).__name__})") from exc
             if len(content) > info.file_size:
                 raise MalformedMessage("XDM entry larger than declared")
             base = posixpath.basename(name)

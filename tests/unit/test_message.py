@@ -125,3 +125,75 @@ def test_unpack_bounds_entries_and_size_and_accepts_backslashes():
     assert [(d.filename, d.data) for d in docs] == [("DOC.XML", b"<x/>")]
     with pytest.raises(MalformedMessage):
         unpack_xdm(b"not a zip")
+
+
+@pytest.mark.parametrize("ch", ["\x00", "\x0b", "\x0c", "\x1c", "\x7f", "\x85", "\u2028", "\u2029"])
+def test_control_and_line_separator_characters_in_headers_are_a_coded_error(ch):
+    """Not only CR/LF: NUL went into the Subject raw, and the characters str.splitlines() treats as line
+    breaks made the email package raise a bare ValueError (a traceback in the CLI, an uncoded failure in
+    the sidecar). Every one is refused with MalformedMessage before it reaches a header."""
+    with pytest.raises(MalformedMessage):
+        build_message("alice@a.example", ["bob@b.example"], f"hi{ch}there", "t")
+    with pytest.raises(MalformedMessage):
+        build_message(
+            "alice@a.example",
+            ["bob@b.example"],
+            "s",
+            "t",
+            [Attachment(f"a{ch}b.xml", "application/xml", b"x")],
+        )
+
+
+def test_non_ascii_subject_is_encoded_not_raw():
+    """Non-ASCII text is allowed but leaves as an RFC 2047 encoded-word: the header bytes stay ASCII."""
+    msg = build_message("alice@a.example", ["bob@b.example"], "Résumé für Bob", "t")
+    head = to_bytes(msg).split(b"\r\n\r\n", 1)[0]
+    assert head.isascii() and b"=?utf-8?" in head.lower()
+
+
+@pytest.mark.parametrize("name", ["Bcc", "X-Bad Name", "X:Y", "", "X-\u00e9"])
+def test_extra_header_names_are_checked(name):
+    """extra_headers may not add Bcc (MSG-5: never Bcc) nor a malformed field name (RFC 5322 §3.6.8)."""
+    with pytest.raises(MalformedMessage):
+        build_message("alice@a.example", ["bob@b.example"], "s", "t", extra_headers=[(name, "v")])
+
+
+def _corrupt_zip(kind: str) -> bytes:
+    data = bytearray(_zip({"IHE_XDM/SUBSET01/DOC.XML": b"hello world"}))
+    central = data.find(b"PK\x01\x02")
+    if kind == "encrypted":  # general-purpose flag bit 0 in the local and central headers
+        data[6] |= 1
+        data[central + 8] |= 1
+    elif kind == "method":  # compression method 99 (WinZip AES): zipfile cannot read it
+        data[8] = data[central + 10] = 99
+    elif kind == "crc":  # stored content changed after the CRC was computed
+        data[data.find(b"hello")] = ord("j")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["encrypted", "method", "crc"])
+def test_unreadable_xdm_entries_are_malformed_not_exceptions(kind):
+    """zipfile raises RuntimeError (encrypted entry), NotImplementedError (unknown method) or BadZipFile
+    (CRC) while reading: a received package must give MalformedMessage like every other bad XDM."""
+    with pytest.raises(MalformedMessage):
+        unpack_xdm(_corrupt_zip(kind))
+
+
+def test_mutated_xdm_packages_never_raise_anything_but_malformed():
+    """Seeded byte mutations of a real package: unpack_xdm gives documents or MalformedMessage, is_xdm a
+    bool (zipfile itself raises ValueError, IndexError, NotImplementedError, UnicodeDecodeError...)."""
+    import random
+
+    base = build_xdm(
+        [Attachment("ccd.xml", "application/xml", b"<x>" + b"a" * 3000 + b"</x>")], "a@b.x", "c@d.x"
+    )
+    rng = random.Random(1)
+    for _ in range(3000):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            unpack_xdm(bytes(data))
+        except MalformedMessage:
+            pass
+        assert is_xdm(Attachment("x.zip", "application/zip", bytes(data))) in (True, False)
