@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography import x509
 
 from direct.certs import bound_to, can_sign
-from direct.errors import DirectError, NoCertificate, NotBound
+from direct.errors import DirectError, MalformedMessage, NoCertificate, NotBound
 from direct.mdn import (
     DEFAULT_REPORTING_UA,
     DeliveryTracker,
@@ -375,9 +375,16 @@ class InboxHandler:
         for att in result.unsealed.attachments:
             (folder / safe_filename(att.filename)).write_bytes(att.data)
             if is_xdm(att):
+                try:
+                    docs = unpack_xdm(att.data)
+                except MalformedMessage as exc:
+                    # The message was already accepted and answered 'processed': keep the package as
+                    # received rather than refusing now (XDM-6 is about reading safely, not rejecting).
+                    log.warning("XDM package not unpacked: %s", exc.code)
+                    continue
                 sub = folder / (safe_filename(att.filename).rsplit(".", 1)[0] + "_xdm")
                 sub.mkdir(exist_ok=True)
-                for doc in unpack_xdm(att.data):
+                for doc in docs:
                     (sub / safe_filename(doc.filename)).write_bytes(doc.data)
         (folder / "message.json").write_text(json.dumps(result.unsealed.to_json(), indent=2))
         return folder

@@ -131,9 +131,14 @@ def _extract(result, directory: Path) -> None:
         target = directory / safe_filename(att.filename)
         target.write_bytes(att.data)
         if is_xdm(att):
+            try:
+                docs = unpack_xdm(att.data)
+            except DirectError as exc:  # keep stdout pure JSON; the package itself is written above
+                click.echo(f"note: {safe_filename(att.filename)} not unpacked ({exc.code})", err=True)
+                continue
             sub = directory / (safe_filename(att.filename).rsplit(".", 1)[0] + "_xdm")
             sub.mkdir(exist_ok=True)
-            for doc in unpack_xdm(att.data):
+            for doc in docs:
                 (sub / safe_filename(doc.filename)).write_bytes(doc.data)
 
 

@@ -169,3 +169,39 @@ def test_failed_mdn_reaches_the_sender_tracker(hisps):
     assert (note.disposition, note.detail) == ("failed", "mailbox full")
     rec = a.tracker.get(prepared.message_id).recipients["bob@hispb.test"]
     assert rec.state == DeliveryState.FAILED and rec.reason == "mailbox full"
+
+
+def _unreadable_xdm() -> bytes:
+    """A zip that looks like XDM (IHE_XDM/ entries) whose only document is flagged encrypted."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("IHE_XDM/SUBSET01/DOC.XML", b"<x/>")
+    data = bytearray(buf.getvalue())
+    data[6] |= 1
+    data[data.find(b"PK\x01\x02") + 8] |= 1
+    return bytes(data)
+
+
+def test_unreadable_xdm_is_stored_as_is_and_the_message_accepted(hisps):
+    """An accepted message whose XDM package cannot be unpacked was answered 'processed' and THEN refused
+    with 550 (or 451 for ever, for an encrypted entry): the sender saw both. It is stored as received."""
+    a, got_a = hisps["a"], hisps["got_a"]
+    before = len(got_a.results)
+    zipped = _unreadable_xdm()
+    receipt = a.send(
+        "alice@hispa.test",
+        ["bob@hispb.test"],
+        "XDM/1.0/DDM package",
+        "see attachment",
+        [Attachment("PKG.ZIP", "application/zip", zipped)],
+    )
+    assert receipt.delivery.accepted == ["bob@hispb.test"]
+    stored = hisps["inbox_b"] / receipt.message_id.strip("<>")
+    assert (stored / "PKG.ZIP").read_bytes() == zipped
+    assert not (stored / "PKG_xdm").exists()
+    assert json.loads((stored / "message.json").read_text())["ok"]
+    mdns = got_a.wait(before + 2)[before:]
+    assert [n.disposition for r in mdns for n in r.notifications] == ["processed", "dispatched"]

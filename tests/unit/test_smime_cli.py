@@ -168,3 +168,44 @@ def test_seal_xdm_package(files):
     report = json.loads(res.stdout)
     assert report["ok"] and report["attachments"][0]["content_type"] == "application/zip"
     assert (dest / "XDM_xdm" / "ccd.xml").read_bytes() == files["ccd"].read_bytes()
+
+
+def test_unseal_extract_of_unreadable_xdm_keeps_the_json_contract(files):
+    """--extract of a package zipfile cannot read (encrypted entry) wrote a traceback instead of the JSON
+    report: now the zip is extracted as received, a note goes to stderr and stdout stays pure JSON."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("IHE_XDM/SUBSET01/DOC.XML", b"<x/>")
+    data = bytearray(buf.getvalue())
+    data[6] |= 1
+    data[data.find(b"PK\x01\x02") + 8] |= 1
+    bad = files["dir"] / "BAD.ZIP"
+    bad.write_bytes(bytes(data))
+    args = seal_args(files)
+    args[args.index(str(files["ccd"]))] = str(bad)
+    runner = CliRunner()
+    sealed = runner.invoke(main, args).stdout_bytes
+    dest = files["dir"] / "badxdm"
+    res = runner.invoke(
+        main,
+        [
+            "unseal",
+            "--cert",
+            str(files["bob"][0]),
+            "--key",
+            str(files["bob"][1]),
+            "--anchor",
+            str(files["root"]),
+            "--json",
+            "--extract",
+            str(dest),
+        ],
+        input=sealed,
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["ok"] is True
+    assert (dest / "BAD.ZIP").read_bytes() == bytes(data)
+    assert "not unpacked" in res.stderr
