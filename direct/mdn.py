@@ -34,9 +34,14 @@ DEFAULT_REPORTING_UA = "bbdirect; Blue Button Direct"
 _DISPOSITIONS = ("processed", "dispatched", "failed", "displayed", "deleted", "denied", "error")
 
 
+#: C0 controls, DEL, C1 controls and the Unicode line/paragraph separators (str.splitlines() breaks on them).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 def _one_line(value: str) -> str:
-    # Header-injection guard for anything placed in a notification field.
-    return re.sub(r"[\r\n]+", " ", value).strip()
+    """Header-injection guard for anything placed in a notification field or header (RFC 5322 §2.2:
+    printable text only). Values come partly from the received message, so every control is replaced."""
+    return _CONTROLS.sub(" ", value).strip()
 
 
 def _norm_addr(value: str | None) -> str:

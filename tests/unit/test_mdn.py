@@ -82,6 +82,14 @@ def test_header_injection_in_fields_is_neutralised():
     assert b"\r\nBcc:" not in raw
 
 
+def test_control_characters_in_fields_are_neutralised():
+    """NUL, vertical tab, form feed, DEL, C1 controls and Unicode line separators (a failure reason or an
+    address taken from a received message) never reach the MDN bytes."""
+    raw = to_bytes(mdn("failed", failure="a\x00b\x0bc\x0cd\x7fe\x85f\u2028g\rBcc: x"))
+    assert not any((b < 0x20 and b not in (0x0D, 0x0A)) or b == 0x7F for b in raw)
+    assert b"\r\nBcc:" not in raw and b"\rBcc" not in raw
+
+
 REPORT = (
     "From: bob@b.example\r\nTo: alice@a.example\r\nMessage-ID: <m1@b.example>\r\nSubject: Processed\r\n"
     "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=BB\r\n\r\n"
