@@ -36,6 +36,9 @@ class SmtpTarget:
     tls_context: ssl.SSLContext | None = field(default=None, repr=False)
     helo: str | None = None
     resolver: dns.resolver.Resolver | None = field(default=None, repr=False)
+    #: Send AUTH credentials over a connection without TLS. Off: a smarthost that does not offer STARTTLS
+    #: must not receive our password in the clear (opt in only for a loopback/trusted-network relay).
+    allow_plaintext_auth: bool = False
 
 
 @dataclass
@@ -123,6 +126,11 @@ def _send_one(
         elif target.starttls == "require":
             raise PermanentDeliveryError(f"{host} does not offer STARTTLS", detail="STARTTLS required")
         if target.username:
+            if not tls and not target.allow_plaintext_auth:
+                raise PermanentDeliveryError(
+                    f"refusing to send SMTP credentials to {host} without TLS",
+                    detail="AUTH needs STARTTLS (or allow_plaintext_auth)",
+                )
             client.login(target.username, target.password or "")
         limit = int(client.esmtp_features.get("size", "0") or 0) if client.has_extn("size") else 0
         if limit and len(raw) > limit:

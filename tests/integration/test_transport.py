@@ -265,3 +265,45 @@ def test_mx_routing_through_real_dns(bind, smtp_sink):
     receipt = deliver(MSG, "alice@a.example", ["bob@mxroute.test"], target)  # mx1 refuses -> mx2
     assert receipt.hosts == ["mx2.mxroute.test"]
     assert smtp_sink.wait_for(1)[0].rcpt_tos == ["bob@mxroute.test"]
+
+
+def test_credentials_never_sent_without_tls():
+    """With starttls="opportunistic" and a server that offers no STARTTLS but accepts AUTH in the clear
+    (aiosmtpd auth_require_tls=False), the password used to go over plaintext. Now delivery stops before
+    AUTH with a permanent error; allow_plaintext_auth=True is the explicit opt-in (loopback smarthost)."""
+    from aiosmtpd.controller import Controller
+
+    attempts: list[bytes] = []
+
+    def record(server, session, envelope, mechanism, auth_data):
+        attempts.append(auth_data.password)
+        return AuthResult(success=True, handled=False)
+
+    inbox = Inbox()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            inbox(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=record,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        target = SmtpTarget(host="127.0.0.1", port=port, username="u", password="s3cret", timeout=10)
+        with pytest.raises(PermanentDeliveryError) as err:
+            deliver(MSG, "alice@a.example", ["bob@b.example"], target)
+        assert "TLS" in err.value.detail
+        assert attempts == [] and inbox.items == []
+        target.allow_plaintext_auth = True
+        deliver(MSG, "alice@a.example", ["bob@b.example"], target)
+        assert attempts == [b"s3cret"] and len(inbox.items) == 1
+    finally:
+        controller.stop()
