@@ -38,7 +38,6 @@ class Ctx:
     index: Index
     now: str  # HL7 TS of the document
     author_seed: str = "bbdirect"
-    _encounter_people: dict[int, tuple[Resource, Resource | None]] = field(default_factory=dict)
     _entities: dict[tuple[int, str], tuple[Resource, _Element]] = field(default_factory=dict)
 
     @property
@@ -73,9 +72,10 @@ class Ctx:
     def author(self, parent: _Element, time: Any, res: Resource | None = None) -> None:
         """Author Participation (2.16.840.1.113883.10.20.22.4.119), when a Practitioner can be named.
 
-        The resource's own recorder/requester/asserter/author/performer comes first; otherwise the
-        practitioner of the encounter it was recorded in (the clinician responsible for that visit).  Nothing
-        is invented: no resolvable practitioner, no author element (C-CDA makes it a SHOULD).
+        Only the resource's own recorder/requester/asserter/author/performer is used.  Nothing is inferred
+        (not even the encounter's clinician): no resolvable practitioner, no author element (a SHOULD;
+        an inferred author would only trade that warning for "author SHOULD have a taxonomy code" and cost
+        about a third of the document's elements).
         """
         if res is None:
             return
@@ -100,19 +100,6 @@ class Ctx:
             target = self.index.resolve(ref, res) if ref is not None else None
             if target is not None and target.get("resourceType") in _PEOPLE:
                 return target
-        enc = self.index.resolve(res.get("encounter") or res.get("context"), res)
-        if enc is not None and enc.get("resourceType") == "Encounter":
-            hit = self._encounter_people.get(id(enc))
-            if hit is None:
-                hit = (enc, None)
-                for part in dt.lst(enc.get("participant")):
-                    if isinstance(part, dict):
-                        target = self.index.resolve(part.get("individual"), enc)
-                        if target is not None and target.get("resourceType") in _PEOPLE:
-                            hit = (enc, target)
-                            break
-                self._encounter_people[id(enc)] = hit
-            return hit[1]
         return None
 
     @staticmethod

@@ -9,6 +9,7 @@ first (they would make lxml raise on dirty data).
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,8 @@ R11_COMPANIONS = frozenset(
 
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ID_NS = uuid.UUID("6f1d3c8e-2b7a-5c0e-9a51-bb0d1eec0cda")
+_ID_NS_BYTES = _ID_NS.bytes
+_VARIANT = {x: "89ab"[int(x, 16) & 3] for x in "0123456789abcdef"}
 
 
 def lst(value: Any) -> list[Any]:
@@ -126,8 +129,13 @@ def template(parent: _Element, root: str, ext: str | None = None) -> None:
 
 
 def uid(seed: str) -> str:
-    """A stable UUID (lower case, CDA ``uid``) derived from a seed such as a resource key."""
-    return str(uuid.uuid5(_ID_NS, seed))
+    """A stable UUID (lower case, CDA ``uid``) derived from a seed such as a resource key.
+
+    Exactly ``str(uuid.uuid5(_ID_NS, seed))`` (RFC 4122 §4.3: SHA-1 of namespace + name, version 5, variant
+    10xx), computed on the hex digest because it runs once per entry and ``uuid.UUID`` objects are slow.
+    """
+    h = hashlib.sha1(_ID_NS_BYTES + seed.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def stable_id(parent: _Element, seed: str, tag: str = "id") -> _Element:
@@ -163,6 +171,14 @@ _DT_RE = re.compile(
 
 
 def ts(value: Any, *, min_day: bool = False) -> str | None:
+    """FHIR date/dateTime/instant → HL7 TS; see :func:`_ts` (memoised: records repeat the same times)."""
+    if not isinstance(value, str):
+        return None
+    return _ts(value, min_day)
+
+
+@functools.lru_cache(maxsize=16384)
+def _ts(value: str, min_day: bool) -> str | None:
     """FHIR date/dateTime/instant → HL7 TS (precision kept; a time carries its zone, as DT.US.FIELDED wants).
 
     A time without a zone (invalid FHIR, seen in dirty data) is cut to the day rather than guessed.
