@@ -538,3 +538,16 @@ def test_report_text_goes_to_notes_once() -> None:
     }
     notes = section(_root(build(bundle(dr, ref), now=NOW).xml), "2.16.840.1.113883.10.20.22.2.65")
     assert len(notes.findall(f"{V3}entry")) == 1
+
+
+def test_software_author_and_datetime_now() -> None:
+    import datetime as _dt
+
+    when = _dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=_dt.UTC)
+    root = _root(build(bundle(), author="Clinic Portal 2.0", now=when).xml)
+    assert root.find(f"{V3}effectiveTime").get("value") == "20240506070809+0000"
+    dev = root.find(f"{V3}author/{V3}assignedAuthor/{V3}assignedAuthoringDevice")
+    assert dev.find(f"{V3}softwareName").text == "Clinic Portal 2.0"
+    # a device author acts for an organization (CONF:1198-8456): the custodian, here the fallback holder
+    org = root.find(f"{V3}author/{V3}assignedAuthor/{V3}representedOrganization/{V3}name")
+    assert org.text == "Blue Button Direct"
