@@ -12,6 +12,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 
 class FetchError(Exception):
@@ -51,16 +52,19 @@ class HttpFetcher:
                 if declared and declared.isdigit() and int(declared) > self.max_bytes:
                     raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
                 body = bytearray()
-                for chunk in resp.iter_content(16_384):
+                # read1: return whatever arrived (one socket read), so the deadline is checked after
+                # every read; iter_content(n) blocks until n bytes, which a trickling peer never completes.
+                while chunk := resp.raw.read1(16_384, decode_content=True):
                     body.extend(chunk)
                     if len(body) > self.max_bytes:
                         raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
                     if time.monotonic() - start > self.deadline:
                         raise FetchError("timeout", f"{url} took longer than {self.deadline}s")
                 return bytes(body)
-        except requests.Timeout as exc:
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
             raise FetchError("timeout", f"{url} did not answer in {self.timeout}s") from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # raw reads raise urllib3's own exceptions (requests wraps them only in iter_content)
             raise FetchError("unreachable", f"{url} is unreachable ({type(exc).__name__})") from exc
 
 

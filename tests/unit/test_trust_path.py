@@ -249,3 +249,48 @@ def test_unknown_certificate_signature_algorithm_is_untrusted(pki) -> None:
     odd = x509.load_der_x509_certificate(der.replace(sha256_rsa, sha256_rsa[:-1] + b"\x63"))
     with pytest.raises(Untrusted):
         validate_chain(odd, intermediates=leaf.chain, anchors=[pki.root.cert], fetcher=NoFetcher())
+
+
+def test_fetch_deadline_holds_against_a_trickling_server() -> None:
+    """A peer URL (AIA, CRL, IPKIX, bundle) that sends one byte every 0.2 s: each read is within the
+    socket timeout, so only the total deadline can stop it. The old loop checked the deadline only after a
+    16 KiB chunk had been assembled (about an hour here); now the fetch ends with ``timeout``."""
+    import socket
+    import threading
+    import time
+
+    from direct.trust.fetch import FetchError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"\0")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    outcome: list[object] = []
+
+    def fetch() -> None:
+        try:
+            outcome.append(
+                HttpFetcher(timeout=1, deadline=1).get(f"http://127.0.0.1:{listener.getsockname()[1]}/x")
+            )
+        except FetchError as exc:
+            outcome.append(exc.code)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    worker.join(15)
+    stop.set()
+    listener.close()
+    assert outcome == ["timeout"]
