@@ -14,6 +14,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import traceback
 from collections.abc import Callable, Sequence
 
 from aiosmtpd.controller import Controller
@@ -43,10 +44,21 @@ class _Bridge:
             if exc.transient:
                 return f"451 4.3.0 {exc.code}: try again later"
             return f"550 5.7.1 {exc.code}: {exc.message}"[:500].replace("\r", " ").replace("\n", " ")
-        except Exception:
-            log.exception("inbound message handler failed")
+        except Exception as exc:
+            # Never log the exception text or traceback message: a parser failing on message content
+            # carries that content (PHI) in its message. Type and location are enough to find the bug.
+            log.error("inbound message handler failed: %s at %s", type(exc).__name__, _where(exc))
             return "451 4.3.0 internal error, try again later"
         return reply or "250 2.0.0 OK"
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of ``exc`` (no values, no message)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
 def _free_port(host: str) -> int:

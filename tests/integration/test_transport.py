@@ -307,3 +307,23 @@ def test_credentials_never_sent_without_tls():
         assert attempts == [b"s3cret"] and len(inbox.items) == 1
     finally:
         controller.stop()
+
+
+def test_unexpected_handler_failure_logs_no_message_content(caplog):
+    """A bug deep in a handler raises with whatever it was parsing in its message (here a patient's name).
+    The endpoint answered 451 and logged the exception with its text (log.exception): PHI in the log. Now it
+    logs the exception type and where it happened, never the exception text."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    with ReceivingEndpoint("127.0.0.1", 0, Inbox(ValueError("Jane Q. Patient, DOB 1970-01-01"))) as ep:
+        with pytest.raises(TransientDeliveryError):
+            deliver(
+                MSG, "alice@a.example", ["bob@b.example"], SmtpTarget(host=ep.host, port=ep.port, timeout=10)
+            )
+    logged = "\n".join(
+        r.getMessage() + (logging.Formatter().formatException(r.exc_info) if r.exc_info else "")
+        for r in caplog.records
+    )
+    assert "ValueError" in logged
+    assert "Jane" not in logged and "1970" not in logged
