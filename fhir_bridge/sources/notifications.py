@@ -66,6 +66,8 @@ def notifications_blueprint(
         if not _authorised():
             log.warning("rest-hook notification with a missing or wrong secret refused")
             return _problem(401, "bad_secret")
+        # Also bounds chunked bodies (no Content-Length): they are never read past the cap.
+        request.max_content_length = MAX_BODY_BYTES
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return _problem(413, "too_large")
         return None
@@ -98,6 +100,8 @@ def notifications_blueprint(
             return _problem(400, "bad_path")
         version = None
         body = request.get_data(cache=False)  # read once; size capped in _guard
+        if len(body) >= MAX_BODY_BYTES:  # a chunked body is cut at the cap, not refused: refuse it here
+            return _problem(413, "too_large")
         if request.method == "DELETE" or not body.strip():
             patient_id = _resolve(rtype, rid)
         else:
