@@ -32,7 +32,8 @@ def test_clinician_adds_and_sends_then_stops(page, world) -> None:
     page.click("#add-and-send")
 
     expect(page.locator(".notice")).to_contain_text(f"Added {home}")
-    item = page.locator(".share", has_text=home)
+    share_id = page.url.split("#share-")[1]  # Add & Send returns to the record, at the new entry
+    item = page.locator(f"#share-{share_id}")
     expect(item).to_contain_text("Always send")
     expect(item).to_contain_text("Signed paper form")
     result = received_by(world, home)
@@ -44,7 +45,7 @@ def test_clinician_adds_and_sends_then_stops(page, world) -> None:
 
     item.get_by_role("button", name="Stop sending").click()
     expect(page.locator(".notice")).to_contain_text(f"Stopped sending to {home}")
-    expect(page.locator(".share", has_text=home).first).to_contain_text("stopped")
+    expect(item).to_contain_text("stopped")
     page.shots("stopped")
     auths = world.sidecar.consent.list_for_patient(world.patient_id)
     mine = [a for a in auths if a.address == home]

@@ -67,14 +67,16 @@ def test_patient_shares_record_and_sees_it_delivered(page, world) -> None:
     expect(status).to_have_text("Delivered (the recipient's system confirmed it)")
     page.shots("confirmation-delivered")
 
+    share_id = page.url.rstrip("/").rsplit("/", 1)[-1]
     page.click("text=See all my sharing")
-    item = page.locator(".share", has_text=clinic)
+    item = page.locator(f"#share-{share_id}")
     expect(item.locator(".label")).to_have_text("Delivered (the recipient's system confirmed it)")
     page.shots("my-sharing")
     item.get_by_role("button", name="Revoke").click()
     expect(page.locator(".notice")).to_contain_text(f"Stopped sharing with {clinic}")
-    expect(page.locator(".share", has_text=clinic)).to_contain_text("stopped")
-    expect(page.locator(".share", has_text=clinic).get_by_role("button", name="Revoke")).to_have_count(0)
+    expect(item).to_contain_text("stopped")
+    expect(item.get_by_role("button", name="Revoke")).to_have_count(0)
+    assert world.sidecar.consent.get(share_id).revoked_by_type == "patient"
     page.shots("revoked")
     assert page.console_errors == [] or all("404" not in e for e in page.console_errors)
 
