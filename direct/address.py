@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from direct.errors import AddressError
+from direct.text import has_control
 
 # RFC 5322 §3.2.3 atext (ASCII only; SMTPUTF8 addresses are not used in Direct).
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -40,7 +41,7 @@ class DirectAddress:
         if not isinstance(text, str):
             raise AddressError("the address must be text")
         # Header injection material is refused before any other processing (never silently stripped).
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        if has_control(text):
             raise AddressError("the address contains control characters (CR, LF, NUL, TAB...)")
         raw = text.strip(" ")
         if raw.startswith("<") and raw.endswith(">"):

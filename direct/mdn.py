@@ -28,20 +28,11 @@ from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
 
 from direct.message import DNO_HEADER, parse_message
+from direct.text import one_line
 
 FINAL_DESTINATION = "X-DIRECT-FINAL-DESTINATION-DELIVERY"
 DEFAULT_REPORTING_UA = "bbdirect; Blue Button Direct"
 _DISPOSITIONS = ("processed", "dispatched", "failed", "displayed", "deleted", "denied", "error")
-
-
-#: C0 controls, DEL, C1 controls and the Unicode line/paragraph separators (str.splitlines() breaks on them).
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-def _one_line(value: str) -> str:
-    """Header-injection guard for anything placed in a notification field or header (RFC 5322 §2.2:
-    printable text only). Values come partly from the received message, so every control is replaced."""
-    return _CONTROLS.sub(" ", value).strip()
 
 
 def _norm_addr(value: str | None) -> str:
@@ -101,24 +92,24 @@ def build_mdn(
         raise ValueError(f"unsupported disposition {disposition!r}")
     boundary = f"----=_BBD_MDN_{uuid.uuid4().hex}"
     fields = [
-        f"Reporting-UA: {_one_line(reporting_ua)}",
-        f"Original-Recipient: rfc822; {_one_line(original_recipient or final_recipient)}",
-        f"Final-Recipient: rfc822; {_one_line(final_recipient)}",
+        f"Reporting-UA: {one_line(reporting_ua)}",
+        f"Original-Recipient: rfc822; {one_line(original_recipient or final_recipient)}",
+        f"Final-Recipient: rfc822; {one_line(final_recipient)}",
         f"Original-Message-ID: {norm_message_id(original_message_id)}",
         f"Disposition: automatic-action/MDN-sent-automatically;{disposition}",
     ]
     if disposition == "dispatched" and final_destination:
         fields.append(f"{FINAL_DESTINATION}:")  # DN-2 / PIT-10: an extension field of the report
     if disposition == "failed":
-        fields.append(f"Failure: {_one_line(failure or 'delivery failed')}")
-    human = _HUMAN[disposition] + (f" {_one_line(failure)}" if failure and disposition == "failed" else "")
+        fields.append(f"Failure: {one_line(failure or 'delivery failed')}")
+    human = _HUMAN[disposition] + (f" {one_line(failure)}" if failure and disposition == "failed" else "")
     domain = final_recipient.rsplit("@", 1)[-1]
     headers = [
-        f"From: {_one_line(final_recipient)}",
-        f"To: {_one_line(original_sender)}",
+        f"From: {one_line(final_recipient)}",
+        f"To: {one_line(original_sender)}",
         f"Date: {format_datetime(date or dt.datetime.now(dt.UTC))}",
         f"Message-ID: {make_msgid(idstring=uuid.uuid4().hex[:12], domain=domain)}",
-        f"Subject: {_one_line(subject or disposition.capitalize())}",
+        f"Subject: {one_line(subject or disposition.capitalize())}",
         "MIME-Version: 1.0",
         f'Content-Type: multipart/report; report-type=disposition-notification; boundary="{boundary}"',
     ]
@@ -147,19 +138,19 @@ def build_dsn(
     """A failure DSN (RFC 3464) for one recipient, e.g. to tell the edge sender about a timeout (DN-5)."""
     boundary = f"----=_BBD_DSN_{uuid.uuid4().hex}"
     raw = (
-        f"From: mailer-daemon@{_one_line(reporting_mta)}\r\nTo: {_one_line(original_sender)}\r\n"
+        f"From: mailer-daemon@{one_line(reporting_mta)}\r\nTo: {one_line(original_sender)}\r\n"
         f"Date: {format_datetime(date or dt.datetime.now(dt.UTC))}\r\n"
-        f"Message-ID: {make_msgid(idstring=uuid.uuid4().hex[:12], domain=_one_line(reporting_mta))}\r\n"
+        f"Message-ID: {make_msgid(idstring=uuid.uuid4().hex[:12], domain=one_line(reporting_mta))}\r\n"
         "Subject: Delivery Status Notification (Failure)\r\nMIME-Version: 1.0\r\n"
         f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n\r\n'
         f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        f"Delivery to {_one_line(recipient)} failed: {_one_line(diagnostic)}\r\n\r\n"
+        f"Delivery to {one_line(recipient)} failed: {one_line(diagnostic)}\r\n\r\n"
         f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
-        f"Reporting-MTA: dns; {_one_line(reporting_mta)}\r\n"
+        f"Reporting-MTA: dns; {one_line(reporting_mta)}\r\n"
         f"X-Original-Message-ID: {norm_message_id(original_message_id)}\r\n\r\n"
-        f"Final-Recipient: rfc822; {_one_line(recipient)}\r\n"
-        f"Action: failed\r\nStatus: {_one_line(status)}\r\n"
-        f"Diagnostic-Code: smtp; {_one_line(diagnostic)}\r\n\r\n"
+        f"Final-Recipient: rfc822; {one_line(recipient)}\r\n"
+        f"Action: failed\r\nStatus: {one_line(status)}\r\n"
+        f"Diagnostic-Code: smtp; {one_line(diagnostic)}\r\n\r\n"
         f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         f"Message-ID: {norm_message_id(original_message_id)}\r\n\r\n"
         f"--{boundary}--\r\n"

@@ -29,6 +29,7 @@ from email.utils import format_datetime, getaddresses, make_msgid
 from xml.sax.saxutils import escape, quoteattr
 
 from direct.errors import AddressError, MalformedMessage
+from direct.text import has_control
 
 #: DNIG: request processed + dispatched MDNs (exact string ETT MU2SenderTests checks, DN-1).
 DNO_HEADER = "Disposition-Notification-Options"
@@ -71,19 +72,13 @@ def guess_type(filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-def _is_control(ch: str) -> bool:
-    # C0 controls (TAB included), DEL, C1 controls and the Unicode line/paragraph separators that
-    # str.splitlines() breaks on: none may reach a header (RFC 5322 §2.2 allows printable text only).
-    return ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029"
-
-
 def _check_header_text(value: str, what: str) -> str:
     """Header injection guard for user-supplied header text (subject, file names, extra headers).
 
     Non-ASCII letters are fine (the email package writes RFC 2047 encoded-words); control characters are
     refused with a coded error rather than left to the email package (bare ValueError) or sent raw (NUL).
     """
-    if any(_is_control(ch) for ch in value):
+    if has_control(value):
         raise MalformedMessage(f"{what} must be one line of printable text")
     return value
 

@@ -27,6 +27,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from direct.certs import load_certificates
 from direct.discovery.dns import DnsClient
+from direct.text import shown
 
 CERT_ATTRIBUTES = [
     "userCertificate;binary",
@@ -98,7 +99,9 @@ class LdapDirectory:
                 notes.append(f"ldap_search_failed: {self.url} ({type(exc).__name__})")
                 break
             if not ok and self.conn.result.get("result") not in (0, 32):  # 32 = noSuchObject
-                notes.append(f"ldap_search_failed: {self.url} {self.conn.result.get('description')}")
+                notes.append(
+                    f"ldap_search_failed: {self.url} {shown(str(self.conn.result.get('description')))}"
+                )
                 continue
             for entry in self.conn.response or []:
                 if entry.get("type") != "searchResEntry":
@@ -110,7 +113,9 @@ class LdapDirectory:
                         try:
                             certs.extend(load_certificates(bytes(raw)))
                         except ValueError:
-                            notes.append(f"ldap_garbage_value: {attr} in {entry.get('dn')}")
+                            notes.append(
+                                f"ldap_garbage_value: {shown(attr)} in {shown(str(entry.get('dn')))}"
+                            )
         return LdapStep(certs, notes)
 
     def close(self) -> None:

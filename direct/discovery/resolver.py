@@ -36,6 +36,7 @@ from direct.errors import (
     DiscoveryError,
     NoCertificate,
 )
+from direct.text import has_control
 from direct.trust.fetch import CachingFetcher, Fetcher, FetchError, HttpFetcher
 from direct.trust.policy import TrustPolicy, evaluate
 from direct.trust.revocation import CrlCache
@@ -235,6 +236,9 @@ class CertificateResolver:
         try:
             url = data.decode("ascii").strip().rstrip("\x00")
         except UnicodeDecodeError:
+            url = ""
+        if not url or has_control(url) or " " in url:
+            # Peer data: never fetched, never echoed into a warning that gets printed or logged.
             warnings.append(f"dns_garbage_cert: {name} (IPKIX data is not a URL)")
             return []
         now = time.monotonic()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from aiosmtpd.controller import Controller
 
 from direct.errors import DirectError
+from direct.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class _Bridge:
             log.info("inbound message refused: %s", exc.code)
             if exc.transient:
                 return f"451 4.3.0 {exc.code}: try again later"
-            return f"550 5.7.1 {exc.code}: {exc.message}"[:500].replace("\r", " ").replace("\n", " ")
+            return one_line(f"550 5.7.1 {exc.code}: {exc.message}")[:500]
         except Exception as exc:
             # Never log the exception text or traceback message: a parser failing on message content
             # carries that content (PHI) in its message. Type and location are enough to find the bug.

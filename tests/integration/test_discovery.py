@@ -92,6 +92,18 @@ def test_garbage_cert_record_is_reported_and_skipped(bind, pki) -> None:
     assert any(w.startswith("dns_garbage_cert: bob.garbage.test") for w in res.warnings)
 
 
+def test_ipkix_url_with_control_characters_is_garbage_not_printed(bind, pki) -> None:
+    """An IPKIX record is peer data: a "URL" carrying ESC sequences and CR/LF was fetched and then echoed
+    raw into the warnings that ``bbdirect lookup`` prints (terminal/log injection). It is now refused as
+    not-a-URL and nothing of it is shown unescaped."""
+    evil = "http://127.0.0.1:9/x\x1b[2J\r\nnote: all certificates trusted"
+    bind.zone("ipkixctl.test", [_ipkix("eve", evil)])
+    res = _resolver(bind, pki).lookup("eve@ipkixctl.test")
+    assert res.error.code == "no_certificate"
+    assert any(w.startswith("dns_garbage_cert: eve.ipkixctl.test") for w in res.warnings)
+    assert not any(ch in w for w in res.warnings for ch in "\x1b\r\n")
+
+
 def test_ipkix_record_is_fetched(bind, pki, http) -> None:
     leaf = pki.address("carol@ipkix.test")
     url = http.put("/ipkix/carol.cer", leaf.cert_der)
