@@ -525,7 +525,9 @@ def test_report_text_goes_to_notes_once() -> None:
         "presentedForm": [{"contentType": "text/plain", "data": text}],
     }
     result = build(bundle(dr), now=NOW)
-    assert result.skipped == ["DiagnosticReport/dr1: report text only: sent in the Notes section"]
+    assert result.skipped == [
+        "DiagnosticReport/dr1: report text only: in the Notes section (once, when a DocumentReference has the same text)"
+    ]
     notes = section(_root(result.xml), "2.16.840.1.113883.10.20.22.2.65")
     assert "Chest X-ray: no acute findings." in "".join(notes.itertext())
     # the same text also carried by a DocumentReference is sent once
