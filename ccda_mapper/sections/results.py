@@ -83,7 +83,7 @@ def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consu
                 text_only = bool(rep.get("presentedForm"))
                 ctx.index.skip(
                     rep,
-                    "report text only: in the Notes section (once, when a DocumentReference has the same text)"
+                    "report text only: in the Notes section (once if a DocumentReference has the same text)"
                     if text_only
                     else "DiagnosticReport without results, conclusion or text",
                 )
