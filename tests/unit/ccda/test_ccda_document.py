@@ -526,7 +526,7 @@ def test_report_text_goes_to_notes_once() -> None:
     }
     result = build(bundle(dr), now=NOW)
     assert result.skipped == [
-        "DiagnosticReport/dr1: report text only: in the Notes section (once, when a DocumentReference has the same text)"
+        "DiagnosticReport/dr1: report text only: in the Notes section (once if a DocumentReference has the same text)"
     ]
     notes = section(_root(result.xml), "2.16.840.1.113883.10.20.22.2.65")
     assert "Chest X-ray: no acute findings." in "".join(notes.itertext())
