@@ -77,7 +77,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         undo=(sec, table.tbody),
     )
     for note, key in extra:
-        _one(ctx, sec, table, note, key)
+        ctx.guard(note, lambda n, k=key: _one(ctx, sec, table, n, k), (sec, table.tbody))
     finish(body, sec, table, SPEC)
 
 
