@@ -66,6 +66,10 @@ class World:
     smtp: Any
     identities: dict[str, Any]
     anchors: list[Any]
+    #: Our sender certificate (recipients encrypt their delivery notices to it).
+    sender_cert: Any
+    #: Where the sidecar receives delivery notices (its inbound SMTP endpoint).
+    inbound: tuple[str, int]
 
 
 def _write_config(path: Path, values: dict[str, dict[str, Any]]) -> Path:
@@ -95,6 +99,7 @@ def _cert_record(owner: str, issued: Any) -> str:
 def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_factory) -> Iterator[World]:
     from fhir_bridge.app import create_app
     from fhir_bridge.config import load_settings
+    from fhir_bridge.inbound import start_endpoint
     from fhir_bridge.pipeline.runner import LocalRunner
 
     work = tmp_path_factory.mktemp("web-e2e")
@@ -103,7 +108,9 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
     seed_record(base, patient_id)
 
     # Certificates: our sender identity, the recipients' (published in DNS), one from a CA we do not trust.
-    sender_cert, sender_key = pki.write(pki.address(SENDER), "web-sender")
+    sender = pki.address(SENDER)
+    sender_cert, sender_key = pki.write(sender, "web-sender")
+    inbound_port = free_port()
     anchor = pki.root_pem
     rogue_ca = pki.ca("Health App Self-Run CA")
     identities: dict[str, Any] = {}
@@ -150,6 +157,8 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
                 "ldap_enabled": False,
                 "smtp_host": smtp_server.host,
                 "smtp_port": smtp_server.port,
+                "inbound_host": "127.0.0.1",
+                "inbound_port": inbound_port,
             },
             "web": {
                 "smart_client_id": CLIENT_ID,
@@ -165,6 +174,7 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
     sidecar = app.extensions["bbdirect"]
     # One local worker; the MDN sweep runs every second so "no delivery notice in time" shows quickly.
     runner = LocalRunner(sidecar.pipeline, threads=1, tick=0.2, sweep_every=1.0).start()
+    endpoint = start_endpoint(sidecar)  # the inbound SMTP endpoint for MDNs, as ``bbdirect serve`` runs it
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -178,8 +188,11 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
         smtp_server,
         identities,
         [pki.root.cert],
+        sender.cert,
+        ("127.0.0.1", inbound_port),
     )
     server.shutdown()
+    endpoint.stop()
     runner.stop()
     smart.stop()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import smtplib
 from typing import Any
 
 from playwright.sync_api import expect
 
+from direct.mdn import build_mdn
 from direct.smime.identity import Identity
-from direct.smime.seal import unseal
+from direct.smime.seal import seal, unseal
 
 
 def sign_in_patient(page: Any, world: Any, shots: bool = True) -> None:
@@ -57,6 +59,14 @@ def received_by(world: Any, address: str, timeout: float = 30.0) -> Any:
     return result
 
 
-def delivery_notice(world: Any, result: Any, disposition: str = "processed") -> None:
-    """The recipient's processed MDN reaches the sidecar's pipeline (what its MDN receiver does)."""
-    assert world.sidecar.pipeline.apply_notice(result.message_id, disposition) == disposition
+def delivery_notice(world: Any, address: str, result: Any, disposition: str = "processed") -> None:
+    """The recipient's HISP answers: a signed and encrypted MDN, over SMTP, to the sidecar's inbound endpoint."""
+    mdn = build_mdn(
+        original_message_id=result.message_id,
+        original_sender=result.from_addr or "",
+        final_recipient=address,
+        disposition=disposition,
+    )
+    raw = seal(mdn, Identity.from_issued(world.identities[address]), [world.sender_cert])
+    with smtplib.SMTP(*world.inbound, timeout=30) as smtp:
+        smtp.sendmail(address, [result.from_addr], raw)

@@ -39,7 +39,7 @@ def test_clinician_adds_and_sends_then_stops(page, world) -> None:
     result = received_by(world, home)
     assert any(a.filename.endswith(".xml") for a in result.attachments)
     expect(item.locator(".label")).to_have_text("Sent, waiting for the recipient to confirm")
-    delivery_notice(world, result)
+    delivery_notice(world, home, result)
     expect(item.locator(".label")).to_have_text("Delivered (the recipient's system confirmed it)")
     page.shots("added-and-delivered")
 

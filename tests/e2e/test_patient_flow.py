@@ -62,7 +62,7 @@ def test_patient_shares_record_and_sees_it_delivered(page, world) -> None:
     expect(page.locator(".signature-text")).to_contain_text("Signed")
     expect(page.locator("[data-icon=lock] .sr-only")).to_have_text("Lock icon.")
     page.shots("confirmation-sent")
-    delivery_notice(world, result)
+    delivery_notice(world, clinic, result)
     # The status script updates the page in place (no reload) once the delivery notice is in.
     expect(status).to_have_text("Delivered (the recipient's system confirmed it)")
     page.shots("confirmation-delivered")
