@@ -571,15 +571,25 @@ def person_name(parent: _Element, n: Any, *, patient: bool = False) -> _Element:
 
 
 # ------------------------------------------------------------------------------------------- narrative --
-class Table:
-    """One narrative table of a section; rows get document-unique IDs that entries point to."""
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ROW_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
-    __slots__ = ("_n", "prefix", "tbody", "text")
+
+class Table:
+    """One narrative table of a section; rows get document-unique IDs that entries point to.
+
+    Rows are collected as escaped XML text and parsed once by :meth:`flush` (libxml2 builds a few thousand
+    cells far faster than one ``SubElement`` call each); ``pending`` is a list, so a failed entry's row is
+    rolled back like its XML (``del pending[mark:]``).
+    """
+
+    __slots__ = ("_n", "pending", "prefix", "tbody", "text")
 
     def __init__(self, section: _Element, prefix: str, headers: Sequence[str]) -> None:
         self.text = _SubElement(section, _V + "text")
         self.prefix = prefix
         self._n = 0
+        self.pending: list[str] = []
         table = _SubElement(self.text, _V + "table", {"border": "1", "width": "100%"})
         tr = _SubElement(_SubElement(table, _V + "thead"), _V + "tr")
         for h in headers:
@@ -591,19 +601,28 @@ class Table:
         on the following cells, in order, so sub-entries can point at their own cell."""
         self._n += 1
         rid = f"{self.prefix}{self._n}"
-        tr = _SubElement(self.tbody, _V + "tr")
+        parts = ["<tr>"]
         for i, c in enumerate(cells):
-            td = _SubElement(tr, _V + "td")
-            if i == 0:
-                td.set("ID", rid)
-            elif i <= len(extra) and extra[i - 1]:
-                td.set("ID", extra[i - 1])
-            td.text = c or None
+            cell_id = rid if i == 0 else (extra[i - 1] if i <= len(extra) else "")
+            opening = f'<td ID="{cell_id}">' if cell_id else "<td>"
+            text = clean(c).translate(_TEXT_ESCAPES) if c else ""
+            parts.append(f"{opening}{text}</td>" if text else opening[:-1] + "/>")
+        parts.append("</tr>")
+        self.pending.append("".join(parts))
         return rid
+
+    def flush(self) -> None:
+        """Turn the collected rows into the ``tbody`` element (once, when the section is complete)."""
+        if not self.pending:
+            return
+        body = etree.fromstring(f'<tbody xmlns="{V3}">{"".join(self.pending)}</tbody>', _ROW_PARSER)
+        self.tbody.getparent().replace(self.tbody, body)
+        self.tbody = body
+        self.pending = []
 
     @property
     def rows(self) -> int:
-        return self._n
+        return len(self.pending) + len(self.tbody)
 
 
 def text_ref(parent: _Element, ref: str) -> None:

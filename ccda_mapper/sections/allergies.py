@@ -60,7 +60,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "AllergyIntolerance",
         lambda r: None if is_error(r) else _one(ctx, sec, table, r),
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, SPEC)
 

@@ -26,7 +26,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "ClinicalImpression",
         lambda r: _one(table, r) if r.get("status") != "entered-in-error" else None,
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, SPEC)
 

@@ -57,8 +57,10 @@ def status_text(value: object) -> str:
 
 
 def finish(body: _Element, sec: _Element, table: dt.Table, spec: Spec) -> None:
-    """Drop a section whose every resource was skipped; a required one becomes the empty NI form."""
+    """Complete the narrative; drop a section whose every resource was skipped (a required one becomes the
+    empty NI form)."""
     if table.rows:
+        table.flush()
         return
     body.remove(sec.getparent())
     if spec.required:

@@ -35,7 +35,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Encounter", "Date", "End", "Location", "Reason"))
     ctx.each(
-        "Encounter", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody)
+        "Encounter", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.pending)
     )
     finish(body, sec, table, SPEC)
 

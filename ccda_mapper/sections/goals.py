@@ -23,7 +23,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not any(not is_error(r) for r in ctx.index.of("Goal")):
         return
     sec, table = start(body, SPEC, ("Goal", "Target", "Status", "Start", "Due"))
-    ctx.each("Goal", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody))
+    ctx.each("Goal", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.pending))
     finish(body, sec, table, SPEC)
 
 

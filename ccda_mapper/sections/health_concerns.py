@@ -31,7 +31,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "Condition",
         lambda r: _one(ctx, sec, table, r) if is_health_concern(r) and not is_error(r) else None,
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, SPEC)
 

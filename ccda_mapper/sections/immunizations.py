@@ -32,7 +32,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Vaccine", "CVX", "Date", "Status", "Lot"))
     ctx.each(
-        "Immunization", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody)
+        "Immunization", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.pending)
     )
     finish(body, sec, table, SPEC)
 

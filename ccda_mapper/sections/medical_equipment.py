@@ -32,7 +32,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     if not any(_usable(d) for d in ctx.index.of("Device")):
         return
     sec, table = start(body, SPEC, ("Device", "UDI", "Status", "Expires"))
-    ctx.each("Device", lambda d: _one(ctx, sec, table, d) if _usable(d) else None, undo=(sec, table.tbody))
+    ctx.each("Device", lambda d: _one(ctx, sec, table, d) if _usable(d) else None, undo=(sec, table.pending))
     finish(body, sec, table, SPEC)
 
 

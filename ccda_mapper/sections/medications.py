@@ -78,7 +78,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Medication", "Dose / instructions", "Status", "Start", "End"))
     for t in ("MedicationRequest", "MedicationStatement"):
-        ctx.each(t, lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody))
+        ctx.each(t, lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.pending))
     finish(body, sec, table, SPEC)
 
 

@@ -74,10 +74,10 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "DocumentReference",
         lambda d: _one(ctx, sec, table, d, ctx.index.key(d)) if _usable(d) else None,
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     for note, key in extra:
-        ctx.guard(note, lambda n, k=key: _one(ctx, sec, table, n, k), (sec, table.tbody))
+        ctx.guard(note, lambda n, k=key: _one(ctx, sec, table, n, k), (sec, table.pending))
     finish(body, sec, table, SPEC)
 
 

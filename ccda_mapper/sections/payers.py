@@ -42,7 +42,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "Coverage",
         lambda c: _one(ctx, sec, table, c) if c.get("status") != "entered-in-error" else None,
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, SPEC)
 

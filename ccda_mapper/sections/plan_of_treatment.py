@@ -44,12 +44,12 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Planned item", "Type", "Status", "Date"))
     ctx.each(
-        "CarePlan", lambda r: None if is_error(r) else _plan(ctx, sec, table, r), undo=(sec, table.tbody)
+        "CarePlan", lambda r: None if is_error(r) else _plan(ctx, sec, table, r), undo=(sec, table.pending)
     )
     ctx.each(
         "ServiceRequest",
         lambda r: None if is_error(r) else _request(ctx, sec, table, r),
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, SPEC)
 

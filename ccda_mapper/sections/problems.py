@@ -49,7 +49,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "Condition",
         lambda r: None if is_error(r) or is_health_concern(r) else _one(ctx, sec, table, r),
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, SPEC)
 

@@ -49,7 +49,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Procedure", "Codes", "Status", "Date", "Body site"))
     ctx.each(
-        "Procedure", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.tbody)
+        "Procedure", lambda r: None if is_error(r) else _one(ctx, sec, table, r), undo=(sec, table.pending)
     )
     finish(body, sec, table, SPEC)
 

@@ -47,7 +47,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
         return
     sec, table = start(body, SPEC, ("Test", "Result", "Interpretation", "Reference range", "Date", "Panel"))
     consumed: set[int] = set()
-    undo = (sec, table.tbody)
+    undo = (sec, table.pending)
     for rep in reports:
         ctx.guard(rep, lambda r: _report(ctx, sec, table, r, consumed), undo)
     for o in observations:

@@ -44,7 +44,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     ctx.each(
         "Observation",
         lambda o: _one(ctx, sec, table, o) if usable(o) and kind(o) in ("smoking", "social") else None,
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     if sex:
         _birth_sex_entry(ctx, sec, table, sex)

@@ -27,7 +27,7 @@ def build(
     ctx.each(
         "Observation",
         lambda o: _one(ctx, sec, table, o, template, fixed_code) if usable(o) and kind(o) == wanted else None,
-        undo=(sec, table.tbody),
+        undo=(sec, table.pending),
     )
     finish(body, sec, table, spec)
 

@@ -77,7 +77,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     sec, table = start(body, SPEC, ("Date", "Vital sign", "Value", "Interpretation"))
     for (when, _enc), items in groups.items():
         ctx.guard(
-            items[0][0], lambda _r, w=when, i=items: _organizer(ctx, sec, table, w, i), (sec, table.tbody)
+            items[0][0], lambda _r, w=when, i=items: _organizer(ctx, sec, table, w, i), (sec, table.pending)
         )
     finish(body, sec, table, SPEC)
 
