@@ -79,3 +79,24 @@ def test_strategy_is_picked_from_the_capability_statement(
 
     assert client.capabilities().has_patient_everything
     assert _types(record) == sent
+
+
+def test_both_strategies_agree_on_a_us_core_record_with_client_ids(hapi: HapiServer) -> None:
+    """Inferno's US Core patient 85 (client-assigned ids, PUT entries, many types): the per-resource searches
+    find every US Core resource that $everything finds."""
+    from fhir_bridge.fhir.gather import REFERENCED_TYPES, US_CORE_PATIENT_SEARCHES
+
+    bundle = _load_bundle("inferno_uscore_patient85_lucien_bosco.json")
+    hapi.transaction(bundle)
+    patient_id = next(
+        e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    client = FhirClient(hapi.base_url)
+
+    everything = gather_patient_record(client, patient_id, use_everything=True)
+    searched = gather_patient_record(client, patient_id, use_everything=False)
+
+    wanted = {t for t, _ in US_CORE_PATIENT_SEARCHES} | REFERENCED_TYPES | {"Patient"}
+    keys = lambda rs: {(r["resourceType"], r["id"]) for r in rs}  # noqa: E731
+    assert keys(searched) == {k for k in keys(everything) if k[0] in wanted}
+    assert _types(everything) == Counter(e["resource"]["resourceType"] for e in bundle["entry"])
