@@ -356,7 +356,7 @@ class InboxHandler:
         result = self.agent.receive(data, mail_from, rcpt_tos)
         if not result.ok:
             assert result.unsealed.error is not None
-            raise result.unsealed.error
+            raise result.unsealed.error  # the endpoint words the SMTP reply (no padding oracle)
         if not result.notifications and result.unsealed.message is not None:
             try:
                 self._store(result)

@@ -43,6 +43,8 @@ KEY_TRANSPORTS = ("rsa", "rsa-oaep", "rsa-oaep-sha256")
 _CBC_IN = {"aes128_cbc": 16, "aes192_cbc": 24, "aes256_cbc": 32}
 _GCM_IN = {"aes128_gcm": 16, "aes192_gcm": 24, "aes256_gcm": 32}
 _HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+#: ``detail`` of the DecryptionFailed raised when no RecipientInfo names any of our certificates.
+NOT_FOR_US = "not_for_us"
 #: RSA keys below this size are refused for key transport (ALG-8).
 MIN_RSA_BITS = 2048
 
@@ -249,12 +251,14 @@ def decrypt(der: bytes, identities: Sequence[Identity]) -> bytes:
         raise MalformedMessage("the EnvelopedData has no encrypted content")
     cek: bytes | None = None
     last_error: Exception | None = None
+    matched = False
     for info in recipient_infos:
         if info.name != "ktri":
             continue
         for identity in identities:
             if not _matches(info.chosen["rid"], identity.cert):
                 continue
+            matched = True
             try:
                 cek = _unwrap_key(info.chosen, identity)
                 break
@@ -265,7 +269,13 @@ def decrypt(der: bytes, identities: Sequence[Identity]) -> bytes:
     if cek is None:
         if isinstance(last_error, UnsupportedAlgorithm):
             raise last_error
-        raise DecryptionFailed("the message is not encrypted to any of our certificates") from last_error
+        if not matched:
+            # Decided from public RecipientIdentifiers only, before any use of our keys: safe to report
+            # distinctly (see NOT_FOR_US); every later failure depends on secret-keyed processing.
+            raise DecryptionFailed(
+                "the message is not encrypted to any of our certificates", detail=NOT_FOR_US
+            )
+        raise DecryptionFailed("the content-encryption key does not decrypt with our key") from last_error
     if kind == "enveloped_data":
         if alg_name not in _CBC_IN:
             # ALG-4: 3DES/RC2 are refused (JRI ENFORCE_STRONG_ENCRYPTION).

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from direct.certs import bound_to
 from direct.errors import (
+    DecryptionFailed,
     DirectError,
     MalformedMessage,
     MissingSignature,
@@ -220,7 +221,25 @@ def unseal(
     except signing.PARSE_ERRORS as exc:
         # Malformed input deep in MIME/CMS/X.509 parsing: a message fault, never a crash of the endpoint.
         result.error = MalformedMessage(f"the message is malformed ({type(exc).__name__})")
+    if result.error is not None:
+        result.error.secret_dependent = _secret_dependent(result)  # type: ignore[attr-defined]
     return result
+
+
+def _secret_dependent(result: UnsealResult) -> bool:
+    """Was ``result.error`` decided by processing with our private key, before a signature verified?
+
+    Such verdicts must not reach a remote sender distinctly: "bad CBC padding" (decrypt_failed) versus
+    "decrypted but malformed/unsigned" is a padding oracle that decrypts a captured message sent to us byte
+    by byte (Vaudenay 2002; the EFAIL family for S/MIME), and RSA PKCS#1 v1.5 unwrapping likewise
+    (Bleichenbacher). Public facts (not encrypted at all, no RecipientInfo for our certificates) and the
+    verdicts after a valid signature (untrusted signer, not bound, routing tamper) are not secret-dependent.
+    :class:`direct.transport.smtp_server.ReceivingEndpoint` words its reply from this flag.
+    """
+    error = result.error
+    if error is None or result.signature == "valid" or isinstance(error, NotEncrypted):
+        return False
+    return not (isinstance(error, DecryptionFailed) and error.detail == envelope.NOT_FOR_US)
 
 
 def _unseal(

@@ -44,6 +44,10 @@ class _Bridge:
             log.info("inbound message refused: %s", exc.code)
             if exc.transient:
                 return f"451 4.3.0 {exc.code}: try again later"
+            if getattr(exc, "secret_dependent", False):
+                # No padding/Bleichenbacher oracle: one reply for every verdict that depended on our
+                # private key before a signature verified (see direct.smime.seal._secret_dependent).
+                return "550 5.7.1 crypto_error: the message could not be decrypted and verified"
             return one_line(f"550 5.7.1 {exc.code}: {exc.message}")[:500]
         except Exception as exc:
             # Never log the exception text or traceback message: a parser failing on message content

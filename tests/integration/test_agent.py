@@ -205,3 +205,42 @@ def test_unreadable_xdm_is_stored_as_is_and_the_message_accepted(hisps):
     assert json.loads((stored / "message.json").read_text())["ok"]
     mdns = got_a.wait(before + 2)[before:]
     assert [n.disposition for r in mdns for n in r.notifications] == ["processed", "dispatched"]
+
+
+def test_endpoint_reply_is_no_padding_oracle(hisps):
+    """CBC padding oracle (Vaudenay; the EFAIL family for S/MIME): refusing a tampered ciphertext with
+    ``decrypt_failed`` but a well-padded forgery with ``malformed_message``/``missing_signature`` tells a remote
+    sender whether its guess padded correctly, which decrypts a captured message byte by byte. Until a
+    signature has verified, every refusal now has the same SMTP reply."""
+    from direct.smime import envelope, mime
+
+    a, b = hisps["a"], hisps["b"]
+    bob_cert = b.identities[0].cert
+    head = (
+        b"From: alice@hispa.test\r\nTo: bob@hispb.test\r\nMessage-ID: <oracle.1@hispa.test>\r\n"
+        b"Subject: Direct message\r\nMIME-Version: 1.0\r\n"
+    )
+
+    def outer(der: bytes) -> bytes:
+        headers, body = mime.build_enveloped_body(der)
+        return head + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers) + b"\r\n" + body
+
+    well_padded = envelope.encrypt(b"Content-Type: text/plain\r\n\r\nnot signed", [bob_cert])
+    bad_padding = bytearray(envelope.encrypt(b"Content-Type: text/plain\r\n\r\nnot signed", [bob_cert]))
+    bad_padding[-17] ^= 0x80  # last byte of the next-to-last block: the final pad byte becomes > 16
+    replies = []
+    for der in (well_padded, bytes(bad_padding)):
+        with pytest.raises(PermanentDeliveryError) as err:
+            a.deliver(outer(der), "alice@hispa.test", ["bob@hispb.test"], a.transport)
+        replies.append(err.value.detail)
+    assert replies[0] == replies[1], replies
+    assert replies[0].startswith("550") and "crypto_error" in replies[0]
+    # Decided from public data only (no RecipientInfo for our certificates): still named, helps peers.
+    with pytest.raises(PermanentDeliveryError) as err:
+        a.deliver(
+            outer(envelope.encrypt(b"x", [a.identities[0].cert])),
+            "alice@hispa.test",
+            ["bob@hispb.test"],
+            a.transport,
+        )
+    assert "decrypt_failed" in err.value.detail

@@ -395,3 +395,16 @@ def test_signer_cert_with_unknown_signature_algorithm_is_a_coded_rejection(pki, 
     res = open_(seal(inner(), odd, [people["bob"].cert]), people, pki=pki)
     assert res.signature == "valid"
     assert res.error is not None and res.error.code == "untrusted_signer"
+
+
+def test_errors_decided_with_our_key_before_a_valid_signature_are_marked_secret_dependent(pki, people):
+    """The flag the SMTP endpoint uses to avoid a padding oracle: set for verdicts reached by decrypting
+    with our key before a signature verified, not for public facts nor for post-signature verdicts."""
+    wrong = open_(seal(inner(), people["alice"], [people["carol"].cert]), people, pki=pki)
+    assert wrong.error.code == "decrypt_failed" and wrong.error.secret_dependent is False
+    unsigned = envelope_entity(b"Content-Type: text/plain\r\n\r\nhi", [people["bob"].cert], inner())
+    assert open_(unsigned, people, pki=pki).error.secret_dependent is True
+    other_root = pki.ca("Other Root 2")
+    stranger = Identity.from_issued(pki.address("alice@a.example", issuer=other_root))
+    res = open_(seal(inner(), stranger, [people["bob"].cert]), people, pki=pki)
+    assert res.error.code == "untrusted_signer" and res.error.secret_dependent is False
