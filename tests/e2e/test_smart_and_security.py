@@ -15,7 +15,19 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import RECIPIENTS
 from tests.e2e.flows import launch_from_chart, received_by, sign_in_patient
 
-pytestmark = [pytest.mark.service("chromium"), pytest.mark.service("hapi")]
+pytestmark = [
+    pytest.mark.service("chromium"),
+    pytest.mark.service("hapi"),
+    pytest.mark.service("bind9"),
+    pytest.mark.service("smtp"),
+]
+
+#: Every visible form control has a label (WCAG 1.3.1 / 4.1.2): counted by the browser, not by our HTML.
+UNLABELLED = (
+    "Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button'))"
+    ".filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')"
+    " && !(el.tagName === 'BUTTON' && el.textContent.trim())).map(el => el.outerHTML)"
+)
 
 
 def test_denied_consent_shows_a_clear_page(page, world) -> None:
@@ -60,6 +72,8 @@ def test_server_that_is_not_smart_capable(page, world) -> None:
 def test_authorize_request_is_smart_2(page, world) -> None:
     world.smart.authorize_requests.clear()
     launch_from_chart(page, world, shots=False)
+    page.click("#add-direct-address")
+    assert page.evaluate(UNLABELLED) == []
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#sign-in")).to_be_visible()
     sign_in_patient(page, world, shots=False)
@@ -78,6 +92,7 @@ def test_cookies_headers_csrf_and_no_phi_in_urls(page, world) -> None:
     page.on("request", lambda r: urls.append(r.url) if r.url.startswith(world.url) else None)
     sign_in_patient(page, world, shots=False)
     page.click("#share-with-direct")
+    assert page.evaluate(UNLABELLED) == []
     page.fill("#address", RECIPIENTS["clinic"])
     page.check("#kind-once")
     with page.expect_navigation() as answer:

@@ -513,7 +513,7 @@ class SmartServer:
                 return parts[1] == grant.patient
             return request.args.get("_id") == grant.patient
         if len(parts) > 1:
-            return False  # a direct read of a non-Patient resource: not checked by this small server
+            return False  # a direct read of another resource: refused (this small server keeps no compartment index)
         wanted = {grant.patient, f"Patient/{grant.patient}"}
         return request.args.get("patient") in wanted or request.args.get("subject") in wanted
 
