@@ -204,16 +204,32 @@ class SmartBackendAuth:
         return token, lifetime
 
     def _discover_token_url(self) -> str:
-        url = f"{self._fhir_base_url}/.well-known/smart-configuration"
-        try:
-            response = self.session.get(url, headers={"Accept": "application/json"}, timeout=self.timeout)
-            config = response.json() if response.status_code == 200 else None
-        except (requests.exceptions.RequestException, ValueError) as exc:
-            raise FhirUnreachable("SMART configuration could not be read") from exc
-        token_url = config.get("token_endpoint") if isinstance(config, dict) else None
+        """SMART App Launch §Discovery: ``.well-known/smart-configuration``; older servers only put the token
+        URL in the CapabilityStatement's ``oauth-uris`` security extension, which is the fallback."""
+        base = self._fhir_base_url
+        token_url = self._json_field(f"{base}/.well-known/smart-configuration", "token_endpoint")
+        if token_url is None:
+            from fhir_bridge.fhir.client import Capabilities  # (client imports this module)
+
+            statement = self._json_field(f"{base}/metadata", None)
+            if isinstance(statement, dict):
+                token_url = Capabilities.from_statement(statement).token_url
         if not isinstance(token_url, str) or not token_url.startswith(("https://", "http://")):
             raise FhirAuthError("server advertises no SMART token endpoint")
         return token_url
+
+    def _json_field(self, url: str, key: str | None) -> Any:
+        try:
+            response = self.session.get(url, headers={"Accept": "application/json"}, timeout=self.timeout)
+        except requests.exceptions.RequestException as exc:
+            raise FhirUnreachable("SMART configuration could not be read") from exc
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if key is None:
+            return body
+        return body.get(key) if isinstance(body, dict) else None
 
 
 # --- keys --------------------------------------------------------------------------------------------------

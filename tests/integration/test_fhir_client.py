@@ -235,3 +235,13 @@ def test_smart_wrong_key_is_refused(smart: SmartServer) -> None:
 
     with pytest.raises(FhirAuthError):
         impostor.access_token()
+
+
+def test_smart_token_url_falls_back_to_the_capability_statement(smart: SmartServer) -> None:
+    auth = SmartBackendAuth("legacy-client", new_signing_key("ES384"), fhir_base_url=f"{smart.base}/legacy")
+    smart.register("legacy-client", auth.jwks())
+
+    patient = FhirClient(f"{smart.base}/legacy", auth=auth).read("Patient", "x")
+
+    assert patient["id"] == "x"
+    assert auth.token_url == smart.token_url

@@ -162,7 +162,21 @@ def start_smart_server() -> tuple[SmartServer, Any]:
             grant_types_supported=["client_credentials"],
         )
 
+    @app.get("/legacy/metadata")
+    def legacy_metadata() -> Any:
+        """A server without .well-known/smart-configuration: the token URL only in the CapabilityStatement."""
+        oauth = {
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": state.token_url}],
+        }
+        return jsonify(
+            resourceType="CapabilityStatement",
+            fhirVersion="4.0.1",
+            rest=[{"mode": "server", "security": {"extension": [oauth]}}],
+        )
+
     @app.get("/fhir/Patient/<pid>")
+    @app.get("/legacy/Patient/<pid>")
     def patient(pid: str) -> Any:
         header = request.headers.get("Authorization", "")
         with state.lock:
