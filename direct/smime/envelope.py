@@ -300,6 +300,9 @@ def decrypt(der: bytes, identities: Sequence[Identity]) -> bytes:
     except Exception as exc:
         raise MalformedMessage("malformed GCM parameters") from exc
     tag = data["mac"].native
+    if not isinstance(tag, bytes) or not 12 <= len(tag) <= 16:
+        # RFC 5084 §3.1: aes-ICVlen is 12, 13, 14, 15 or 16 octets; a shorter tag is forgeable.
+        raise UnsupportedAlgorithm("AES-GCM tag length outside 12..16 octets")
     aad = b""
     if data["auth_attrs"].native is not None:
         raw = data["auth_attrs"].dump()

@@ -8,6 +8,7 @@ import random
 import pytest
 from asn1crypto import algos, cms
 
+from direct.errors import DirectError
 from direct.message import Attachment, build_message, to_bytes
 from direct.smime import Identity, SealOptions, envelope, mime, seal, signing, unseal
 from direct.smime.envelope import CIPHERS, KEY_TRANSPORTS
@@ -408,3 +409,13 @@ def test_errors_decided_with_our_key_before_a_valid_signature_are_marked_secret_
     stranger = Identity.from_issued(pki.address("alice@a.example", issuer=other_root))
     res = open_(seal(inner(), stranger, [people["bob"].cert]), people, pki=pki)
     assert res.error.code == "untrusted_signer" and res.error.secret_dependent is False
+
+
+def test_gcm_tag_shorter_than_rfc5084_allows_is_refused(pki, people):
+    """RFC 5084 §3.1: aes-ICVlen is 12..16 octets. A 4-byte tag (which cryptography will check if told to)
+    makes forging the authenticated content a 2^32 job; it is refused instead of accepted."""
+    der = envelope.encrypt(b"Content-Type: text/plain\r\n\r\nhi", [people["bob"].cert], cipher="aes128-gcm")
+    info = cms.ContentInfo.load(der)
+    info["content"]["mac"] = info["content"]["mac"].native[:4]
+    with pytest.raises(DirectError):
+        envelope.decrypt(cms.ContentInfo.load(info.dump(force=True)).dump(), [people["bob"]])
