@@ -58,7 +58,18 @@ def test_no_delivery_notification_request_when_disabled():
 
 
 @pytest.mark.parametrize(
-    "bad", ["not-an-address", "a@b.example, c@d.example", "x@y.example\r\nBcc: e@f.example", ""]
+    "bad",
+    [
+        "not-an-address",
+        "a@b.example, c@d.example",
+        "x@y.example\r\nBcc: e@f.example",
+        "",
+        # refused by DirectAddress.parse but not by the old getaddresses check (one address validator now)
+        "bob@localhost",
+        "bob@[127.0.0.1]",
+        "bob@-bad-.example",
+        "a..b@x.example",
+    ],
 )
 def test_bad_addresses_rejected(bad):
     with pytest.raises((AddressError, MalformedMessage)):
