@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +83,10 @@ def _now_ts(now: Any, idx: Index) -> str:
     return t or "19700101"
 
 
-def _doc_id(idx: Index, now: str) -> str:
+def _doc_id(idx: Index, now: str, *who: Any) -> str:
+    """Same record, time, author and custodian → same document id; any change → a new one."""
     h = hashlib.sha256(now.encode())
+    h.update(json.dumps(who, sort_keys=True, default=str).encode())
     for rtype in sorted(idx.by_type):
         for r in idx.by_type[rtype]:
             h.update(idx.key(r).encode())
@@ -136,7 +139,7 @@ def build(
     idx = build_index(resources_or_bundle)
     ctx = Ctx(index=idx, now=_now_ts(now, idx))
     root = etree.Element(f"{{{dt.V3}}}ClinicalDocument", nsmap=dt.NSMAP)
-    header(root, ctx, _doc_id(idx, ctx.now), author=author, custodian=custodian)
+    header(root, ctx, _doc_id(idx, ctx.now, author, custodian), author=author, custodian=custodian)
     body = dt.el(dt.el(root, "component"), "structuredBody")
     try:
         for section in ORDER:
