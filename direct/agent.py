@@ -25,7 +25,8 @@ from pathlib import Path
 from cryptography import x509
 
 from direct.certs import bound_to, can_sign
-from direct.errors import DirectError, MalformedMessage, NoCertificate, NotBound
+from direct.errors import DirectError, NoCertificate, NotBound
+from direct.files import save_attachments, write_private
 from direct.mdn import (
     DEFAULT_REPORTING_UA,
     DeliveryTracker,
@@ -36,15 +37,7 @@ from direct.mdn import (
     parse_notifications,
     requests_final_destination,
 )
-from direct.message import (
-    XDM_SUBJECT,
-    Attachment,
-    build_message,
-    build_xdm,
-    is_xdm,
-    safe_filename,
-    unpack_xdm,
-)
+from direct.message import XDM_SUBJECT, Attachment, build_message, build_xdm, safe_filename
 from direct.smime import Identity, SealOptions, UnsealResult, seal, unseal
 from direct.smime.identity import as_identities
 from direct.transport import DeliveryReceipt, ReceivingEndpoint, SmtpTarget, deliver
@@ -370,23 +363,11 @@ class InboxHandler:
         return "250 2.0.0 Message accepted"
 
     def _store(self, result: ReceiveResult) -> Path:
+        """Owner-only folder per message (PHI at rest), attachments via :func:`save_attachments`."""
         folder = self.inbox / safe_filename((result.unsealed.message_id or "message").strip("<>"))
-        folder.mkdir(parents=True, exist_ok=True)
-        for att in result.unsealed.attachments:
-            (folder / safe_filename(att.filename)).write_bytes(att.data)
-            if is_xdm(att):
-                try:
-                    docs = unpack_xdm(att.data)
-                except MalformedMessage as exc:
-                    # The message was already accepted and answered 'processed': keep the package as
-                    # received rather than refusing now (XDM-6 is about reading safely, not rejecting).
-                    log.warning("XDM package not unpacked: %s", exc.code)
-                    continue
-                sub = folder / (safe_filename(att.filename).rsplit(".", 1)[0] + "_xdm")
-                sub.mkdir(exist_ok=True)
-                for doc in docs:
-                    (sub / safe_filename(doc.filename)).write_bytes(doc.data)
-        (folder / "message.json").write_text(json.dumps(result.unsealed.to_json(), indent=2))
+        save_attachments(folder, result.unsealed.attachments, lambda text: log.warning("inbox: %s", text))
+        report = json.dumps(result.unsealed.to_json(), indent=2).encode()
+        write_private(folder / "message.json", report)
         return folder
 
 

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from direct.files import write_private
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -56,9 +58,7 @@ class Issued:
         cert_path.write_bytes(
             self.cert_pem + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
         )
-        key_path.touch(mode=0o600, exist_ok=True)
-        key_path.chmod(0o600)
-        key_path.write_bytes(self.key_pem)
+        write_private(key_path, self.key_pem)  # 0600, never through a planted symlink
         return cert_path, key_path
 
 

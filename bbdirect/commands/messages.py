@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from direct.errors import DirectError
-from direct.message import Attachment, build_message, is_xdm, safe_filename, unpack_xdm
+from direct.files import save_attachments
+from direct.message import Attachment, build_message
 from direct.smime import Identity, SealOptions, load_certificate_files
 from direct.smime import seal as seal_message
 from direct.smime import unseal as unseal_message
@@ -126,20 +127,8 @@ def seal(
 
 
 def _extract(result, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for att in result.attachments:
-        target = directory / safe_filename(att.filename)
-        target.write_bytes(att.data)
-        if is_xdm(att):
-            try:
-                docs = unpack_xdm(att.data)
-            except DirectError as exc:  # keep stdout pure JSON; the package itself is written above
-                click.echo(f"note: {safe_filename(att.filename)} not unpacked ({exc.code})", err=True)
-                continue
-            sub = directory / (safe_filename(att.filename).rsplit(".", 1)[0] + "_xdm")
-            sub.mkdir(exist_ok=True)
-            for doc in docs:
-                (sub / safe_filename(doc.filename)).write_bytes(doc.data)
+    # notes go to stderr so that stdout stays pure JSON
+    save_attachments(directory, result.attachments, lambda text: click.echo(f"note: {text}", err=True))
 
 
 @click.command()

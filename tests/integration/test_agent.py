@@ -203,6 +203,9 @@ def test_unreadable_xdm_is_stored_as_is_and_the_message_accepted(hisps):
     assert (stored / "PKG.ZIP").read_bytes() == zipped
     assert not (stored / "PKG_xdm").exists()
     assert json.loads((stored / "message.json").read_text())["ok"]
+    # PHI at rest: the message folder and every file in it are owner-only.
+    assert stored.stat().st_mode & 0o077 == 0
+    assert all(f.stat().st_mode & 0o077 == 0 for f in stored.iterdir())
     mdns = got_a.wait(before + 2)[before:]
     assert [n.disposition for r in mdns for n in r.notifications] == ["processed", "dispatched"]
 

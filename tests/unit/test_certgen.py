@@ -1,5 +1,6 @@
 """direct.certgen makes Direct-shaped certificates: bindings, key usage, validity, DCDT quirks."""
 
+import pytest
 from cryptography import x509
 
 from direct import certgen
@@ -36,3 +37,24 @@ def test_revocation_lists_the_serial(pki):
 def test_written_key_is_private(pki, tmp_path):
     _, key_path = pki.address("k@direct.example").write(tmp_path, "k")
     assert key_path.stat().st_mode & 0o077 == 0
+
+
+def test_key_is_never_written_through_a_symlink(pki, tmp_path):
+    """A planted ``stem.key`` symlink made the private key land wherever it pointed (touch/chmod/write all
+    follow links). Writing now refuses a link and leaves its target alone."""
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"not a key")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "k.key").symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        pki.address("k@direct.example").write(out, "k")
+    assert elsewhere.read_bytes() == b"not a key"
+
+
+def test_rewriting_a_world_readable_key_file_makes_it_private(pki, tmp_path):
+    key_path = tmp_path / "k.key"
+    key_path.write_bytes(b"old")
+    key_path.chmod(0o644)
+    pki.address("k@direct.example").write(tmp_path, "k")
+    assert key_path.stat().st_mode & 0o777 == 0o600 and b"PRIVATE KEY" in key_path.read_bytes()

@@ -108,6 +108,8 @@ def test_seal_to_file_unseal_extract_and_several_keys(files):
     )
     assert res.exit_code == 0, res.output
     assert (dest / "ccd.xml").read_bytes() == files["ccd"].read_bytes()
+    # extracted health records are owner-only, like the inbox
+    assert (dest / "ccd.xml").stat().st_mode & 0o077 == 0 and dest.stat().st_mode & 0o077 == 0
 
 
 def test_unseal_failure_exit_code_and_error_object(files):
