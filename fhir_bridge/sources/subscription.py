@@ -40,8 +40,11 @@ REASON = "Blue Button Direct: send the patient's record when it changes"
 #: Subscription states in which HAPI delivers, or will once it has activated the Subscription.
 LIVE_STATUSES = {"requested", "active"}
 
+#: Types the sidecar itself writes (authorizations mirrored as Consent, sends as AuditEvent): watching them
+#: would make every write of ours report a change of the patient's record.
+OWN_WRITES = frozenset({"Consent", "AuditEvent"})
 #: What we watch by default: the patient and every type whose changes can alter the C-CDA.
-DEFAULT_RESOURCE_TYPES: tuple[str, ...] = ("Patient", *sorted(PATIENT_PATHS))
+DEFAULT_RESOURCE_TYPES: tuple[str, ...] = ("Patient", *sorted(set(PATIENT_PATHS) - OWN_WRITES))
 
 
 @dataclass

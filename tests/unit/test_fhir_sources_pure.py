@@ -198,3 +198,12 @@ def test_polling_plan_mixes_last_updated_and_export_on_an_openemr_like_server(tm
     assert auto.plan() == (["Patient"], ["Observation"])  # Condition: not on this server
     assert auto.effective_mode() == "mixed"
     assert searches_only.plan() == (["Patient"], [])
+
+
+def test_own_writes_are_not_watched_by_default() -> None:
+    from fhir_bridge.sources.subscription import DEFAULT_RESOURCE_TYPES
+
+    assert "Consent" not in DEFAULT_RESOURCE_TYPES and "AuditEvent" not in DEFAULT_RESOURCE_TYPES
+    assert {"Patient", "Observation", "AllergyIntolerance", "MedicationRequest"} <= set(
+        DEFAULT_RESOURCE_TYPES
+    )
