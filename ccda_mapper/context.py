@@ -40,6 +40,19 @@ class Ctx:
     author_seed: str = "bbdirect"
     _entities: dict[tuple[int, str], tuple[Resource, _Element]] = field(default_factory=dict)
 
+    def copy_into(self, parent: _Element, res: Resource, tag: str, make: Callable[[], _Element]) -> _Element:
+        """Append a copy of the element ``make()`` builds for (resource, tag), building it only once per
+        document: people and places recur in many entries, and an lxml deep copy is far cheaper than a rebuild
+        from the dict."""
+        key = (id(res), tag)
+        cached = self._entities.get(key)
+        if cached is None or cached[0] is not res:
+            cached = (res, make())
+            self._entities[key] = cached
+        copied = copy.deepcopy(cached[1])
+        parent.append(copied)
+        return copied
+
     @property
     def skipped(self) -> list[str]:
         return self.index.skipped
@@ -73,9 +86,9 @@ class Ctx:
         """Author Participation (2.16.840.1.113883.10.20.22.4.119), when a Practitioner can be named.
 
         Only the resource's own recorder/requester/asserter/author/performer is used.  Nothing is inferred
-        (not even the encounter's clinician): no resolvable practitioner, no author element (a SHOULD;
-        an inferred author would only trade that warning for "author SHOULD have a taxonomy code" and cost
-        about a third of the document's elements).
+        (not even the encounter's clinician): no resolvable practitioner, no author element (a SHOULD; an
+        inferred author would only trade that warning for "author SHOULD have a taxonomy code" and cost about
+        a third of the document's elements).
         """
         if res is None:
             return
@@ -121,16 +134,13 @@ def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, tag: str) -> 
     The same clinician appears in many entries (every author, every performer): the element is built once per
     resource and tag, then copied (an lxml deep copy is much cheaper than rebuilding it from the dict).
     """
-    key = (id(who), tag)
-    cached = ctx._entities.get(key)
-    if cached is None or cached[0] is not who:
+
+    def make() -> _Element:
         el = etree.Element(f"{{{dt.V3}}}{tag}")
         _practitioner_elements(ctx, el, who)
-        cached = (who, el)
-        ctx._entities[key] = cached
-    copied = copy.deepcopy(cached[1])
-    parent.append(copied)
-    return copied
+        return el
+
+    return ctx.copy_into(parent, who, tag, make)
 
 
 def _practitioner_elements(ctx: Ctx, parent: _Element, who: Resource) -> None:

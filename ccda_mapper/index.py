@@ -62,6 +62,7 @@ class Index:
     _by_tid: dict[tuple[str, str], Resource] = field(default_factory=dict)
     _by_ident: dict[tuple[str, str, str], Resource] = field(default_factory=dict)
     _keys: dict[int, str] = field(default_factory=dict)
+    _misses: dict[str, Resource | None] = field(default_factory=dict)
     _patient_keys: set[str] = field(default_factory=set)
 
     def of(self, rtype: str) -> list[Resource]:
@@ -101,12 +102,15 @@ class Index:
         hit = self._by_url.get(target)
         if hit is not None:
             return hit
+        if target in self._misses:  # the same dangling / conditional reference is met again and again
+            return self._misses[target]
         if "?" in target:
-            return self._conditional(target)
-        m = _ABS_RE.match(target)
-        if m:
-            return self._by_tid.get((m["type"], m["id"]))
-        return None
+            found = self._conditional(target)
+        else:
+            m = _ABS_RE.match(target)
+            found = self._by_tid.get((m["type"], m["id"])) if m else None
+        self._misses[target] = found
+        return found
 
     def _conditional(self, target: str) -> Resource | None:
         rtype, _, query = target.partition("?")

@@ -92,7 +92,12 @@ def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
     (HSLOC)."""
     if loc.get("resourceType") != "Location":
         return
-    pr = dt.el(dt.el(en, "participant", {"typeCode": "LOC"}), "participantRole", {"classCode": "SDLOC"})
+    part = dt.el(en, "participant", {"typeCode": "LOC"})
+    ctx.copy_into(part, loc, "participantRole", lambda: _location_role(ctx, loc))
+
+
+def _location_role(ctx: Ctx, loc: Resource) -> etree._Element:
+    pr = etree.Element(f"{{{dt.V3}}}participantRole", {"classCode": "SDLOC"})
     dt.template(pr, "2.16.840.1.113883.10.20.22.4.32")
     dt.identifiers(pr, loc, ctx.index.key(loc))
     hsloc = None
@@ -114,6 +119,7 @@ def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
     dt.telecom(pr, loc.get("telecom"))
     pe = dt.el(pr, "playingEntity", {"classCode": "PLC"})
     dt.el(pe, "name", text=dt.clean(loc.get("name")) or "Unknown location")
+    return pr
 
 
 def _indication(en: etree._Element, cc: object, seed: str) -> None:
