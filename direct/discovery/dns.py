@@ -38,6 +38,25 @@ class Answer:
     tcp: bool = False
 
 
+def _owners(qname: dns.name.Name, answer: Sequence) -> set[dns.name.Name]:
+    """The queried name plus every CNAME target reached from it in the answer section (RFC 1034 §4.3.2).
+
+    Records owned by any other name are not an answer to our question (a confused or hostile server), so
+    they are ignored rather than taken as the recipient's certificates.
+    """
+    owners = {qname}
+    changed = True
+    while changed:
+        changed = False
+        for rrset in answer:
+            if rrset.rdtype == dns.rdatatype.CNAME and rrset.name in owners:
+                target = rrset[0].target
+                if target not in owners:
+                    owners.add(target)
+                    changed = True
+    return owners
+
+
 class DnsClient:
     """Thread-safe stub resolver with a cache; ``stats`` counts queries, TCP retries and cache hits."""
 
@@ -105,7 +124,8 @@ class DnsClient:
             if rcode != dns.rcode.NOERROR:
                 last = DiscoveryError(f"DNS server {host}:{port} answered {dns.rcode.to_text(rcode)}")
                 continue
-            rrsets = [r for r in reply.answer if r.rdtype == rdtype]
+            owners = _owners(qname, reply.answer)
+            rrsets = [r for r in reply.answer if r.rdtype == rdtype and r.name in owners]
             if not rrsets:
                 return Answer((), self.negative_ttl, tcp)  # NODATA (possibly only a CNAME chain)
             rdatas = tuple(rd for rrset in rrsets for rd in rrset)

@@ -64,3 +64,61 @@ def test_parse_nameserver(text: str, expected: tuple[str, int]) -> None:
 def test_parse_nameserver_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_nameserver(text)
+
+
+class _LyingDns:
+    """A real UDP DNS server on loopback that answers every CERT query with a record owned by ANOTHER name
+    (an off-path-looking or misconfigured answer), optionally after a CNAME that does lead there."""
+
+    def __init__(self, cert_der: bytes, *, via_cname: bool) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.cert_der = cert_der
+        self.via_cname = via_cname
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rdata
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.rrset
+
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            reply = dns.message.make_response(query)
+            qname = query.question[0].name
+            other = dns.name.from_text("victim.example.")
+            if self.via_cname:
+                reply.answer.append(dns.rrset.from_text(qname, 300, "IN", "CNAME", other.to_text()))
+            import base64
+
+            cert = f"PKIX 0 0 {base64.b64encode(self.cert_der).decode()}"
+            reply.answer.append(dns.rrset.from_text(other, 300, "IN", "CERT", cert))
+            self.sock.sendto(reply.to_wire(), peer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("via_cname", [False, True])
+def test_dns_answer_records_must_belong_to_the_queried_name(pki, via_cname: bool) -> None:
+    """CERT records in the answer section are used only when their owner is the queried name or a CNAME
+    target reached from it (RFC 1034 §4.3.2); an answer for some other name is not an answer."""
+
+    from direct.discovery.dns import DnsClient
+
+    server = _LyingDns(pki.address("x@victim.example").cert_der, via_cname=via_cname)
+    try:
+        answer = DnsClient([("127.0.0.1", server.port)], timeout=2).cert("bob.asked.example")
+    finally:
+        server.close()
+    assert len(answer.rdatas) == (1 if via_cname else 0)
