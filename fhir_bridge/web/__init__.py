@@ -55,8 +55,6 @@ def register(app: Flask) -> None:
     )
     app.register_blueprint(static)
     for bp in _BLUEPRINTS:
-        bp.template_folder = str(_HERE / "templates")
-        bp.register_error_handler(HTTPException, _http_error)
         app.register_blueprint(bp)
 
     @app.before_request
@@ -81,8 +79,9 @@ def register(app: Flask) -> None:
 
 
 def _http_error(exc: HTTPException) -> Any:
+    """Errors inside the pages become plain-language pages (not JSON, not a stack trace)."""
     if exc.code == 401:
-        if getattr(session, "expired", False):
+        if getattr(session, "expired", False) or exc.description == "expired":
             return smart.error_page("expired", 401)
         return redirect(url_for("web_patient.landing"))
     if exc.code == 400 and exc.description == "csrf":
@@ -92,3 +91,8 @@ def _http_error(exc: HTTPException) -> Any:
     if exc.code == 404:
         return smart.error_page("not_found", 404)
     return exc
+
+
+# Set up once at import: a blueprint cannot change after its first registration, and several apps may use it.
+for _bp in _BLUEPRINTS:
+    _bp.register_error_handler(HTTPException, _http_error)

@@ -18,7 +18,7 @@ from fhir_bridge.web.common import address_error, fhir_failure, service, status_
 from fhir_bridge.web.fhir_reads import FhirReadError
 from fhir_bridge.web.sharing import ShareRequest
 
-bp = Blueprint("web_clinician", __name__)
+bp = Blueprint("web_clinician", __name__, template_folder="templates")
 
 
 def _clinician() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fhir_bridge.web.sharing import AuthorizationView, SharingService
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("web_common", __name__)
+bp = Blueprint("web_common", __name__, template_folder="templates")
 
 
 def service() -> SharingService:

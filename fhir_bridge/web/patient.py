@@ -32,7 +32,7 @@ from fhir_bridge.web.sharing import ShareRequest
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("web_patient", __name__)
+bp = Blueprint("web_patient", __name__, template_folder="templates")
 
 
 def _patient() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from fhir_bridge.web.config import WebConfig
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("web_smart", __name__)
+bp = Blueprint("web_smart", __name__, template_folder="templates")
 
 
 class SmartError(Exception):
@@ -347,8 +347,9 @@ def error_page(code: str, status: int) -> Any:
 def current() -> dict[str, Any]:
     """The signed-in SMART context, or abort to the right page (expired session / not signed in)."""
     ctx = session.get("smart")
-    if not ctx or ctx.get("expires_at", 0) < time.time():
-        if ctx:
-            session.clear()
+    if not ctx:
         abort(401)
+    if ctx.get("expires_at", 0) < time.time():  # the EHR's access token ran out: sign in again
+        session.clear()
+        abort(401, description="expired")
     return ctx

@@ -146,3 +146,43 @@ def test_server_side_session_ends_after_idle_and_keeps_data_off_the_cookie() -> 
     assert client.get("/get").text == "secret-access-token|False"
     store.idle = 0.0
     assert client.get("/get").text == "None|True"
+
+
+def _pages_app() -> Flask:
+    from fhir_bridge.web import register
+
+    app = Flask("pages")
+    app.config["BBDIRECT_WEB"] = {"smart_iss": "https://ehr.test/fhir", "cookie_secure": False}
+    app.extensions["bbdirect.sharing"] = object()  # never reached by these requests
+    register(app)
+    return app
+
+
+def test_pages_need_a_sign_in_and_say_when_the_token_ran_out() -> None:
+    import time
+
+    client = _pages_app().test_client()
+    answer = client.get("/patient")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/"
+    with client.session_transaction() as sess:
+        sess["smart"] = {
+            "role": "patient",
+            "patient": "p1",
+            "expires_at": time.time() - 1,
+            "iss": "https://ehr.test/fhir",
+            "access_token": "t",
+            "fhir_user": "",
+        }
+    answer = client.get("/patient")
+    assert answer.status_code == 401 and "Your session has ended" in answer.text
+    csp = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_launch_refuses_unknown_issuers_and_missing_parameters() -> None:
+    client = _pages_app().test_client()
+    assert (
+        "Unknown health record system" in client.get("/smart/launch?iss=https://evil.test/fhir&launch=1").text
+    )
+    assert client.get("/smart/launch?iss=https://ehr.test/fhir").status_code == 400
+    assert "Your session has ended" in client.get("/smart/callback?code=x&state=y").text
