@@ -63,6 +63,8 @@ class World:
     sidecar: Any
     fhir: str
     patient_id: str
+    #: A second patient in the same EHR (the pages must never show or touch their sharing).
+    other_patient_id: str
     smtp: Any
     identities: dict[str, Any]
     anchors: list[Any]
@@ -106,6 +108,7 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
     base = fhir_base(request)
     patient_id = seed_patient(base, "Rivera", "Ana", direct=RECIPIENTS["home"])
     seed_record(base, patient_id)
+    other_patient_id = seed_patient(base, "Okafor", "Olu")
 
     # Certificates: our sender identity, the recipients' (published in DNS), one from a CA we do not trust.
     sender = pki.address(SENDER)
@@ -185,6 +188,7 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
         sidecar,
         base,
         patient_id,
+        other_patient_id,
         smtp_server,
         identities,
         [pki.root.cert],

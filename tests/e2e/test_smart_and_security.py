@@ -139,3 +139,57 @@ def test_patient_flow_on_a_360px_phone(phone, world) -> None:
     # Keyboard only: the skip link is the first stop and leads to the main content.
     page.keyboard.press("Tab")
     expect(page.locator(".skip")).to_be_focused()
+
+
+def test_without_javascript_the_refresh_link_updates_the_status(chromium, world) -> None:
+    from tests.e2e.conftest import Shots
+    from tests.e2e.flows import delivery_notice
+
+    context = chromium.new_context(viewport={"width": 1024, "height": 800}, java_script_enabled=False)
+    page = context.new_page()
+    page.shots = Shots(page, "no-javascript")
+    try:
+        sign_in_patient(page, world, shots=False)
+        page.click("#share-with-direct")
+        page.fill("#address", RECIPIENTS["clinic"])
+        page.check("#kind-once")
+        page.click("#continue")
+        page.click("#share")
+        result = received_by(world, RECIPIENTS["clinic"])
+        label = page.locator(".status .label")
+        expect(label).not_to_have_text("Delivered (the recipient's system confirmed it)")
+        delivery_notice(world, RECIPIENTS["clinic"], result)
+        page.click("#refresh")
+        expect(label).to_have_text("Delivered (the recipient's system confirmed it)")
+        page.shots("refreshed-without-javascript")
+    finally:
+        context.close()
+
+
+def test_a_patient_cannot_see_or_revoke_someone_elses_sharing(page, world) -> None:
+    from fhir_bridge.audit import Actor
+    from fhir_bridge.consent.model import AuthorizationRequest
+
+    other_ref = f"Patient/{world.other_patient_id}"
+    other = world.sidecar.consent.create(  # the other patient's own authorization (nothing sent)
+        AuthorizationRequest(
+            world.other_patient_id,
+            RECIPIENTS["clinic"],
+            "always",
+            "patient",
+            other_ref,
+            "portal",
+            send_now=False,
+        ),
+        Actor("patient", other_ref),
+    )
+    sign_in_patient(page, world, shots=False)
+    page.goto(f"{world.url}/patient/sharing/{other.id}")
+    expect(page.locator("#error-title")).to_have_text("Not found")
+    assert page.request.get(f"{world.url}/sharing/{other.id}/status").status == 404
+    page.goto(world.url + "/patient/sharing")
+    expect(page.locator(f"#share-{other.id}")).to_have_count(0)
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    answer = page.request.post(f"{world.url}/patient/sharing/{other.id}/revoke", form={"csrf_token": token})
+    assert answer.status == 404
+    assert world.sidecar.consent.get(other.id).revoked_at is None
