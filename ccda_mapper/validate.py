@@ -25,6 +25,7 @@ Input documents are parsed without network access, DTD loading or entity expansi
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -38,6 +39,8 @@ from typing import Any
 
 from lxml import etree
 from lxml import isoschematron as iso
+
+_log = logging.getLogger(__name__)
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 XSD_PATH = SCHEMAS / "xsd" / "infrastructure" / "cda" / "CDA_SDTC.xsd"
@@ -313,6 +316,10 @@ def _make_engine(engine: str, stylesheet: Path) -> _SchematronEngine:
         except ImportError:
             if engine == "saxon":
                 raise ValidatorSetupError("saxonche is not installed") from None
+        except Exception as exc:  # a broken SaxonC install must not disable validation in "auto"
+            if engine == "saxon":
+                raise ValidatorSetupError(f"Saxon cannot run the schematron: {exc}") from exc
+            _log.warning("Saxon unavailable (%s); validating with libxslt", type(exc).__name__)
     return _LibxsltEngine(stylesheet)
 
 
