@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fhir_bridge import audit
 from fhir_bridge.config import Settings
@@ -102,7 +103,7 @@ class Pipeline:
             return
         self.notify(str(patient_id), str(getattr(event, "source", "change")))
 
-    def authorization_created(self, session, auth: Authorization, send_now: bool) -> list[str]:  # type: ignore[no-untyped-def]
+    def authorization_created(self, session: Session, auth: Authorization, send_now: bool) -> list[str]:
         """Queue the first transmission in the creator's transaction (so an authorization never lacks it)."""
         if not send_now:
             return []
@@ -112,7 +113,7 @@ class Pipeline:
             auth.used_at = now
         return [job.id]
 
-    def authorization_revoked(self, session, auth: Authorization) -> int:  # type: ignore[no-untyped-def]
+    def authorization_revoked(self, session: Session, auth: Authorization) -> int:
         return jobs.cancel_for_authorization(session, auth.id, self.clock())
 
     def resend(self, transmission_id: str, actor: audit.Actor, key: str | None = None) -> Transmission:
@@ -180,7 +181,9 @@ class Pipeline:
         self.after_commit(created)
         return created
 
-    def _job_for_change(self, s, auth: Authorization, window, now: datetime) -> str | None:  # type: ignore[no-untyped-def]
+    def _job_for_change(
+        self, s: Session, auth: Authorization, window: debounce.PendingChange, now: datetime
+    ) -> str | None:
         if auth.kind == "once":
             if auth.used_at is not None:
                 return None
@@ -377,7 +380,7 @@ class Pipeline:
             log.warning("transmission %s failed: %s", job_id, failure.code)
         return new
 
-    def _audit(self, s, job_id: str, auth: AuthorizationView, outcome: str, detail: dict) -> None:  # type: ignore[no-untyped-def]
+    def _audit(self, s: Session, job_id: str, auth: AuthorizationView, outcome: str, detail: dict) -> None:
         audit.record(
             s,
             actor=audit.SYSTEM,

@@ -29,7 +29,7 @@ RECIPIENT = "drjones@hisp-e2e.test"
 class Running:
     """One sidecar (API + detectors + workers) served by waitress on loopback."""
 
-    def __init__(self, settings, smtp):
+    def __init__(self, settings):
         import waitress.server
 
         from fhir_bridge.app import create_app
@@ -121,8 +121,7 @@ def sidecar(world):
             sources_subscription_recheck=30.0,
             direct_inbound_port=free_port(),
             fhir_write_audit=True,
-        ),
-        None,
+        )
     )
     # Wait until HAPI has activated our Subscriptions (they start as "requested").
     deadline = time.monotonic() + 60
@@ -338,11 +337,18 @@ def test_same_by_polling_without_subscriptions(world, hapi, smtp_sink, sidecar):
             sources_polling=True,
             sources_poll_interval=1.0,
             sources_poll_overlap=2.0,
-        ),
-        None,
+        )
     )
     try:
-        time.sleep(1.5)  # first poll records the watermark
+        # The first poll only records the watermarks; a change before it would (rightly) not be reported.
+        from fhir_bridge.db import SourceState
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with running.sidecar.db.session() as s:
+                if s.query(SourceState).count():
+                    break
+            time.sleep(0.2)
         r = authorize(running, world, send_now=False)
         assert r.status_code == 201
         hapi.create(observation(world["patient"], 142.25))
