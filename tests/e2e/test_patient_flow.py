@@ -88,12 +88,14 @@ def test_untrusted_recipient_is_said_plainly_and_still_encrypted(page, world) ->
     _fill_share(page, app, kind="once", documents=True)
     page.click("#continue")
     expect(page.locator("#summary-what")).to_contain_text("Visit note")
+    expect(page.locator("#chosen-documents")).to_contain_text("Visit note, May 2024 (2024-05-01)")
+    expect(page.locator("iframe.preview")).to_have_count(0)  # the package, not the CCD, is what goes
     expect(page.locator("#not-trusted")).to_contain_text("Not in a trust bundle.")
     page.shots("preview-not-trusted")
     page.click("#share")
     expect(page.locator("#not-trusted")).to_contain_text("not in a trust bundle")
-    messages = world.smtp.wait_for(1)
-    assert app in messages[-1].rcpt_tos
+    result = received_by(world, app)  # encrypted for the app's certificate even though it is not trusted
+    assert [a.content_type for a in result.attachments] == ["application/zip"]  # the XDM package
     expect(page.locator(".status .label")).to_have_text("Sent, waiting for the recipient to confirm")
     page.shots("confirmation-not-trusted")
 
