@@ -316,7 +316,10 @@ class DirectAgent:
                 result.mdn_errors.append(exc.code)
 
     def _mdn_certs(self, sender: str, unsealed: UnsealResult) -> list[x509.Certificate]:
-        """Encrypt the MDN to the sender's discovered certificates, else to the certificate that signed."""
+        """Encrypt the MDN to the sender's discovered certificates, else to the certificate that signed.
+
+        MDN-1 / ALG-1: MDNs are signed AND encrypted like any Direct message (ETT DTS 450), which is why our
+        own certificates must be discoverable by peers (TRUST-8; ``bbdirect publish``)."""
         if self.resolver is not None:
             try:
                 return self.recipient_certificates(sender)[0]

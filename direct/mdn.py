@@ -87,7 +87,14 @@ def build_mdn(
     subject: str | None = None,
     date: dt.datetime | None = None,
 ) -> EmailMessage:
-    """An MDN from ``final_recipient`` to ``original_sender`` (to be sealed: MDNs are signed + encrypted)."""
+    """An MDN from ``final_recipient`` to ``original_sender`` (to be sealed: MDNs are signed + encrypted).
+
+    RFC 3798 §3: multipart/report; report-type=disposition-notification, a human-readable part, then the
+    message/disposition-notification fields of §3.2 (Reporting-UA §3.2.1, Original-Recipient §3.2.3,
+    Final-Recipient §3.2.4 - required, Original-Message-ID §3.2.5, Disposition §3.2.6 - required; Failure
+    §3.2.7) and the DNIG extension field (§3.3 extension-field syntax). MDN-1 / ETT DTS 452: an MDN carries
+    no Disposition-Notification-To/Options of its own.
+    """
     if disposition not in {"processed", "dispatched", "failed"}:
         raise ValueError(f"unsupported disposition {disposition!r}")
     boundary = f"----=_BBD_MDN_{uuid.uuid4().hex}"
@@ -135,7 +142,11 @@ def build_dsn(
     diagnostic: str = "delivery failed",
     date: dt.datetime | None = None,
 ) -> EmailMessage:
-    """A failure DSN (RFC 3464) for one recipient, e.g. to tell the edge sender about a timeout (DN-5)."""
+    """A failure DSN for one recipient, e.g. to tell the edge sender about a timeout (DN-5).
+
+    RFC 3464 §2: multipart/report; report-type=delivery-status with per-message fields (Reporting-MTA §2.2.2)
+    then per-recipient fields (Final-Recipient §2.3.2, Action §2.3.3, Status §2.3.4, Diagnostic-Code §2.3.6).
+    """
     boundary = f"----=_BBD_DSN_{uuid.uuid4().hex}"
     raw = (
         f"From: mailer-daemon@{one_line(reporting_mta)}\r\nTo: {one_line(original_sender)}\r\n"

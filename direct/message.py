@@ -104,7 +104,7 @@ def _check_address(addr: str) -> str:
 
 
 def new_message_id(domain: str | None = None) -> str:
-    """A globally unique ``<left@right>`` Message-ID without spaces (MSG-2)."""
+    """A globally unique ``<left@right>`` Message-ID without spaces (MSG-2; RFC 5322 §3.6.4 msg-id)."""
     return make_msgid(idstring=uuid.uuid4().hex[:12], domain=domain or socket.getfqdn() or "localhost")
 
 

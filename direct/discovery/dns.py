@@ -2,7 +2,8 @@
 
 * Queries go to the configured nameservers (tests: the BIND fixture), UDP first with EDNS0; a truncated
   answer (TC=1) is retried over TCP — CERT answers routinely exceed 512 bytes (AS §5.4, DCDT D14, RFC 7766).
-* NXDOMAIN and NODATA both mean "nothing here" (direct.md PIT-13) and are cached briefly (negative TTL).
+* NXDOMAIN and NODATA both mean "nothing here" (direct.md PIT-13) and are cached briefly (negative TTL,
+  RFC 2308 §5).
 * Positive answers are cached for their TTL (capped), so a send to ten recipients at one HISP asks once.
 * A server that does not answer in time, or answers SERVFAIL/REFUSED, makes us try the next server; when
   none answers we raise :class:`~direct.errors.DiscoveryTimeout` (transient: the send is retried later).
@@ -106,6 +107,8 @@ class DnsClient:
         last: Exception | None = None
         timed_out = False
         for host, port in self.nameservers:
+            # EDNS0 (RFC 6891) with a 1232-byte payload; a TC=1 reply is retried over TCP (RFC 1035 §4.2.1
+            # 512-byte UDP limit, RFC 7766 §5; DISC-4, AS §5.4 as DCDT cites it, DCDT D14).
             query = dns.message.make_query(qname, rdtype, use_edns=0, payload=1232)
             self.stats["queries"] += 1
             try:

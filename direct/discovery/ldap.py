@@ -6,8 +6,8 @@
   chance"; we make it zero, which also makes DCDT D16 deterministic (direct.md DISC-6).
 * A target that does not resolve (through OUR nameservers), refuses, or does not answer within a short
   connect timeout is skipped (DCDT D10, D12). The first server that answers is the only one searched.
-* The base DNs come from the rootDSE ``namingContexts``; the filter value is escaped with ldap3's RFC 4515
-  escaping so a local part like ``*)(mail=*`` matches nothing it should not.
+* The base DNs come from the rootDSE ``namingContexts`` (RFC 4512 §5.1; DISC-8); the filter value is
+  escaped with ldap3's RFC 4515 escaping so a local part like ``*)(mail=*`` matches nothing it should not.
 * Certificates are read from ``userCertificate;binary``, ``userCertificate`` and ``userSMIMECertificate``
   (PKCS#7: the certificates are taken out). Multi-valued attributes and several entries are all collected.
 """
@@ -178,7 +178,7 @@ class LdapLocator:
                     raise_exceptions=False,
                 )
                 try:
-                    if not conn.bind():  # anonymous bind (Certificate Discovery IG)
+                    if not conn.bind():  # anonymous bind (Certificate Discovery IG; DISC-8, RFC 4513 §5.1.1)
                         notes.append(f"ldap_bind_failed: {url}")
                         continue
                 except LDAPException as exc:

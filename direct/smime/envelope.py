@@ -85,7 +85,8 @@ def _padding_for(transport: str) -> apadding.AsymmetricPadding:
 
 
 def check_recipient_cert(cert: x509.Certificate) -> None:
-    """Refuse certificates we must not encrypt to: non-RSA, RSA < 2048 bits, no keyEncipherment."""
+    """Refuse certificates we must not encrypt to: non-RSA, RSA < 2048 bits (ALG-8; AS 1.3 via the Java RI's
+    isAllowedCertKey), no keyEncipherment (CERT-4; RFC 5280 §4.2.1.3, RFC 5750 §4.4.2)."""
     public = cert.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise UnsupportedAlgorithm("only RSA recipient certificates are supported for key transport")
@@ -106,7 +107,13 @@ def encrypt(
     cipher: str = "aes256-cbc",
     key_transport: str = "rsa",
 ) -> bytes:
-    """DER ContentInfo(EnvelopedData or AuthEnvelopedData) of ``content`` for every recipient certificate."""
+    """DER ContentInfo(EnvelopedData or AuthEnvelopedData) of ``content`` for every recipient certificate.
+
+    ALG-4: AES-CBC content encryption (RFC 5751 §2.7: AES-128 CBC MUST, AES-256 CBC SHOULD+; RFC 3565 for
+    the IV parameter); ALG-9: one KeyTransRecipientInfo per recipient certificate (RFC 5652 §6.2.1,
+    issuerAndSerialNumber, version 0); ALG-6: AuthEnvelopedData/AES-GCM only on request (RFC 5083 §2.1,
+    RFC 5084 §3.2).
+    """
     if cipher not in CIPHERS:
         raise UnsupportedAlgorithm(f"cipher {cipher} is not supported")
     if key_transport not in KEY_TRANSPORTS:
@@ -301,7 +308,7 @@ def decrypt(der: bytes, identities: Sequence[Identity]) -> bytes:
         raise MalformedMessage("malformed GCM parameters") from exc
     tag = data["mac"].native
     if not isinstance(tag, bytes) or not 12 <= len(tag) <= 16:
-        # RFC 5084 §3.1: aes-ICVlen is 12, 13, 14, 15 or 16 octets; a shorter tag is forgeable.
+        # RFC 5084 §3.2: GCMParameters aes-ICVlen is 12, 13, 14, 15 or 16 octets; shorter is forgeable.
         raise UnsupportedAlgorithm("AES-GCM tag length outside 12..16 octets")
     aad = b""
     if data["auth_attrs"].native is not None:

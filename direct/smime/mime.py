@@ -35,8 +35,9 @@ def base64_lines(data: bytes) -> bytes:
 def build_signed(content: bytes, signature_der: bytes, digest: str, boundary: str | None = None) -> bytes:
     """A ``multipart/signed`` entity (headers + body) whose first part is ``content`` byte for byte.
 
-    MSG-7 / PIT-18: ``protocol`` quoted exactly, ``micalg`` in RFC 5751 spelling, parameters separated by
-    ``;``, exactly two body parts; MSG-8: the signature part is base64; no CTE on the multipart itself.
+    MSG-7 / PIT-18: ``protocol`` quoted exactly, ``micalg`` in RFC 5751 §3.4.3.2 spelling, parameters
+    separated by ``;``, exactly two body parts (RFC 1847 §2.1, RFC 5751 §3.4.3); MSG-8: the signature part is
+    base64 (RFC 5751 §3.1.3); no CTE on the multipart itself (RFC 2045 §6.4).
     """
     boundary = boundary or new_boundary()
     b = boundary.encode("ascii")
@@ -69,7 +70,8 @@ def build_signed(content: bytes, signature_der: bytes, digest: str, boundary: st
 
 
 def build_enveloped_body(der: bytes, *, authenticated: bool = False) -> tuple[list[tuple[str, str]], bytes]:
-    """Headers and base64 body of an ``application/pkcs7-mime`` entity (MSG-6, RFC 5751 §3.2 / RFC 8551)."""
+    """Headers and base64 body of an ``application/pkcs7-mime`` entity (MSG-6: RFC 5751 §3.2.2 smime-type,
+    §3.2.1 ``name``/``filename`` smime.p7m; RFC 8551 §3.2.2 authEnveloped-data)."""
     smime_type = "authEnveloped-data" if authenticated else "enveloped-data"
     headers = [
         ("Content-Type", f'application/pkcs7-mime; smime-type={smime_type}; name="smime.p7m"'),

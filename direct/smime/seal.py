@@ -90,7 +90,11 @@ def seal(
     recipient_certs: Sequence[x509.Certificate],
     options: SealOptions | None = None,
 ) -> bytes:
-    """The complete Direct message (outer headers + S/MIME body) as CRLF bytes, ready for SMTP DATA."""
+    """The complete Direct message (outer headers + S/MIME body) as CRLF bytes, ready for SMTP DATA.
+
+    ALG-1 (AS 1.2 §2): every message is signed, then encrypted (RFC 5751 §3.6 multiple operations: sign the
+    wrapped message, encrypt the signed entity); MSG-3: RFC 5751 §3.1 wrapping as message/rfc822.
+    """
     options = options or SealOptions()
     inner_bytes = canonical_crlf(inner) if isinstance(inner, bytes) else to_bytes(inner)
     inner_msg = parse_message(inner_bytes) if isinstance(inner, bytes) else inner

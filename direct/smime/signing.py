@@ -39,8 +39,10 @@ def _from_asn1(cert: ax509.Certificate) -> x509.Certificate:
 def sign_detached(data: bytes, signer: Identity, digest: str = "sha256") -> bytes:
     """A DER ContentInfo(SignedData) over ``data`` with no encapsulated content (detached).
 
-    MSG-10: eContentType id-data, the signer certificate and its chain in ``certificates``, signedAttrs
-    contentType + messageDigest + signingTime, SignerIdentifier issuerAndSerialNumber.
+    MSG-10: eContentType id-data (RFC 5652 §5.2, detached: eContent absent), the signer certificate and its
+    chain in ``certificates`` (ETT DTS 167), signedAttrs contentType + messageDigest + signingTime (RFC 5652
+    §5.3: contentType and messageDigest MUST be present with signedAttrs; §11.1-§11.3), SignerIdentifier
+    issuerAndSerialNumber (version 1). ALG-2: SHA-256 by default (RFC 5754 §2, §3.2).
     """
     if digest not in _HASHES:
         raise UnsupportedAlgorithm(f"digest {digest} is not supported")
@@ -219,6 +221,8 @@ def _verify(data: bytes | None, der: bytes, accept_sha1: bool) -> SignatureRepor
         attrs = info["signed_attrs"]
         if attrs.native is not None and len(attrs):
             by_type = {a["type"].native: a["values"] for a in attrs}
+            # RFC 5652 §5.3: with signedAttrs, contentType and messageDigest MUST be present; §5.6: the
+            # messageDigest value MUST equal the digest of the content.
             if "message_digest" not in by_type or "content_type" not in by_type:
                 raise BadSignature("signedAttrs lack messageDigest or contentType")
             if by_type["message_digest"][0].native != hashlib.new(digest, data).digest():

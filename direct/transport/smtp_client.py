@@ -57,6 +57,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _classify(code: int, message: bytes | str, where: str) -> Exception:
+    # RFC 5321 §4.2.1: 4yz = transient negative completion (retry), 5yz = permanent negative completion.
     detail = f"{code} {_text(message)}".strip()
     if 400 <= code < 500:
         return TransientDeliveryError(f"the server deferred the message at {where}", detail=detail)

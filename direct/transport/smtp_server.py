@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: handler(mail_from, rcpt_tos, data) -> optional SMTP reply text ("250 ..."); raise DirectError to refuse.
 Handler = Callable[[str, Sequence[str], bytes], str | None]
+#: MSG-11: the AS sets no Direct maximum; RFC 5321 §4.5.3.1.7 requires at least 64 KB; advertised as SIZE
+#: (RFC 1870) and enforced by aiosmtpd with 552.
 DEFAULT_SIZE_LIMIT = 25 * 2**20
 
 
