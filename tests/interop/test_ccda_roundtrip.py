@@ -5,8 +5,8 @@ A reader that understands our document the way we meant it is the best evidence 
 ``ccda-to-fhir`` refuses documents that break SHALL rules (its parser is pydantic-strict), blue-button is the
 parser behind many patient-facing apps. Facts compared (see ``ccda_compare``): demographics, problem codes,
 medication codes, allergy codes and reactions, result values with units, vital signs, immunizations and
-procedures. Each reader/field pair that does not round-trip yet is listed in ``NOT_YET`` with the reason; it is
-kept out of the assertions so the suite stays green, and the list is what is left to fix.
+procedures. Each reader/field pair that does not round-trip yet would be listed in ``NOT_YET`` with the reason
+(kept out of the assertions so the suite stays green); the list is what is left to fix, and it is empty.
 """
 
 from __future__ import annotations
@@ -49,12 +49,6 @@ SUBSET_KEYS = {"race", "ethnicity", "phones", "language"}
 
 #: (reader, field) -> why it does not round-trip yet. Kept out of the assertions; see module docstring.
 NOT_YET: dict[tuple[str, str], str] = {}
-#: templateId -> why ccda-to-fhir cannot convert our entries of that template yet (outside the compared fields).
-CONVERSION_GAPS: dict[str, str] = {
-    "2.16.840.1.113883.10.20.22.4.121": "Goal Observation: code nullFlavor=UNK and text only by reference; "
-    "ccda-to-fhir needs a code or literal text to build Goal.description",
-    "2.16.840.1.113883.10.20.22.4.39": "Planned Act: code without a usable code value",
-}
 
 
 def _stem(p: Path) -> str:
@@ -141,11 +135,8 @@ def test_reader_accepts_every_document(request: pytest.FixtureRequest, reader: s
     refused = {stem: repr(r) for stem, r in results.items() if isinstance(r, Exception | dict)}
     assert refused == {}
     if reader == "ccda-to-fhir":
-        errors = {
-            s: [e for e in r.conversion_errors if e.get("template_id") not in CONVERSION_GAPS]
-            for s, r in results.items()
-        }
-        assert {s: e for s, e in errors.items() if e} == {}
+        errors = {s: r.conversion_errors for s, r in results.items() if r.conversion_errors}
+        assert errors == {}
     else:
         errors = {s: r.errors for s, r in results.items() if r.errors}
         assert errors == {}
