@@ -193,3 +193,27 @@ def test_a_patient_cannot_see_or_revoke_someone_elses_sharing(page, world) -> No
     answer = page.request.post(f"{world.url}/patient/sharing/{other.id}/revoke", form={"csrf_token": token})
     assert answer.status == 404
     assert world.sidecar.consent.get(other.id).revoked_at is None
+
+
+def test_share_form_works_with_the_keyboard_alone(page, world) -> None:
+    sign_in_patient(page, world, shots=False)
+    page.click("#share-with-direct")
+    page.focus("#address")
+    page.keyboard.type("not valid")
+    page.keyboard.press("Tab")
+    expect(page.locator("#kind-once")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.locator("#kind-once")).to_be_checked()
+    page.keyboard.press("Enter")  # submits the form from a radio button
+    # The error summary takes the focus; its link leads back to the field.
+    expect(page.locator("#error-summary")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#error-summary a")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.locator("#address").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(RECIPIENTS["clinic"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#summary-address")).to_have_text(RECIPIENTS["clinic"])
+    page.locator("#share").focus()
+    expect(page.locator("#share")).to_be_focused()
