@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree
-
 from . import datatypes as dt
 from .index import Index, Resource
 
-_Element = etree._Element
+_Element = dt.Node
 #: What a malformed resource can make the mappers raise (wrong JSON types where FHIR has structure).
 _DATA_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 _PEOPLE = ("Practitioner", "PractitionerRole")
@@ -38,20 +35,18 @@ class Ctx:
     index: Index
     now: str  # HL7 TS of the document
     author_seed: str = "bbdirect"
-    _entities: dict[tuple[int, str], tuple[Resource, _Element]] = field(default_factory=dict)
+    _entities: dict[tuple[int, str], tuple[Resource, str]] = field(default_factory=dict)
 
-    def copy_into(self, parent: _Element, res: Resource, tag: str, make: Callable[[], _Element]) -> _Element:
-        """Append a copy of the element ``make()`` builds for (resource, tag), building it only once per
-        document: people and places recur in many entries, and an lxml deep copy is far cheaper than a rebuild
-        from the dict."""
+    def copy_into(self, parent: _Element, res: Resource, tag: str, make: Callable[[], _Element]) -> None:
+        """Append the element ``make()`` builds for (resource, tag), building and serialising it only once per
+        document: people and places recur in many entries, and appending the finished text is far cheaper
+        than a rebuild from the dict."""
         key = (id(res), tag)
         cached = self._entities.get(key)
         if cached is None or cached[0] is not res:
-            cached = (res, make())
+            cached = (res, make().serialize())
             self._entities[key] = cached
-        copied = copy.deepcopy(cached[1])
-        parent.append(copied)
-        return copied
+        parent.kids.append(cached[1])
 
     @property
     def skipped(self) -> list[str]:
@@ -127,7 +122,7 @@ class Ctx:
         return None
 
 
-def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, tag: str) -> _Element:
+def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, tag: str) -> None:
     """``<tag>`` (assignedAuthor / assignedEntity) for a Practitioner or PractitionerRole: id (NPI when
     known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson.
 
@@ -136,11 +131,11 @@ def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, tag: str) -> 
     """
 
     def make() -> _Element:
-        el = etree.Element(f"{{{dt.V3}}}{tag}")
+        el = dt.Node(tag)
         _practitioner_elements(ctx, el, who)
         return el
 
-    return ctx.copy_into(parent, who, tag, make)
+    ctx.copy_into(parent, who, tag, make)
 
 
 def _practitioner_elements(ctx: Ctx, parent: _Element, who: Resource) -> None:

@@ -1,9 +1,10 @@
 """CDA R2 data types built from FHIR R4 data types (II, CD/CE, TS/IVL_TS, PQ, AD, TEL, PN) and narrative
 tables.
 
-Everything is built with ``lxml.etree.SubElement`` straight from the FHIR dicts: no model objects on the hot
-path.  lxml escapes text and attribute values itself; control characters that XML 1.0 forbids are removed
-first (they would make lxml raise on dirty data).
+Everything is written straight from the FHIR dicts (no model objects on the hot path) with the small
+text builder in :mod:`.xmltext`: elements that get children later are :class:`~.xmltext.Node` objects,
+finished leaves are escaped strings.  All escaping happens in ``xmltext``; ``clean`` additionally drops
+the control characters XML 1.0 forbids from values that are also used as narrative text.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lxml import etree
-
 from . import codes
+from . import xmltext as xt
 from .index import iter_codings
 
 V3 = "urn:hl7-org:v3"
 SDTC = "urn:hl7-org:sdtc"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 NSMAP = {None: V3, "sdtc": SDTC, "xsi": XSI}
-XSI_TYPE = f"{{{XSI}}}type"
-_V = f"{{{V3}}}"
-_SubElement = etree.SubElement
-_Element = etree._Element
+XSI_TYPE = "xsi:type"
+#: the root element's namespace declarations, as lxml wrote them for NSMAP
+ROOT_NS = f' xmlns="{V3}" xmlns:sdtc="{SDTC}" xmlns:xsi="{XSI}"'
+Node = xt.Node
+_Element = xt.Node
+_leaf = xt.leaf
 
 # : Templates whose R2.1 version must be accompanied by the R1.1 root without extension (C-CDA R2.1 Vol. 1 :
 # "Design Considerations", CONF:1198-32934..32946; enforced by the Schematron pattern
@@ -109,23 +111,30 @@ def clean(text: Any) -> str:
     return _BAD_XML.sub("", text) if _BAD_XML.search(text) else text
 
 
-def el(
-    parent: _Element, name: str, attrib: dict[str, str] | None = None, text: str | None = None
-) -> _Element:
-    e = _SubElement(parent, _V + name, attrib) if attrib else _SubElement(parent, _V + name)
+def el(parent: Node, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> Node:
+    """An element that may still get children (``name`` is a package constant, never data)."""
+    e = Node(name, attrib, parent)
     if text:
-        e.text = text
+        e.text = xt.text(text)
     return e
 
 
-def template(parent: _Element, root: str, ext: str | None = None) -> None:
-    """templateId, plus the R1.1 companion (root only) where the Schematron requires it."""
+def leaf(parent: Node, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> None:
+    """A finished element without children, written as escaped text (cheaper than a Node)."""
+    parent.kids.append(_leaf(name, attrib, text or None))
+
+
+@functools.lru_cache(maxsize=512)
+def _template_xml(root: str, ext: str | None) -> str:
     if ext:
-        _SubElement(parent, _V + "templateId", {"root": root, "extension": ext})
-        if root in R11_COMPANIONS:
-            _SubElement(parent, _V + "templateId", {"root": root})
-    else:
-        _SubElement(parent, _V + "templateId", {"root": root})
+        out = _leaf("templateId", {"root": root, "extension": ext})
+        return out + _leaf("templateId", {"root": root}) if root in R11_COMPANIONS else out
+    return _leaf("templateId", {"root": root})
+
+
+def template(parent: Node, root: str, ext: str | None = None) -> None:
+    """templateId, plus the R1.1 companion (root only) where the Schematron requires it."""
+    parent.kids.append(_template_xml(root, ext))
 
 
 def uid(seed: str) -> str:
@@ -138,8 +147,8 @@ def uid(seed: str) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-def stable_id(parent: _Element, seed: str, tag: str = "id") -> _Element:
-    return _SubElement(parent, _V + tag, {"root": uid(seed)})
+def stable_id(parent: Node, seed: str, tag: str = "id") -> None:
+    parent.kids.append(f'<{tag} root="{uid(seed)}"/>')  # a uuid: nothing to escape
 
 
 def identifiers(parent: _Element, res: dict[str, Any], seed: str, tag: str = "id") -> None:
@@ -154,11 +163,11 @@ def identifiers(parent: _Element, res: dict[str, Any], seed: str, tag: str = "id
             continue
         if isinstance(system, str) and system:
             if system == "urn:ietf:rfc:3986" and value.startswith("urn:uuid:"):
-                _SubElement(parent, _V + tag, {"root": value[9:].lower()})
+                leaf(parent, tag, {"root": value[9:].lower()})
             elif system == "urn:ietf:rfc:3986" and value.startswith("urn:oid:") and codes.is_oid(value[8:]):
-                _SubElement(parent, _V + tag, {"root": value[8:]})
+                leaf(parent, tag, {"root": value[8:]})
             else:
-                _SubElement(parent, _V + tag, {"root": codes.identifier_root(system), "extension": value})
+                leaf(parent, tag, {"root": codes.identifier_root(system), "extension": value})
             n += 1
     if not n:
         stable_id(parent, seed, tag)
@@ -202,22 +211,32 @@ def _ts(value: str, min_day: bool) -> str | None:
     return out
 
 
-def ts_el(parent: _Element, tag: str, value: Any, *, null: str = "UNK") -> _Element:
-    v = ts(value)
-    return _SubElement(parent, _V + tag, {"value": v} if v else {"nullFlavor": null})
+def ts_el(parent: Node, tag: str, value: Any, *, null: str = "UNK") -> None:
+    v = ts(value)  # a TS is digits, '.', '+' and '-' only: nothing to escape
+    parent.kids.append(f'<{tag} value="{v}"/>' if v else f'<{tag} nullFlavor="{xt.attr(null)}"/>')
 
 
-def ivl_ts(parent: _Element, tag: str, low: Any, high: Any = None, *, high_null: bool = False) -> _Element:
+def ivl_ts(
+    parent: Node,
+    tag: str,
+    low: Any,
+    high: Any = None,
+    *,
+    high_null: bool = False,
+    xsi_type: str | None = None,
+) -> None:
     """IVL_TS with low (nullFlavor UNK when unknown) and an optional high."""
-    e = _SubElement(parent, _V + tag)
     lo = ts(low)
-    _SubElement(e, _V + "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
     hi = ts(high)
+    head = f'<{tag} xsi:type="{xsi_type}">' if xsi_type else f"<{tag}>"
+    low_xml = f'<low value="{lo}"/>' if lo else '<low nullFlavor="UNK"/>'
     if hi:
-        _SubElement(e, _V + "high", {"value": hi})
+        high_xml = f'<high value="{hi}"/>'
     elif high_null:
-        _SubElement(e, _V + "high", {"nullFlavor": "UNK"})
-    return e
+        high_xml = '<high nullFlavor="UNK"/>'
+    else:
+        high_xml = ""
+    parent.kids.append(f"{head}{low_xml}{high_xml}</{tag}>")
 
 
 def period_of(res: dict[str, Any], *names: str) -> tuple[Any, Any]:
@@ -332,19 +351,24 @@ def cd(
         attrib["codeSystem"] = require
     if xsi_type:
         attrib = {XSI_TYPE: xsi_type, **attrib}
-    e = _SubElement(parent, _V + tag, attrib)
+    e = Node(tag, attrib, parent)
+    kids = e.kids
     txt = cc_text(cc) if text else ""
     if ref or txt:
-        ot = _SubElement(e, _V + "originalText")
-        if txt and (main is None or not ref):
-            # without a code the words are the concept: spell them out, not only point at the narrative
-            ot.text = txt
+        # without a code the words are the concept: spell them out, not only point at the narrative
+        words = xt.text(txt) if txt and (main is None or not ref) else ""
         if ref:
-            _SubElement(ot, _V + "reference", {"value": "#" + ref})
+            kids.append(f'<originalText>{words}<reference value="#{xt.attr(ref)}"/></originalText>')
+        else:
+            kids.append(f"<originalText>{words}</originalText>")
     for a in usable:
         if a is not main:
-            _SubElement(e, _V + "translation", a)
+            kids.append(_translation_xml(a))
     return e
+
+
+def _translation_xml(a: dict[str, str]) -> str:
+    return "<translation" + xt.attrs(a) + "/>"
 
 
 def has_code(cc: Any, oid: str, code_values: Iterable[str]) -> bool:
@@ -375,16 +399,28 @@ def first_code(cc: Any, oid: str) -> str | None:
     return None
 
 
-def simple_code(
-    parent: _Element, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
-) -> _Element:
+def _simple_code_attrs(code: str, system: str, display: str | None, name: str | None) -> dict[str, str]:
     a = {"code": code, "codeSystem": system}
     n = name or codes.name_for(system)
     if n:
         a["codeSystemName"] = n
     if display:
         a["displayName"] = display
-    return _SubElement(parent, _V + tag, a)
+    return a
+
+
+def simple_code(
+    parent: Node, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
+) -> Node:
+    """A CD from fixed values, as a Node (the caller adds translations)."""
+    return Node(tag, _simple_code_attrs(code, system, display, name), parent)
+
+
+def simple_code_leaf(
+    parent: Node, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
+) -> None:
+    """:func:`simple_code` without children (a finished string)."""
+    parent.kids.append(_leaf(tag, _simple_code_attrs(code, system, display, name)))
 
 
 # ------------------------------------------------------------------------------------------- quantities --
@@ -418,8 +454,9 @@ def ucum_unit(q: dict[str, Any]) -> str:
     return code_value(q.get("unit")) or "1"
 
 
-def pq(parent: _Element, tag: str, q: Any, *, xsi: bool = True) -> _Element | None:
-    """PQ from a FHIR Quantity; None when the value is not a number."""
+def pq(parent: Node, tag: str, q: Any, *, xsi: bool = True) -> str | None:
+    """PQ from a FHIR Quantity (appended as finished XML, also returned); None when the value is not a
+    number."""
     if not isinstance(q, dict):
         return None
     v = num(q.get("value"))
@@ -428,7 +465,9 @@ def pq(parent: _Element, tag: str, q: Any, *, xsi: bool = True) -> _Element | No
     a = {"value": v, "unit": clean(ucum_unit(q))}
     if xsi:
         a = {XSI_TYPE: "PQ", **a}
-    return _SubElement(parent, _V + tag, a)
+    out = _leaf(tag, a)
+    parent.kids.append(out)
+    return out
 
 
 def quantity_text(q: Any) -> str:
@@ -450,37 +489,40 @@ _TEL_USE = {"home": "HP", "work": "WP", "mobile": "MC", "temp": "TMP"}
 _NAME_USE = {"usual": "L", "official": "L", "nickname": "P", "temp": "L"}
 
 
-def addr(parent: _Element, a: Any, *, required: bool = True) -> _Element | None:
+def addr(parent: Node, a: Any, *, required: bool = True) -> str | None:
     """AD (US Realm Address, 2.16.840.1.113883.10.20.22.5.2: streetAddressLine, city, state, postalCode)."""
     if not isinstance(a, dict):
         if required:
-            return _SubElement(parent, _V + "addr", {"nullFlavor": "NI"})
+            parent.kids.append('<addr nullFlavor="NI"/>')
+            return "addr"
         return None
     use = _ADDR_USE.get(str_or_none(a.get("use")) or "")
-    e = _SubElement(parent, _V + "addr", {"use": use} if use else {})
+    out = [f'<addr use="{use}">' if use else "<addr>"]
     lines = [clean(x) for x in lst(a.get("line")) if clean(x)]
     if not lines and clean(a.get("text")):
         lines = [clean(a.get("text"))]
     for line in lines[:4]:
-        _SubElement(e, _V + "streetAddressLine").text = line
+        out.append(_leaf("streetAddressLine", None, line))
     if not lines:
-        _SubElement(e, _V + "streetAddressLine", {"nullFlavor": "NI"})
+        out.append('<streetAddressLine nullFlavor="NI"/>')
     city = clean(a.get("city"))
-    _SubElement(e, _V + "city", {} if city else {"nullFlavor": "NI"}).text = city or None
+    out.append(_leaf("city", None, city) if city else '<city nullFlavor="NI"/>')
     state = clean(a.get("state"))
     country = clean(a.get("country"))
     if state:
-        _SubElement(e, _V + "state").text = state
+        out.append(_leaf("state", None, state))
     elif country in ("", "US", "USA"):
-        _SubElement(e, _V + "state", {"nullFlavor": "NI"})
+        out.append('<state nullFlavor="NI"/>')
     pc = clean(a.get("postalCode"))
     if pc:
-        _SubElement(e, _V + "postalCode").text = pc
+        out.append(_leaf("postalCode", None, pc))
     elif country in ("", "US", "USA"):
-        _SubElement(e, _V + "postalCode", {"nullFlavor": "NI"})
+        out.append('<postalCode nullFlavor="NI"/>')
     if country:
-        _SubElement(e, _V + "country").text = country
-    return e
+        out.append(_leaf("country", None, country))
+    out.append("</addr>")
+    parent.kids.append("".join(out))
+    return "addr"
 
 
 def addrs(parent: _Element, items: Any) -> None:
@@ -511,12 +553,12 @@ def telecom(parent: _Element, items: Any, *, required: bool = True, limit: int =
         use = _TEL_USE.get(str_or_none(t.get("use")) or "")
         if use:
             a["use"] = use
-        _SubElement(parent, _V + "telecom", a)
+        parent.kids.append(_leaf("telecom", a))
         n += 1
         if n >= limit:
             break
     if not n and required:
-        _SubElement(parent, _V + "telecom", {"nullFlavor": "NI"})
+        parent.kids.append('<telecom nullFlavor="NI"/>')
 
 
 def best_name(names: Any) -> dict[str, Any] | None:
@@ -542,59 +584,51 @@ def name_text(n: Any) -> str:
     return " ".join([*parts, fam]).strip()
 
 
-def person_name(parent: _Element, n: Any, *, patient: bool = False) -> _Element:
+def person_name(parent: Node, n: Any, *, patient: bool = False) -> None:
     """PN (US Realm Person Name, 2.16.840.1.113883.10.20.22.5.1.1: given and family SHALL be present)."""
     if not isinstance(n, dict):
-        return _SubElement(parent, _V + "name", {"nullFlavor": "UNK"})
+        parent.kids.append('<name nullFlavor="UNK"/>')
+        return
     use = _NAME_USE.get(str_or_none(n.get("use")) or "")
-    e = _SubElement(parent, _V + "name", {"use": use} if use else {})
+    out = [f'<name use="{use}">' if use else "<name>"]
     for p in lst(n.get("prefix")):
         if clean(p):
-            _SubElement(e, _V + "prefix").text = clean(p)
+            out.append(_leaf("prefix", None, clean(p)))
     given = [clean(x) for x in lst(n.get("given")) if clean(x)]
     fam = clean(n.get("family"))
     if not given and not fam and clean(n.get("text")):
         words = clean(n.get("text")).split()
         given, fam = words[:-1], words[-1]
     for g in given:
-        _SubElement(e, _V + "given").text = g
+        out.append(_leaf("given", None, g))
     if not given:
-        _SubElement(e, _V + "given", {"nullFlavor": "UNK"})
-    if fam:
-        _SubElement(e, _V + "family").text = fam
-    else:
-        _SubElement(e, _V + "family", {"nullFlavor": "UNK"})
+        out.append('<given nullFlavor="UNK"/>')
+    out.append(_leaf("family", None, fam) if fam else '<family nullFlavor="UNK"/>')
     for s in lst(n.get("suffix")):
         if clean(s):
-            _SubElement(e, _V + "suffix").text = clean(s)
-    return e
+            out.append(_leaf("suffix", None, clean(s)))
+    out.append("</name>")
+    parent.kids.append("".join(out))
 
 
 # ------------------------------------------------------------------------------------------- narrative --
-_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-_ROW_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
-
-
 class Table:
     """One narrative table of a section; rows get document-unique IDs that entries point to.
 
-    Rows are collected as escaped XML text and parsed once by :meth:`flush` (libxml2 builds a few thousand
-    cells far faster than one ``SubElement`` call each); ``pending`` is a list, so a failed entry's row is
-    rolled back like its XML (``del pending[mark:]``).
+    Rows are written as escaped XML text straight into the ``tbody`` (``pending`` *is* its child list, so a
+    failed entry's row is rolled back like its XML: ``del pending[mark:]``).
     """
 
     __slots__ = ("_n", "pending", "prefix", "tbody", "text")
 
-    def __init__(self, section: _Element, prefix: str, headers: Sequence[str]) -> None:
-        self.text = _SubElement(section, _V + "text")
+    def __init__(self, section: Node, prefix: str, headers: Sequence[str]) -> None:
+        self.text = el(section, "text")
         self.prefix = prefix
         self._n = 0
-        self.pending: list[str] = []
-        table = _SubElement(self.text, _V + "table", {"border": "1", "width": "100%"})
-        tr = _SubElement(_SubElement(table, _V + "thead"), _V + "tr")
-        for h in headers:
-            _SubElement(tr, _V + "th").text = h
-        self.tbody = _SubElement(table, _V + "tbody")
+        table = el(self.text, "table", {"border": "1", "width": "100%"})
+        table.kids.append("<thead><tr>" + "".join(_leaf("th", None, h) for h in headers) + "</tr></thead>")
+        self.tbody = el(table, "tbody")
+        self.pending: list[str] = self.tbody.kids  # type: ignore[assignment]
 
     def row(self, cells: Sequence[str], *, extra: Sequence[str] = ()) -> str:
         """Add a row; return the ID of its first cell (the entry's ``text/reference``).  ``extra`` IDs are put
@@ -604,28 +638,21 @@ class Table:
         parts = ["<tr>"]
         for i, c in enumerate(cells):
             cell_id = rid if i == 0 else (extra[i - 1] if i <= len(extra) else "")
-            opening = f'<td ID="{cell_id}">' if cell_id else "<td>"
-            text = clean(c).translate(_TEXT_ESCAPES) if c else ""
+            opening = f'<td ID="{xt.attr(cell_id)}">' if cell_id else "<td>"
+            text = xt.text(clean(c)) if c else ""
             parts.append(f"{opening}{text}</td>" if text else opening[:-1] + "/>")
         parts.append("</tr>")
         self.pending.append("".join(parts))
         return rid
 
     def flush(self) -> None:
-        """Turn the collected rows into the ``tbody`` element (once, when the section is complete)."""
-        if not self.pending:
-            return
-        body = etree.fromstring(f'<tbody xmlns="{V3}">{"".join(self.pending)}</tbody>', _ROW_PARSER)
-        self.tbody.getparent().replace(self.tbody, body)
-        self.tbody = body
-        self.pending = []
+        """Nothing left to do: rows are written into the body as they come (kept for the section API)."""
 
     @property
     def rows(self) -> int:
-        return len(self.pending) + len(self.tbody)
+        return len(self.pending)
 
 
-def text_ref(parent: _Element, ref: str) -> None:
+def text_ref(parent: Node, ref: str) -> None:
     """``<text><reference value="#ref"/></text>``: the entry points at its narrative (CDA R2 §4.3.5.1)."""
-    t = _SubElement(parent, _V + "text")
-    _SubElement(t, _V + "reference", {"value": "#" + ref})
+    parent.kids.append(f'<text><reference value="#{xt.attr(ref)}"/></text>')

@@ -23,6 +23,7 @@ from .sections.base import empty
 
 #: Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+_XML_DECL = b"<?xml version='1.0' encoding='UTF-8'?>\n"
 _DATE_FIELDS = (
     "effectiveDateTime",
     "issued",
@@ -138,7 +139,8 @@ def build(
     """
     idx = build_index(resources_or_bundle)
     ctx = Ctx(index=idx, now=_now_ts(now, idx))
-    root = etree.Element(f"{{{dt.V3}}}ClinicalDocument", nsmap=dt.NSMAP)
+    root = dt.Node("ClinicalDocument")
+    root.start += dt.ROOT_NS
     header(root, ctx, _doc_id(idx, ctx.now, author, custodian), author=author, custodian=custodian)
     body = dt.el(dt.el(root, "component"), "structuredBody")
     try:
@@ -153,7 +155,8 @@ def build(
                     empty(body, section.SPEC)
     finally:
         observations.clear_cache()
-    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    # every text and attribute value was escaped (and XML-illegal characters dropped) as it was written
+    xml = _XML_DECL + root.serialize().encode("utf-8")
     return BuildResult(xml=xml, skipped=list(idx.skipped), claims_bundle=_claims(idx))
 
 

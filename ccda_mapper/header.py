@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from . import codes
 from . import datatypes as dt
 from .context import Ctx, practitioner_entity
 from .index import Resource
 
-_Element = etree._Element
+_Element = dt.Node
 _GENDER = {"male": ("M", "Male"), "female": ("F", "Female"), "other": ("UN", "Undifferentiated")}
 _RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 _ETH_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
@@ -70,9 +68,9 @@ def record_target(root: _Element, ctx: Ctx) -> None:
     dec_b, dec_t = p.get("deceasedBoolean"), p.get("deceasedDateTime")
     if dec_t is not None or dec_b is not None:
         dec = bool(dec_b) or dt.ts(dec_t) is not None
-        etree.SubElement(pat, f"{{{dt.SDTC}}}deceasedInd", {"value": "true" if dec else "false"})
+        dt.leaf(pat, "sdtc:deceasedInd", {"value": "true" if dec else "false"})
         if dt.ts(dec_t):
-            etree.SubElement(pat, f"{{{dt.SDTC}}}deceasedTime", {"value": dt.ts(dec_t) or ""})
+            dt.leaf(pat, "sdtc:deceasedTime", {"value": dt.ts(dec_t) or ""})
     ms = p.get("maritalStatus")
     if isinstance(ms, dict) and dt.first_code(ms, codes.MARITAL):
         dt.cd(pat, "maritalStatusCode", ms, prefer=(codes.MARITAL,), text=False)
@@ -118,7 +116,7 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
     for c in [*omb[1:], *detailed]:
         if c.get("code") in ("ASKU", "UNK"):
             continue
-        etree.SubElement(pat, f"{{{dt.SDTC}}}{tag}", attrs(c))
+        dt.leaf(pat, f"sdtc:{tag}", attrs(c))
 
 
 def _language(pat: _Element, p: Resource) -> None:

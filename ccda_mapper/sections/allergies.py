@@ -6,8 +6,6 @@ as a consumable participant, reactions (4.9) with severity (4.8), and criticalit
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -51,7 +49,7 @@ _CRIT = {
 _SUBSTANCE = (codes.RXNORM, codes.SNOMED, "2.16.840.1.113883.4.9", "2.16.840.1.113883.6.209")
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("AllergyIntolerance") if not is_error(r)]
     if not items:
         empty(body, SPEC)
@@ -65,7 +63,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     key = ctx.index.key(res)
     status = clinical_status(res)
     onset, _ = dt.period_of(res, "onset")
@@ -162,7 +160,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     return True
 
 
-def _reaction(obs: etree._Element, r: Resource, key: str, i: int, ref: str | None) -> None:
+def _reaction(obs: dt.Node, r: Resource, key: str, i: int, ref: str | None) -> None:
     manifests = [m for m in dt.lst(r.get("manifestation")) if isinstance(m, dict)]
     for j, m in enumerate(manifests or [None]):
         er = dt.el(obs, "entryRelationship", {"typeCode": "MFST", "inversionInd": "true"})

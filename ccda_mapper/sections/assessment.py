@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
@@ -18,7 +16,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("ClinicalImpression") if r.get("status") != "entered-in-error"]
     if not items:
         return

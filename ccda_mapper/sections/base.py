@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 
-_Element = etree._Element
+_Element = dt.Node
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ reasons as Indications (4.19).
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx, practitioner_entity
@@ -28,7 +26,7 @@ SPEC = Spec(
 _ENC_CODES = (codes.CPT, codes.SNOMED, codes.HCPCS, codes.ACT_CODE)
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("Encounter") if not is_error(r)]
     if not items:
         empty(body, SPEC)
@@ -40,7 +38,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     start_, end = dt.period_of(res, "period")
     types = [t for t in dt.lst(res.get("type")) if isinstance(t, dict)]
     concept = types[0] if types else None
@@ -87,7 +85,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     return True
 
 
-def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
+def _location(ctx: Ctx, en: dt.Node, loc: Resource) -> None:
     """Service Delivery Location (2.16.840.1.113883.10.20.22.4.32): code from HealthcareServiceLocation
     (HSLOC)."""
     if loc.get("resourceType") != "Location":
@@ -96,8 +94,8 @@ def _location(ctx: Ctx, en: etree._Element, loc: Resource) -> None:
     ctx.copy_into(part, loc, "participantRole", lambda: _location_role(ctx, loc))
 
 
-def _location_role(ctx: Ctx, loc: Resource) -> etree._Element:
-    pr = etree.Element(f"{{{dt.V3}}}participantRole", {"classCode": "SDLOC"})
+def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
+    pr = dt.Node("participantRole", {"classCode": "SDLOC"})
     dt.template(pr, "2.16.840.1.113883.10.20.22.4.32")
     dt.identifiers(pr, loc, ctx.index.key(loc))
     hsloc = None
@@ -122,7 +120,7 @@ def _location_role(ctx: Ctx, loc: Resource) -> etree._Element:
     return pr
 
 
-def _indication(en: etree._Element, cc: object, seed: str) -> None:
+def _indication(en: dt.Node, cc: object, seed: str) -> None:
     """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter."""
     er = dt.el(en, "entryRelationship", {"typeCode": "RSON"})
     ob = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})

@@ -6,8 +6,7 @@ Observations with US Core category functional-status / disability-status → Fun
 
 from __future__ import annotations
 
-from lxml import etree
-
+from .. import datatypes as dt
 from ..context import Ctx
 from . import status_observations
 from .base import Spec
@@ -21,7 +20,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     status_observations.build(
         ctx, body, SPEC, "functional", ("2.16.840.1.113883.10.20.22.4.67", "2014-06-09")
     )

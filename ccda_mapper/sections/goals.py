@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -19,7 +17,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     if not any(not is_error(r) for r in ctx.index.of("Goal")):
         return
     sec, table = start(body, SPEC, ("Goal", "Target", "Status", "Start", "Due"))
@@ -27,7 +25,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     status = res.get("lifecycleStatus") if isinstance(res.get("lifecycleStatus"), str) else "active"
     targets = [t for t in dt.lst(res.get("target")) if isinstance(t, dict)]
     due = next((t.get("dueDate") for t in targets if isinstance(t.get("dueDate"), str)), None)

@@ -6,8 +6,6 @@ Observation.
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -24,7 +22,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     if not any(is_health_concern(r) and not is_error(r) for r in ctx.index.of("Condition")):
         return
     sec, table = start(body, SPEC, ("Concern", "Codes", "Status", "Recorded"))
@@ -36,7 +34,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     status = clinical_status(res)
     rid = table.row(
         (

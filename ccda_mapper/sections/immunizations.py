@@ -6,8 +6,6 @@ Immunization → Immunization Activity (4.52:2015-08-01) with Immunization Medic
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -25,7 +23,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("Immunization") if not is_error(r)]
     if not items:
         empty(body, SPEC)
@@ -37,7 +35,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("date")  # STU3 field name, seen in older exports
     status = res.get("status") if isinstance(res.get("status"), str) else "completed"
@@ -74,7 +72,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
         )
     product(sa, vc, rid, immunization=True)
     if lot:
-        mm = sa.find(f"{{{dt.V3}}}consumable/{{{dt.V3}}}manufacturedProduct/{{{dt.V3}}}manufacturedMaterial")
+        mm = sa.find("consumable/manufacturedProduct/manufacturedMaterial")
         if mm is not None:
             dt.el(mm, "lotNumberText", text=lot)
     ctx.author(sa, res.get("recorded") or when, res)

@@ -6,8 +6,6 @@ Device (US Core implantable device) → Non-Medicinal Supply Activity (4.50) who
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -28,7 +26,7 @@ def _usable(d: Resource) -> bool:
     return d.get("status") != "entered-in-error"
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     if not any(_usable(d) for d in ctx.index.of("Device")):
         return
     sec, table = start(body, SPEC, ("Device", "UDI", "Status", "Expires"))
@@ -45,7 +43,7 @@ def udi(d: Resource) -> str:
     return ""
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource) -> bool:
     name = dt.cc_text(d.get("type"))
     if not name:
         for n in dt.lst(d.get("deviceName")):

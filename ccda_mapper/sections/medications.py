@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -56,7 +54,7 @@ def medication_concept(ctx: Ctx, res: Resource) -> Any:
     return None
 
 
-def product(parent: etree._Element, cc: Any, ref: str, *, immunization: bool = False) -> None:
+def product(parent: dt.Node, cc: Any, ref: str, *, immunization: bool = False) -> None:
     """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54)."""
     mp = dt.el(dt.el(parent, "consumable"), "manufacturedProduct", {"classCode": "MANU"})
     if immunization:
@@ -69,7 +67,7 @@ def product(parent: etree._Element, cc: Any, ref: str, *, immunization: bool = F
     dt.cd(mm, "code", cc, prefer=prefer, ref=ref)
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [
         r for t in ("MedicationRequest", "MedicationStatement") for r in ctx.index.of(t) if not is_error(r)
     ]
@@ -89,7 +87,7 @@ def _dosage(res: Resource) -> dict[str, Any]:
     return {}
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     cc = medication_concept(ctx, res)
     if cc is None:
         ctx.index.skip(res, "no medication code or resolvable Medication")
@@ -122,8 +120,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     dt.text_ref(sa, rid)
     dt.el(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
     # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
-    eff = dt.ivl_ts(sa, "effectiveTime", start_, end)
-    eff.set(dt.XSI_TYPE, "IVL_TS")
+    dt.ivl_ts(sa, "effectiveTime", start_, end, xsi_type="IVL_TS")
     _frequency(sa, dosage)
     route = dosage.get("route")
     if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
@@ -146,7 +143,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     return True
 
 
-def _frequency(sa: etree._Element, dosage: dict[str, Any]) -> None:
+def _frequency(sa: dt.Node, dosage: dict[str, Any]) -> None:
     """Timing.repeat (frequency per period) → PIVL_TS with institutionSpecified (CONF:1098-7513)."""
     timing = dosage.get("timing")
     rep = timing.get("repeat") if isinstance(timing, dict) else None

@@ -7,8 +7,7 @@ value, and the FHIR question stays in the narrative.
 
 from __future__ import annotations
 
-from lxml import etree
-
+from .. import datatypes as dt
 from ..context import Ctx
 from . import status_observations
 from .base import Spec
@@ -22,7 +21,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     status_observations.build(
         ctx,
         body,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -66,7 +64,7 @@ def report_notes(ctx: Ctx) -> list[tuple[Resource, str]]:
     return out
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     extra = report_notes(ctx)
     if not extra and not any(_usable(d) for d in ctx.index.of("DocumentReference")):
         return
@@ -101,7 +99,7 @@ def note_text(d: Resource) -> str:
     return "Attached: " + ", ".join(described) if described else dt.clean(d.get("description"))
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, d: Resource, key: str) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool:
     when = d.get("date") or dt.obj(dt.obj(d.get("context")).get("period")).get("start")
     authors = [ctx.index.resolve(a, d) for a in dt.lst(d.get("author"))]
     who = next(

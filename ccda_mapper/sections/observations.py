@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -117,7 +115,7 @@ def value_text(res: Resource) -> str:
     return ""
 
 
-def write_value(obs: etree._Element, res: Resource, *, ref: str | None = None, null: str = "NI") -> None:
+def write_value(obs: dt.Node, res: Resource, *, ref: str | None = None, null: str = "NI") -> None:
     """The CDA ``value`` (ANY with xsi:type) of an Observation-like dict; nullFlavor when there is none."""
     if "valueQuantity" in res and dt.pq(obs, "value", res["valueQuantity"]) is not None:
         return
@@ -151,7 +149,7 @@ def write_value(obs: etree._Element, res: Resource, *, ref: str | None = None, n
     dt.el(obs, "value", {dt.XSI_TYPE: "CD", "nullFlavor": null})
 
 
-def interpretation(obs: etree._Element, res: Resource) -> None:
+def interpretation(obs: dt.Node, res: Resource) -> None:
     for cc in dt.lst(res.get("interpretation")):
         code = dt.first_code(cc, codes.INTERPRETATION) or dt.first_code(cc, "2.16.840.1.113883.12.78")
         if code:
@@ -166,7 +164,7 @@ def interpretation(obs: etree._Element, res: Resource) -> None:
             )
 
 
-def reference_range(obs: etree._Element, res: Resource) -> str:
+def reference_range(obs: dt.Node, res: Resource) -> str:
     """referenceRange (low/high quantities, else text); returns the narrative form."""
     for rr in dt.lst(res.get("referenceRange")):
         if not isinstance(rr, dict):

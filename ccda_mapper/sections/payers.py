@@ -7,8 +7,6 @@ document.build), since a CCD has no place for them.
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -34,7 +32,7 @@ _REL = {
 _TYPE_SYSTEMS = (codes.SOP, "2.16.840.1.113883.6.255.1336")
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     covs = [c for c in ctx.index.of("Coverage") if c.get("status") != "entered-in-error"]
     if not covs:
         return
@@ -47,7 +45,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
     payors = [ctx.index.resolve(p, cov) for p in dt.lst(cov.get("payor"))]
     payor = next((p for p in payors if p is not None and p.get("resourceType") == "Organization"), None)
     payor_name = dt.clean((payor or {}).get("name")) or next(
@@ -106,7 +104,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, cov: Resource) -> bool:
             {"value": "#" + rid},
         )
     code_el = pol[-1]
-    if code_el.find(f"{{{dt.V3}}}translation") is None:  # CONF:1198-32852: at least one translation
+    if code_el.find("translation") is None:  # CONF:1198-32852: at least one translation
         dt.el(code_el, "translation", {"nullFlavor": "NI"})
     dt.text_ref(pol, rid)
     dt.el(pol, "statusCode", {"code": "completed"})

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -36,7 +34,7 @@ def is_referral(res: Resource) -> bool:
     return any(dt.has_code(c, codes.SNOMED, (_REFERRAL,)) for c in dt.lst(res.get("category")))
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     plans = [r for r in ctx.index.of("CarePlan") if not is_error(r)]
     requests = [r for r in ctx.index.of("ServiceRequest") if not is_error(r)]
     if not plans and not requests:
@@ -54,7 +52,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _plan(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _plan(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
     start_, _ = dt.period_of(res, "period")
     cats = [c for c in dt.lst(res.get("category")) if isinstance(c, dict)]
@@ -83,9 +81,7 @@ def _plan(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool
     return True
 
 
-def _planned_act(
-    ctx: Ctx, sec: etree._Element, res: Resource, concept: Any, rid: str, when: Any, seed: str
-) -> None:
+def _planned_act(ctx: Ctx, sec: dt.Node, res: Resource, concept: Any, rid: str, when: Any, seed: str) -> None:
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "INT"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.39", "2014-06-09")
     dt.stable_id(act, seed)
@@ -97,7 +93,7 @@ def _planned_act(
     ctx.author(act, res.get("created") or res.get("authoredOn"), res)
 
 
-def _request(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _request(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("authoredOn")

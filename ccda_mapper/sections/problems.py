@@ -6,8 +6,6 @@ Observation (4.4).  Health concerns go to their own section (health_concerns.py)
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -40,7 +38,7 @@ def is_health_concern(res: Resource) -> bool:
     return "health-concern" in category_codes(res)
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("Condition") if not is_error(r) and not is_health_concern(r)]
     if not items:
         empty(body, SPEC)
@@ -65,7 +63,7 @@ def code_list(cc: object) -> str:
     return "; ".join(out)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     status = clinical_status(res)
     onset, _ = dt.period_of(res, "onset")
     abated, _ = dt.period_of(res, "abatement")
@@ -93,7 +91,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
     return True
 
 
-def problem_observation(ctx: Ctx, parent: etree._Element, res: Resource, rid: str, active: bool) -> None:
+def problem_observation(ctx: Ctx, parent: dt.Node, res: Resource, rid: str, active: bool) -> None:
     """Problem Observation (2.16.840.1.113883.10.20.22.4.4:2015-08-01)."""
     obs = dt.el(parent, "observation", {"classCode": "OBS", "moodCode": "EVN"})
     dt.template(obs, "2.16.840.1.113883.10.20.22.4.4", "2015-08-01")

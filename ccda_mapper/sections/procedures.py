@@ -5,8 +5,6 @@ Procedure → Procedure Activity Procedure (2.16.840.1.113883.10.20.22.4.14:2014
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -42,7 +40,7 @@ PROC_CODES = (
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("Procedure") if not is_error(r)]
     if not items:
         empty(body, SPEC)
@@ -54,7 +52,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, res: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     from .problems import code_list
 
     start_, end = dt.period_of(res, "performed")

@@ -5,8 +5,6 @@ ServiceRequest with category "Patient referral" (SNOMED 3457005, US Core) → on
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
@@ -22,7 +20,7 @@ SPEC = Spec(
 )
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     items = [r for r in ctx.index.of("ServiceRequest") if not is_error(r) and is_referral(r)]
     if not items:
         return

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -39,7 +37,7 @@ SPEC = Spec(
 _CODES = (codes.LOINC, codes.SNOMED, codes.CPT)
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     reports = [r for r in ctx.index.of("DiagnosticReport") if usable(r)]
     observations = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == "result"]
     if not reports and not observations:
@@ -64,7 +62,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consumed: set[int]) -> None:
+def _report(ctx: Ctx, sec: dt.Node, table: dt.Table, rep: Resource, consumed: set[int]) -> None:
     mem = [m for m in members(ctx, rep) if usable(m) and kind(m) != "vital"]
     flat: list[Resource] = []
     for m in mem:
@@ -106,7 +104,7 @@ def _report(ctx: Ctx, sec: etree._Element, table: dt.Table, rep: Resource, consu
 
 def _organizer(
     ctx: Ctx,
-    sec: etree._Element,
+    sec: dt.Node,
     table: dt.Table,
     head: Resource,
     obs: list[Resource],
@@ -151,7 +149,7 @@ def _organizer(
             _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o))
 
 
-def _observation(ctx: Ctx, org: etree._Element, table: dt.Table, o: Resource, panel: str, key: str) -> None:
+def _observation(ctx: Ctx, org: dt.Node, table: dt.Table, o: Resource, panel: str, key: str) -> None:
     """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01)."""
     start_, _ = effective(o)
     comp = dt.el(org, "component")

@@ -6,8 +6,6 @@ Observations → Social History Observation (4.38); US Core birth sex → Birth 
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -34,7 +32,7 @@ def _birth_sex(ctx: Ctx) -> str | None:
     return None
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     obs = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) in ("smoking", "social")]
     sex = _birth_sex(ctx)
     if not obs and not sex:
@@ -51,7 +49,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource) -> bool:
+def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
     start_, end = effective(o)
     smoking = kind(o) == "smoking"
     if smoking and not dt.ts(start_):
@@ -86,7 +84,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource) -> bool:
         dt.template(ob, "2.16.840.1.113883.10.20.22.4.38", "2015-08-01")
         dt.identifiers(ob, o, ctx.index.key(o))
         c = dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
-        if c.get("codeSystem") != codes.LOINC and c.find(f"{{{dt.V3}}}translation") is None:
+        if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
             dt.el(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
         dt.text_ref(ob, rid)
         dt.el(ob, "statusCode", {"code": "completed"})
@@ -96,7 +94,7 @@ def _one(ctx: Ctx, sec: etree._Element, table: dt.Table, o: Resource) -> bool:
     return True
 
 
-def _birth_sex_entry(ctx: Ctx, sec: etree._Element, table: dt.Table, sex: str) -> None:
+def _birth_sex_entry(ctx: Ctx, sec: dt.Node, table: dt.Table, sex: str) -> None:
     """Birth Sex Observation (2.16.840.1.113883.10.20.22.4.200:2016-06-01, C-CDA R2.1 Companion Guide)."""
     rid = table.row(("Sex assigned at birth", _SEX.get(sex, "Unknown"), ""))
     ob = dt.el(entry(sec), "observation", {"classCode": "OBS", "moodCode": "EVN"})

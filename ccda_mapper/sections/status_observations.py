@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -14,7 +12,7 @@ from .observations import effective, kind, usable, value_text, write_value
 
 def build(
     ctx: Ctx,
-    body: etree._Element,
+    body: dt.Node,
     spec: Spec,
     wanted: str,
     template: tuple[str, str],
@@ -34,7 +32,7 @@ def build(
 
 def _one(
     ctx: Ctx,
-    sec: etree._Element,
+    sec: dt.Node,
     table: dt.Table,
     o: Resource,
     template: tuple[str, str],

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
@@ -44,7 +42,7 @@ def _flatten(ctx: Ctx, o: Resource, key: str) -> list[tuple[Resource, str]]:
     return out
 
 
-def build(ctx: Ctx, body: etree._Element) -> None:
+def build(ctx: Ctx, body: dt.Node) -> None:
     vitals = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == "vital"]
     groups: dict[tuple[str, str], list[tuple[Resource, Resource, str]]] = {}
     consumed: set[int] = set()
@@ -83,7 +81,7 @@ def build(ctx: Ctx, body: etree._Element) -> None:
 
 
 def _organizer(
-    ctx: Ctx, sec: etree._Element, table: dt.Table, when: str, items: list[tuple[Resource, Resource, str]]
+    ctx: Ctx, sec: dt.Node, table: dt.Table, when: str, items: list[tuple[Resource, Resource, str]]
 ) -> None:
     org = dt.el(entry(sec), "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
     dt.template(org, "2.16.840.1.113883.10.20.22.4.26", "2015-08-01")
@@ -106,7 +104,7 @@ def _organizer(
 
 
 def _observation(
-    ctx: Ctx, org: etree._Element, table: dt.Table, res: Resource, part: dict[str, Any], key: str, when: str
+    ctx: Ctx, org: dt.Node, table: dt.Table, res: Resource, part: dict[str, Any], key: str, when: str
 ) -> None:
     """Vital Sign Observation (2.16.840.1.113883.10.20.22.4.27:2014-06-09)."""
     q = part["valueQuantity"]
