@@ -37,7 +37,7 @@ from direct.mdn import (
     parse_notifications,
     requests_final_destination,
 )
-from direct.message import XDM_SUBJECT, Attachment, build_message, build_xdm, safe_filename
+from direct.message import Attachment, build_message, pack_xdm, safe_filename
 from direct.smime import Identity, SealOptions, UnsealResult, seal, unseal
 from direct.smime.identity import as_identities
 from direct.transport import DeliveryReceipt, ReceivingEndpoint, SmtpTarget, deliver
@@ -193,12 +193,8 @@ class DirectAgent:
             found, anchored = self.recipient_certificates(addr, policy)
             certs.extend(found)
             trusted = trusted and anchored
-        if xdm and attachments:
-            attachments = [
-                Attachment("XDM.ZIP", "application/zip", build_xdm(attachments, from_addr, recipients[0]))
-            ]
-            if XDM_SUBJECT not in subject:
-                subject = f"{XDM_SUBJECT} {subject}"
+        if xdm:
+            attachments, subject = pack_xdm(attachments, from_addr, recipients[0], subject)
         inner = build_message(
             from_addr, to_addrs, subject, text, attachments, cc_addrs=cc_addrs, message_id=message_id
         )

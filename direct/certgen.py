@@ -112,20 +112,7 @@ def make_ca(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), basic_constraints_critical)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(digital_signature=True, cert_sign=True), critical=True)
     )
     if with_ski:
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
@@ -141,6 +128,28 @@ def make_ca(
     if issuer and _is_self_signed(issuer.cert):
         chain = []
     return Issued(cert, key, chain)
+
+
+def _key_usage(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_agreement: bool = False,
+    cert_sign: bool = False,
+) -> x509.KeyUsage:
+    """RFC 5280 §4.2.1.3 keyUsage: CAs get keyCertSign + cRLSign; Direct leaves digitalSignature and
+    keyEncipherment (RSA) or keyAgreement (EC) (CERT-4; DCDT's leaf profile)."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=key_agreement,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _is_self_signed(cert: x509.Certificate) -> bool:
@@ -224,16 +233,10 @@ def make_leaf(
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
         .add_extension(
-            x509.KeyUsage(
+            _key_usage(
                 digital_signature=digital_signature,
-                content_commitment=False,
                 key_encipherment=key_encipherment_ok,
-                data_encipherment=False,
                 key_agreement=isinstance(key, ec.EllipticCurvePrivateKey) and key_encipherment,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
             ),
             critical=True,
         )
@@ -276,10 +279,10 @@ def load_pem_chain(data: bytes) -> list[x509.Certificate]:
 
 
 def load_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
-    """A PEM or DER private key (RSA or EC)."""
-    try:
+    """A PEM or DER private key (RSA or EC); ValueError/TypeError when neither or the password is wrong."""
+    if b"-----BEGIN" in data:
         key = serialization.load_pem_private_key(data, password)
-    except ValueError:
+    else:
         key = serialization.load_der_private_key(data, password)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ValueError("only RSA and EC private keys are supported")

@@ -55,18 +55,25 @@ def dns_names(cert: x509.Certificate) -> list[str]:
     return [n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)] if san else []
 
 
-def bound_to(cert: x509.Certificate, address: DirectAddress | str) -> Binding | None:
-    """``"address"`` when an rfc822Name equals the address, ``"domain"`` when a dNSName equals its domain.
+def binds(cert: x509.Certificate, address: DirectAddress, binding: Binding) -> bool:
+    """The one SAN binding rule (AS §4.1 as amended in 2019; CERT-1, CERT-2; RFC 5280 §4.2.1.6).
 
-    Comparison is case-insensitive (PIT-12). Wildcard dNSNames never bind (CERT-2, Direct Spec §1.4).
+    ``"address"``: an rfc822Name equals the address (as written, or normalised for lookup: lower-case,
+    ``+tag`` removed); ``"domain"``: a dNSName equals its domain. Case-insensitive (PIT-12); wildcard
+    dNSNames never bind (Direct Spec §1.4); the subject ``E=`` never counts.
     """
+    if binding == "address":
+        wanted = {str(address).lower(), address.for_lookup}
+        return any(name in wanted for name in rfc822_names(cert))
+    return any("*" not in name and name == address.domain for name in dns_names(cert))
+
+
+def bound_to(cert: x509.Certificate, address: DirectAddress | str) -> Binding | None:
+    """``"address"`` when an rfc822Name equals the address, ``"domain"`` when a dNSName equals its domain."""
     addr = address if isinstance(address, DirectAddress) else DirectAddress.parse(address)
-    wanted = {str(addr).lower(), addr.for_lookup}
-    if any(name in wanted for name in rfc822_names(cert)):
+    if binds(cert, addr, "address"):
         return "address"
-    if any("*" not in name and name == addr.domain for name in dns_names(cert)):
-        return "domain"
-    return None
+    return "domain" if binds(cert, addr, "domain") else None
 
 
 def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:

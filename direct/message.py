@@ -321,6 +321,17 @@ def _open_zip(data: bytes) -> zipfile.ZipFile:
         raise MalformedMessage("XDM attachment is not a zip file") from exc
 
 
+def pack_xdm(
+    attachments: Sequence[Attachment], sender: str, recipient: str, subject: str
+) -> tuple[list[Attachment], str]:
+    """The attachments as one ``XDM.ZIP`` (XDM-1/XDM-2) and the subject carrying ``XDM/1.0/DDM`` (XDM-3,
+    ETT DTS 124). Nothing to pack: both returned unchanged."""
+    if not attachments:
+        return list(attachments), subject
+    package = Attachment("XDM.ZIP", "application/zip", build_xdm(attachments, sender, recipient))
+    return [package], subject if XDM_SUBJECT in subject else f"{XDM_SUBJECT} {subject}"
+
+
 def is_xdm(att: Attachment) -> bool:
     """XDM-4: also accept XDM sent as application/octet-stream with a .zip name."""
     if att.content_type != "application/zip" and not att.filename.lower().endswith(".zip"):

@@ -15,7 +15,7 @@ import click
 
 from direct.errors import DirectError
 from direct.files import save_attachments
-from direct.message import Attachment, build_message
+from direct.message import Attachment, build_message, pack_xdm
 from direct.smime import Identity, SealOptions, load_certificate_files
 from direct.smime import seal as seal_message
 from direct.smime import unseal as unseal_message
@@ -106,14 +106,8 @@ def seal(
         signer = Identity.load(sign_cert, sign_key)
         certs = end_entities(load_certificate_files(recipient_certs))
         attachments = [Attachment.from_file(p) for p in attach]
-        if xdm and attachments:
-            from direct.message import XDM_SUBJECT, build_xdm
-
-            attachments = [
-                Attachment("XDM.ZIP", "application/zip", build_xdm(attachments, from_addr, to_addrs[0]))
-            ]
-            if XDM_SUBJECT not in subject:
-                subject = f"{XDM_SUBJECT} {subject}"
+        if xdm:
+            attachments, subject = pack_xdm(attachments, from_addr, to_addrs[0], subject)
         inner = build_message(from_addr, list(to_addrs), subject, text, attachments)
         raw = seal_message(inner, signer, certs, _seal_options(cipher, key_transport, digest))
     except DirectError as exc:

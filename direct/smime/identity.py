@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from direct import certs as certs_module
+from direct.certgen import load_private_key
 from direct.errors import MalformedMessage
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -42,16 +43,10 @@ class Identity:
         certs = load_certificates(Path(cert_path).read_bytes())
         if not certs:
             raise MalformedMessage(f"no certificate in {cert_path}", code="bad_certificate_file")
-        raw = Path(key_path).read_bytes()
         try:
-            if b"-----BEGIN" in raw:
-                key = serialization.load_pem_private_key(raw, password)
-            else:
-                key = serialization.load_der_private_key(raw, password)
-        except (ValueError, TypeError) as exc:
+            key = load_private_key(Path(key_path).read_bytes(), password)
+        except (ValueError, TypeError) as exc:  # also "only RSA and EC private keys are supported"
             raise MalformedMessage(f"cannot read private key {key_path}", code="bad_key_file") from exc
-        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise MalformedMessage("only RSA and EC keys are supported", code="bad_key_file")
         if key.public_key().public_numbers() != certs[0].public_key().public_numbers():  # type: ignore[union-attr]
             raise MalformedMessage(
                 f"key {key_path} does not match certificate {cert_path}", code="bad_key_file"
@@ -60,11 +55,13 @@ class Identity:
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """All certificates in a PEM bundle, or the one certificate of a DER file."""
-    if b"-----BEGIN CERTIFICATE-----" in data:
-        return x509.load_pem_x509_certificates(data)
+    """All certificates in ``data`` (PEM, DER or PKCS#7), ``[]`` when none parses.
+
+    The one loader is :func:`direct.certs.load_certificates` (which raises); this keeps the lenient contract
+    the CLI and the sidecar rely on.
+    """
     try:
-        return [x509.load_der_x509_certificate(data)]
+        return certs_module.load_certificates(data)
     except ValueError:
         return []
 

@@ -279,27 +279,14 @@ def _unseal(
     report: signing.SignatureReport | None = None
     if entity_msg.get_content_type() == "multipart/signed":
         parts = mime.split_signed(entity)
-        sig_der = mime.decode_entity_body(parts.signature_entity)
-        result.digest = signing.signature_digest(sig_der)
         content = parts.content
-        try:
-            report = signing.verify_detached(content, sig_der, accept_sha1=accept_sha1)
-        except DirectError:
-            result.signature = "invalid"
-            _peek_signer(sig_der, result)
-            raise
+        report = _verify(content, mime.decode_entity_body(parts.signature_entity), accept_sha1, result)
     elif (
         entity_msg.get_content_type() in {"application/pkcs7-mime", "application/x-pkcs7-mime"}
         and _smime_type(entity_msg) == "signed-data"
     ):
         sig_der = mime.decode_entity_body(entity)
-        result.digest = signing.signature_digest(sig_der)
-        try:
-            report = signing.verify_detached(None, sig_der, accept_sha1=accept_sha1)
-        except DirectError:
-            result.signature = "invalid"
-            _peek_signer(sig_der, result)
-            raise
+        report = _verify(None, sig_der, accept_sha1, result)  # opaque: the content is inside the CMS
         content = canonical_crlf(signing.load_signed_data(sig_der)["encap_content_info"]["content"].native)
     else:
         content = entity
@@ -349,6 +336,20 @@ def _unseal(
         result.signer_trusted = False
         raise NotBound("the signer certificate is not bound to the From address or its domain")
     _check_routing(message, mail_from, rcpt_tos, result.is_notification)
+
+
+def _verify(
+    content: bytes | None, sig_der: bytes, accept_sha1: bool, result: UnsealResult
+) -> signing.SignatureReport:
+    """Verify a detached (``content`` given) or opaque signature; on failure record ``invalid`` and, when
+    it can be identified, the signer, then re-raise (the report names who signed a rejected message)."""
+    result.digest = signing.signature_digest(sig_der)
+    try:
+        return signing.verify_detached(content, sig_der, accept_sha1=accept_sha1)
+    except DirectError:
+        result.signature = "invalid"
+        _peek_signer(sig_der, result)
+        raise
 
 
 def _peek_signer(sig_der: bytes, result: UnsealResult) -> None:

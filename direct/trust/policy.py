@@ -20,7 +20,7 @@ from enum import StrEnum
 from cryptography import x509
 
 from direct.address import DirectAddress
-from direct.certs import Binding, Purpose, dns_names, rfc822_names
+from direct.certs import Binding, Purpose, binds
 from direct.errors import DirectError, NotBound, TrustError
 from direct.trust.fetch import Fetcher
 from direct.trust.path import validate_chain
@@ -47,15 +47,8 @@ class Verdict:
 
 
 def binds_as(cert: x509.Certificate, address: DirectAddress, binding: Binding) -> bool:
-    """SAN binding for the step that found the certificate (AS §4.1; CERT-1, CERT-2).
-
-    Address-bound lookups need an rfc822Name equal to the address; domain-bound lookups a dNSName equal to
-    the domain. Case-insensitive, never a wildcard, never the subject ``E=``.
-    """
-    if binding == "address":
-        wanted = {str(address).lower(), address.for_lookup}
-        return any(name in wanted for name in rfc822_names(cert))
-    return any("*" not in name and name == address.domain for name in dns_names(cert))
+    """SAN binding for the step that found the certificate: :func:`direct.certs.binds` (one rule)."""
+    return binds(cert, address, binding)
 
 
 def evaluate(

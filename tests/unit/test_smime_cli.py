@@ -211,3 +211,29 @@ def test_unseal_extract_of_unreadable_xdm_keeps_the_json_contract(files):
     assert json.loads(res.stdout)["ok"] is True
     assert (dest / "BAD.ZIP").read_bytes() == bytes(data)
     assert "not unpacked" in res.stderr
+
+
+def test_anchor_as_pkcs7_bundle_is_read_by_the_one_certificate_loader(files, pki):
+    """seal/unseal read certificates through direct.certs.load_certificates (merged loader): a trust
+    bundle file (.p7b, PKCS#7 certs-only) works as --anchor, as it already did for ``lookup``."""
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+    p7b = files["dir"] / "bundle.p7b"
+    p7b.write_bytes(pkcs7.serialize_certificates([pki.root.cert], Encoding.DER))
+    runner = CliRunner()
+    sealed = runner.invoke(main, seal_args(files)).stdout_bytes
+    res = runner.invoke(
+        main,
+        [
+            "unseal",
+            "--cert",
+            str(files["bob"][0]),
+            "--key",
+            str(files["bob"][1]),
+            "--anchor",
+            str(p7b),
+            "--json",
+        ],
+        input=sealed,
+    )
+    assert res.exit_code == 0 and json.loads(res.stdout)["signer"]["trusted"] is True
