@@ -95,7 +95,7 @@ class Ctx:
             return
         a = dt.el(parent, "author")
         dt.template(a, "2.16.840.1.113883.10.20.22.4.119")
-        dt.el(a, "time", {"value": t})
+        dt.leaf(a, "time", {"value": t})
         practitioner_entity(self, a, who, "assignedAuthor")
 
     def _who(self, res: Resource) -> Resource | None:

@@ -22,18 +22,18 @@ SOFTWARE = "Blue Button Direct ccda_mapper"
 
 
 def header(root: _Element, ctx: Ctx, doc_id: str, *, author: Any = None, custodian: Any = None) -> None:
-    dt.el(root, "realmCode", {"code": "US"})
-    dt.el(root, "typeId", {"root": "2.16.840.1.113883.1.3", "extension": "POCD_HD000040"})
+    dt.leaf(root, "realmCode", {"code": "US"})
+    dt.leaf(root, "typeId", {"root": "2.16.840.1.113883.1.3", "extension": "POCD_HD000040"})
     dt.template(root, "2.16.840.1.113883.10.20.22.1.1", "2015-08-01")
     dt.template(root, "2.16.840.1.113883.10.20.22.1.2", "2015-08-01")
-    dt.el(root, "id", {"root": doc_id})
+    dt.leaf(root, "id", {"root": doc_id})
     dt.simple_code(root, "code", "34133-9", codes.LOINC, "Summarization of Episode Note", "LOINC")
-    dt.el(root, "title", text="Continuity of Care Document")
-    dt.el(root, "effectiveTime", {"value": ctx.now})
+    dt.leaf(root, "title", text="Continuity of Care Document")
+    dt.leaf(root, "effectiveTime", {"value": ctx.now})
     dt.simple_code(root, "confidentialityCode", "N", codes.CONFIDENTIALITY, "normal", "Confidentiality")
-    dt.el(root, "languageCode", {"code": "en-US"})
-    dt.el(root, "setId", {"root": dt.uid(ctx.index.key(ctx.index.patient) + "#ccd-set")})
-    dt.el(root, "versionNumber", {"value": "1"})
+    dt.leaf(root, "languageCode", {"code": "en-US"})
+    dt.leaf(root, "setId", {"root": dt.uid(ctx.index.key(ctx.index.patient) + "#ccd-set")})
+    dt.leaf(root, "versionNumber", {"value": "1"})
     record_target(root, ctx)
     org = _custodian_org(ctx, custodian) or FALLBACK_ORG
     _author(root, ctx, author, org)
@@ -63,7 +63,7 @@ def record_target(root: _Element, ctx: Ctx) -> None:
             pat, "administrativeGenderCode", g[0], codes.ADMIN_GENDER, g[1], "AdministrativeGender"
         )
     else:
-        dt.el(pat, "administrativeGenderCode", {"nullFlavor": "UNK"})
+        dt.leaf(pat, "administrativeGenderCode", {"nullFlavor": "UNK"})
     dt.ts_el(pat, "birthTime", p.get("birthDate"))
     dec_b, dec_t = p.get("deceasedBoolean"), p.get("deceasedDateTime")
     if dec_t is not None or dec_b is not None:
@@ -110,9 +110,9 @@ def _race_eth(pat: _Element, p: Resource, url: str, tag: str) -> None:
         return a
 
     if not omb:
-        dt.el(pat, tag, {"nullFlavor": "UNK"})
+        dt.leaf(pat, tag, {"nullFlavor": "UNK"})
         return
-    dt.el(pat, tag, attrs(omb[0]))
+    dt.leaf(pat, tag, attrs(omb[0]))
     for c in [*omb[1:], *detailed]:
         if c.get("code") in ("ASKU", "UNK"):
             continue
@@ -127,9 +127,9 @@ def _language(pat: _Element, p: Resource) -> None:
         if not lang:
             continue
         lc = dt.el(pat, "languageCommunication")
-        dt.el(lc, "languageCode", {"code": dt.clean(lang)})
+        dt.leaf(lc, "languageCode", {"code": dt.clean(lang)})
         if isinstance(c.get("preferred"), bool):
-            dt.el(lc, "preferenceInd", {"value": "true" if c["preferred"] else "false"})
+            dt.leaf(lc, "preferenceInd", {"value": "true" if c["preferred"] else "false"})
 
 
 # ------------------------------------------------------------------------------------ author, custodian --
@@ -150,7 +150,7 @@ FALLBACK_ORG: Resource = {"resourceType": "Organization", "id": "bbdirect", "nam
 def _organization(parent: _Element, ctx: Ctx, org: Resource, tag: str) -> _Element:
     o = dt.el(parent, tag)
     dt.identifiers(o, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
-    dt.el(o, "name", text=dt.clean(org.get("name")) or "Unknown organization")
+    dt.leaf(o, "name", text=dt.clean(org.get("name")) or "Unknown organization")
     dt.telecom(o, org.get("telecom"))
     addrs = org.get("address") if isinstance(org.get("address"), list) else []
     dt.addr(o, next((a for a in addrs if isinstance(a, dict)), None))
@@ -160,18 +160,18 @@ def _organization(parent: _Element, ctx: Ctx, org: Resource, tag: str) -> _Eleme
 def _author(root: _Element, ctx: Ctx, author: Any, org: Resource) -> None:
     """The document author (CONF:1198-5444): a Practitioner given by the caller, else this software."""
     a = dt.el(root, "author")
-    dt.el(a, "time", {"value": ctx.now})
+    dt.leaf(a, "time", {"value": ctx.now})
     if isinstance(author, dict) and author.get("resourceType") in ("Practitioner", "PractitionerRole"):
         practitioner_entity(ctx, a, author, "assignedAuthor")
         return
     aa = dt.el(a, "assignedAuthor")
     name = author if isinstance(author, str) and author.strip() else SOFTWARE
-    dt.el(aa, "id", {"root": dt.uid("author:" + name)})
+    dt.leaf(aa, "id", {"root": dt.uid("author:" + name)})
     dt.addr(aa, next((x for x in dt.lst(org.get("address")) if isinstance(x, dict)), None))
     dt.telecom(aa, org.get("telecom"))
     dev = dt.el(aa, "assignedAuthoringDevice")
-    dt.el(dev, "manufacturerModelName", text=dt.clean(name))
-    dt.el(dev, "softwareName", text=dt.clean(name))
+    dt.leaf(dev, "manufacturerModelName", text=dt.clean(name))
+    dt.leaf(dev, "softwareName", text=dt.clean(name))
     # CONF:1198-8456: a device author SHALL come with the organization it acts for
     _organization(aa, ctx, org, "representedOrganization")
 
@@ -181,7 +181,7 @@ def _custodian(root: _Element, ctx: Ctx, org: Resource) -> None:
     (CONF:1198-5519..)."""
     rco = dt.el(dt.el(dt.el(root, "custodian"), "assignedCustodian"), "representedCustodianOrganization")
     dt.identifiers(rco, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
-    dt.el(rco, "name", text=dt.clean(org.get("name")) or "Unknown organization")
+    dt.leaf(rco, "name", text=dt.clean(org.get("name")) or "Unknown organization")
     dt.telecom(rco, org.get("telecom"), limit=1)  # CONF:1198-5525: exactly one telecom
     dt.addr(rco, next((a for a in dt.lst(org.get("address")) if isinstance(a, dict)), None))
 
@@ -192,8 +192,8 @@ def _service_event(root: _Element, ctx: Ctx, low: str | None = None) -> None:
     se = dt.el(dt.el(root, "documentationOf"), "serviceEvent", {"classCode": "PCPR"})
     eff = dt.el(se, "effectiveTime")
     birth = dt.ts(ctx.index.patient.get("birthDate"))
-    dt.el(eff, "low", {"value": birth} if birth else {"nullFlavor": "UNK"})
-    dt.el(eff, "high", {"value": ctx.now})
+    dt.leaf(eff, "low", {"value": birth} if birth else {"nullFlavor": "UNK"})
+    dt.leaf(eff, "high", {"value": ctx.now})
     seen: set[int] = set()
     members: list[Resource] = []
     for team in ctx.index.of("CareTeam"):

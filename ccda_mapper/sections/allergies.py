@@ -94,7 +94,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.stable_id(act, key + "#concern")
     dt.simple_code(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
     active = status == "active"
-    dt.el(act, "statusCode", {"code": "active" if active else "completed"})
+    dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
     recorded = res.get("recordedDate") or onset
     # CONF:1198-10085: a completed concern SHALL have a high (UNK when the record has no usable date)
     dt.ivl_ts(
@@ -110,7 +110,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.identifiers(obs, res, key)
     dt.simple_code(obs, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
     dt.text_ref(obs, rid)
-    dt.el(obs, "statusCode", {"code": "completed"})
+    dt.leaf(obs, "statusCode", {"code": "completed"})
     dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
     cats = dt.lst(res.get("category"))
     cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
@@ -121,7 +121,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         or _TYPE.get((None, typ))
         or ("420134006", "Propensity to adverse reactions")
     )
-    dt.el(
+    dt.leaf(
         obs,
         "value",
         {
@@ -144,9 +144,9 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         co = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
         dt.template(co, "2.16.840.1.113883.10.20.22.4.145")
         dt.simple_code(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
-        dt.el(co, "statusCode", {"code": "completed"})
+        dt.leaf(co, "statusCode", {"code": "completed"})
         c, d = _CRIT[crit]
-        dt.el(
+        dt.leaf(
             co,
             "value",
             {
@@ -170,7 +170,7 @@ def _reaction(obs: dt.Node, r: Resource, key: str, i: int, ref: str | None) -> N
         dt.simple_code(ro, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
         if ref and j == 0:
             dt.text_ref(ro, ref)
-        dt.el(ro, "statusCode", {"code": "completed"})
+        dt.leaf(ro, "statusCode", {"code": "completed"})
         onset = r.get("onset")
         if dt.ts(onset):
             dt.ivl_ts(ro, "effectiveTime", onset)
@@ -182,8 +182,8 @@ def _reaction(obs: dt.Node, r: Resource, key: str, i: int, ref: str | None) -> N
             so = dt.el(er2, "observation", {"classCode": "OBS", "moodCode": "EVN"})
             dt.template(so, "2.16.840.1.113883.10.20.22.4.8", "2014-06-09")
             dt.simple_code(so, "code", "SEV", codes.ACT_CODE, "Severity Observation", "ActCode")
-            dt.el(so, "statusCode", {"code": "completed"})
-            dt.el(
+            dt.leaf(so, "statusCode", {"code": "completed"})
+            dt.leaf(
                 so,
                 "value",
                 {

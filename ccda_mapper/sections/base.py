@@ -29,7 +29,7 @@ def _head(body: _Element, spec: Spec, *, null: bool) -> _Element:
     for root, ext in spec.templates:
         dt.template(sec, root, ext)
     dt.simple_code(sec, "code", spec.code, codes.LOINC, spec.display, "LOINC")
-    dt.el(sec, "title", text=spec.title)
+    dt.leaf(sec, "title", text=spec.title)
     return sec
 
 
@@ -37,7 +37,7 @@ def empty(body: _Element, spec: Spec) -> _Element:
     """A required section without data: ``nullFlavor="NI"`` and a "No information" narrative (C-CDA R2.1 Vol.
     1 §1.8.1 "Sections with no information")."""
     sec = _head(body, spec, null=True)
-    dt.el(sec, "text", text="No information")
+    dt.leaf(sec, "text", text="No information")
     return sec
 
 

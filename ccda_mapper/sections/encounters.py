@@ -102,7 +102,7 @@ def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
     for t in dt.lst(loc.get("type")):
         hsloc = hsloc or dt.first_code(t, "2.16.840.1.113883.6.259")
     if hsloc:
-        dt.el(
+        dt.leaf(
             pr,
             "code",
             {
@@ -112,11 +112,11 @@ def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
             },
         )
     else:
-        dt.el(pr, "code", {"nullFlavor": "UNK"})
+        dt.leaf(pr, "code", {"nullFlavor": "UNK"})
     dt.addr(pr, loc.get("address"))
     dt.telecom(pr, loc.get("telecom"))
     pe = dt.el(pr, "playingEntity", {"classCode": "PLC"})
-    dt.el(pe, "name", text=dt.clean(loc.get("name")) or "Unknown location")
+    dt.leaf(pe, "name", text=dt.clean(loc.get("name")) or "Unknown location")
     return pr
 
 
@@ -127,5 +127,5 @@ def _indication(en: dt.Node, cc: object, seed: str) -> None:
     dt.template(ob, "2.16.840.1.113883.10.20.22.4.19", "2014-06-09")
     dt.stable_id(ob, seed)
     dt.simple_code(ob, "code", "404684003", codes.SNOMED, "Clinical finding", "SNOMED CT")
-    dt.el(ob, "statusCode", {"code": "completed"})
+    dt.leaf(ob, "statusCode", {"code": "completed"})
     dt.cd(ob, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")

@@ -57,7 +57,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.identifiers(ob, res, ctx.index.key(res))
     dt.cd(ob, "code", res.get("description"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
     dt.text_ref(ob, rid)
-    dt.el(ob, "statusCode", {"code": "active"})
+    dt.leaf(ob, "statusCode", {"code": "active"})
     if dt.ts(start_) or dt.ts(due):
         dt.ivl_ts(ob, "effectiveTime", start_, due)
     for t in targets:

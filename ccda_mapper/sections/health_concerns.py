@@ -50,7 +50,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.simple_code(act, "code", "75310-3", codes.LOINC, "Health concern", "LOINC")
     dt.text_ref(act, rid)
     active = status in ACTIVE
-    dt.el(act, "statusCode", {"code": "active" if active else "completed"})
+    dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
     onset, _ = dt.period_of(res, "onset")
     dt.ivl_ts(act, "effectiveTime", res.get("recordedDate") or onset)
     er = dt.el(act, "entryRelationship", {"typeCode": "REFR"})

@@ -58,14 +58,14 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.template(sa, "2.16.840.1.113883.10.20.22.4.52", "2015-08-01")
     dt.identifiers(sa, res, ctx.index.key(res))
     dt.text_ref(sa, rid)
-    dt.el(sa, "statusCode", {"code": "completed"})
+    dt.leaf(sa, "statusCode", {"code": "completed"})
     dt.ts_el(sa, "effectiveTime", when)
     route = res.get("route")
     if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
         dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
     dose = res.get("doseQuantity")
     if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
-        dt.el(
+        dt.leaf(
             sa,
             "doseQuantity",
             {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
@@ -74,6 +74,6 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     if lot:
         mm = sa.find("consumable/manufacturedProduct/manufacturedMaterial")
         if mm is not None:
-            dt.el(mm, "lotNumberText", text=lot)
+            dt.leaf(mm, "lotNumberText", text=lot)
     ctx.author(sa, res.get("recorded") or when, res)
     return True

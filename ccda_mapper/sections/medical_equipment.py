@@ -57,18 +57,18 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource) -> bool:
     dt.template(sup, "2.16.840.1.113883.10.20.22.4.50", "2014-06-09")
     dt.stable_id(sup, ctx.index.key(d) + "#supply")
     dt.text_ref(sup, rid)
-    dt.el(sup, "statusCode", {"code": "completed" if status != "active" else "active"})
-    dt.el(sup, "effectiveTime", {"nullFlavor": "UNK"})
+    dt.leaf(sup, "statusCode", {"code": "completed" if status != "active" else "active"})
+    dt.leaf(sup, "effectiveTime", {"nullFlavor": "UNK"})
     pr = dt.el(dt.el(sup, "participant", {"typeCode": "PRD"}), "participantRole", {"classCode": "MANU"})
     dt.template(pr, "2.16.840.1.113883.10.20.22.4.37")
     if code:
-        dt.el(pr, "id", {"root": FDA_UDI, "extension": code})
+        dt.leaf(pr, "id", {"root": FDA_UDI, "extension": code})
     else:
         dt.identifiers(pr, d, ctx.index.key(d))
     pd = dt.el(pr, "playingDevice")
     dt.cd(pd, "code", d.get("type"), prefer=(codes.SNOMED,), ref=rid)
     se = dt.el(pr, "scopingEntity")
-    dt.el(se, "id", {"root": FDA_UDI})
+    dt.leaf(se, "id", {"root": FDA_UDI})
     if dt.clean(d.get("manufacturer")):
-        dt.el(se, "desc", text=dt.clean(d.get("manufacturer")))
+        dt.leaf(se, "desc", text=dt.clean(d.get("manufacturer")))
     return True

@@ -118,7 +118,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.template(sa, "2.16.840.1.113883.10.20.22.4.16", "2014-06-09")
     dt.identifiers(sa, res, ctx.index.key(res))
     dt.text_ref(sa, rid)
-    dt.el(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
+    dt.leaf(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
     # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
     dt.ivl_ts(sa, "effectiveTime", start_, end, xsi_type="IVL_TS")
     _frequency(sa, dosage)
@@ -131,13 +131,13 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             dose = dr["doseQuantity"]
             break
     if dose is not None and dt.num(dose.get("value")) is not None:
-        dt.el(
+        dt.leaf(
             sa,
             "doseQuantity",
             {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))},
         )
     else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
-        dt.el(sa, "doseQuantity", {"nullFlavor": "UNK"})
+        dt.leaf(sa, "doseQuantity", {"nullFlavor": "UNK"})
     product(sa, cc, rid)
     ctx.author(sa, res.get("authoredOn"), res)
     return True
@@ -165,4 +165,4 @@ def _frequency(sa: dt.Node, dosage: dict[str, Any]) -> None:
     eff = dt.el(
         sa, "effectiveTime", {dt.XSI_TYPE: "PIVL_TS", "institutionSpecified": "true", "operator": "A"}
     )
-    dt.el(eff, "period", {"value": text, "unit": unit})
+    dt.leaf(eff, "period", {"value": text, "unit": unit})

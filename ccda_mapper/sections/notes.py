@@ -119,9 +119,9 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool
     for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
         a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
         if a is not None and a["codeSystem"] == codes.LOINC:
-            dt.el(c, "translation", a)
+            dt.leaf(c, "translation", a)
     dt.text_ref(act, rid)
-    dt.el(act, "statusCode", {"code": "completed"})
+    dt.leaf(act, "statusCode", {"code": "completed"})
     dt.ts_el(act, "effectiveTime", when)
     ctx.author(act, when, {"author": d.get("author")} if who else None)
     return True

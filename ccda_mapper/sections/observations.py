@@ -123,37 +123,37 @@ def write_value(obs: dt.Node, res: Resource, *, ref: str | None = None, null: st
         dt.cd(obs, "value", res["valueCodeableConcept"], prefer=(codes.SNOMED, codes.LOINC), xsi_type="CD")
         return
     if isinstance(res.get("valueString"), str) and dt.clean(res["valueString"]):
-        dt.el(obs, "value", {dt.XSI_TYPE: "ST"}, text=dt.clean(res["valueString"]))
+        dt.leaf(obs, "value", {dt.XSI_TYPE: "ST"}, text=dt.clean(res["valueString"]))
         return
     if isinstance(res.get("valueBoolean"), bool):
-        dt.el(obs, "value", {dt.XSI_TYPE: "BL", "value": "true" if res["valueBoolean"] else "false"})
+        dt.leaf(obs, "value", {dt.XSI_TYPE: "BL", "value": "true" if res["valueBoolean"] else "false"})
         return
     if isinstance(res.get("valueInteger"), int) and not isinstance(res.get("valueInteger"), bool):
-        dt.el(obs, "value", {dt.XSI_TYPE: "INT", "value": str(res["valueInteger"])})
+        dt.leaf(obs, "value", {dt.XSI_TYPE: "INT", "value": str(res["valueInteger"])})
         return
     if isinstance(res.get("valueDateTime"), str) and dt.ts(res["valueDateTime"]):
-        dt.el(obs, "value", {dt.XSI_TYPE: "TS", "value": dt.ts(res["valueDateTime"]) or ""})
+        dt.leaf(obs, "value", {dt.XSI_TYPE: "TS", "value": dt.ts(res["valueDateTime"]) or ""})
         return
     r = res.get("valueRange")
     if isinstance(r, dict):
         v = dt.el(obs, "value", {dt.XSI_TYPE: "IVL_PQ"})
         if dt.pq(v, "low", r.get("low"), xsi=False) is None:
-            dt.el(v, "low", {"nullFlavor": "NI"})
+            dt.leaf(v, "low", {"nullFlavor": "NI"})
         if dt.pq(v, "high", r.get("high"), xsi=False) is None:
-            dt.el(v, "high", {"nullFlavor": "NI"})
+            dt.leaf(v, "high", {"nullFlavor": "NI"})
         return
     text = value_text(res)
     if text:
-        dt.el(obs, "value", {dt.XSI_TYPE: "ST"}, text=text)
+        dt.leaf(obs, "value", {dt.XSI_TYPE: "ST"}, text=text)
         return
-    dt.el(obs, "value", {dt.XSI_TYPE: "CD", "nullFlavor": null})
+    dt.leaf(obs, "value", {dt.XSI_TYPE: "CD", "nullFlavor": null})
 
 
 def interpretation(obs: dt.Node, res: Resource) -> None:
     for cc in dt.lst(res.get("interpretation")):
         code = dt.first_code(cc, codes.INTERPRETATION) or dt.first_code(cc, "2.16.840.1.113883.12.78")
         if code:
-            dt.el(
+            dt.leaf(
                 obs,
                 "interpretationCode",
                 {
@@ -176,15 +176,15 @@ def reference_range(obs: dt.Node, res: Resource) -> str:
         orr = dt.el(dt.el(obs, "referenceRange"), "observationRange")
         shown = text or f"{dt.quantity_text(lo)} - {dt.quantity_text(hi)}".strip(" -")
         if shown:
-            dt.el(orr, "text", text=shown)
+            dt.leaf(orr, "text", text=shown)
         if not (isinstance(lo, dict) or isinstance(hi, dict)):
-            dt.el(orr, "value", {dt.XSI_TYPE: "ST"}, text=shown)  # CONF:1198-32175: value SHALL be present
+            dt.leaf(orr, "value", {dt.XSI_TYPE: "ST"}, text=shown)  # CONF:1198-32175: value SHALL be present
         else:
             v = dt.el(orr, "value", {dt.XSI_TYPE: "IVL_PQ"})
             if dt.pq(v, "low", lo, xsi=False) is None:
-                dt.el(v, "low", {"nullFlavor": "NI"})
+                dt.leaf(v, "low", {"nullFlavor": "NI"})
             if dt.pq(v, "high", hi, xsi=False) is None:
-                dt.el(v, "high", {"nullFlavor": "NI"})
+                dt.leaf(v, "high", {"nullFlavor": "NI"})
         return shown
     return ""
 

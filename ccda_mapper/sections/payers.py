@@ -86,9 +86,9 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
     dt.template(act, "2.16.840.1.113883.10.20.22.4.60", "2015-08-01")
     dt.stable_id(act, key + "#coverage")
     dt.simple_code(act, "code", "48768-6", codes.LOINC, "Payment sources", "LOINC")
-    dt.el(act, "statusCode", {"code": "completed"})
+    dt.leaf(act, "statusCode", {"code": "completed"})
     er = dt.el(act, "entryRelationship", {"typeCode": "COMP"})
-    dt.el(
+    dt.leaf(
         er, "sequenceNumber", {"value": str(cov.get("order")) if isinstance(cov.get("order"), int) else "1"}
     )
     pol = dt.el(er, "act", {"classCode": "ACT", "moodCode": "EVN"})
@@ -98,16 +98,16 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
     if isinstance(ctype, dict) and any(dt.first_code(ctype, s) for s in _TYPE_SYSTEMS):
         dt.cd(pol, "code", ctype, prefer=_TYPE_SYSTEMS, ref=rid)
     else:
-        dt.el(
+        dt.leaf(
             dt.el(dt.el(pol, "code", {"nullFlavor": "UNK"}), "originalText"),
             "reference",
             {"value": "#" + rid},
         )
     code_el = pol[-1]
     if code_el.find("translation") is None:  # CONF:1198-32852: at least one translation
-        dt.el(code_el, "translation", {"nullFlavor": "NI"})
+        dt.leaf(code_el, "translation", {"nullFlavor": "NI"})
     dt.text_ref(pol, rid)
-    dt.el(pol, "statusCode", {"code": "completed"})
+    dt.leaf(pol, "statusCode", {"code": "completed"})
     # Payer Performer (2.16.840.1.113883.10.20.22.4.87)
     perf = dt.el(pol, "performer", {"typeCode": "PRF"})
     dt.template(perf, "2.16.840.1.113883.10.20.22.4.87")
@@ -116,7 +116,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
         dt.identifiers(ae, payor, ctx.index.key(payor))
     else:
         dt.stable_id(ae, key + "#payer")
-    dt.el(
+    dt.leaf(
         ae,
         "code",
         {
@@ -132,7 +132,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
         )
         dt.telecom(ae, payor.get("telecom"), required=False)
     ro = dt.el(ae, "representedOrganization")
-    dt.el(ro, "name", text=payor_name or "Unknown payer")
+    dt.leaf(ro, "name", text=payor_name or "Unknown payer")
     # Covered Party Participant (2.16.840.1.113883.10.20.22.4.89)
     part = dt.el(pol, "participant", {"typeCode": "COV"})
     dt.template(part, "2.16.840.1.113883.10.20.22.4.89", "2015-08-01")
@@ -140,12 +140,12 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
         dt.ivl_ts(part, "time", start_, end)
     pr = dt.el(part, "participantRole")
     if member:
-        dt.el(pr, "id", {"root": dt.uid(key + "#member-system"), "extension": member})
+        dt.leaf(pr, "id", {"root": dt.uid(key + "#member-system"), "extension": member})
     else:
-        dt.el(pr, "id", {"nullFlavor": "UNK"})
+        dt.leaf(pr, "id", {"nullFlavor": "UNK"})
     rc = _REL.get(dt.str_or_none(rel_code) or "")
     if rc:
-        dt.el(
+        dt.leaf(
             pr,
             "code",
             {
@@ -156,13 +156,13 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
             },
         )
     else:
-        dt.el(pr, "code", {"nullFlavor": "UNK"})
+        dt.leaf(pr, "code", {"nullFlavor": "UNK"})
     # CONF:1198-8939: the policy refers to the plan it belongs to (the plan-description act of the IG example)
     plan_act = dt.el(
         dt.el(pol, "entryRelationship", {"typeCode": "REFR"}), "act", {"classCode": "ACT", "moodCode": "DEF"}
     )
     dt.stable_id(plan_act, key + "#plan")
-    dt.el(plan_act, "code", {"nullFlavor": "UNK"})
-    dt.el(plan_act, "text", text=plan or dt.cc_text(cov.get("type")) or "Health plan")
-    dt.el(plan_act, "statusCode", {"code": "active"})
+    dt.leaf(plan_act, "code", {"nullFlavor": "UNK"})
+    dt.leaf(plan_act, "text", text=plan or dt.cc_text(cov.get("type")) or "Health plan")
+    dt.leaf(plan_act, "statusCode", {"code": "active"})
     return True

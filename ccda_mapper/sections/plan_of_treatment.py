@@ -87,9 +87,9 @@ def _planned_act(ctx: Ctx, sec: dt.Node, res: Resource, concept: Any, rid: str, 
     dt.stable_id(act, seed)
     dt.cd(act, "code", concept, prefer=(codes.SNOMED, codes.LOINC, codes.CPT), ref=rid)
     dt.text_ref(act, rid)
-    dt.el(act, "statusCode", {"code": "active"})
+    dt.leaf(act, "statusCode", {"code": "active"})
     if dt.ts(when):
-        dt.el(act, "effectiveTime", {"value": dt.ts(when) or ""})
+        dt.leaf(act, "effectiveTime", {"value": dt.ts(when) or ""})
     ctx.author(act, res.get("created") or res.get("authoredOn"), res)
 
 
@@ -123,8 +123,8 @@ def _request(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.identifiers(el, res, ctx.index.key(res))
     dt.cd(el, "code", res.get("code"), prefer=prefer, ref=rid)
     dt.text_ref(el, rid)
-    dt.el(el, "statusCode", {"code": "active"})
+    dt.leaf(el, "statusCode", {"code": "active"})
     if dt.ts(when):
-        dt.el(el, "effectiveTime", {"value": dt.ts(when) or ""})
+        dt.leaf(el, "effectiveTime", {"value": dt.ts(when) or ""})
     ctx.author(el, res.get("authoredOn"), res)
     return True

@@ -82,7 +82,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.stable_id(act, key + "#concern")
     dt.simple_code(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
     active = status in ACTIVE
-    dt.el(act, "statusCode", {"code": "active" if active else "completed"})
+    dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
     recorded = res.get("recordedDate") or onset
     # a completed concern says when it ended (the IG: high when statusCode is completed); UNK when unknown
     dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active)
@@ -106,13 +106,13 @@ def problem_observation(ctx: Ctx, parent: dt.Node, res: Resource, rid: str, acti
         "Diagnosis" if diag else "Problem",
         "SNOMED CT",
     )
-    dt.el(
+    dt.leaf(
         c,
         "translation",
         {"code": "75326-9", "codeSystem": codes.LOINC, "codeSystemName": "LOINC", "displayName": "Problem"},
     )
     dt.text_ref(obs, rid)
-    dt.el(obs, "statusCode", {"code": "completed"})
+    dt.leaf(obs, "statusCode", {"code": "completed"})
     onset, _ = dt.period_of(res, "onset")
     abated, _ = dt.period_of(res, "abatement")
     dt.ivl_ts(obs, "effectiveTime", onset or res.get("recordedDate"), None if active else abated)

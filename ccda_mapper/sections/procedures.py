@@ -72,7 +72,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.identifiers(pr, res, ctx.index.key(res))
     dt.cd(pr, "code", res.get("code"), prefer=PROC_CODES, ref=rid)
     dt.text_ref(pr, rid)
-    dt.el(pr, "statusCode", {"code": _STATUS.get(status, "completed")})
+    dt.leaf(pr, "statusCode", {"code": _STATUS.get(status, "completed")})
     if end and dt.ts(end):
         dt.ivl_ts(pr, "effectiveTime", start_, end)
     else:

@@ -119,7 +119,7 @@ def _organizer(
     else:
         dt.identifiers(org, head, ctx.index.key(head))
     dt.cd(org, "code", head.get("code"), prefer=_CODES)
-    dt.el(org, "statusCode", {"code": result_status(head)})
+    dt.leaf(org, "statusCode", {"code": result_status(head)})
     starts = [s for s in (dt.ts(effective(o)[0]) for o in obs) if s]
     low, high = effective(head)
     if not dt.ts(low) and starts:
@@ -128,8 +128,8 @@ def _organizer(
     hi = dt.ts(high) or (max(starts) if starts else None) or lo
     if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
         eff = dt.el(org, "effectiveTime")
-        dt.el(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
-        dt.el(eff, "high", {"value": hi} if hi else {"nullFlavor": "UNK"})
+        dt.leaf(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
+        dt.leaf(eff, "high", {"value": hi} if hi else {"nullFlavor": "UNK"})
     ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
@@ -160,7 +160,7 @@ def _observation(ctx: Ctx, org: dt.Node, table: dt.Table, o: Resource, panel: st
     rid = f"{table.prefix}{n}"
     dt.cd(obs, "code", o.get("code"), prefer=_CODES, ref=rid)
     dt.text_ref(obs, rid)
-    dt.el(obs, "statusCode", {"code": result_status(o)})
+    dt.leaf(obs, "statusCode", {"code": result_status(o)})
     dt.ts_el(obs, "effectiveTime", start_)
     write_value(obs, o)
     interpretation(obs, o)

@@ -62,14 +62,14 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
         dt.identifiers(ob, o, ctx.index.key(o))
         dt.simple_code(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
         dt.text_ref(ob, rid)
-        dt.el(ob, "statusCode", {"code": "completed"})
-        dt.el(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
+        dt.leaf(ob, "statusCode", {"code": "completed"})
+        dt.leaf(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
         # CONF:1098-14817: value CD from Current Smoking Status (SNOMED)
         cc = o.get("valueCodeableConcept")
         if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
             dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
         else:
-            dt.el(
+            dt.leaf(
                 ob,
                 "value",
                 {
@@ -85,9 +85,9 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
         dt.identifiers(ob, o, ctx.index.key(o))
         c = dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
         if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
-            dt.el(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
+            dt.leaf(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
         dt.text_ref(ob, rid)
-        dt.el(ob, "statusCode", {"code": "completed"})
+        dt.leaf(ob, "statusCode", {"code": "completed"})
         dt.ivl_ts(ob, "effectiveTime", start_, end)  # CONF:1198-31868: SHALL, low UNK when unknown
         write_value(ob, o)
     ctx.author(ob, o.get("issued"), o)
@@ -101,9 +101,9 @@ def _birth_sex_entry(ctx: Ctx, sec: dt.Node, table: dt.Table, sex: str) -> None:
     dt.template(ob, "2.16.840.1.113883.10.20.22.4.200", "2016-06-01")
     dt.simple_code(ob, "code", "76689-9", codes.LOINC, "Sex assigned at birth", "LOINC")
     dt.text_ref(ob, rid)
-    dt.el(ob, "statusCode", {"code": "completed"})
+    dt.leaf(ob, "statusCode", {"code": "completed"})
     if sex in _SEX:
-        dt.el(
+        dt.leaf(
             ob,
             "value",
             {
@@ -115,4 +115,4 @@ def _birth_sex_entry(ctx: Ctx, sec: dt.Node, table: dt.Table, sex: str) -> None:
             },
         )
     else:
-        dt.el(ob, "value", {dt.XSI_TYPE: "CD", "nullFlavor": "UNK"})
+        dt.leaf(ob, "value", {dt.XSI_TYPE: "CD", "nullFlavor": "UNK"})

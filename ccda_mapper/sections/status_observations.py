@@ -45,7 +45,7 @@ def _one(
     dt.identifiers(ob, o, ctx.index.key(o))
     if fixed_code:
         c = dt.simple_code(ob, "code", fixed_code[0], codes.SNOMED, fixed_code[1], "SNOMED CT")
-        dt.el(
+        dt.leaf(
             c,
             "translation",
             {
@@ -59,7 +59,7 @@ def _one(
         # Functional Status Observation: code SHALL be LOINC (CONF:1098-31523); others become translations
         dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC,), ref=rid, require=codes.LOINC)
     dt.text_ref(ob, rid)
-    dt.el(ob, "statusCode", {"code": "completed"})
+    dt.leaf(ob, "statusCode", {"code": "completed"})
     dt.ivl_ts(ob, "effectiveTime", start_, end)
     write_value(ob, o)
     ctx.author(ob, o.get("issued"), o)

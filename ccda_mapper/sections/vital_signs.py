@@ -87,7 +87,7 @@ def _organizer(
     dt.template(org, "2.16.840.1.113883.10.20.22.4.26", "2015-08-01")
     dt.stable_id(org, items[0][2] + "#vitals")
     c = dt.simple_code(org, "code", "46680005", codes.SNOMED, "Vital Signs", "SNOMED CT")
-    dt.el(
+    dt.leaf(
         c,
         "translation",
         {
@@ -97,8 +97,8 @@ def _organizer(
             "displayName": "Vital signs, weight, height, head circumference, oximetry, BMI, and BSA panel",
         },
     )
-    dt.el(org, "statusCode", {"code": "completed"})
-    dt.el(org, "effectiveTime", {"value": dt.ts(when) or ""})
+    dt.leaf(org, "statusCode", {"code": "completed"})
+    dt.leaf(org, "effectiveTime", {"value": dt.ts(when) or ""})
     for res, part, key in items:
         _observation(ctx, org, table, res, part, key, when)
 
@@ -120,8 +120,8 @@ def _observation(
     rid = f"{table.prefix}{table.rows + 1}"
     dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
     dt.text_ref(obs, rid)
-    dt.el(obs, "statusCode", {"code": "completed"})  # CONF:1098-7303
-    dt.el(obs, "effectiveTime", {"value": dt.ts(when) or ""})
+    dt.leaf(obs, "statusCode", {"code": "completed"})  # CONF:1098-7303
+    dt.leaf(obs, "effectiveTime", {"value": dt.ts(when) or ""})
     dt.pq(obs, "value", q)
     interpretation(obs, part)
     ctx.author(obs, res.get("issued"), res)
