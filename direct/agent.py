@@ -15,6 +15,7 @@ listener with an inbox folder (what ``bbdirect receive`` and ``bbdirect demo`` r
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import logging
 import threading
@@ -140,9 +141,13 @@ class DirectAgent:
     def owns(self, address: str) -> bool:
         return any(bound_to(i.cert, address) is not None for i in self.identities)
 
-    def anchors(self, local_domain: str | None = None) -> list[x509.Certificate]:
+    def anchors(self, local_domain: str | None = None, direction: str = "incoming") -> list[x509.Certificate]:
+        """Anchors for ``local_domain``; a store that scopes by direction (TB-3) is asked for ``direction``
+        (``incoming`` = signers of what we receive, which is what the agent validates)."""
         anchors_for = getattr(self.trust, "anchors_for", None)
         if callable(anchors_for):
+            if "direction" in inspect.signature(anchors_for).parameters:
+                return list(anchors_for(local_domain, direction=direction))
             return list(anchors_for(local_domain))
         return list(self.trust)  # type: ignore[call-overload]
 

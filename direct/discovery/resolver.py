@@ -148,7 +148,7 @@ class CertificateResolver:
         anchors = list(self.config.anchors)
         store = self.config.trust_store
         if store is not None:
-            anchors.extend(store.anchors_for(local_domain))
+            anchors.extend(store.anchors_for(local_domain, "outgoing"))  # we encrypt to them (TB-3)
         return anchors
 
     # --- algorithm -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from asn1crypto import cms
 from cryptography import x509
@@ -163,6 +164,13 @@ def _verify_signature(content: bytes, signer_infos, signing_cert: x509.Certifica
 
 
 # --- the store -----------------------------------------------------------------------------------------
+Direction = Literal["incoming", "outgoing"]
+
+
+def _by_domain(mapping: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    return {d.lower(): list(names) for d, names in (mapping or {}).items()}
+
+
 class TrustStore:
     """Anchors from files plus several refreshed bundles, scoped per local domain."""
 
@@ -172,12 +180,23 @@ class TrustStore:
         bundles: Sequence[TrustBundle] = (),
         *,
         domain_bundles: Mapping[str, Sequence[str]] | None = None,
+        incoming_bundles: Mapping[str, Sequence[str]] | None = None,
+        outgoing_bundles: Mapping[str, Sequence[str]] | None = None,
         fetcher: Fetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.static = list(anchors)
         self.bundles = {b.name: b for b in bundles}
-        self.domain_bundles = {d.lower(): list(names) for d, names in (domain_bundles or {}).items()}
+        self.domain_bundles = _by_domain(domain_bundles)
+        #: TB-3 / CERT-5: per local domain, the bundles trusted for mail we RECEIVE (signers of inbound
+        #: messages and MDNs) and for mail we SEND (recipients' certificates), like the Java RI's
+        #: TrustBundleDomainReltn incoming/outgoing flags. A direction not configured for a domain falls
+        #: back to ``domain_bundles`` (both directions); a domain configured only for the other direction
+        #: trusts no bundle in this one (static anchors still apply).
+        self.directional = {
+            "incoming": _by_domain(incoming_bundles),
+            "outgoing": _by_domain(outgoing_bundles),
+        }
         self.fetcher = fetcher or HttpFetcher(timeout=10, deadline=30, max_bytes=20_000_000)
         self.clock = clock
         self._status = {b.name: BundleStatus(b.name) for b in bundles}
@@ -187,11 +206,26 @@ class TrustStore:
         self.refreshed = threading.Condition()
 
     # --- reading -------------------------------------------------------------------------------------
-    def anchors_for(self, local_domain: str | None = None) -> list[x509.Certificate]:
-        """Static anchors + the anchors of the bundles this local domain trusts (all when unscoped)."""
-        names = self.domain_bundles.get(local_domain.lower()) if local_domain else None
-        if names is None:
-            names = list(self.bundles)
+    def bundle_names(self, local_domain: str | None = None, direction: Direction | None = None) -> list[str]:
+        """The bundles ``local_domain`` trusts in ``direction`` (see ``directional``); all when unscoped."""
+        if not local_domain:
+            return list(self.bundles)
+        domain = local_domain.lower()
+        if direction is not None and domain in self.directional[direction]:
+            return self.directional[direction][domain]
+        if domain in self.domain_bundles:
+            return self.domain_bundles[domain]
+        if any(domain in scoped for scoped in self.directional.values()):
+            return []  # configured for the other direction only
+        return list(self.bundles)
+
+    def anchors_for(
+        self, local_domain: str | None = None, direction: Direction | None = None
+    ) -> list[x509.Certificate]:
+        """Static anchors + the anchors of the bundles this local domain trusts in ``direction``
+        (``"incoming"``: signers of what we receive; ``"outgoing"``: recipients we send to; None: either
+        scoping of ``domain_bundles``). All bundles when the domain is not configured at all."""
+        names = self.bundle_names(local_domain, direction)
         with self._lock:
             out = list(self.static)
             for name in names:

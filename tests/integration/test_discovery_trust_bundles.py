@@ -109,3 +109,51 @@ def test_background_refresh_runs_on_schedule(http, communities) -> None:
     assert store.status("fast").refreshes >= 3
     assert store.status("slow").refreshes == 1  # loaded once, not due again within its hour
     assert http.hits["/bundles/slow.p7b"] == 1
+
+
+def test_incoming_and_outgoing_bundles_are_separate_per_local_domain(http, communities, bind) -> None:
+    """TB-3 / CERT-5 (the Java RI's TrustBundleDomainReltn incoming/outgoing flags): clinic.test sends to
+    community A's members and accepts mail signed by community B's. Discovery (outgoing) trusts only A; the
+    agent's unseal (incoming) trusts only B; a domain configured for one direction only trusts no bundle in
+    the other."""
+    from direct.agent import DirectAgent
+    from direct.message import build_message
+    from direct.smime import Identity, seal
+
+    a, b = communities["a"], communities["b"]
+    store = TrustStore(
+        bundles=[
+            TrustBundle("a", http.put("/bundles/dir-a.p7b", _p7b(a)), refresh_interval=0),
+            TrustBundle("b", http.put("/bundles/dir-b.p7b", _p7b(b)), refresh_interval=0),
+        ],
+        incoming_bundles={"clinic.test": ["b"]},
+        outgoing_bundles={"clinic.test": ["a"], "sendonly.test": ["a"]},
+        fetcher=HttpFetcher(timeout=2),
+    )
+    store.refresh_due()
+    assert store.anchors_for("clinic.test", "outgoing") == [a.cert]
+    assert store.anchors_for("clinic.test", "incoming") == [b.cert]
+    assert store.anchors_for("sendonly.test", "incoming") == []
+    assert store.anchors_for("elsewhere.test", "incoming") == [a.cert, b.cert]  # unconfigured: all
+
+    # outgoing, through discovery against BIND
+    alice = certgen.make_leaf(a, address="alice@dir-a.test")
+    bob = certgen.make_leaf(b, address="bob@dir-b.test")
+    bind.zone("dir-a.test", [f"alice IN CERT PKIX 0 0 ( {base64.b64encode(alice.cert_der).decode()} )"])
+    bind.zone("dir-b.test", [f"bob IN CERT PKIX 0 0 ( {base64.b64encode(bob.cert_der).decode()} )"])
+    resolver = CertificateResolver(DiscoveryConfig(nameservers=[(bind.host, bind.port)], trust_store=store))
+    assert resolver.lookup("alice@dir-a.test", local_domain="clinic.test").selected
+    assert resolver.lookup("bob@dir-b.test", local_domain="clinic.test").error.code == "no_usable_certificate"
+
+    # incoming, through the agent's unseal
+    clinic = certgen.make_leaf(certgen.make_ca("Clinic CA"), address="desk@clinic.test")
+    agent = DirectAgent([clinic], store)
+
+    def verdict(sender, address: str) -> str:
+        inner = build_message(address, ["desk@clinic.test"], "s", "t")
+        raw = seal(inner, Identity.from_issued(sender), [clinic.cert])
+        res = agent.unseal(raw, address, ["desk@clinic.test"])
+        return "ok" if res.ok else res.error.code
+
+    assert verdict(bob, "bob@dir-b.test") == "ok"
+    assert verdict(alice, "alice@dir-a.test") == "untrusted_signer"
