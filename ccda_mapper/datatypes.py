@@ -76,6 +76,8 @@ R11_COMPANIONS = frozenset(
     2.16.840.1.113883.10.20.22.4.85 2.16.840.1.113883.10.20.24.3.90""".split()
 )
 
+#: whitespace anywhere (``re``'s ``\s`` on str is ``str.isspace``: a CDA ``cs`` code may contain none)
+_HAS_SPACE = re.compile(r"\s").search
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ID_NS = uuid.UUID("6f1d3c8e-2b7a-5c0e-9a51-bb0d1eec0cda")
 _ID_NS_BYTES = _ID_NS.bytes
@@ -267,13 +269,22 @@ def coding_attrs(c: dict[str, Any]) -> dict[str, str] | None:
     code, system, disp = c.get("code"), c.get("system"), c.get("display")
     if not isinstance(code, str) or not isinstance(system, str):
         return None
-    return _coding_attrs_cached(code, system, disp if isinstance(disp, str) else None)
+    hit = _coding_cached(code, system, disp if isinstance(disp, str) else None)
+    return hit[0] if hit else None
+
+
+def _coding(c: dict[str, Any]) -> tuple[dict[str, str], str] | None:
+    """:func:`coding_attrs` with the attributes also rendered as escaped XML text."""
+    code, system, disp = c.get("code"), c.get("system"), c.get("display")
+    if not isinstance(code, str) or not isinstance(system, str):
+        return None
+    return _coding_cached(code, system, disp if isinstance(disp, str) else None)
 
 
 @functools.lru_cache(maxsize=8192)
-def _coding_attrs_cached(code: str, system: str, display: str | None) -> dict[str, str] | None:
+def _coding_cached(code: str, system: str, display: str | None) -> tuple[dict[str, str], str] | None:
     code = clean(code).strip()
-    if not code or not system or any(ch.isspace() for ch in code):
+    if not code or not system or _HAS_SPACE(code):
         return None
     oid = codes.oid_for(system)
     a = {"code": code, "codeSystem": oid}
@@ -284,7 +295,7 @@ def _coding_attrs_cached(code: str, system: str, display: str | None) -> dict[st
     disp = clean(display)
     if disp:
         a["displayName"] = disp
-    return a
+    return a, xt.attrs(a)
 
 
 def cc_text(cc: Any) -> str:
@@ -305,54 +316,49 @@ def cc_text(cc: Any) -> str:
     return ""
 
 
-def cd(
-    parent: _Element,
-    tag: str,
+def _cd_parts(
     cc: Any,
-    *,
-    prefer: Sequence[str] = (),
-    ref: str | None = None,
-    xsi_type: str | None = None,
-    null: str = "UNK",
-    text: bool = True,
-    require: str | None = None,
-) -> _Element:
-    """CD/CE from a CodeableConcept (or a single Coding).
-
-    The first coding of a preferred system (in ``prefer`` order) becomes the code; every other usable coding
-    is a ``translation`` (codings of systems the table does not know keep their URI as codeSystemName).  With
-    no known-system coding the code gets ``nullFlavor="OTH"`` (CDA R2 data types: the concept exists but is
-    outside the expected systems), with the text in originalText so nothing is dropped.
-    """
+    prefer: Sequence[str],
+    ref: str | None,
+    xsi_type: str | None,
+    null: str,
+    text: bool,
+    require: str | None,
+) -> tuple[dict[str, str], str, list[str]]:
+    """(attributes, the same rendered, children as XML text) of :func:`cd`."""
     if isinstance(cc, dict) and "coding" not in cc and "code" in cc and "system" in cc:
         cc = {"coding": [cc]}
-    usable: list[dict[str, str]] = []
+    usable: list[tuple[dict[str, str], str]] = []
     for c in iter_codings(cc):
-        a = coding_attrs(c)
+        a = _coding(c)
         if a is not None and a not in usable:
             usable.append(a)
-    main: dict[str, str] | None = None
+    main: tuple[dict[str, str], str] | None = None
     for oid in prefer:
         for a in usable:
-            if a["codeSystem"] == oid:
+            if a[0]["codeSystem"] == oid:
                 main = a
                 break
         if main:
             break
     if main is None:
         for a in usable:
-            if not a["codeSystem"].startswith("2.25."):
+            if not a[0]["codeSystem"].startswith("2.25."):
                 main = a
                 break
-    if require and main is not None and main["codeSystem"] != require:
+    if require and main is not None and main[0]["codeSystem"] != require:
         main = None  # the template demands this system: say "other" in it and keep the codes as translations
-    attrib = dict(main) if main else {"nullFlavor": "OTH" if usable else null}
-    if require and not main:
-        attrib["codeSystem"] = require
+    if main:
+        attrib, rendered = main
+    else:
+        attrib = {"nullFlavor": "OTH" if usable else null}
+        if require:
+            attrib["codeSystem"] = require
+        rendered = xt.attrs(attrib)
     if xsi_type:
         attrib = {XSI_TYPE: xsi_type, **attrib}
-    e = Node(tag, attrib, parent)
-    kids = e.kids
+        rendered = f' xsi:type="{xt.attr(xsi_type)}"{rendered}'
+    kids: list[str] = []
     txt = cc_text(cc) if text else ""
     if ref or txt:
         # without a code the words are the concept: spell them out, not only point at the narrative
@@ -363,12 +369,53 @@ def cd(
             kids.append(f"<originalText>{words}</originalText>")
     for a in usable:
         if a is not main:
-            kids.append(_translation_xml(a))
+            kids.append(f"<translation{a[1]}/>")
+    return attrib, rendered, kids
+
+
+def cd(
+    parent: Node,
+    tag: str,
+    cc: Any,
+    *,
+    prefer: Sequence[str] = (),
+    ref: str | None = None,
+    xsi_type: str | None = None,
+    null: str = "UNK",
+    text: bool = True,
+    require: str | None = None,
+) -> None:
+    """CD/CE from a CodeableConcept (or a single Coding), appended as finished XML text.
+
+    The first coding of a preferred system (in ``prefer`` order) becomes the code; every other usable coding
+    is a ``translation`` (codings of systems the table does not know keep their URI as codeSystemName).  With
+    no known-system coding the code gets ``nullFlavor="OTH"`` (CDA R2 data types: the concept exists but is
+    outside the expected systems), with the text in originalText so nothing is dropped.
+    """
+    _, rendered, kids = _cd_parts(cc, prefer, ref, xsi_type, null, text, require)
+    if kids:
+        parent.kids.append(f"<{tag}{rendered}>{''.join(kids)}</{tag}>")
+    else:
+        parent.kids.append(f"<{tag}{rendered}/>")
+
+
+def cd_node(
+    parent: Node,
+    tag: str,
+    cc: Any,
+    *,
+    prefer: Sequence[str] = (),
+    ref: str | None = None,
+    xsi_type: str | None = None,
+    null: str = "UNK",
+    text: bool = True,
+    require: str | None = None,
+) -> Node:
+    """:func:`cd` as a Node, for the callers that inspect or extend it (a translation added by a rule)."""
+    attrib, _, kids = _cd_parts(cc, prefer, ref, xsi_type, null, text, require)
+    e = Node(tag, attrib, parent)
+    e.kids.extend(kids)
     return e
-
-
-def _translation_xml(a: dict[str, str]) -> str:
-    return "<translation" + xt.attrs(a) + "/>"
 
 
 def has_code(cc: Any, oid: str, code_values: Iterable[str]) -> bool:
@@ -385,7 +432,7 @@ def code_value(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     v = clean(value).strip()
-    return v if v and not any(ch.isspace() for ch in v) else None
+    return v if v and not _HAS_SPACE(v) else None
 
 
 def first_code(cc: Any, oid: str) -> str | None:

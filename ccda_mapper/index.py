@@ -226,7 +226,8 @@ def build_index(data: Any) -> Index:
         for system, value in _identifiers(res):
             idx._by_ident.setdefault((rtype, system, value), res)
         idx.by_type.setdefault(rtype, []).append(res)
-    for rtype, items in list(idx.by_type.items()):
+    # with a single Patient in the input a reference can only resolve to ours (or to nothing): no check needed
+    for rtype, items in list(idx.by_type.items()) if len(patients) > 1 else ():
         if rtype == "Patient":
             continue
         kept = []

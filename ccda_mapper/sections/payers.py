@@ -96,7 +96,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
     dt.identifiers(pol, cov, key)
     ctype = cov.get("type")
     if isinstance(ctype, dict) and any(dt.first_code(ctype, s) for s in _TYPE_SYSTEMS):
-        dt.cd(pol, "code", ctype, prefer=_TYPE_SYSTEMS, ref=rid)
+        dt.cd_node(pol, "code", ctype, prefer=_TYPE_SYSTEMS, ref=rid)
     else:
         dt.leaf(
             dt.el(dt.el(pol, "code", {"nullFlavor": "UNK"}), "originalText"),

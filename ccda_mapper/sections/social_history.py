@@ -83,7 +83,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
     else:
         dt.template(ob, "2.16.840.1.113883.10.20.22.4.38", "2015-08-01")
         dt.identifiers(ob, o, ctx.index.key(o))
-        c = dt.cd(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
+        c = dt.cd_node(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
         if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
             dt.leaf(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
         dt.text_ref(ob, rid)
