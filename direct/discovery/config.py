@@ -41,6 +41,10 @@ class DiscoveryConfig:
     #: DNS servers to ask, ``(host, port)``; empty = the system's resolvers (/etc/resolv.conf).
     nameservers: Sequence[tuple[str, int]] = ()
     dns_timeout: float = 3.0
+    #: PIT-13 / DISC-5: when the configured resolvers fail a CERT query (SERVFAIL/REFUSED), ask the zone's
+    #: authoritative servers directly, on this port (53 in the real world; the test BIND uses another).
+    authoritative_fallback: bool = True
+    authoritative_port: int = 53
     #: Negative answers (NXDOMAIN/NODATA) are remembered this long (short, so a newly published cert shows).
     negative_ttl: float = 30.0
     #: Positive answers are kept for their TTL, capped here.

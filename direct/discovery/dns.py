@@ -68,6 +68,8 @@ class DnsClient:
         timeout: float = 3.0,
         negative_ttl: float = 30.0,
         max_ttl: float = 3600.0,
+        authoritative_fallback: bool = True,
+        authoritative_port: int = 53,
     ):
         if not nameservers:
             system = dns.resolver.Resolver()
@@ -78,7 +80,11 @@ class DnsClient:
         self.max_ttl = max_ttl
         self._cache: dict[tuple[str, int], tuple[Answer, float]] = {}
         self._lock = threading.Lock()
-        self.stats = {"queries": 0, "tcp": 0, "cache_hits": 0}
+        self.stats = {"queries": 0, "tcp": 0, "cache_hits": 0, "authoritative": 0}
+        #: PIT-13 / DISC-5: when every configured server fails a CERT query (SERVFAIL/REFUSED, e.g. a
+        #: PowerDNS recursor, pdns #3312), ask the zone's authoritative servers directly.
+        self.authoritative_fallback = authoritative_fallback
+        self.authoritative_port = authoritative_port
 
     def clear(self) -> None:
         with self._lock:
@@ -104,9 +110,51 @@ class DnsClient:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException as exc:
             raise DiscoveryError(f"{name!r} is not a valid DNS name") from exc
+        try:
+            return self._ask_servers(qname, rdtype, self.nameservers)
+        except DiscoveryTimeout:
+            raise
+        except DiscoveryError as exc:
+            if not (self.authoritative_fallback and rdtype == dns.rdatatype.CERT):
+                raise
+            answer = self._ask_authoritative(qname, rdtype)
+            if answer is None:
+                raise exc from None
+            return answer
+
+    def _ask_authoritative(self, qname: dns.name.Name, rdtype: int) -> Answer | None:
+        """The Java RI's fallback (DNSCertificateStore.lookupDNS): find the closest enclosing zone's NS
+        records through the configured resolver (which answers NS and A even when it mangles CERT), resolve
+        them, and put the question to those servers. None when no authoritative server can be found."""
+        zone = qname
+        while len(zone.labels) > 2:  # stop at the TLD: never walk to the root
+            try:
+                ns = self._ask_servers(zone, dns.rdatatype.NS, self.nameservers)
+            except DiscoveryError:
+                ns = Answer((), self.negative_ttl)
+            targets = [rd.target.to_text(omit_final_dot=True) for rd in ns.rdatas]
+            if targets:
+                servers: list[tuple[str, int]] = []
+                for target in targets:
+                    try:
+                        servers += [(ip, self.authoritative_port) for ip in self.addresses(target)]
+                    except DiscoveryError:
+                        continue
+                if not servers:
+                    return None
+                self.stats["authoritative"] += 1
+                try:
+                    return self._ask_servers(qname, rdtype, servers)
+                except DiscoveryError:
+                    return None
+            zone = zone.parent()
+        return None
+
+    def _ask_servers(self, qname: dns.name.Name, rdtype: int, servers: Sequence[tuple[str, int]]) -> Answer:
+        name = qname.to_text(omit_final_dot=True)
         last: Exception | None = None
         timed_out = False
-        for host, port in self.nameservers:
+        for host, port in servers:
             # EDNS0 (RFC 6891) with a 1232-byte payload; a TC=1 reply is retried over TCP (RFC 1035 §4.2.1
             # 512-byte UDP limit, RFC 7766 §5; DISC-4, AS §5.4 as DCDT cites it, DCDT D14).
             query = dns.message.make_query(qname, rdtype, use_edns=0, payload=1232)

@@ -105,7 +105,12 @@ class CertificateResolver:
         self.config = config or DiscoveryConfig()
         cfg = self.config
         self.dns = DnsClient(
-            cfg.nameservers, timeout=cfg.dns_timeout, negative_ttl=cfg.negative_ttl, max_ttl=cfg.max_ttl
+            cfg.nameservers,
+            timeout=cfg.dns_timeout,
+            negative_ttl=cfg.negative_ttl,
+            max_ttl=cfg.max_ttl,
+            authoritative_fallback=cfg.authoritative_fallback,
+            authoritative_port=cfg.authoritative_port,
         )
         self.ldap = LdapLocator(
             self.dns,

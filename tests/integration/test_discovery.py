@@ -249,3 +249,67 @@ def test_refusing_and_stalled_ldap_servers_are_skipped(bind, ldap_servers, pki, 
     assert [(c.cert, c.source) for c in res.selected] == [(leaf.cert, "ldap")]
     dead = [w for w in res.warnings if w.startswith(("ldap_unreachable", "ldap_bind_failed"))]
     assert len(dead) == 2, res.warnings
+
+
+class _CertServfailResolver:
+    """A real UDP resolver on loopback in front of BIND that answers SERVFAIL to every CERT query and
+    forwards everything else (PowerDNS recursor behaviour, pdns #3312; direct.md PIT-13)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.upstream = upstream
+        self.cert_queries = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.query
+        import dns.rcode
+        import dns.rdatatype
+
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            if query.question[0].rdtype == dns.rdatatype.CERT:
+                self.cert_queries += 1
+                reply = dns.message.make_response(query)
+                reply.set_rcode(dns.rcode.SERVFAIL)
+            else:
+                reply = dns.query.udp(query, self.upstream[0], port=self.upstream[1], timeout=2)
+            self.sock.sendto(reply.to_wire(), peer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_servfail_on_cert_falls_back_to_the_authoritative_servers(bind, pki) -> None:
+    """PIT-13 / DISC-5: the configured resolver SERVFAILs on CERT; discovery finds the zone's NS records
+    through it, resolves them, and asks the authoritative server (the real BIND) directly, as the Java RI's
+    DNSCertificateStore does. Without the fallback the lookup ended in discovery_failed."""
+    leaf = pki.address("bob@pit13.test")
+    bind.zone("pit13.test", [_pkix("bob", leaf.cert_der)])
+    proxy = _CertServfailResolver((bind.host, bind.port))
+    try:
+        cfg = DiscoveryConfig(
+            nameservers=[("127.0.0.1", proxy.port)],
+            anchors=[pki.intermediate.cert],
+            authoritative_port=bind.port,  # real authoritative servers listen on 53; the fixture does not
+        )
+        res = CertificateResolver(cfg).lookup("bob@pit13.test")
+        assert proxy.cert_queries >= 1
+        assert [c.cert for c in res.selected] == [leaf.cert], res.error
+        off = CertificateResolver(
+            DiscoveryConfig(
+                nameservers=[("127.0.0.1", proxy.port)],
+                anchors=[pki.intermediate.cert],
+                authoritative_fallback=False,
+            )
+        ).lookup("bob@pit13.test")
+        assert off.error.code == "discovery_failed"
+    finally:
+        proxy.close()
