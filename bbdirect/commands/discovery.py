@@ -20,6 +20,7 @@ from direct.address import DirectAddress
 from direct.certs import dns_names, load_certificates, rfc822_names, sha256_hex, subject_text
 from direct.discovery import CertificateResolver, DiscoveryConfig, LookupResult, parse_nameserver
 from direct.errors import AddressError
+from direct.text import shown
 from direct.trust.anchors import AnchorFileError, load_anchor_files
 from direct.trust.policy import TrustPolicy
 
@@ -127,26 +128,51 @@ def lookup(
         for warning in result.warnings:  # soft failures go to stderr so stdout stays pure JSON
             click.echo(f"note: {warning}", err=True)
     else:
-        _print_table(result)
+        click.echo(render_table(result, policy))
     sys.exit(EXIT_OK if result.selected else EXIT_NONE)
 
 
-def _print_table(result: LookupResult) -> None:
-    click.echo(f"Address: {result.address}")
-    if not result.candidates:
-        click.echo("  no certificate found")
-    for c in result.candidates:
-        mark = "SELECTED" if c in result.selected else "unusable"
-        trust = "trusted" if c.trusted else "not anchored"
-        click.echo(f"  [{mark:8}] {c.source:4} {c.binding:7} {subject_text(c.cert)}")
-        click.echo(
-            f"             sha256 {sha256_hex(c.cert)}  expires {c.cert.not_valid_after_utc:%Y-%m-%d}"
-            f"  {c.reason or trust}"
-        )
-    for w in result.warnings:
-        click.echo(f"  note: {w}")
+_COLUMNS = ("STATUS", "SOURCE", "BINDING", "EXPIRES", "VERDICT", "SHA-256", "SUBJECT")
+
+
+def render_table(result: LookupResult, policy: str = "trusted") -> str:
+    """The readable ``lookup`` report: a summary line, one aligned row per candidate (in discovery order),
+    then notes (soft failures) and the error. Subjects and notes come from peers (certificates, DNS, LDAP),
+    so they are escaped (:func:`direct.text.shown`) before they reach a terminal."""
+    usable = sum(1 for c in result.candidates if c.usable)
+    if result.candidates:
+        summary = f"{usable} of {len(result.candidates)} certificate(s) usable"
+    else:
+        summary = "no certificate found"
+    lines = [f"{shown(result.address)} - {summary} (policy: {policy})"]
+    if result.candidates:
+        rows = [_COLUMNS]
+        for c in result.candidates:
+            if c.usable:
+                verdict = "trusted" if c.trusted else "not anchored (public)"
+            else:
+                verdict = c.reason or "unusable"
+            rows.append(
+                (
+                    "SELECTED" if c in result.selected else "unusable",
+                    c.source,
+                    c.binding,
+                    f"{c.cert.not_valid_after_utc:%Y-%m-%d}",
+                    verdict,
+                    sha256_hex(c.cert)[:16],
+                    shown(subject_text(c.cert), 120),
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+        lines.append("")
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            lines.append("  " + "  ".join([*cells, row[-1]]).rstrip())
+    if result.warnings:
+        lines += ["", "notes:"] + [f"  {shown(w, 300)}" for w in result.warnings]
     if result.error:
-        click.echo(f"Error: {result.error.code}: {result.error.message}")
+        lines += ["", f"error: {result.error.code}: {shown(result.error.message, 300)}"]
+    return "\n".join(lines)
 
 
 # --- publish ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from direct import certgen
 from tests.support.services import need
 
 pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
@@ -180,3 +181,27 @@ def test_publish_output_is_discoverable(bind, ldap_servers, pki, tmp_path) -> No
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert json.loads(proc.stdout)["selected"][0]["source"] == source
+
+
+def test_lookup_table_is_aligned_and_escapes_peer_text(bind, pki, published) -> None:
+    """The readable table: a summary, a header, one aligned row per candidate with a short SHA-256, and the
+    subject of a peer's certificate escaped (a CN carrying an ESC sequence must not reach the terminal)."""
+    ok, _expired, anchor = published
+    proc = _run("lookup", "kim@cli.test", "--nameserver", bind.nameserver, "--anchor", str(anchor))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "kim@cli.test - 1 of 2 certificate(s) usable (policy: trusted)"
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("STATUS"))
+    rows = lines[header + 1 : header + 3]
+    starts = [lines[header].index(col) for col in ("SOURCE", "BINDING", "EXPIRES", "VERDICT", "SHA-256")]
+    for row in rows:
+        assert all(row[i - 2 : i] == "  " and row[i] != " " for i in starts), row
+    selected = next(r for r in rows if "SELECTED" in r)
+    assert "trusted" in selected and hashlib.sha256(ok.cert_der).hexdigest()[:16] in selected
+    assert "expired" in next(r for r in rows if "unusable" in r)
+
+    evil = certgen.make_leaf(pki.intermediate, address="esc@cli2.test", common_name="Dr \x1b[2J Evil")
+    bind.zone("cli2.test", [f"esc 300 IN CERT PKIX 0 0 ( {base64.b64encode(evil.cert_der).decode()} )"])
+    proc = _run("lookup", "esc@cli2.test", "--nameserver", bind.nameserver, "--anchor", str(anchor))
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "Dr \\x1b[2J Evil" in proc.stdout
