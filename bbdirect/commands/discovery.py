@@ -126,7 +126,7 @@ def lookup(
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         for warning in result.warnings:  # soft failures go to stderr so stdout stays pure JSON
-            click.echo(f"note: {warning}", err=True)
+            click.echo(f"note: {shown(warning, 300)}", err=True)
     else:
         click.echo(render_table(result, policy))
     sys.exit(EXIT_OK if result.selected else EXIT_NONE)

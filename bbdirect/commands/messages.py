@@ -17,6 +17,7 @@ from direct.errors import DirectError
 from direct.files import save_attachments
 from direct.message import Attachment, build_message, pack_xdm
 from direct.smime import Identity, SealOptions, load_certificate_files
+from direct.text import shown
 from direct.smime import seal as seal_message
 from direct.smime import unseal as unseal_message
 from direct.smime.envelope import CIPHERS, KEY_TRANSPORTS
@@ -174,12 +175,13 @@ def unseal(message, certs, keys, anchors, extract, mail_from, rcpt_tos, accept_s
         click.echo(json.dumps(report, sort_keys=False))
     else:
         state = "OK" if result.ok else f"REJECTED [{report['error']['code'] if report['error'] else '?'}]"
+        # addresses, file names and types come from the (possibly hostile) message: escaped for the terminal
         click.echo(
-            f"{state}: from={report['from']} to={','.join(report['to'])} signature={report['signature']}"
-            f" wrapped={report['wrapped']}"
+            f"{state}: from={shown(str(report['from']))} to={shown(','.join(report['to']))}"
+            f" signature={report['signature']} wrapped={report['wrapped']}"
         )
         for att in report["attachments"]:
-            click.echo(f"  {att['filename']} {att['content_type']} sha256={att['sha256']}")
+            click.echo(f"  {shown(att['filename'])} {shown(att['content_type'])} sha256={att['sha256']}")
     sys.exit(0 if result.ok else 1)
 
 
