@@ -17,11 +17,11 @@ from direct.errors import DirectError
 from direct.files import save_attachments
 from direct.message import Attachment, build_message, pack_xdm
 from direct.smime import Identity, SealOptions, load_certificate_files
-from direct.text import shown
 from direct.smime import seal as seal_message
 from direct.smime import unseal as unseal_message
 from direct.smime.envelope import CIPHERS, KEY_TRANSPORTS
 from direct.smime.identity import end_entities
+from direct.text import shown
 
 _DIGESTS = ("sha256", "sha384", "sha512")
 
