@@ -36,6 +36,11 @@ from direct.trust.revocation import CrlCache
 
 #: Longest path we build (leaf + intermediates), as the Java RI's maximum issuer chain length.
 MAX_DEPTH = 6
+#: Budget of candidate paths (anchored + dead ends) and of certificates considered as issuers. A sender
+#: chooses the certificates in its SignedData: same-named CAs under shared keys make the number of distinct
+#: paths grow as n^depth, so without a budget one message costs minutes of signature checks.
+MAX_PATHS = 64
+MAX_POOL = 64
 
 #: Extensions this validator understands (so a *critical* one of them is not a reason to reject).
 _KNOWN = {
@@ -212,29 +217,40 @@ def _build_paths(
     anchored: list[tuple[list[x509.Certificate], x509.Certificate | None]] = []
     dead: list[tuple[list[x509.Certificate], x509.Certificate | None]] = []
     fetched: set[bytes] = set()
+    del pool[MAX_POOL:]
+    verdicts: dict[tuple[bytes, bytes], bool] = {}
+
+    def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+        key = (der(child), der(parent))
+        if key not in verdicts:
+            verdicts[key] = _issued_by(child, parent)
+        return verdicts[key]
 
     def walk(path: list[x509.Certificate]) -> None:
+        if len(anchored) + len(dead) >= MAX_PATHS:
+            return  # budget spent: what was found so far is judged (anchored paths come first)
         current = path[-1]
         if der(current) in anchor_ders:  # the leaf itself may be configured as an anchor
             anchored.append((path[:-1] or [current], current))
             return
         for anchor in anchors:
-            if _issued_by(current, anchor):
+            if issued_by(current, anchor):
                 anchored.append((path, anchor))
         if len(path) > MAX_DEPTH:
             dead.append((path, None))
             return
         ders = {der(c) for c in path}
         issuers = [
-            c for c in pool if der(c) not in ders and der(c) not in anchor_ders and _issued_by(current, c)
+            c for c in pool if der(c) not in ders and der(c) not in anchor_ders and issued_by(current, c)
         ]
         if not issuers and der(current) not in fetched:
             fetched.add(der(current))
             for cand in _fetch_issuers(current, fetcher, warnings):
                 if der(cand) in anchor_ders:
                     continue
-                pool.append(cand)
-                if _issued_by(current, cand):
+                if len(pool) < MAX_POOL:
+                    pool.append(cand)
+                if issued_by(current, cand):
                     issuers.append(cand)
         if not issuers:
             dead.append((path, None))

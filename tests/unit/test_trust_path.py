@@ -294,3 +294,24 @@ def test_fetch_deadline_holds_against_a_trickling_server() -> None:
     stop.set()
     listener.close()
     assert outcome == ["timeout"]
+
+
+def test_path_building_is_bounded_against_a_certificate_maze() -> None:
+    """A sender controls the certificates in its SignedData. Five certificates named X (one key) issued by
+    Y, and five named Y (another key) issued by X, make 5^6 distinct paths of the allowed depth; the
+    depth-first builder explored them all (tens of thousands of signature checks per message: CPU denial
+    of service from anyone who can mail us). Path building now stops at a fixed budget."""
+    from direct.trust import path as path_mod
+
+    key_x, key_y = certgen.new_key(), certgen.new_key()
+    seed_x = certgen.make_ca("Maze X", key=key_x)
+    seed_y = certgen.make_ca("Maze Y", key=key_y)
+    xs = [certgen.make_ca("Maze X", key=key_x, issuer=seed_y) for _ in range(5)]
+    ys = [certgen.make_ca("Maze Y", key=key_y, issuer=seed_x) for _ in range(5)]
+    leaf = certgen.make_leaf(xs[0], address="maze@path.example")
+    anchor = certgen.make_ca("Unrelated Root")
+    pool = [c.cert for c in xs + ys]
+    paths = path_mod._build_paths(leaf.cert, pool, [anchor.cert], NoFetcher(), [])
+    assert len(paths) <= path_mod.MAX_PATHS
+    with pytest.raises(Untrusted):
+        validate_chain(leaf.cert, intermediates=pool, anchors=[anchor.cert], fetcher=NoFetcher())
