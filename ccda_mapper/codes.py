@@ -8,6 +8,7 @@ X.667 §6.3), so the coding can still travel as a ``translation`` whose ``codeSy
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import NamedTuple
@@ -169,8 +170,10 @@ def known(system: str | None) -> CodeSystem | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def oid_for(system: str) -> str:
-    """The OID for a FHIR system: from the table, from ``urn:oid:``, or else a stable ``2.25.<uuid5>``."""
+    """The OID for a FHIR system: from the table, from ``urn:oid:``, or else a stable ``2.25.<uuid5>``
+    (memoised: a record uses a handful of systems thousands of times, and uuid5 is not cheap)."""
     row = known(system)
     if row is not None:
         return row.oid
