@@ -45,6 +45,9 @@ _GCM_IN = {"aes128_gcm": 16, "aes192_gcm": 24, "aes256_gcm": 32}
 _HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 #: ``detail`` of the DecryptionFailed raised when no RecipientInfo names any of our certificates.
 NOT_FOR_US = "not_for_us"
+#: Private-key operations tried per message before giving up: each RecipientInfo naming our certificate
+#: costs one RSA decryption, and a sender may put thousands in a message (CPU denial of service).
+MAX_UNWRAP_ATTEMPTS = 4
 #: RSA keys below this size are refused for key transport (ALG-8).
 MIN_RSA_BITS = 2048
 
@@ -259,13 +262,15 @@ def decrypt(der: bytes, identities: Sequence[Identity]) -> bytes:
     cek: bytes | None = None
     last_error: Exception | None = None
     matched = False
+    attempts = 0
     for info in recipient_infos:
-        if info.name != "ktri":
+        if info.name != "ktri" or attempts >= MAX_UNWRAP_ATTEMPTS:
             continue
         for identity in identities:
-            if not _matches(info.chosen["rid"], identity.cert):
+            if not _matches(info.chosen["rid"], identity.cert) or attempts >= MAX_UNWRAP_ATTEMPTS:
                 continue
             matched = True
+            attempts += 1
             try:
                 cek = _unwrap_key(info.chosen, identity)
                 break

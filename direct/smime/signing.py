@@ -24,6 +24,8 @@ from direct.smime.identity import Identity
 #: RFC 5751 §3.4.3.2 micalg spellings, by asn1crypto digest name.
 MICALG = {"sha1": "sha-1", "sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512", "md5": "md5"}
 _HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+#: SignerInfos verified per signature at most (a Direct message has one; each costs a public-key operation).
+MAX_SIGNERS = 8
 #: AS 1.3 / JRI 8: MD5 and SHA-1 are no longer allowed for signatures (ALG-3); SHA-1 only behind a switch.
 WEAK_DIGESTS = {"md5", "md2", "sha1"}
 
@@ -203,6 +205,8 @@ def _verify(data: bytes | None, der: bytes, accept_sha1: bool) -> SignatureRepor
     certs = carried_certificates(signed)
     if not len(signed["signer_infos"]):
         raise MissingSignature("the SignedData has no signer")
+    if len(signed["signer_infos"]) > MAX_SIGNERS:
+        raise MalformedMessage(f"the SignedData has more than {MAX_SIGNERS} signers")
     report: SignatureReport | None = None
     for info in signed["signer_infos"]:
         digest = info["digest_algorithm"]["algorithm"].native

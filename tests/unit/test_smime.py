@@ -419,3 +419,46 @@ def test_gcm_tag_shorter_than_rfc5084_allows_is_refused(pki, people):
     info["content"]["mac"] = info["content"]["mac"].native[:4]
     with pytest.raises(DirectError):
         envelope.decrypt(cms.ContentInfo.load(info.dump(force=True)).dump(), [people["bob"]])
+
+
+def test_private_key_operations_per_message_are_bounded(pki, people):
+    """Every RecipientInfo naming our certificate costs an RSA private-key operation; with OAEP a bad one
+    fails and the next is tried. A message carrying thousands of them (anyone can send us one) was a CPU
+    denial of service. After a few failed unwraps we stop: here the good RecipientInfo sits behind ten bad
+    ones and is not reached."""
+    import os
+
+    der = envelope.encrypt(
+        b"Content-Type: text/plain\r\n\r\nhi", [people["bob"].cert], key_transport="rsa-oaep"
+    )
+    info = cms.ContentInfo.load(der)
+    good = info["content"]["recipient_infos"][0]
+    bad = []
+    for _ in range(10):
+        copy = cms.RecipientInfo.load(good.dump())
+        copy.chosen["encrypted_key"] = os.urandom(256)
+        bad.append(copy)
+    info["content"]["recipient_infos"] = cms.RecipientInfos([*bad, cms.RecipientInfo.load(good.dump())])
+    crafted = cms.ContentInfo.load(info.dump(force=True)).dump()
+    with pytest.raises(DirectError) as err:
+        envelope.decrypt(crafted, [people["bob"]])
+    assert err.value.code == "decrypt_failed"
+    # the same good RecipientInfo behind two bad ones still decrypts
+    info["content"]["recipient_infos"] = cms.RecipientInfos([*bad[:2], cms.RecipientInfo.load(good.dump())])
+    assert envelope.decrypt(cms.ContentInfo.load(info.dump(force=True)).dump(), [people["bob"]]).endswith(
+        b"hi"
+    )
+
+
+def test_signer_infos_per_signature_are_bounded(people):
+    """Each SignerInfo costs a public-key verification; a Direct message has one. A SignedData with more
+    than MAX_SIGNERS is refused as malformed rather than verified signer by signer."""
+    content = b"Content-Type: text/plain\r\n\r\nhi"
+    info = cms.ContentInfo.load(signing.sign_detached(content, people["alice"]))
+    one = info["content"]["signer_infos"][0]
+    info["content"]["signer_infos"] = cms.SignerInfos(
+        [cms.SignerInfo.load(one.dump()) for _ in range(signing.MAX_SIGNERS + 1)]
+    )
+    with pytest.raises(DirectError) as err:
+        signing.verify_detached(content, cms.ContentInfo.load(info.dump(force=True)).dump())
+    assert err.value.code == "malformed_message"
