@@ -46,7 +46,7 @@ class Ctx:
         if cached is None or cached[0] is not res:
             cached = (res, make().serialize())
             self._entities[key] = cached
-        parent.kids.append(cached[1])
+        parent.append(cached[1])
 
     @property
     def skipped(self) -> list[str]:

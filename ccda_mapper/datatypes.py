@@ -30,6 +30,7 @@ ROOT_NS = f' xmlns="{V3}" xmlns:sdtc="{SDTC}" xmlns:xsi="{XSI}"'
 Node = xt.Node
 _Element = xt.Node
 _leaf = xt.leaf
+_element = xt.element
 
 # : Templates whose R2.1 version must be accompanied by the R1.1 root without extension (C-CDA R2.1 Vol. 1 :
 # "Design Considerations", CONF:1198-32934..32946; enforced by the Schematron pattern
@@ -115,15 +116,12 @@ def clean(text: Any) -> str:
 
 def el(parent: Node, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> Node:
     """An element that may still get children (``name`` is a package constant, never data)."""
-    e = Node(name, attrib, parent)
-    if text:
-        e.text = xt.text(text)
-    return e
+    return _element(parent, name, attrib, text)
 
 
 def leaf(parent: Node, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> None:
     """A finished element without children, written as escaped text (cheaper than a Node)."""
-    parent.kids.append(_leaf(name, attrib, text or None))
+    parent.append(_leaf(name, attrib, text or None))
 
 
 @functools.lru_cache(maxsize=512)
@@ -136,7 +134,7 @@ def _template_xml(root: str, ext: str | None) -> str:
 
 def template(parent: Node, root: str, ext: str | None = None) -> None:
     """templateId, plus the R1.1 companion (root only) where the Schematron requires it."""
-    parent.kids.append(_template_xml(root, ext))
+    parent.append(_template_xml(root, ext))
 
 
 def uid(seed: str) -> str:
@@ -150,7 +148,7 @@ def uid(seed: str) -> str:
 
 
 def stable_id(parent: Node, seed: str, tag: str = "id") -> None:
-    parent.kids.append(f'<{tag} root="{uid(seed)}"/>')  # a uuid: nothing to escape
+    parent.append(f'<{tag} root="{uid(seed)}"/>')  # a uuid: nothing to escape
 
 
 def identifiers(parent: _Element, res: dict[str, Any], seed: str, tag: str = "id") -> None:
@@ -215,7 +213,7 @@ def _ts(value: str, min_day: bool) -> str | None:
 
 def ts_el(parent: Node, tag: str, value: Any, *, null: str = "UNK") -> None:
     v = ts(value)  # a TS is digits, '.', '+' and '-' only: nothing to escape
-    parent.kids.append(f'<{tag} value="{v}"/>' if v else f'<{tag} nullFlavor="{xt.attr(null)}"/>')
+    parent.append(f'<{tag} value="{v}"/>' if v else f'<{tag} nullFlavor="{xt.attr(null)}"/>')
 
 
 def ivl_ts(
@@ -238,7 +236,7 @@ def ivl_ts(
         high_xml = '<high nullFlavor="UNK"/>'
     else:
         high_xml = ""
-    parent.kids.append(f"{head}{low_xml}{high_xml}</{tag}>")
+    parent.append(f"{head}{low_xml}{high_xml}</{tag}>")
 
 
 def period_of(res: dict[str, Any], *names: str) -> tuple[Any, Any]:
@@ -394,9 +392,9 @@ def cd(
     """
     _, rendered, kids = _cd_parts(cc, prefer, ref, xsi_type, null, text, require)
     if kids:
-        parent.kids.append(f"<{tag}{rendered}>{''.join(kids)}</{tag}>")
+        parent.append(f"<{tag}{rendered}>{''.join(kids)}</{tag}>")
     else:
-        parent.kids.append(f"<{tag}{rendered}/>")
+        parent.append(f"<{tag}{rendered}/>")
 
 
 def cd_node(
@@ -414,7 +412,7 @@ def cd_node(
     """:func:`cd` as a Node, for the callers that inspect or extend it (a translation added by a rule)."""
     attrib, _, kids = _cd_parts(cc, prefer, ref, xsi_type, null, text, require)
     e = Node(tag, attrib, parent)
-    e.kids.extend(kids)
+    e.extend(kids)
     return e
 
 
@@ -467,7 +465,7 @@ def simple_code_leaf(
     parent: Node, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
 ) -> None:
     """:func:`simple_code` without children (a finished string)."""
-    parent.kids.append(_leaf(tag, _simple_code_attrs(code, system, display, name)))
+    parent.append(_leaf(tag, _simple_code_attrs(code, system, display, name)))
 
 
 # ------------------------------------------------------------------------------------------- quantities --
@@ -513,7 +511,7 @@ def pq(parent: Node, tag: str, q: Any, *, xsi: bool = True) -> str | None:
     if xsi:
         a = {XSI_TYPE: "PQ", **a}
     out = _leaf(tag, a)
-    parent.kids.append(out)
+    parent.append(out)
     return out
 
 
@@ -540,7 +538,7 @@ def addr(parent: Node, a: Any, *, required: bool = True) -> str | None:
     """AD (US Realm Address, 2.16.840.1.113883.10.20.22.5.2: streetAddressLine, city, state, postalCode)."""
     if not isinstance(a, dict):
         if required:
-            parent.kids.append('<addr nullFlavor="NI"/>')
+            parent.append('<addr nullFlavor="NI"/>')
             return "addr"
         return None
     use = _ADDR_USE.get(str_or_none(a.get("use")) or "")
@@ -568,7 +566,7 @@ def addr(parent: Node, a: Any, *, required: bool = True) -> str | None:
     if country:
         out.append(_leaf("country", None, country))
     out.append("</addr>")
-    parent.kids.append("".join(out))
+    parent.append("".join(out))
     return "addr"
 
 
@@ -600,12 +598,12 @@ def telecom(parent: _Element, items: Any, *, required: bool = True, limit: int =
         use = _TEL_USE.get(str_or_none(t.get("use")) or "")
         if use:
             a["use"] = use
-        parent.kids.append(_leaf("telecom", a))
+        parent.append(_leaf("telecom", a))
         n += 1
         if n >= limit:
             break
     if not n and required:
-        parent.kids.append('<telecom nullFlavor="NI"/>')
+        parent.append('<telecom nullFlavor="NI"/>')
 
 
 def best_name(names: Any) -> dict[str, Any] | None:
@@ -634,7 +632,7 @@ def name_text(n: Any) -> str:
 def person_name(parent: Node, n: Any, *, patient: bool = False) -> None:
     """PN (US Realm Person Name, 2.16.840.1.113883.10.20.22.5.1.1: given and family SHALL be present)."""
     if not isinstance(n, dict):
-        parent.kids.append('<name nullFlavor="UNK"/>')
+        parent.append('<name nullFlavor="UNK"/>')
         return
     use = _NAME_USE.get(str_or_none(n.get("use")) or "")
     out = [f'<name use="{use}">' if use else "<name>"]
@@ -655,7 +653,7 @@ def person_name(parent: Node, n: Any, *, patient: bool = False) -> None:
         if clean(s):
             out.append(_leaf("suffix", None, clean(s)))
     out.append("</name>")
-    parent.kids.append("".join(out))
+    parent.append("".join(out))
 
 
 # ------------------------------------------------------------------------------------------- narrative --
@@ -673,7 +671,7 @@ class Table:
         self.prefix = prefix
         self._n = 0
         table = el(self.text, "table", {"border": "1", "width": "100%"})
-        table.kids.append("<thead><tr>" + "".join(_leaf("th", None, h) for h in headers) + "</tr></thead>")
+        table.append("<thead><tr>" + "".join(_leaf("th", None, h) for h in headers) + "</tr></thead>")
         self.tbody = el(table, "tbody")
         self.pending: list[str] = self.tbody.kids  # type: ignore[assignment]
 
@@ -702,4 +700,4 @@ class Table:
 
 def text_ref(parent: Node, ref: str) -> None:
     """``<text><reference value="#ref"/></text>``: the entry points at its narrative (CDA R2 §4.3.5.1)."""
-    parent.kids.append(f'<text><reference value="#{xt.attr(ref)}"/></text>')
+    parent.append(f'<text><reference value="#{xt.attr(ref)}"/></text>')

@@ -59,40 +59,30 @@ def leaf(tag: str, attrib: Mapping[str, str] | None = None, content: str | None 
     return f"<{tag}{a}>{text(content)}</{tag}>"
 
 
-class Node:
-    """An element that can still receive children.  ``kids`` holds Nodes and finished XML strings in document
-    order; ``text`` (already escaped) comes before them.  Only the few operations the mappers need are here
-    (append, undo by slice delete, remove, look-up of a child path)."""
+class Node(list):  # type: ignore[type-arg]
+    """An element that can still receive children.  The list items are its children, Nodes and finished XML
+    strings in document order (so the undo logic's ``len`` / ``del node[mark:]`` / ``node[-1]`` are plain
+    list operations); ``text`` (already escaped) comes before them.  Equality is identity, as for elements.
+    """
 
-    __slots__ = ("attrib", "kids", "parent", "start", "tag", "text")
+    __slots__ = ("attrib", "parent", "start", "tag", "text")
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __ne__ = object.__ne__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def __init__(self, tag: str, attrib: Mapping[str, str] | None = None, parent: Node | None = None) -> None:
+        super().__init__()
         self.tag = tag
         self.attrib = attrib
         self.start = f"<{tag}{attrs(attrib)}" if attrib else f"<{tag}"
-        self.kids: list[Kid] = []
         self.text: str | None = None
         self.parent = parent
         if parent is not None:
-            parent.kids.append(self)
+            parent.append(self)
 
-    # -- lxml-like container protocol used by the undo logic (len / del [mark:] / [-1]) --
-    def __len__(self) -> int:
-        return len(self.kids)
-
-    def __delitem__(self, index: slice | int) -> None:
-        del self.kids[index]
-
-    def __getitem__(self, index: int) -> Kid:
-        return self.kids[index]
-
-    def append(self, kid: Kid) -> None:
-        if isinstance(kid, Node):
-            kid.parent = self
-        self.kids.append(kid)
-
-    def remove(self, kid: Kid) -> None:
-        self.kids.remove(kid)
+    @property
+    def kids(self) -> Node:
+        return self
 
     def getparent(self) -> Node | None:
         return self.parent
@@ -111,7 +101,7 @@ class Node:
             if not isinstance(node, Node):
                 return None
             found: Kid | None = None
-            for k in node.kids:
+            for k in node:
                 if isinstance(k, Node):
                     if k.tag == step:
                         found = k
@@ -130,13 +120,29 @@ class Node:
         return "".join(out)
 
 
+_new_node = list.__new__
+
+
+def element(
+    parent: Node, tag: str, attrib: Mapping[str, str] | None = None, content: str | None = None
+) -> Node:
+    """A child Node of ``parent`` (the hot path: no ``__init__`` frame)."""
+    e: Node = _new_node(Node)
+    e.tag = tag
+    e.attrib = attrib
+    e.start = f"<{tag}{attrs(attrib)}" if attrib else f"<{tag}"
+    e.text = text(content) if content else None
+    e.parent = parent
+    parent.append(e)
+    return e
+
+
 def _write(node: Node, out: list[str]) -> None:
-    kids = node.kids
-    if kids:
+    if node:
         out.append(node.start + ">")
         if node.text is not None:
             out.append(node.text)
-        for k in kids:
+        for k in node:
             if k.__class__ is str:
                 out.append(k)  # type: ignore[arg-type]
             else:
