@@ -31,6 +31,7 @@ Node = xt.Node
 _Element = xt.Node
 _leaf = xt.leaf
 _element = xt.element
+_text = xt.text
 
 # : Templates whose R2.1 version must be accompanied by the R1.1 root without extension (C-CDA R2.1 Vol. 1 :
 # "Design Considerations", CONF:1198-32934..32946; enforced by the Schematron pattern
@@ -681,11 +682,16 @@ class Table:
         self._n += 1
         rid = f"{self.prefix}{self._n}"
         parts = ["<tr>"]
+        n_ids = len(extra) + 1
         for i, c in enumerate(cells):
-            cell_id = rid if i == 0 else (extra[i - 1] if i <= len(extra) else "")
-            opening = f'<td ID="{xt.attr(cell_id)}">' if cell_id else "<td>"
-            text = xt.text(clean(c)) if c else ""
-            parts.append(f"{opening}{text}</td>" if text else opening[:-1] + "/>")
+            # XML-illegal characters are dropped by the escape itself; non-strings go through clean()
+            text = (_text(c) if c.__class__ is str else _text(clean(c))) if c else ""
+            cell_id = (rid if i == 0 else extra[i - 1]) if i < n_ids else ""
+            if cell_id:
+                opening = f'<td ID="{xt.attr(cell_id)}"'
+                parts.append(f"{opening}>{text}</td>" if text else opening + "/>")
+            else:
+                parts.append(f"<td>{text}</td>" if text else "<td/>")
         parts.append("</tr>")
         self.pending.append("".join(parts))
         return rid

@@ -46,9 +46,9 @@ def attr(value: str) -> str:
 
 def attrs(attrib: Mapping[str, str]) -> str:
     """`` name="value"...`` in the mapping's order (names are package constants; values are escaped)."""
-    return "".join(
-        [f' {k}="{v.translate(_ATTR_TABLE) if _search_attr(v) else v}"' for k, v in attrib.items()]
-    )
+    if _search_attr("".join(attrib.values())) is None:  # the usual case: nothing to escape in any value
+        return "".join([f' {k}="{v}"' for k, v in attrib.items()])
+    return "".join([f' {k}="{attr(v)}"' for k, v in attrib.items()])
 
 
 def leaf(tag: str, attrib: Mapping[str, str] | None = None, content: str | None = None) -> str:
