@@ -37,6 +37,13 @@ CERT_ATTRIBUTES = [
 ]
 
 
+#: Limits on what one directory may make us read: entries per search, seconds per search (server-side),
+#: naming contexts searched.
+MAX_ENTRIES = 50
+TIME_LIMIT = 10
+MAX_BASES = 8
+
+
 @dataclass(frozen=True)
 class SrvTarget:
     priority: int
@@ -82,28 +89,46 @@ class LdapStep:
 class LdapDirectory:
     """One reachable LDAP server: base DNs from the rootDSE, then ``mail=`` searches."""
 
-    def __init__(self, conn: ldap3.Connection, bases: list[str], url: str):
+    def __init__(
+        self,
+        conn: ldap3.Connection,
+        bases: list[str],
+        url: str,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        time_limit: int = TIME_LIMIT,
+    ):
         self.conn = conn
-        self.bases = bases
+        self.bases = bases[:MAX_BASES]
         self.url = url
+        self.max_entries = max_entries
+        self.time_limit = time_limit
 
     def search(self, value: str) -> LdapStep:
         certs: list[x509.Certificate] = []
         notes: list[str] = []
         for base in self.bases:
             try:
+                # RFC 4511 §4.5.1 sizeLimit / timeLimit: an honest but huge directory stops itself.
                 ok = self.conn.search(
-                    base, mail_filter(value), search_scope=ldap3.SUBTREE, attributes=CERT_ATTRIBUTES
+                    base,
+                    mail_filter(value),
+                    search_scope=ldap3.SUBTREE,
+                    attributes=CERT_ATTRIBUTES,
+                    size_limit=self.max_entries,
+                    time_limit=self.time_limit,
                 )
             except LDAPException as exc:  # the server died or stalled mid-search: report, keep what we have
                 notes.append(f"ldap_search_failed: {self.url} ({type(exc).__name__})")
                 break
-            if not ok and self.conn.result.get("result") not in (0, 32):  # 32 = noSuchObject
+            if self.conn.result.get("result") == 4:  # sizeLimitExceeded: keep the entries that came
+                notes.append(f"ldap_size_limit: {self.url} (first {self.max_entries} entries used)")
+            elif not ok and self.conn.result.get("result") not in (0, 32):  # 32 = noSuchObject
                 notes.append(
                     f"ldap_search_failed: {self.url} {shown(str(self.conn.result.get('description')))}"
                 )
                 continue
-            for entry in self.conn.response or []:
+            for entry in (self.conn.response or [])[: self.max_entries]:
                 if entry.get("type") != "searchResEntry":
                     continue
                 for attr, values in (entry.get("raw_attributes") or {}).items():
@@ -136,7 +161,9 @@ class LdapLocator:
         receive_timeout: float = 5.0,
         cache_ttl: float = 300.0,
         rng: random.Random | None = None,
+        max_entries: int = MAX_ENTRIES,
     ):
+        self.max_entries = max_entries
         self.dns = dns_client
         self.connect_timeout = connect_timeout
         self.receive_timeout = receive_timeout
@@ -189,7 +216,7 @@ class LdapLocator:
                     notes.append(f"ldap_no_naming_contexts: {url}")
                     conn.unbind()
                     continue
-                return LdapDirectory(conn, [str(b) for b in bases], url)
+                return LdapDirectory(conn, [str(b) for b in bases], url, max_entries=self.max_entries)
         return None
 
     def cached(self, domain: str, value: str) -> LdapStep | None:

@@ -313,3 +313,36 @@ def test_servfail_on_cert_falls_back_to_the_authoritative_servers(bind, pki) -> 
         assert off.error.code == "discovery_failed"
     finally:
         proxy.close()
+
+
+def test_ldap_search_is_size_limited_and_keeps_what_arrived(bind, ldap_servers, pki) -> None:
+    """A directory with many entries for one mail value: the search asks the server for at most
+    ``max_entries`` (RFC 4511 §4.5.1 sizeLimit). slapd then answers sizeLimitExceeded with the entries it
+    sent; those certificates are kept and the limit is reported (the result used to be discarded whole)."""
+    from direct.discovery.dns import DnsClient
+
+    server = ldap_servers("sizelimit", suffix="o=many")
+    certs = [pki.address("crowd@many.test") for _ in range(5)]
+    server.load(
+        [person(server.suffix, f"crowd{i}", "crowd@many.test", [c.cert_der]) for i, c in enumerate(certs)]
+    )
+    bind.zone("many.test", [f"_ldap._tcp IN SRV 0 0 {server.port} ldap.many.test.", "ldap IN A 127.0.0.1"])
+    locator = LdapLocator(DnsClient([(bind.host, bind.port)]), max_entries=3)
+    notes: list[str] = []
+    directory = locator.open("many.test", notes)
+    assert directory is not None
+    try:
+        step = directory.search("crowd@many.test")
+    finally:
+        directory.close()
+    assert len(step.certs) == 3
+    assert any(n.startswith("ldap_size_limit:") for n in step.notes)
+    assert (
+        len(
+            LdapLocator(DnsClient([(bind.host, bind.port)]))
+            .open("many.test", [])
+            .search("crowd@many.test")
+            .certs
+        )
+        == 5
+    )
