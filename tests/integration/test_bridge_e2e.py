@@ -123,15 +123,14 @@ def sidecar(world):
             fhir_write_audit=True,
         )
     )
-    # Wait until HAPI has activated our Subscriptions (they start as "requested").
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        subs = requests.get(
-            world["settings"]["fhir_base_url"] + "/Subscription", params={"status": "active"}, timeout=30
-        ).json()
-        if subs.get("total", len(subs.get("entry", []))) and len(subs.get("entry", [])) >= 3:
-            break
-        time.sleep(0.5)
+    # Wait until HAPI has activated every one of our Subscriptions (they start as "requested").
+    from fhir_bridge.detectors import subscription_manager
+
+    manager = subscription_manager(running.sidecar)
+    deadline = time.monotonic() + 90
+    while not manager.all_active():
+        assert time.monotonic() < deadline, "HAPI did not activate the sidecar's Subscriptions"
+        time.sleep(0.3)
     yield running
     running.close()
 
