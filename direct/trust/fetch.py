@@ -7,9 +7,11 @@ timeout, a total deadline and a size cap, and only ``http``/``https`` URLs are f
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -40,12 +42,23 @@ class HttpFetcher:
         self._session.trust_env = False  # never route test or peer URLs through an ambient proxy
 
     def get(self, url: str) -> bytes:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise FetchError("bad_url", f"only http(s) URLs are fetched, not {parts.scheme or 'this'!r}")
         start = time.monotonic()
+        for _hop in range(MAX_REDIRECTS + 1):
+            _check_url(url)
+            body, location = self._get_once(url, start)
+            if location is None:
+                return body
+            url = urljoin(url, location)
+        raise FetchError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
+
+    def _get_once(self, url: str, start: float) -> tuple[bytes, str | None]:
+        """One GET without following redirects: (body, None) or (b"", Location of a redirect)."""
         try:
-            with self._session.get(url, timeout=(self.timeout, self.timeout), stream=True) as resp:
+            with self._session.get(
+                url, timeout=(self.timeout, self.timeout), stream=True, allow_redirects=False
+            ) as resp:
+                if resp.is_redirect and resp.headers.get("Location"):
+                    return b"", resp.headers["Location"]
                 if resp.status_code != 200:
                     raise FetchError("http_status", f"HTTP {resp.status_code} from {url}")
                 declared = resp.headers.get("Content-Length")
@@ -60,12 +73,37 @@ class HttpFetcher:
                         raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
                     if time.monotonic() - start > self.deadline:
                         raise FetchError("timeout", f"{url} took longer than {self.deadline}s")
-                return bytes(body)
+                return bytes(body), None
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
             raise FetchError("timeout", f"{url} did not answer in {self.timeout}s") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             # raw reads raise urllib3's own exceptions (requests wraps them only in iter_content)
             raise FetchError("unreachable", f"{url} is unreachable ({type(exc).__name__})") from exc
+
+
+#: Redirects followed (each hop's target is checked like the first URL).
+MAX_REDIRECTS = 3
+
+
+def _check_url(url: str) -> None:
+    """Only http(s), and never to a link-local (169.254/16: cloud metadata), multicast, unspecified or
+    reserved address: the URL comes from a peer's certificate or DNS record. Loopback and private networks
+    stay allowed (intranet HISPs, the test services). A name that resolves differently at connect time (DNS
+    rebinding) is not covered by this check."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise FetchError("bad_url", f"only http(s) URLs are fetched, not {parts.scheme or 'this'!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError) as exc:
+        raise FetchError("unreachable", f"{parts.hostname} does not resolve") from exc
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+            raise FetchError("blocked_address", f"{parts.hostname} resolves to a blocked address")
 
 
 class NoFetcher:

@@ -315,3 +315,35 @@ def test_path_building_is_bounded_against_a_certificate_maze() -> None:
     assert len(paths) <= path_mod.MAX_PATHS
     with pytest.raises(Untrusted):
         validate_chain(leaf.cert, intermediates=pool, anchors=[anchor.cert], fetcher=NoFetcher())
+
+
+def test_fetcher_refuses_link_local_targets_also_after_a_redirect() -> None:
+    """AIA, CRL and IPKIX URLs come from peers: a certificate pointing its CRL at the cloud metadata service
+    (169.254.169.254) made us GET it. Link-local, multicast, unspecified and reserved addresses are refused,
+    and redirects are followed by hand so each hop is checked too."""
+    import socket
+    import threading
+
+    from direct.trust.fetch import FetchError
+
+    with pytest.raises(FetchError) as err:
+        HttpFetcher(timeout=1).get("http://169.254.169.254/latest/meta-data/")
+    assert err.value.code == "blocked_address"
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(
+                b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/x\r\nContent-Length: 0\r\n\r\n"
+            )
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with pytest.raises(FetchError) as err:
+            HttpFetcher(timeout=1).get(f"http://127.0.0.1:{listener.getsockname()[1]}/crl")
+        assert err.value.code == "blocked_address"
+    finally:
+        listener.close()
