@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from direct.discovery.config import parse_hostport
 from direct.errors import DirectError
 from direct.files import save_attachments
 from direct.message import Attachment, build_message, pack_xdm
@@ -187,10 +188,10 @@ def unseal(message, certs, keys, anchors, extract, mail_from, rcpt_tos, accept_s
 
 # --- send / receive --------------------------------------------------------------------------------------
 def _hostport(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
+    try:
+        return parse_hostport(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}") from exc
 
 
 _smtp_options = [

@@ -19,19 +19,26 @@ if TYPE_CHECKING:
     from direct.trust.bundles import TrustStore
 
 
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """``HOST`` or ``HOST:PORT`` (``[v6]:PORT`` for IPv6) → (host, port); raises ValueError."""
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6), or ``HOST`` alone when ``default_port`` is given → (host,
+    port); raises ValueError. The one parser for ``--nameserver``, ``--listen`` and settings."""
     text = text.strip()
+    default = "" if default_port is None else str(default_port)
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else "53"
+        port = rest[1:] if rest.startswith(":") else default
     elif text.count(":") == 1:
         host, port = text.split(":")
     else:
-        host, port = text, "53"
+        host, port = text, default
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"not a nameserver HOST:PORT: {text!r}")
+        raise ValueError(f"not HOST:PORT: {text!r}")
     return host, int(port)
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``HOST`` or ``HOST:PORT`` (``[v6]:PORT`` for IPv6) → (host, port), port 53 by default."""
+    return parse_hostport(text, 53)
 
 
 @dataclass

@@ -122,3 +122,16 @@ def test_dns_answer_records_must_belong_to_the_queried_name(pki, via_cname: bool
     finally:
         server.close()
     assert len(answer.rdatas) == (1 if via_cname else 0)
+
+
+def test_parse_hostport_needs_a_port_unless_defaulted() -> None:
+    """One HOST:PORT parser for --nameserver and --listen (the --listen one passed "[::1]" with its
+    brackets on to the socket layer)."""
+    from direct.discovery.config import parse_hostport
+
+    assert parse_hostport("[::1]:2525") == ("::1", 2525)
+    assert parse_hostport("127.0.0.1:25") == ("127.0.0.1", 25)
+    assert parse_hostport("mx.example", 25) == ("mx.example", 25)
+    for bad in ("mx.example", "host:port", ":25", "[::1]", "h:70000"):
+        with pytest.raises(ValueError):
+            parse_hostport(bad)
