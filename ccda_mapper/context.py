@@ -37,7 +37,7 @@ class Ctx:
     author_seed: str = "bbdirect"
     _entities: dict[tuple[int, str], tuple[Resource, str]] = field(default_factory=dict)
 
-    def copy_into(self, parent: _Element, res: Resource, tag: str, make: Callable[[], _Element]) -> None:
+    def copy_into(self, parent: dt.Parent, res: Resource, tag: str, make: Callable[[], _Element]) -> None:
         """Append the element ``make()`` builds for (resource, tag), building and serialising it only once per
         document: people and places recur in many entries, and appending the finished text is far cheaper
         than a rebuild from the dict."""
@@ -77,7 +77,7 @@ class Ctx:
             self.index.skip(res, f"not mapped ({type(exc).__name__}: {str(exc)[:80]})")
             return None
 
-    def author(self, parent: _Element, time: Any, res: Resource | None = None) -> None:
+    def author(self, parent: dt.Parent, time: Any, res: Resource | None = None) -> None:
         """Author Participation (2.16.840.1.113883.10.20.22.4.119), when a Practitioner can be named.
 
         Only the resource's own recorder/requester/asserter/author/performer is used.  Nothing is inferred
@@ -122,7 +122,7 @@ class Ctx:
         return None
 
 
-def practitioner_entity(ctx: Ctx, parent: _Element, who: Resource, tag: str) -> None:
+def practitioner_entity(ctx: Ctx, parent: dt.Parent, who: Resource, tag: str) -> None:
     """``<tag>`` (assignedAuthor / assignedEntity) for a Practitioner or PractitionerRole: id (NPI when
     known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson.
 

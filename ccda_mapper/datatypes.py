@@ -28,6 +28,8 @@ XSI_TYPE = "xsi:type"
 #: the root element's namespace declarations, as lxml wrote them for NSMAP
 ROOT_NS = f' xmlns="{V3}" xmlns:sdtc="{SDTC}" xmlns:xsi="{XSI}"'
 Node = xt.Node
+#: what the writing helpers append to: a Node, or a plain list of parts of an entry written as one string
+Parent = list[Any]
 _Element = xt.Node
 _leaf = xt.leaf
 _element = xt.element
@@ -115,12 +117,12 @@ def clean(text: Any) -> str:
     return _BAD_XML.sub("", text) if _BAD_XML.search(text) else text
 
 
-def el(parent: Node, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> Node:
+def el(parent: Parent, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> Node:
     """An element that may still get children (``name`` is a package constant, never data)."""
     return _element(parent, name, attrib, text)
 
 
-def leaf(parent: Node, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> None:
+def leaf(parent: Parent, name: str, attrib: dict[str, str] | None = None, text: str | None = None) -> None:
     """A finished element without children, written as escaped text (cheaper than a Node)."""
     parent.append(_leaf(name, attrib, text or None))
 
@@ -133,9 +135,14 @@ def _template_xml(root: str, ext: str | None) -> str:
     return _leaf("templateId", {"root": root})
 
 
-def template(parent: Node, root: str, ext: str | None = None) -> None:
+def template(parent: Parent, root: str, ext: str | None = None) -> None:
     """templateId, plus the R1.1 companion (root only) where the Schematron requires it."""
     parent.append(_template_xml(root, ext))
+
+
+def template_xml(root: str, ext: str | None = None) -> str:
+    """:func:`template` as text, for entries written as one string."""
+    return _template_xml(root, ext)
 
 
 def uid(seed: str) -> str:
@@ -148,11 +155,11 @@ def uid(seed: str) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-def stable_id(parent: Node, seed: str, tag: str = "id") -> None:
+def stable_id(parent: Parent, seed: str, tag: str = "id") -> None:
     parent.append(f'<{tag} root="{uid(seed)}"/>')  # a uuid: nothing to escape
 
 
-def identifiers(parent: _Element, res: dict[str, Any], seed: str, tag: str = "id") -> None:
+def identifiers(parent: Parent, res: dict[str, Any], seed: str, tag: str = "id") -> None:
     """The resource's business identifiers as II (system → OID), or one stable uuid id when it has none."""
     n = 0
     for ident in lst(res.get("identifier")):
@@ -212,13 +219,13 @@ def _ts(value: str, min_day: bool) -> str | None:
     return out
 
 
-def ts_el(parent: Node, tag: str, value: Any, *, null: str = "UNK") -> None:
+def ts_el(parent: Parent, tag: str, value: Any, *, null: str = "UNK") -> None:
     v = ts(value)  # a TS is digits, '.', '+' and '-' only: nothing to escape
     parent.append(f'<{tag} value="{v}"/>' if v else f'<{tag} nullFlavor="{xt.attr(null)}"/>')
 
 
 def ivl_ts(
-    parent: Node,
+    parent: Parent,
     tag: str,
     low: Any,
     high: Any = None,
@@ -373,7 +380,7 @@ def _cd_parts(
 
 
 def cd(
-    parent: Node,
+    parent: Parent,
     tag: str,
     cc: Any,
     *,
@@ -399,7 +406,7 @@ def cd(
 
 
 def cd_node(
-    parent: Node,
+    parent: Parent,
     tag: str,
     cc: Any,
     *,
@@ -456,14 +463,14 @@ def _simple_code_attrs(code: str, system: str, display: str | None, name: str | 
 
 
 def simple_code(
-    parent: Node, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
+    parent: Parent, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
 ) -> Node:
     """A CD from fixed values, as a Node (the caller adds translations)."""
     return Node(tag, _simple_code_attrs(code, system, display, name), parent)
 
 
 def simple_code_leaf(
-    parent: Node, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
+    parent: Parent, tag: str, code: str, system: str, display: str | None = None, name: str | None = None
 ) -> None:
     """:func:`simple_code` without children (a finished string)."""
     parent.append(_leaf(tag, _simple_code_attrs(code, system, display, name)))
@@ -500,7 +507,7 @@ def ucum_unit(q: dict[str, Any]) -> str:
     return code_value(q.get("unit")) or "1"
 
 
-def pq(parent: Node, tag: str, q: Any, *, xsi: bool = True) -> str | None:
+def pq(parent: Parent, tag: str, q: Any, *, xsi: bool = True) -> str | None:
     """PQ from a FHIR Quantity (appended as finished XML, also returned); None when the value is not a
     number."""
     if not isinstance(q, dict):
@@ -535,7 +542,7 @@ _TEL_USE = {"home": "HP", "work": "WP", "mobile": "MC", "temp": "TMP"}
 _NAME_USE = {"usual": "L", "official": "L", "nickname": "P", "temp": "L"}
 
 
-def addr(parent: Node, a: Any, *, required: bool = True) -> str | None:
+def addr(parent: Parent, a: Any, *, required: bool = True) -> str | None:
     """AD (US Realm Address, 2.16.840.1.113883.10.20.22.5.2: streetAddressLine, city, state, postalCode)."""
     if not isinstance(a, dict):
         if required:
@@ -571,7 +578,7 @@ def addr(parent: Node, a: Any, *, required: bool = True) -> str | None:
     return "addr"
 
 
-def addrs(parent: _Element, items: Any) -> None:
+def addrs(parent: Parent, items: Any) -> None:
     usable = [a for a in lst(items) if isinstance(a, dict)]
     if not usable:
         addr(parent, None)
@@ -582,7 +589,7 @@ def addrs(parent: _Element, items: Any) -> None:
 _TEL_PREFIX = {"phone": "tel:", "fax": "fax:", "email": "mailto:", "url": "", "sms": "tel:", "pager": "tel:"}
 
 
-def telecom(parent: _Element, items: Any, *, required: bool = True, limit: int = 99) -> None:
+def telecom(parent: Parent, items: Any, *, required: bool = True, limit: int = 99) -> None:
     n = 0
     for t in lst(items):
         if not isinstance(t, dict):
@@ -630,7 +637,7 @@ def name_text(n: Any) -> str:
     return " ".join([*parts, fam]).strip()
 
 
-def person_name(parent: Node, n: Any, *, patient: bool = False) -> None:
+def person_name(parent: Parent, n: Any, *, patient: bool = False) -> None:
     """PN (US Realm Person Name, 2.16.840.1.113883.10.20.22.5.1.1: given and family SHALL be present)."""
     if not isinstance(n, dict):
         parent.append('<name nullFlavor="UNK"/>')
@@ -704,6 +711,6 @@ class Table:
         return len(self.pending)
 
 
-def text_ref(parent: Node, ref: str) -> None:
+def text_ref(parent: Parent, ref: str) -> None:
     """``<text><reference value="#ref"/></text>``: the entry points at its narrative (CDA R2 §4.3.5.1)."""
     parent.append(f'<text><reference value="#{xt.attr(ref)}"/></text>')

@@ -137,6 +137,17 @@ def element(
     return e
 
 
+def join(parts: list[Kid]) -> str:
+    """Finished XML from a plain list used as a parent (strings, and Nodes helpers may have added)."""
+    out: list[str] = []
+    for k in parts:
+        if k.__class__ is str:
+            out.append(k)  # type: ignore[arg-type]
+        else:
+            _write(k, out)  # type: ignore[arg-type]
+    return "".join(out)
+
+
 def _write(node: Node, out: list[str]) -> None:
     if node:
         out.append(node.start + ">")

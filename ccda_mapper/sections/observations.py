@@ -115,7 +115,7 @@ def value_text(res: Resource) -> str:
     return ""
 
 
-def write_value(obs: dt.Node, res: Resource, *, ref: str | None = None, null: str = "NI") -> None:
+def write_value(obs: dt.Parent, res: Resource, *, ref: str | None = None, null: str = "NI") -> None:
     """The CDA ``value`` (ANY with xsi:type) of an Observation-like dict; nullFlavor when there is none."""
     if "valueQuantity" in res and dt.pq(obs, "value", res["valueQuantity"]) is not None:
         return
@@ -149,7 +149,7 @@ def write_value(obs: dt.Node, res: Resource, *, ref: str | None = None, null: st
     dt.leaf(obs, "value", {dt.XSI_TYPE: "CD", "nullFlavor": null})
 
 
-def interpretation(obs: dt.Node, res: Resource) -> None:
+def interpretation(obs: dt.Parent, res: Resource) -> None:
     for cc in dt.lst(res.get("interpretation")):
         code = dt.first_code(cc, codes.INTERPRETATION) or dt.first_code(cc, "2.16.840.1.113883.12.78")
         if code:
@@ -164,7 +164,7 @@ def interpretation(obs: dt.Node, res: Resource) -> None:
             )
 
 
-def reference_range(obs: dt.Node, res: Resource) -> str:
+def reference_range(obs: dt.Parent, res: Resource) -> str:
     """referenceRange (low/high quantities, else text); returns the narrative form."""
     for rr in dt.lst(res.get("referenceRange")):
         if not isinstance(rr, dict):

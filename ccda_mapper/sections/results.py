@@ -13,7 +13,7 @@ from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, empty, entry, finish, start
+from .base import Spec, empty, finish, start
 from .observations import (
     effective,
     interpretation,
@@ -102,6 +102,22 @@ def _report(ctx: Ctx, sec: dt.Node, table: dt.Table, rep: Resource, consumed: se
     _organizer(ctx, sec, table, rep, flat)
 
 
+#: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
+_ORGANIZER_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.1", "2015-08-01")
+_OBSERVATION_OPEN = '<component><observation classCode="OBS" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.2", "2015-08-01"
+)
+_STATUS_XML: dict[str, str] = {}
+
+
+def _status(res: Resource) -> str:
+    s = result_status(res)
+    hit = _STATUS_XML.get(s)
+    if hit is None:
+        hit = _STATUS_XML[s] = dt.xt.leaf("statusCode", {"code": s})
+    return hit
+
+
 def _organizer(
     ctx: Ctx,
     sec: dt.Node,
@@ -110,16 +126,20 @@ def _organizer(
     obs: list[Resource],
     pseudo_key: str | None = None,
 ) -> None:
-    org = dt.el(
-        entry(sec), "organizer", {"classCode": "BATTERY" if len(obs) > 1 else "CLUSTER", "moodCode": "EVN"}
-    )
-    dt.template(org, "2.16.840.1.113883.10.20.22.4.1", "2015-08-01")
+    """Result Organizer (2.16.840.1.113883.10.20.22.4.1:2015-08-01), written into ``sec`` as one string once
+    complete (a resource that breaks half-way leaves nothing behind)."""
+    org: list[Any] = [
+        '<entry typeCode="DRIV"><organizer classCode="BATTERY" moodCode="EVN">'
+        if len(obs) > 1
+        else '<entry typeCode="DRIV"><organizer classCode="CLUSTER" moodCode="EVN">',
+        _ORGANIZER_TEMPLATE,
+    ]
     if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
         dt.stable_id(org, ctx.index.key(head) + "#organizer")
     else:
         dt.identifiers(org, head, ctx.index.key(head))
     dt.cd(org, "code", head.get("code"), prefer=_CODES)
-    dt.leaf(org, "statusCode", {"code": result_status(head)})
+    org.append(_status(head))
     starts = [s for s in (dt.ts(effective(o)[0]) for o in obs) if s]
     low, high = effective(head)
     if not dt.ts(low) and starts:
@@ -127,9 +147,13 @@ def _organizer(
     lo = dt.ts(low) or (min(starts) if starts else None)
     hi = dt.ts(high) or (max(starts) if starts else None) or lo
     if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
-        eff = dt.el(org, "effectiveTime")
-        dt.leaf(eff, "low", {"value": lo} if lo else {"nullFlavor": "UNK"})
-        dt.leaf(eff, "high", {"value": hi} if hi else {"nullFlavor": "UNK"})
+        # a TS holds digits, '.', '+' and '-' only: nothing to escape
+        org.append(
+            "<effectiveTime>"
+            + (f'<low value="{lo}"/>' if lo else '<low nullFlavor="UNK"/>')
+            + (f'<high value="{hi}"/>' if hi else '<high nullFlavor="UNK"/>')
+            + "</effectiveTime>"
+        )
     ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
@@ -147,25 +171,26 @@ def _organizer(
                 )
         else:
             _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o))
+    org.append("</organizer></entry>")
+    sec.append(dt.xt.join(org))
 
 
-def _observation(ctx: Ctx, org: dt.Node, table: dt.Table, o: Resource, panel: str, key: str) -> None:
-    """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01)."""
+def _observation(ctx: Ctx, org: list[Any], table: dt.Table, o: Resource, panel: str, key: str) -> None:
+    """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01), appended to the organizer's parts."""
     start_, _ = effective(o)
-    comp = dt.el(org, "component")
-    obs = dt.el(comp, "observation", {"classCode": "OBS", "moodCode": "EVN"})
-    dt.template(obs, "2.16.840.1.113883.10.20.22.4.2", "2015-08-01")
-    dt.identifiers(obs, o, key)
+    org.append(_OBSERVATION_OPEN)
+    dt.identifiers(org, o, key)
     n = table.rows + 1
     rid = f"{table.prefix}{n}"
-    dt.cd(obs, "code", o.get("code"), prefer=_CODES, ref=rid)
-    dt.text_ref(obs, rid)
-    dt.leaf(obs, "statusCode", {"code": result_status(o)})
-    dt.ts_el(obs, "effectiveTime", start_)
-    write_value(obs, o)
-    interpretation(obs, o)
-    ctx.author(obs, o.get("issued"), o)
-    rr = reference_range(obs, o)
+    dt.cd(org, "code", o.get("code"), prefer=_CODES, ref=rid)
+    dt.text_ref(org, rid)
+    org.append(_status(o))
+    dt.ts_el(org, "effectiveTime", start_)
+    write_value(org, o)
+    interpretation(org, o)
+    ctx.author(org, o.get("issued"), o)
+    rr = reference_range(org, o)
+    org.append("</observation></component>")
     interp = "; ".join(dt.cc_text(i) for i in dt.lst(o.get("interpretation")) if isinstance(i, dict))
     table.row(
         (
