@@ -332,7 +332,10 @@ def _unseal(
     result.signer_trusted = check.trusted
     if not check.trusted:
         raise UntrustedSigner(f"signer not trusted: {check.reason}", detail=check.code or None)
-    if result.from_addr and not _bound(report.signer, result.from_addr):
+    if not result.from_addr:
+        # RFC 5322 §3.6: From is required; without it the signer binding (CERT-1) could not be checked.
+        raise MalformedMessage("the message has no From address")
+    if not _bound(report.signer, result.from_addr):
         result.signer_trusted = False
         raise NotBound("the signer certificate is not bound to the From address or its domain")
     _check_routing(message, mail_from, rcpt_tos, result.is_notification)

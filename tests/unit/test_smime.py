@@ -462,3 +462,13 @@ def test_signer_infos_per_signature_are_bounded(people):
     with pytest.raises(DirectError) as err:
         signing.verify_detached(content, cms.ContentInfo.load(info.dump(force=True)).dump())
     assert err.value.code == "malformed_message"
+
+
+def test_signed_message_without_from_is_refused(pki, people):
+    """RFC 5322 §3.6: From is required. A validly signed message without any From skipped the signer
+    binding check (CERT-1) altogether and was accepted from any trusted signer."""
+    msg = inner()
+    del msg["From"]
+    del msg["Disposition-Notification-To"]
+    res = open_(seal(msg, people["alice"], [people["bob"].cert]), people, pki=pki)
+    assert not res.ok and res.error.code == "malformed_message"
