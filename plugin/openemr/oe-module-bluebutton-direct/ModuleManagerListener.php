@@ -4,19 +4,33 @@
  * Module lifecycle hooks called by OpenEMR's module manager (Admin → Modules).
  *
  * OpenEMR requires this class at the module root, without a namespace, extending
- * OpenEMR\Core\AbstractModuleActionListener. Enabling the module is where we would self-register the SMART
- * client; we keep that optional (a setting) because OpenEMR only offers it on newer builds.
+ * OpenEMR\Core\AbstractModuleActionListener. Enabling the module registers the sidecar's SMART apps as OpenEMR
+ * API clients (SmartClientRegistrar) where this OpenEMR build allows it; the outcome is kept for the settings
+ * page and never stops the module from being enabled.
  *
  * @license Apache-2.0
  */
 
 use OpenEMR\Core\AbstractModuleActionListener;
+use OpenEMR\Modules\BlueButtonDirect\RegistrationResult;
+use OpenEMR\Modules\BlueButtonDirect\SmartSetup;
 
 class ModuleManagerListener extends AbstractModuleActionListener
 {
-    public function __construct()
+    /** The last registration outcome (for tests and the settings page). */
+    public ?RegistrationResult $lastRegistration = null;
+
+    /** @var callable(): RegistrationResult */
+    private $registerSmartClients;
+
+    /** @param (callable(): RegistrationResult)|null $registerSmartClients tests pass their own */
+    public function __construct(?callable $registerSmartClients = null)
     {
         parent::__construct();
+        $this->registerSmartClients = $registerSmartClients ?? static function (): RegistrationResult {
+            self::autoload();
+            return SmartSetup::registerNow();
+        };
     }
 
     /**
@@ -26,7 +40,7 @@ class ModuleManagerListener extends AbstractModuleActionListener
      */
     public function moduleManagerAction($methodName, $modId, string $currentActionStatus = 'Success'): string
     {
-        if (method_exists(self::class, $methodName)) {
+        if (is_string($methodName) && in_array($methodName, ['enable', 'disable', 'unregister'], true)) {
             try {
                 return $this->$methodName($modId, $currentActionStatus);
             } catch (\Throwable $e) {
@@ -47,18 +61,41 @@ class ModuleManagerListener extends AbstractModuleActionListener
         return 'OpenEMR\\Modules\\BlueButtonDirect\\';
     }
 
-    private function enable($modId, $currentActionStatus): mixed
+    private function enable($modId, $currentActionStatus): string
+    {
+        try {
+            $this->lastRegistration = ($this->registerSmartClients)();
+        } catch (\Throwable $e) {
+            // Registration is a convenience: the module works server to server without it.
+            $this->lastRegistration = new RegistrationResult(RegistrationResult::FAILED, 'SMART clients not registered: ' . get_class($e) . '.');
+        }
+        return $currentActionStatus;
+    }
+
+    private function disable($modId, $currentActionStatus): string
     {
         return $currentActionStatus;
     }
 
-    private function disable($modId, $currentActionStatus): mixed
+    private function unregister($modId, $currentActionStatus): string
     {
         return $currentActionStatus;
     }
 
-    private function unregister($modId, $currentActionStatus): mixed
+    /** OpenEMR registers getModuleNamespace() before calling us; this covers builds that do not. */
+    private static function autoload(): void
     {
-        return $currentActionStatus;
+        if (class_exists(SmartSetup::class)) {
+            return;
+        }
+        spl_autoload_register(static function (string $class): void {
+            $prefix = self::getModuleNamespace();
+            if (str_starts_with($class, $prefix)) {
+                $file = __DIR__ . '/src/' . str_replace('\\', '/', substr($class, strlen($prefix))) . '.php';
+                if (is_file($file)) {
+                    require $file;
+                }
+            }
+        });
     }
 }

@@ -23,9 +23,12 @@ use Symfony\Component\EventDispatcher\EventDispatcherInterface;
 final class Bootstrap
 {
     public const CARD_ID = 'bbdirect_direct_sharing';
+    public const MODULE_DIR = 'oe-module-bluebutton-direct';
     public const TEMPLATE_DIR = __DIR__ . '/../templates';
-    /** OpenEMR fires this from portal/home.php (RenderEvent::EVENT_DASHBOARD_INJECT_CARD). */
+    /** OpenEMR\Events\PatientPortal\RenderEvent::EVENT_DASHBOARD_INJECT_CARD (fired from portal/home.php). */
     public const PORTAL_CARD_EVENT = 'home.dashboard.inject.card';
+    /** SMARTLaunchToken::INTENT_PATIENT_DEMOGRAPHICS_DIALOG: the one intent every 7.x build accepts. */
+    public const EHR_LAUNCH_INTENT = 'patient.demographics.dialog';
 
     private ?ChangePinger $pinger = null;
 
@@ -34,6 +37,7 @@ final class Bootstrap
         private readonly GlobalConfig $config,
         private readonly ?PatientDirectory $patients = null,
         private readonly ?HttpTransport $http = null,
+        private readonly ?TemplateRenderer $renderer = null,
     ) {
     }
 
@@ -41,28 +45,59 @@ final class Bootstrap
     {
         $this->dispatcher->addListener(GlobalsInitializedEvent::EVENT_HANDLE, [$this, 'addGlobalSettings']);
         $this->dispatcher->addListener(TwigEnvironmentEvent::EVENT_CREATED, [$this, 'addTemplatePath']);
-        if (!$this->config->isConfigured()) {
-            return; // settings page only, until an administrator points the module at a sidecar
-        }
-        if ($this->config->cardEnabled) {
+        $api = $this->config->isConfigured();
+        if ($this->config->cardEnabled && ($api || $this->config->usesEhrLaunch())) {
             $this->dispatcher->addListener(SectionEvent::EVENT_HANDLE, [$this, 'addDashboardCard']);
         }
-        if ($this->config->portalEnabled) {
-            $this->dispatcher->addListener(self::PORTAL_CARD_EVENT, [$this, 'renderPortalCard']);
+        if ($this->config->portalEnabled && $this->config->patientLaunchUrl() !== '') {
+            $this->dispatcher->addListener(self::portalCardEvent(), [$this, 'renderPortalCard']);
         }
-        if ($this->config->pingsEnabled) {
+        if ($api && $this->config->pingsEnabled) {
             $this->dispatcher->addListener(PatientUpdatedEvent::EVENT_HANDLE, [$this->pinger(), 'onPatientUpdated']);
             $this->dispatcher->addListener(ServiceSaveEvent::EVENT_POST_SAVE, [$this->pinger(), 'onServiceSaved']);
         }
+    }
+
+    /** The portal event name, from OpenEMR's class when this build has it. */
+    public static function portalCardEvent(): string
+    {
+        $constant = 'OpenEMR\\Events\\PatientPortal\\RenderEvent::EVENT_DASHBOARD_INJECT_CARD';
+        return defined($constant) ? (string) constant($constant) : self::PORTAL_CARD_EVENT;
     }
 
     public function addGlobalSettings(GlobalsInitializedEvent $event): void
     {
         $service = $event->getGlobalsService();
         $service->createSection(GlobalConfig::SECTION, 'Report');
+        $status = $this->statusSetting();
+        if ($status !== null) {
+            $service->appendToSection(GlobalConfig::SECTION, GlobalConfig::STATUS, $status);
+        }
         foreach (GlobalConfig::definitions() as $key => [$label, $type, $default, $description]) {
             $service->appendToSection(GlobalConfig::SECTION, $key, new GlobalSetting(xlt($label), $type, $default, xlt($description)));
         }
+    }
+
+    /**
+     * The read-only status block, on builds whose GlobalSetting has html_display_section (7.0.x has it; older
+     * ones just show the editable settings).
+     */
+    private function statusSetting(): ?GlobalSetting
+    {
+        $type = GlobalSetting::class . '::DATA_TYPE_HTML_DISPLAY_SECTION';
+        $option = GlobalSetting::class . '::DATA_TYPE_OPTION_RENDER_CALLBACK';
+        if (!defined($type) || !defined($option) || !method_exists(GlobalSetting::class, 'addFieldOption')) {
+            return null;
+        }
+        $setting = new GlobalSetting(xlt('Status'), constant($type), '', xlt('What is on, and the SMART clients the module registered (read only).'));
+        $status = $this->settingsStatus();
+        $setting->addFieldOption(constant($option), static fn($fieldId = '', $field = []): string => $status->html());
+        return $setting;
+    }
+
+    public function settingsStatus(): SettingsStatus
+    {
+        return new SettingsStatus($this->config, self::moduleUrl('public/smart-clients.php'), self::fhirBase());
     }
 
     public function addTemplatePath(TwigEnvironmentEvent $event): void
@@ -84,8 +119,9 @@ final class Bootstrap
         }
         $flash = $_SESSION['bbdirect_flash'] ?? [];
         unset($_SESSION['bbdirect_flash']);
-        $variables = $this->cardController()->cardVariables($pid, CsrfUtils::collectCsrfToken(), is_array($flash) ? $flash : []);
-        $variables['action_url'] = ($GLOBALS['webroot'] ?? '') . '/interface/modules/custom_modules/oe-module-bluebutton-direct/public/action.php';
+        $csrf = (string) CsrfUtils::collectCsrfToken();
+        $variables = $this->cardController()->cardVariables($pid, $csrf, is_array($flash) ? $flash : [], $this->ehrLaunchUrl($csrf));
+        $variables['action_url'] = self::moduleUrl('public/action.php');
         $event->addCard(new CardModel([
             'identifier' => self::CARD_ID,
             'title' => xl('Direct sharing'),
@@ -99,18 +135,31 @@ final class Bootstrap
         ]));
     }
 
-    /** Portal dashboard: a card that opens the patient flow (SMART standalone launch of the sidecar pages). */
+    /**
+     * OpenEMR's own EHR launch endpoint (interface/smart/ehr-launch-client.php): it checks the CSRF token, puts
+     * the open chart's patient into a SMARTLaunchToken and redirects to the client's launch URI with
+     * `iss` and `launch`, which is the sidecar's /smart/launch. '' when the clinician app is not registered.
+     */
+    public function ehrLaunchUrl(string $csrfToken): string
+    {
+        if (!$this->config->usesEhrLaunch()) {
+            return '';
+        }
+        return ($GLOBALS['webroot'] ?? '') . '/interface/smart/ehr-launch-client.php?' . http_build_query([
+            'intent' => self::EHR_LAUNCH_INTENT,
+            'client_id' => $this->config->clinicianClientId,
+            'csrf_token' => $csrfToken,
+        ], '', '&', PHP_QUERY_RFC3986);
+    }
+
+    /** Portal dashboard: "Share with Direct" (listener of the GenericEvent fired by the portal's fireEvent()). */
     public function renderPortalCard(object $event): void
     {
-        $url = $this->config->patientLaunchUrl;
-        if ($url === '' || !preg_match('#^https?://#', $url)) {
-            return;
+        try {
+            echo (new PortalCard($this->config, $this->renderer ?? self::openEmrRenderer()))->html();
+        } catch (\Throwable $e) {
+            error_log('bbdirect: portal card failed: ' . get_class($e)); // the portal page must still render
         }
-        echo '<div class="card mb-3" id="bbdirect-portal-card"><div class="card-body">'
-            . '<h5 class="card-title">' . text(xl('Share with Direct')) . '</h5>'
-            . '<p class="card-text">' . text(xl('Send your health record to a doctor, an app or a caregiver by secure Direct message, once or whenever it changes.')) . '</p>'
-            . '<a class="btn btn-primary" href="' . attr($url) . '">' . text(xl('Share with Direct')) . '</a>'
-            . '</div></div>';
     }
 
     public function cardController(): CardController
@@ -127,6 +176,27 @@ final class Bootstrap
     public function pinger(): ChangePinger
     {
         return $this->pinger ??= new ChangePinger($this->client(), $this->patients());
+    }
+
+    public static function moduleUrl(string $path): string
+    {
+        return ($GLOBALS['webroot'] ?? '') . '/interface/modules/custom_modules/' . self::MODULE_DIR . '/' . $path;
+    }
+
+    /** OpenEMR's FHIR base (what ServerConfig::getFhirUrl() gives): the iss of every launch. */
+    public static function fhirBase(): string
+    {
+        $origin = rtrim((string) ($GLOBALS['site_addr_oath'] ?? ''), '/');
+        if ($origin === '') {
+            return '';
+        }
+        $site = (string) ($_SESSION['site_id'] ?? 'default');
+        return $origin . ($GLOBALS['webroot'] ?? '') . '/apis/' . rawurlencode($site === '' ? 'default' : $site) . '/fhir';
+    }
+
+    private static function openEmrRenderer(): ?TemplateRenderer
+    {
+        return OpenEmrTwigRenderer::available() ? new OpenEmrTwigRenderer(self::TEMPLATE_DIR, $GLOBALS['kernel'] ?? null) : null;
     }
 
     private function client(): SidecarClient

@@ -34,9 +34,10 @@ final class CardController
      * Variables for templates/oe-bluebutton-direct/card.html.twig.
      *
      * @param array<string, mixed> $flash the result of the last action, if any
+     * @param string $launchUrl OpenEMR's EHR launch of the sidecar pages ('' = use the form here)
      * @return array<string, mixed>
      */
-    public function cardVariables(int $pid, string $csrfToken, array $flash = []): array
+    public function cardVariables(int $pid, string $csrfToken, array $flash = [], string $launchUrl = ''): array
     {
         $vars = [
             'configured' => $this->config->isConfigured(),
@@ -48,7 +49,7 @@ final class CardController
             'flash' => $flash,
             'prefill_address' => $flash['values']['address'] ?? ($this->patients->directAddress($pid) ?? ''),
             'consent_methods' => self::CONSENT_METHODS,
-            'launch_url' => $this->config->clinicianLaunchUrl,
+            'launch_url' => $launchUrl,
         ];
         if (!$vars['configured']) {
             return $vars;

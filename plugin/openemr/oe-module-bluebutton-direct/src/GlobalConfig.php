@@ -16,11 +16,21 @@ final class GlobalConfig
     public const SECTION = 'Blue Button Direct';
     public const SIDECAR_URL = 'bbdirect_sidecar_url';
     public const API_KEY = 'bbdirect_api_key';
+    public const PUBLIC_URL = 'bbdirect_public_url';
     public const ENABLE_CARD = 'bbdirect_enable_card';
     public const ENABLE_PORTAL = 'bbdirect_enable_portal';
     public const ENABLE_PINGS = 'bbdirect_enable_pings';
-    public const CLINICIAN_LAUNCH_URL = 'bbdirect_clinician_launch_url';
+    public const ENABLE_SMART = 'bbdirect_enable_smart';
     public const PATIENT_LAUNCH_URL = 'bbdirect_patient_launch_url';
+    /** Read-only status block of the settings section (features on, registered SMART clients). */
+    public const STATUS = 'bbdirect_status';
+    /**
+     * Written by SmartClientRegistrar, never typed by a person: these are rows of the `globals` table but not
+     * GlobalSettings, so the globals page cannot edit them; the STATUS block shows them read-only.
+     */
+    public const CLINICIAN_CLIENT_ID = 'bbdirect_smart_clinician_client_id';
+    public const PATIENT_CLIENT_ID = 'bbdirect_smart_patient_client_id';
+    public const REGISTRATION_NOTE = 'bbdirect_smart_registration_note';
 
     public function __construct(
         public readonly string $sidecarUrl,
@@ -28,8 +38,12 @@ final class GlobalConfig
         public readonly bool $cardEnabled = true,
         public readonly bool $portalEnabled = true,
         public readonly bool $pingsEnabled = true,
-        public readonly string $clinicianLaunchUrl = '',
-        public readonly string $patientLaunchUrl = '',
+        public readonly string $publicUrl = '',
+        public readonly string $patientLaunchUrlSetting = '',
+        public readonly bool $smartEnabled = true,
+        public readonly string $clinicianClientId = '',
+        public readonly string $patientClientId = '',
+        public readonly string $registrationNote = '',
     ) {
     }
 
@@ -38,20 +52,66 @@ final class GlobalConfig
     {
         $flag = static fn(string $key, bool $default): bool =>
             array_key_exists($key, $globals) ? (bool) $globals[$key] : $default;
+        $text = static fn(string $key): string => trim((string) ($globals[$key] ?? ''));
         return new self(
-            rtrim((string) ($globals[self::SIDECAR_URL] ?? ''), '/'),
-            (string) ($globals[self::API_KEY] ?? ''),
+            rtrim($text(self::SIDECAR_URL), '/'),
+            $text(self::API_KEY),
             $flag(self::ENABLE_CARD, true),
             $flag(self::ENABLE_PORTAL, true),
             $flag(self::ENABLE_PINGS, true),
-            (string) ($globals[self::CLINICIAN_LAUNCH_URL] ?? ''),
-            (string) ($globals[self::PATIENT_LAUNCH_URL] ?? ''),
+            rtrim($text(self::PUBLIC_URL), '/'),
+            $text(self::PATIENT_LAUNCH_URL),
+            $flag(self::ENABLE_SMART, true),
+            $text(self::CLINICIAN_CLIENT_ID),
+            $text(self::PATIENT_CLIENT_ID),
+            $text(self::REGISTRATION_NOTE),
         );
     }
 
+    /** The server-to-server REST API can be used (card list, Add & Send, pings). */
     public function isConfigured(): bool
     {
         return $this->sidecarUrl !== '' && $this->apiKey !== '';
+    }
+
+    /** The card opens the sidecar's clinician pages through OpenEMR's SMART EHR launch. */
+    public function usesEhrLaunch(): bool
+    {
+        return $this->smartEnabled && $this->clinicianClientId !== '';
+    }
+
+    /** The sidecar's EHR launch URL (SMART `initiate_login_uri`), or '' when the public URL is not set. */
+    public function sidecarLaunchUri(): string
+    {
+        return self::isWebUrl($this->publicUrl) ? $this->publicUrl . '/smart/launch' : '';
+    }
+
+    /** The sidecar's OAuth redirect URI. */
+    public function sidecarRedirectUri(): string
+    {
+        return self::isWebUrl($this->publicUrl) ? $this->publicUrl . '/smart/callback' : '';
+    }
+
+    /**
+     * Where the portal card sends the patient: the sidecar's standalone patient launch (`/smart/start`, which
+     * signs in at the sidecar's configured `smart_iss`, i.e. this OpenEMR's FHIR base), unless an explicit URL
+     * was set. '' when neither is a http(s) URL.
+     */
+    public function patientLaunchUrl(): string
+    {
+        if ($this->patientLaunchUrlSetting !== '') {
+            return self::isWebUrl($this->patientLaunchUrlSetting) ? $this->patientLaunchUrlSetting : '';
+        }
+        return self::isWebUrl($this->publicUrl) ? $this->publicUrl . '/smart/start' : '';
+    }
+
+    /**
+     * An absolute http(s) URL with a host and no whitespace or control characters. (Quotes and angle brackets
+     * are harmless here: every output escapes them; a javascript: or data: URL never gets through.)
+     */
+    public static function isWebUrl(string $url): bool
+    {
+        return (bool) preg_match('~^https?://[^\s/?#]+~i', $url) && !preg_match('~[\x00-\x20\x7f]~', $url);
     }
 
     /**
@@ -62,20 +122,22 @@ final class GlobalConfig
     public static function definitions(): array
     {
         return [
-            self::SIDECAR_URL => ['Sidecar URL', 'text', 'http://bbdirect:8080',
-                'Base URL of the Blue Button Direct sidecar (server to server).'],
+            self::SIDECAR_URL => ['Sidecar URL (server to server)', 'text', 'http://bbdirect:8080',
+                'Base URL OpenEMR uses to call the Blue Button Direct sidecar REST API (/api/v1). With the API key it turns on the card list, Add & Send, Stop sending and the change pings.'],
             self::API_KEY => ['Sidecar API key', 'encrypted', '',
-                'API key the module uses to call the sidecar (Authorization: Bearer).'],
+                'API key the module sends to the sidecar (Authorization: Bearer). One of the sidecar\'s server.api_keys.'],
+            self::PUBLIC_URL => ['Sidecar public URL (browser)', 'text', '',
+                'Address of the sidecar pages as browsers reach them, e.g. https://bbdirect.example.org. Used for the SMART launch URL ({public}/smart/launch), the redirect URI ({public}/smart/callback) and the portal card ({public}/smart/start).'],
             self::ENABLE_CARD => ['Show the Direct sharing card', 'bool', '1',
-                'Patient dashboard card with Add & Send and Stop sending.'],
+                'Patient dashboard card: the sharing list with Add & Send and Stop sending, or "Open sharing pages" when the SMART EHR launch is on.'],
+            self::ENABLE_SMART => ['Open the sharing pages by SMART EHR launch', 'bool', '1',
+                'When the clinician app is registered as an OpenEMR API client, the card links to the sidecar pages through OpenEMR\'s EHR launch instead of showing the server-to-server form.'],
             self::ENABLE_PORTAL => ['Show Share with Direct in the portal', 'bool', '1',
-                'Patient portal card that opens the sharing pages.'],
+                'Patient portal dashboard card that opens the sidecar patient pages (SMART standalone launch; the patient signs in with the portal credentials).'],
             self::ENABLE_PINGS => ['Tell the sidecar when a record changes', 'bool', '1',
-                'On patient and service saves, ask the sidecar to look at the patient (never blocks the save).'],
-            self::CLINICIAN_LAUNCH_URL => ['Clinician pages (SMART EHR launch)', 'text', '',
-                'Optional: open the sidecar clinician pages through a SMART EHR launch instead of the card form.'],
-            self::PATIENT_LAUNCH_URL => ['Patient pages (SMART standalone launch)', 'text', '',
-                'URL of the sidecar patient launch used by the portal card.'],
+                'On patient and service saves, ask the sidecar to look at the patient (POST /api/v1/patients/{id}/changed; never blocks the save).'],
+            self::PATIENT_LAUNCH_URL => ['Patient pages URL (override)', 'text', '',
+                'Optional: where the portal card links. Empty = {public URL}/smart/start.'],
         ];
     }
 }

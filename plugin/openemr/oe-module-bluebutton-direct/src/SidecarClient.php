@@ -72,10 +72,13 @@ final class SidecarClient
         return is_array($items) ? array_values(array_filter($items, 'is_array')) : [];
     }
 
-    /** Tell the sidecar to look at this patient now (POST /api/v1/patients/{id}/changed). */
+    /**
+     * Tell the sidecar to look at this patient now (POST /api/v1/patients/{id}/changed). The body is a JSON
+     * object (the Ping schema); an empty PHP array would encode as `[]`, which the schema refuses.
+     */
     public function pingChanged(string $patientId): void
     {
-        $this->call('POST', '/api/v1/patients/' . rawurlencode($patientId) . '/changed', [], self::PING_TIMEOUT_MS);
+        $this->call('POST', '/api/v1/patients/' . rawurlencode($patientId) . '/changed', ['reason' => 'openemr save event'], self::PING_TIMEOUT_MS);
     }
 
     /**

@@ -1,5 +1,8 @@
 <?php
 
+if (is_file('/usr/share/php/Twig/autoload.php')) {
+    require_once '/usr/share/php/Twig/autoload.php'; // Debian php-twig: templates are rendered for real
+}
 require __DIR__ . '/stubs/openemr.php';
 
 spl_autoload_register(static function (string $class): void {

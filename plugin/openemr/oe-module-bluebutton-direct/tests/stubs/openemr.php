@@ -13,6 +13,24 @@ namespace Symfony\Contracts\EventDispatcher {
 }
 
 namespace Symfony\Component\EventDispatcher {
+    /** symfony/event-dispatcher GenericEvent: what OpenEMR's Twig fireEvent() dispatches. */
+    class GenericEvent extends \Symfony\Contracts\EventDispatcher\Event
+    {
+        public function __construct(protected mixed $subject = null, protected array $arguments = [])
+        {
+        }
+
+        public function getSubject(): mixed
+        {
+            return $this->subject;
+        }
+
+        public function getArguments(): array
+        {
+            return $this->arguments;
+        }
+    }
+
     interface EventDispatcherInterface
     {
         public function addListener(string $eventName, callable|array $listener, int $priority = 0);
@@ -62,10 +80,66 @@ namespace OpenEMR\Services {
 }
 
 namespace OpenEMR\Services\Globals {
+    /** src/Services/Globals/GlobalSetting.php as of 7.0.x (html_display_section + field options). */
     class GlobalSetting
     {
-        public function __construct(public $label, public $dataType, public $default, public $description, public $isUserSetting = false)
+        const DATA_TYPE_BOOL = "bool";
+        const DATA_TYPE_ENCRYPTED = "encrypted";
+        const DATA_TYPE_TEXT = "text";
+        const DATA_TYPE_HTML_DISPLAY_SECTION = "html_display_section";
+        const DATA_TYPE_MULTI_SORTED_LIST_SELECTOR = "multi_sorted_list_selector";
+        const DATA_TYPES_WITH_OPTIONS = [self::DATA_TYPE_MULTI_SORTED_LIST_SELECTOR, self::DATA_TYPE_HTML_DISPLAY_SECTION];
+        const DATA_TYPE_FIELD_OPTIONS_SUPPORTED = [
+            self::DATA_TYPE_MULTI_SORTED_LIST_SELECTOR => [self::DATA_TYPE_OPTION_LIST_ID],
+            self::DATA_TYPE_HTML_DISPLAY_SECTION => [self::DATA_TYPE_OPTION_RENDER_CALLBACK],
+        ];
+        const DATA_TYPE_OPTION_LIST_ID = 'list_id';
+        const DATA_TYPE_OPTION_RENDER_CALLBACK = 'render_callback';
+
+        protected $label = null;
+        protected $dataType = null;
+        protected $default = null;
+        protected $description = null;
+        protected $isUserSetting = false;
+        protected $fieldOptions = [];
+
+        public function __construct($label, $dataType, $default, $description, $isUserSetting = false)
         {
+            $this->label = $label;
+            $this->dataType = $dataType;
+            $this->default = $default;
+            $this->description = $description;
+            $this->isUserSetting = $isUserSetting;
+        }
+
+        public function format()
+        {
+            $result = [$this->label, $this->dataType, $this->default, $this->description];
+            if (!empty($this->fieldOptions)) {
+                $result[] = $this->fieldOptions;
+            }
+            return $result;
+        }
+
+        public function isUserSetting()
+        {
+            return $this->isUserSetting;
+        }
+
+        public function getFieldOptions(): array
+        {
+            return $this->fieldOptions;
+        }
+
+        public function addFieldOption($key, $option)
+        {
+            if (!in_array($this->dataType, self::DATA_TYPES_WITH_OPTIONS)) {
+                throw new \InvalidArgumentException("Data type does not support field options");
+            }
+            if (!in_array($key, self::DATA_TYPE_FIELD_OPTIONS_SUPPORTED[$this->dataType])) {
+                throw new \InvalidArgumentException("Data type does not support field option key " . $key);
+            }
+            $this->fieldOptions[$key] = $option;
         }
     }
 
@@ -303,6 +377,194 @@ namespace OpenEMR\Common\Uuid {
     }
 }
 
+namespace OpenEMR\Events\PatientPortal {
+    use Symfony\Component\EventDispatcher\GenericEvent;
+
+    /** src/Events/PatientPortal/RenderEvent.php (7.0.x): names only; the portal dispatches GenericEvent. */
+    class RenderEvent extends GenericEvent
+    {
+        const EVENT_SECTION_RENDER_POST = "home.section.render.post";
+        const EVENT_SCRIPTS_RENDER_PRE = 'home.scripts.render.pre';
+        const EVENT_DASHBOARD_INJECT_CARD = "home.dashboard.inject.card";
+        const EVENT_DASHBOARD_RENDER_SCRIPTS = "home.dashboard.render.scripts";
+    }
+}
+
+namespace OpenEMR\Core {
+    use Symfony\Component\EventDispatcher\EventDispatcherInterface;
+
+    class Kernel
+    {
+        public function __construct(private EventDispatcherInterface $dispatcher)
+        {
+        }
+
+        public function getEventDispatcher(): EventDispatcherInterface
+        {
+            return $this->dispatcher;
+        }
+
+        public function isDev()
+        {
+            return false;
+        }
+    }
+}
+
+namespace OpenEMR\Common\Twig {
+    use OpenEMR\Core\Kernel;
+
+    /**
+     * src/Common/Twig/TwigContainer.php (7.0.x): templates/ plus an extra path, autoescape OFF, OpenEMR's
+     * escaping filters. Here on Debian's php-twig with the same filter names, so templates render for real.
+     */
+    class TwigContainer
+    {
+        private $paths = [];
+        private $kernel = null;
+
+        public function __construct(?string $path = null, ?Kernel $kernel = null)
+        {
+            if (!empty($path)) {
+                $this->addPath($path);
+            }
+            $this->kernel = $kernel;
+        }
+
+        public function addPath(string $path): void
+        {
+            $this->paths[] = $path;
+        }
+
+        public function getTwig(): \Twig\Environment
+        {
+            $twig = new \Twig\Environment(new \Twig\Loader\FilesystemLoader($this->paths), ['autoescape' => false, 'strict_variables' => false]);
+            foreach (['text' => 'text', 'attr' => 'attr', 'xl' => 'xl', 'xlt' => 'xlt', 'xla' => 'xla', 'attr_url' => 'attr_url'] as $name => $fn) {
+                $twig->addFilter(new \Twig\TwigFilter($name, $fn));
+            }
+            return $twig;
+        }
+    }
+}
+
+namespace OpenEMR\Common\Auth\OpenIDConnect\Entities {
+    /** The ClientEntity accessors the module calls (src/Common/Auth/OpenIDConnect/Entities/ClientEntity.php). */
+    class ClientEntity
+    {
+        private $identifier;
+        private $isEnabled = false;
+        private $scopes = [];
+
+        public function setIdentifier($identifier)
+        {
+            $this->identifier = $identifier;
+        }
+
+        public function getIdentifier()
+        {
+            return $this->identifier;
+        }
+
+        public function setIsEnabled($isEnabled)
+        {
+            $this->isEnabled = $isEnabled;
+        }
+
+        public function isEnabled(): bool
+        {
+            return $this->isEnabled;
+        }
+
+        public function setScopes($scopes)
+        {
+            $this->scopes = is_string($scopes) ? explode(' ', $scopes) : (array) $scopes;
+        }
+
+        public function hasScope($scope): bool
+        {
+            return in_array($scope, $this->scopes, true);
+        }
+    }
+}
+
+namespace OpenEMR\Common\Auth\OpenIDConnect\Repositories {
+    use OpenEMR\Common\Auth\OpenIDConnect\Entities\ClientEntity;
+
+    /**
+     * ClientRepository with OpenEMR 7.0.x's method signatures, on an in-memory oauth_clients table. Like the
+     * real insertNewClient(), a client asking for user/ scopes starts disabled (needs an admin's approval)
+     * and one with only patient/ scopes starts enabled.
+     */
+    class ClientRepository
+    {
+        /** @var array<string, array<string, mixed>> client_id => row */
+        public static array $rows = [];
+        public static int $inserts = 0;
+
+        public function insertNewClient($clientId, $info, $site): bool
+        {
+            self::$inserts++;
+            $scope = $info['scope'] ?? 'openid email phone address api:oemr api:fhir api:port';
+            self::$rows[$clientId] = [
+                'client_id' => $clientId,
+                'client_role' => $info['client_role'],
+                'client_name' => $info['client_name'],
+                'client_secret' => $info['client_secret'] ?? null,
+                'registration_token' => $info['registration_access_token'],
+                'registration_uri_path' => $info['registration_client_uri_path'],
+                'contacts' => $info['contacts'],
+                'redirect_uri' => is_array($info['redirect_uris']) ? implode('|', $info['redirect_uris']) : $info['redirect_uris'],
+                'scope' => $scope,
+                'site_id' => $site,
+                'is_confidential' => empty($info['client_secret']) ? 0 : 1,
+                'initiate_login_uri' => $info['initiate_login_uri'] ?? null,
+                'is_enabled' => preg_match('#(^| )(user|system)/#', $scope) ? 0 : 1,
+                'skip_ehr_launch_authorization_flow' => ($info['skip_ehr_launch_authorization_flow'] ?? false) == true ? 1 : 0,
+            ];
+            return true;
+        }
+
+        public function generateClientId()
+        {
+            return rtrim(strtr(base64_encode(random_bytes(32)), '+/', '-_'), '=');
+        }
+
+        public function generateClientSecret()
+        {
+            return rtrim(strtr(base64_encode(random_bytes(64)), '+/', '-_'), '=');
+        }
+
+        public function generateRegistrationAccessToken()
+        {
+            return rtrim(strtr(base64_encode(random_bytes(32)), '+/', '-_'), '=');
+        }
+
+        public function generateRegistrationClientUriPath()
+        {
+            return rtrim(strtr(base64_encode(random_bytes(16)), '+/', '-_'), '=');
+        }
+
+        public function getClientEntity($clientIdentifier)
+        {
+            $row = self::$rows[$clientIdentifier] ?? null;
+            if ($row === null) {
+                return false;
+            }
+            $client = new ClientEntity();
+            $client->setIdentifier($row['client_id']);
+            $client->setIsEnabled($row['is_enabled'] == "1");
+            $client->setScopes($row['scope']);
+            return $client;
+        }
+
+        public function saveIsEnabled(ClientEntity $client, $isEnabled): bool
+        {
+            self::$rows[$client->getIdentifier()]['is_enabled'] = $isEnabled === true ? 1 : 0;
+            return true;
+        }
+    }
+}
+
 namespace {
     function xl($s)
     {
@@ -322,5 +584,15 @@ namespace {
     function attr($s)
     {
         return htmlspecialchars((string) $s, ENT_QUOTES);
+    }
+
+    function xla($s)
+    {
+        return attr($s);
+    }
+
+    function attr_url($s)
+    {
+        return attr(urlencode((string) $s));
     }
 }

@@ -1,0 +1,40 @@
+<?php
+
+/**
+ * The part of OpenEMR's OAuth client store the module needs to register its SMART apps.
+ *
+ * An interface so SmartClientRegistrar's decisions (what to register, when to reuse, when to skip) are tested
+ * without a database; OpenEmrClientRegistry is the one implementation on OpenEMR's ClientRepository.
+ *
+ * @license Apache-2.0
+ */
+
+namespace OpenEMR\Modules\BlueButtonDirect;
+
+interface ClientRegistry
+{
+    /** Null when this OpenEMR build can register clients from a module; otherwise why not (for the admin). */
+    public function unsupportedReason(): ?string;
+
+    public function newClientId(): string;
+
+    public function newRegistrationAccessToken(): string;
+
+    public function newRegistrationClientUriPath(): string;
+
+    /**
+     * Insert an oauth_clients row (ClientRepository::insertNewClient keys: client_role, client_name,
+     * redirect_uris, initiate_login_uri, scope, contacts, registration_access_token, ...).
+     *
+     * @param array<string, mixed> $params
+     */
+    public function insert(string $clientId, array $params, string $siteId): bool;
+
+    /** Whether a client with this id exists (a stored id may point at a client an admin deleted). */
+    public function exists(string $clientId): bool;
+
+    public function isEnabled(string $clientId): bool;
+
+    /** Enable the client (user/ scopes need an admin's approval: enabling the module is that approval). */
+    public function enable(string $clientId): void;
+}

@@ -1,0 +1,30 @@
+<?php
+
+/**
+ * Outcome of SmartClientRegistrar::register(), worded for the administrator who enabled the module.
+ *
+ * @license Apache-2.0
+ */
+
+namespace OpenEMR\Modules\BlueButtonDirect;
+
+final class RegistrationResult
+{
+    public const REGISTERED = 'registered';
+    public const UNCHANGED = 'unchanged';
+    public const SKIPPED = 'skipped';
+    public const FAILED = 'failed';
+
+    /** @param array<string, string> $clientIds app ("clinician", "patient") => OpenEMR client id */
+    public function __construct(
+        public readonly string $status,
+        public readonly string $message,
+        public readonly array $clientIds = [],
+    ) {
+    }
+
+    public function ok(): bool
+    {
+        return $this->status === self::REGISTERED || $this->status === self::UNCHANGED;
+    }
+}

@@ -1,0 +1,65 @@
+<?php
+
+/**
+ * The read-only block at the top of the settings section: which features are on, and the SMART clients the
+ * module registered (ids shown, never editable: they are not GlobalSettings). Rendered by OpenEMR's globals
+ * page through a GlobalSetting of type html_display_section (render_callback), where the build has it.
+ *
+ * @license Apache-2.0
+ */
+
+namespace OpenEMR\Modules\BlueButtonDirect;
+
+final class SettingsStatus
+{
+    public function __construct(
+        private readonly GlobalConfig $config,
+        private readonly string $registerUrl,
+        private readonly string $fhirBase = '',
+    ) {
+    }
+
+    /** @return list<array{0: string, 1: bool, 2: string}> feature, on?, why */
+    public function features(): array
+    {
+        $c = $this->config;
+        $api = $c->isConfigured();
+        $smart = $c->usesEhrLaunch();
+        return [
+            ['Sidecar REST API (server to server)', $api, $api ? $c->sidecarUrl : 'set the sidecar URL and API key'],
+            ['Direct sharing card on the patient dashboard', $c->cardEnabled && ($api || $smart),
+                $c->cardEnabled ? ($smart ? 'opens the sidecar pages by SMART EHR launch' : 'Add & Send form') : 'turned off'],
+            ['SMART EHR launch of the clinician pages', $smart,
+                $smart ? 'clinician app registered' : ($c->smartEnabled ? 'clinician app not registered' : 'turned off')],
+            ['Share with Direct card in the patient portal', $c->portalEnabled && $c->patientLaunchUrl() !== '',
+                $c->portalEnabled ? ($c->patientLaunchUrl() ?: 'set the sidecar public URL') : 'turned off'],
+            ['Change pings to the sidecar', $c->pingsEnabled && $api, $c->pingsEnabled ? ($api ? 'on save' : 'needs the REST API') : 'turned off'],
+        ];
+    }
+
+    public function html(): string
+    {
+        $rows = '';
+        foreach ($this->features() as [$feature, $on, $why]) {
+            $rows .= '<tr><td>' . text(xl($feature)) . '</td><td>'
+                . ($on ? '<span class="badge badge-success">' . text(xl('on')) . '</span>'
+                    : '<span class="badge badge-secondary">' . text(xl('off')) . '</span>')
+                . '</td><td>' . text($why) . '</td></tr>';
+        }
+        $ids = '';
+        foreach (['Clinician app client id' => $this->config->clinicianClientId, 'Patient app client id' => $this->config->patientClientId] as $label => $id) {
+            $field = 'bbdirect-' . strtolower(strtok($label, ' ')) . '-client-id';
+            $ids .= '<div class="form-group"><label for="' . attr($field) . '">' . text(xl($label)) . '</label>'
+                . '<input id="' . attr($field) . '" class="form-control" type="text" readonly value="' . attr($id !== '' ? $id : xl('not registered')) . '"></div>';
+        }
+        $hints = '<p>' . text(xl('Give the sidecar the clinician app client id as web.smart_client_id')) . '</p>';
+        if ($this->fhirBase !== '') {
+            $hints .= '<p>' . text(xl('The sidecar web.smart_iss must be this FHIR base')) . ': <code>' . text($this->fhirBase) . '</code></p>';
+        }
+        $note = $this->config->registrationNote !== ''
+            ? '<p class="alert alert-info" role="status">' . text($this->config->registrationNote) . '</p>' : '';
+        return '<div id="bbdirect-status"><table class="table table-sm"><caption>' . text(xl('Blue Button Direct features'))
+            . '</caption><tbody>' . $rows . '</tbody></table>' . $note . $ids . $hints
+            . '<a class="btn btn-secondary" href="' . attr($this->registerUrl) . '">' . text(xl('Register the SMART apps')) . '</a></div>';
+    }
+}
