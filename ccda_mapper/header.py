@@ -27,10 +27,10 @@ def header(root: _Element, ctx: Ctx, doc_id: str, *, author: Any = None, custodi
     dt.template(root, "2.16.840.1.113883.10.20.22.1.1", "2015-08-01")
     dt.template(root, "2.16.840.1.113883.10.20.22.1.2", "2015-08-01")
     dt.leaf(root, "id", {"root": doc_id})
-    dt.simple_code(root, "code", "34133-9", codes.LOINC, "Summarization of Episode Note", "LOINC")
+    dt.simple_code_leaf(root, "code", "34133-9", codes.LOINC, "Summarization of Episode Note", "LOINC")
     dt.leaf(root, "title", text="Continuity of Care Document")
     dt.leaf(root, "effectiveTime", {"value": ctx.now})
-    dt.simple_code(root, "confidentialityCode", "N", codes.CONFIDENTIALITY, "normal", "Confidentiality")
+    dt.simple_code_leaf(root, "confidentialityCode", "N", codes.CONFIDENTIALITY, "normal", "Confidentiality")
     dt.leaf(root, "languageCode", {"code": "en-US"})
     dt.leaf(root, "setId", {"root": dt.uid(ctx.index.key(ctx.index.patient) + "#ccd-set")})
     dt.leaf(root, "versionNumber", {"value": "1"})
@@ -59,7 +59,7 @@ def record_target(root: _Element, ctx: Ctx) -> None:
             dt.person_name(pat, n, patient=True)
     g = _GENDER.get(dt.str_or_none(p.get("gender")) or "")
     if g:
-        dt.simple_code(
+        dt.simple_code_leaf(
             pat, "administrativeGenderCode", g[0], codes.ADMIN_GENDER, g[1], "AdministrativeGender"
         )
     else:

@@ -92,7 +92,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.30", "2015-08-01")
     dt.stable_id(act, key + "#concern")
-    dt.simple_code(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+    dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
     active = status == "active"
     dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
     recorded = res.get("recordedDate") or onset
@@ -108,7 +108,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     obs = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
     dt.template(obs, "2.16.840.1.113883.10.20.22.4.7", "2014-06-09")
     dt.identifiers(obs, res, key)
-    dt.simple_code(obs, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
+    dt.simple_code_leaf(obs, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
     dt.text_ref(obs, rid)
     dt.leaf(obs, "statusCode", {"code": "completed"})
     dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
@@ -143,7 +143,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         er = dt.el(obs, "entryRelationship", {"typeCode": "SUBJ", "inversionInd": "true"})
         co = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
         dt.template(co, "2.16.840.1.113883.10.20.22.4.145")
-        dt.simple_code(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
+        dt.simple_code_leaf(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
         dt.leaf(co, "statusCode", {"code": "completed"})
         c, d = _CRIT[crit]
         dt.leaf(
@@ -167,7 +167,7 @@ def _reaction(obs: dt.Node, r: Resource, key: str, i: int, ref: str | None) -> N
         ro = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
         dt.template(ro, "2.16.840.1.113883.10.20.22.4.9", "2014-06-09")
         dt.stable_id(ro, f"{key}#reaction{i}.{j}")
-        dt.simple_code(ro, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
+        dt.simple_code_leaf(ro, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
         if ref and j == 0:
             dt.text_ref(ro, ref)
         dt.leaf(ro, "statusCode", {"code": "completed"})
@@ -181,7 +181,7 @@ def _reaction(obs: dt.Node, r: Resource, key: str, i: int, ref: str | None) -> N
             er2 = dt.el(ro, "entryRelationship", {"typeCode": "SUBJ", "inversionInd": "true"})
             so = dt.el(er2, "observation", {"classCode": "OBS", "moodCode": "EVN"})
             dt.template(so, "2.16.840.1.113883.10.20.22.4.8", "2014-06-09")
-            dt.simple_code(so, "code", "SEV", codes.ACT_CODE, "Severity Observation", "ActCode")
+            dt.simple_code_leaf(so, "code", "SEV", codes.ACT_CODE, "Severity Observation", "ActCode")
             dt.leaf(so, "statusCode", {"code": "completed"})
             dt.leaf(
                 so,

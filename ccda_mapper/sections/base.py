@@ -28,7 +28,7 @@ def _head(body: _Element, spec: Spec, *, null: bool) -> _Element:
     sec = dt.el(comp, "section", {"nullFlavor": "NI"} if null else None)
     for root, ext in spec.templates:
         dt.template(sec, root, ext)
-    dt.simple_code(sec, "code", spec.code, codes.LOINC, spec.display, "LOINC")
+    dt.simple_code_leaf(sec, "code", spec.code, codes.LOINC, spec.display, "LOINC")
     dt.leaf(sec, "title", text=spec.title)
     return sec
 

@@ -6,11 +6,13 @@ reasons as Indications (4.19).
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx, practitioner_entity
 from ..index import Resource
-from .base import Spec, empty, entry, finish, is_error, start
+from .base import Spec, empty, finish, is_error, start
 
 SPEC = Spec(
     templates=(
@@ -24,6 +26,26 @@ SPEC = Spec(
     required=True,
 )
 _ENC_CODES = (codes.CPT, codes.SNOMED, codes.HCPCS, codes.ACT_CODE)
+#: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
+_ENCOUNTER_OPEN = '<entry typeCode="DRIV"><encounter classCode="ENC" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.49", "2015-08-01"
+)
+_INDICATION_OPEN = (
+    '<entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">'
+    + dt.template_xml("2.16.840.1.113883.10.20.22.4.19", "2014-06-09")
+)
+_INDICATION_CODE = (
+    dt.xt.leaf(
+        "code",
+        {
+            "code": "404684003",
+            "codeSystem": codes.SNOMED,
+            "codeSystemName": "SNOMED CT",
+            "displayName": "Clinical finding",
+        },
+    )
+    + '<statusCode code="completed"/>'
+)
 
 
 def build(ctx: Ctx, body: dt.Node) -> None:
@@ -65,8 +87,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             "; ".join(dt.cc_text(r) for r in reasons),
         )
     )
-    en = dt.el(entry(sec), "encounter", {"classCode": "ENC", "moodCode": "EVN"})
-    dt.template(en, "2.16.840.1.113883.10.20.22.4.49", "2015-08-01")
+    en: list[Any] = [_ENCOUNTER_OPEN]  # written into sec as one string once complete
     key = ctx.index.key(res)
     dt.identifiers(en, res, key)
     dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
@@ -82,10 +103,12 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         _location(ctx, en, loc)
     for i, r in enumerate(reasons):
         _indication(en, r, f"{key}#reason{i}")
+    en.append("</encounter></entry>")
+    sec.append(dt.xt.join(en))
     return True
 
 
-def _location(ctx: Ctx, en: dt.Node, loc: Resource) -> None:
+def _location(ctx: Ctx, en: dt.Parent, loc: Resource) -> None:
     """Service Delivery Location (2.16.840.1.113883.10.20.22.4.32): code from HealthcareServiceLocation
     (HSLOC)."""
     if loc.get("resourceType") != "Location":
@@ -120,12 +143,10 @@ def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
     return pr
 
 
-def _indication(en: dt.Node, cc: object, seed: str) -> None:
+def _indication(en: dt.Parent, cc: object, seed: str) -> None:
     """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter."""
-    er = dt.el(en, "entryRelationship", {"typeCode": "RSON"})
-    ob = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
-    dt.template(ob, "2.16.840.1.113883.10.20.22.4.19", "2014-06-09")
-    dt.stable_id(ob, seed)
-    dt.simple_code(ob, "code", "404684003", codes.SNOMED, "Clinical finding", "SNOMED CT")
-    dt.leaf(ob, "statusCode", {"code": "completed"})
-    dt.cd(ob, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")
+    en.append(_INDICATION_OPEN)
+    dt.stable_id(en, seed)
+    en.append(_INDICATION_CODE)
+    dt.cd(en, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")
+    en.append("</observation></entryRelationship>")

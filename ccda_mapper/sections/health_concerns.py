@@ -47,7 +47,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.132", "2015-08-01")
     dt.stable_id(act, ctx.index.key(res) + "#concern")
-    dt.simple_code(act, "code", "75310-3", codes.LOINC, "Health concern", "LOINC")
+    dt.simple_code_leaf(act, "code", "75310-3", codes.LOINC, "Health concern", "LOINC")
     dt.text_ref(act, rid)
     active = status in ACTIVE
     dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})

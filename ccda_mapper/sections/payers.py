@@ -85,7 +85,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, cov: Resource) -> bool:
     act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
     dt.template(act, "2.16.840.1.113883.10.20.22.4.60", "2015-08-01")
     dt.stable_id(act, key + "#coverage")
-    dt.simple_code(act, "code", "48768-6", codes.LOINC, "Payment sources", "LOINC")
+    dt.simple_code_leaf(act, "code", "48768-6", codes.LOINC, "Payment sources", "LOINC")
     dt.leaf(act, "statusCode", {"code": "completed"})
     er = dt.el(act, "entryRelationship", {"typeCode": "COMP"})
     dt.leaf(

@@ -80,7 +80,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.template(act, "2.16.840.1.113883.10.20.22.4.3", "2015-08-01")
     key = ctx.index.key(res)
     dt.stable_id(act, key + "#concern")
-    dt.simple_code(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+    dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
     active = status in ACTIVE
     dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
     recorded = res.get("recordedDate") or onset

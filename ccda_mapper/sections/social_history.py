@@ -60,7 +60,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
     if smoking:
         dt.template(ob, "2.16.840.1.113883.10.20.22.4.78", "2014-06-09")
         dt.identifiers(ob, o, ctx.index.key(o))
-        dt.simple_code(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
+        dt.simple_code_leaf(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
         dt.text_ref(ob, rid)
         dt.leaf(ob, "statusCode", {"code": "completed"})
         dt.leaf(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
@@ -99,7 +99,7 @@ def _birth_sex_entry(ctx: Ctx, sec: dt.Node, table: dt.Table, sex: str) -> None:
     rid = table.row(("Sex assigned at birth", _SEX.get(sex, "Unknown"), ""))
     ob = dt.el(entry(sec), "observation", {"classCode": "OBS", "moodCode": "EVN"})
     dt.template(ob, "2.16.840.1.113883.10.20.22.4.200", "2016-06-01")
-    dt.simple_code(ob, "code", "76689-9", codes.LOINC, "Sex assigned at birth", "LOINC")
+    dt.simple_code_leaf(ob, "code", "76689-9", codes.LOINC, "Sex assigned at birth", "LOINC")
     dt.text_ref(ob, rid)
     dt.leaf(ob, "statusCode", {"code": "completed"})
     if sex in _SEX:

@@ -13,7 +13,7 @@ from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, empty, entry, finish, start
+from .base import Spec, empty, finish, start
 from .observations import interpretation, kind, members, usable
 
 SPEC = Spec(
@@ -80,13 +80,9 @@ def build(ctx: Ctx, body: dt.Node) -> None:
     finish(body, sec, table, SPEC)
 
 
-def _organizer(
-    ctx: Ctx, sec: dt.Node, table: dt.Table, when: str, items: list[tuple[Resource, Resource, str]]
-) -> None:
-    org = dt.el(entry(sec), "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
-    dt.template(org, "2.16.840.1.113883.10.20.22.4.26", "2015-08-01")
-    dt.stable_id(org, items[0][2] + "#vitals")
-    c = dt.simple_code(org, "code", "46680005", codes.SNOMED, "Vital Signs", "SNOMED CT")
+def _fixed_code() -> str:
+    parts: list[Any] = []
+    c = dt.simple_code(parts, "code", "46680005", codes.SNOMED, "Vital Signs", "SNOMED CT")
     dt.leaf(
         c,
         "translation",
@@ -97,22 +93,44 @@ def _organizer(
             "displayName": "Vital signs, weight, height, head circumference, oximetry, BMI, and BSA panel",
         },
     )
-    dt.leaf(org, "statusCode", {"code": "completed"})
+    return dt.xt.join(parts)
+
+
+#: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
+_ORGANIZER_OPEN = '<entry typeCode="DRIV"><organizer classCode="CLUSTER" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.26", "2015-08-01"
+)
+_ORGANIZER_CODE = _fixed_code() + '<statusCode code="completed"/>'
+_OBSERVATION_OPEN = '<component><observation classCode="OBS" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.27", "2014-06-09"
+)
+
+
+def _organizer(
+    ctx: Ctx, sec: dt.Node, table: dt.Table, when: str, items: list[tuple[Resource, Resource, str]]
+) -> None:
+    """Vital Signs Organizer (2.16.840.1.113883.10.20.22.4.26:2015-08-01), written into ``sec`` as one
+    string once complete."""
+    org: list[Any] = [_ORGANIZER_OPEN]
+    dt.stable_id(org, items[0][2] + "#vitals")
+    org.append(_ORGANIZER_CODE)
     dt.leaf(org, "effectiveTime", {"value": dt.ts(when) or ""})
     for res, part, key in items:
         _observation(ctx, org, table, res, part, key, when)
+    org.append("</organizer></entry>")
+    sec.append(dt.xt.join(org))
 
 
 def _observation(
-    ctx: Ctx, org: dt.Node, table: dt.Table, res: Resource, part: dict[str, Any], key: str, when: str
+    ctx: Ctx, org: list[Any], table: dt.Table, res: Resource, part: dict[str, Any], key: str, when: str
 ) -> None:
     """Vital Sign Observation (2.16.840.1.113883.10.20.22.4.27:2014-06-09)."""
     q = part["valueQuantity"]
     if dt.num(q.get("value")) is None:
         ctx.index.skip(res, "vital sign value is not a number")
         return
-    obs = dt.el(dt.el(org, "component"), "observation", {"classCode": "OBS", "moodCode": "EVN"})
-    dt.template(obs, "2.16.840.1.113883.10.20.22.4.27", "2014-06-09")
+    obs = org
+    obs.append(_OBSERVATION_OPEN)
     if part is res:
         dt.identifiers(obs, res, key)
     else:
@@ -120,11 +138,12 @@ def _observation(
     rid = f"{table.prefix}{table.rows + 1}"
     dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
     dt.text_ref(obs, rid)
-    dt.leaf(obs, "statusCode", {"code": "completed"})  # CONF:1098-7303
+    obs.append('<statusCode code="completed"/>')  # CONF:1098-7303
     dt.leaf(obs, "effectiveTime", {"value": dt.ts(when) or ""})
     dt.pq(obs, "value", q)
     interpretation(obs, part)
     ctx.author(obs, res.get("issued"), res)
+    obs.append("</observation></component>")
     interp = "; ".join(dt.cc_text(i) for i in dt.lst(part.get("interpretation")) if isinstance(i, dict))
     table.row(
         (dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp)
