@@ -19,6 +19,17 @@ from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, 
 CCD_FILENAME = "CCD.xml"
 
 
+class DocumentUnavailable(Exception):
+    """A chosen document cannot be sent (not this patient's, or empty): permanent, shown by its code."""
+
+    code = "document_unavailable"
+    transient = False
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 # --- FHIR -------------------------------------------------------------------------------------------
 def fhir_client(settings: Settings):  # type: ignore[no-untyped-def]
     from fhir_bridge.fhir.auth import auth_from_settings
@@ -66,7 +77,7 @@ class RecordBuilder:
             rtype, _, rid = doc["id"].partition("/")
             ref = self.client.read(rtype, rid)
             if ref.get("subject", {}).get("reference") not in {f"Patient/{auth.patient_id}", None}:
-                raise PermissionError("document does not belong to this patient")
+                raise DocumentUnavailable("A chosen document does not belong to this patient.")
             for content in ref.get("content", []):
                 att = content.get("attachment", {})
                 data = self._attachment_bytes(att)
@@ -84,7 +95,7 @@ class RecordBuilder:
         if url.startswith("Binary/"):
             binary = self.client.read("Binary", url.split("/", 1)[1])
             return base64.b64decode(binary.get("data", ""))
-        raise ValueError("attachment has neither inline data nor a Binary reference")
+        raise DocumentUnavailable("A chosen document has no content to send (no data, no Binary).")
 
 
 class FhirResourceWriter:

@@ -326,6 +326,52 @@ def test_mdns_move_the_transmission_to_processed_then_dispatched(sidecar, world,
     assert tx["state"] == "dispatched" and tx["dispatched_at"]
 
 
+def test_chosen_documents_travel_as_an_xdm_package_with_their_file_list(sidecar, world, hapi, smtp_sink):
+    import io
+    import zipfile
+
+    note = b"Discharge summary: walk daily."
+    doc = hapi.create(
+        {
+            "resourceType": "DocumentReference",
+            "status": "current",
+            "subject": {"reference": f"Patient/{world['patient']}"},
+            "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5"}]},
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain",
+                        "title": "discharge.txt",
+                        "data": base64.b64encode(note).decode(),
+                    }
+                }
+            ],
+        }
+    )
+    r = sidecar.api(
+        "POST",
+        "/api/v1/authorizations",
+        json={
+            "patient_id": world["patient"],
+            "address": RECIPIENT,
+            "kind": "once",
+            "created_by": {"type": "clinician", "id": "dr-who"},
+            "consent_method": "in_person",
+            "payload": {"type": "documents", "documents": [{"id": f"DocumentReference/{doc['id']}"}]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    [message] = wait_messages(sidecar, smtp_sink, 1, timeout=60)
+    result = unseal(message.data, [world["recipient"]], world["anchors"])
+    assert result.ok and result.message["Subject"] == "XDM/1.0/DDM"
+    [package] = [a for a in result.attachments if a.filename.lower().endswith(".zip")]
+    files = zipfile.ZipFile(io.BytesIO(package.data))
+    names = set(files.namelist())
+    assert {"IHE_XDM/SUBSET01/METADATA.XML", "IHE_XDM/SUBSET01/discharge.txt", "INDEX.HTM"} <= names
+    assert files.read("IHE_XDM/SUBSET01/discharge.txt") == note
+    assert b"discharge.txt" in files.read("IHE_XDM/SUBSET01/METADATA.XML")
+
+
 def test_same_by_polling_without_subscriptions(world, hapi, smtp_sink, sidecar):
     sidecar.sidecar.stop()  # the rest-hook sidecar stops working; its Subscriptions would still notify it
     running = Running(
