@@ -368,9 +368,16 @@ class InboxHandler:
 
     def _store(self, result: ReceiveResult) -> Path:
         """Owner-only folder per message (PHI at rest), attachments via :func:`save_attachments`."""
-        folder = self.inbox / safe_filename((result.unsealed.message_id or "message").strip("<>"))
-        save_attachments(folder, result.unsealed.attachments, lambda text: log.warning("inbox: %s", text))
+        base = safe_filename((result.unsealed.message_id or "message").strip("<>"))
         report = json.dumps(result.unsealed.to_json(), indent=2).encode()
+        folder = self.inbox / base
+        n = 1
+        # A retransmission (same report) lands in the same folder; another message reusing a Message-ID
+        # gets its own folder instead of overwriting stored records.
+        while (folder / "message.json").exists() and (folder / "message.json").read_bytes() != report:
+            n += 1
+            folder = self.inbox / f"{base}~{n}"
+        save_attachments(folder, result.unsealed.attachments, lambda text: log.warning("inbox: %s", text))
         write_private(folder / "message.json", report)
         return folder
 

@@ -247,3 +247,32 @@ def test_endpoint_reply_is_no_padding_oracle(hisps):
             a.transport,
         )
     assert "decrypt_failed" in err.value.detail
+
+
+def test_a_reused_message_id_never_overwrites_a_stored_message(hisps):
+    """Two different messages with the same Message-ID (a buggy or hostile trusted sender): the second one
+    overwrote the first one's records in the inbox. A retransmission of the same message stays one folder."""
+    a, b = hisps["a"], hisps["b"]
+    cert = b.identities[0].cert
+    first = a.prepare(
+        "alice@hispa.test",
+        ["bob@hispb.test"],
+        "x",
+        "first",
+        [Attachment("ccd.xml", "application/xml", b"<first/>")],
+        recipient_certs=[cert],
+        message_id="<dup.1@hispa.test>",
+    )
+    second = a.prepare(
+        "alice@hispa.test",
+        ["bob@hispb.test"],
+        "x",
+        "second",
+        [Attachment("ccd.xml", "application/xml", b"<second/>")],
+        recipient_certs=[cert],
+        message_id="<dup.1@hispa.test>",
+    )
+    for prepared in (first, first, second):
+        a.deliver(prepared.raw, prepared.mail_from, prepared.recipients, a.transport)
+    folders = sorted(p for p in hisps["inbox_b"].iterdir() if p.name.startswith("dup.1@hispa.test"))
+    assert [(f / "ccd.xml").read_bytes() for f in folders] == [b"<first/>", b"<second/>"]
