@@ -15,7 +15,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # download), OpenSSL (independent S/MIME peer), Java + Maven (HAPI FHIR and the Direct Java RI), PHP (the
 # OpenEMR module's tests).
 APT_PACKAGES=(bind9 bind9-utils dnsutils slapd ldap-utils postgresql chromium openssl
-              default-jdk-headless maven php-cli phpunit php-curl php-xml php-mbstring nodejs npm)
+              default-jdk-headless maven php-cli phpunit php-curl php-xml php-mbstring php-twig nodejs npm)
 if [ "$want_test" = 1 ]; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

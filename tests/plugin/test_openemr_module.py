@@ -1,5 +1,6 @@
 """The OpenEMR module: every PHP file lints, and its PHPUnit suite passes on Debian's phpunit."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,22 @@ def test_no_php_logs_phi():
         for line in path.read_text().splitlines():
             if "error_log(" in line:
                 assert "get_class(" in line and "$_" not in line and "$data" not in line, f"{path}: {line}"
+
+
+@pytest.mark.service("php")
+def test_registered_scopes_are_exactly_what_the_sidecar_asks_for():
+    """OpenEMR caps a token at the client's registered scopes: the module must register the sidecar's own."""
+    from fhir_bridge.web.config import WebConfig
+
+    php = need("php")
+    code = (
+        "require 'tests/bootstrap.php';"
+        " use OpenEMR\\Modules\\BlueButtonDirect\\SmartClientRegistrar as R;"
+        " echo json_encode(['clinician' => R::scopes('clinician'), 'patient' => R::scopes('patient')]);"
+    )
+    result = subprocess.run([php, "-r", code], cwd=MODULE, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    registered = json.loads(result.stdout)
+    web = WebConfig()  # smart_scope_style v1: OpenEMR 7 offers .read scopes
+    assert registered["clinician"] == web.scopes("clinician")
+    assert registered["patient"] == web.scopes("patient")

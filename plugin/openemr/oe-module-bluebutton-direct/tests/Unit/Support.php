@@ -53,3 +53,22 @@ final class ArrayPatients implements PatientDirectory
         return $this->rows[$pid][1] ?? null;
     }
 }
+
+/** SettingsStore on an array (the globals table in OpenEMR). */
+final class ArraySettings implements \OpenEMR\Modules\BlueButtonDirect\SettingsStore
+{
+    /** @param array<string, string> $values */
+    public function __construct(public array $values = [])
+    {
+    }
+
+    public function get(string $key): string
+    {
+        return $this->values[$key] ?? '';
+    }
+
+    public function set(string $key, string $value): void
+    {
+        $this->values[$key] = $value;
+    }
+}
