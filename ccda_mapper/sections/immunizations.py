@@ -6,11 +6,13 @@ Immunization → Immunization Activity (4.52:2015-08-01) with Immunization Medic
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, empty, entry, finish, is_error, start
+from .base import Spec, empty, finish, is_error, start
 from .medications import product
 
 SPEC = Spec(
@@ -35,6 +37,14 @@ def build(ctx: Ctx, body: dt.Node) -> None:
     finish(body, sec, table, SPEC)
 
 
+#: the fixed opening of the entries (Immunization Activity 2.16.840.1.113883.10.20.22.4.52:2015-08-01)
+_OPEN_DONE, _OPEN_NOT_DONE = (
+    '<entry typeCode="DRIV"><substanceAdministration classCode="SBADM" moodCode="EVN" '
+    f'negationInd="{neg}">' + dt.template_xml("2.16.840.1.113883.10.20.22.4.52", "2015-08-01")
+    for neg in ("false", "true")
+)
+
+
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("date")  # STU3 field name, seen in older exports
@@ -50,12 +60,8 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             lot,
         )
     )
-    sa = dt.el(
-        entry(sec),
-        "substanceAdministration",
-        {"classCode": "SBADM", "moodCode": "EVN", "negationInd": "true" if status == "not-done" else "false"},
-    )
-    dt.template(sa, "2.16.840.1.113883.10.20.22.4.52", "2015-08-01")
+    # written into sec as one string once complete
+    sa: list[Any] = [_OPEN_NOT_DONE if status == "not-done" else _OPEN_DONE]
     dt.identifiers(sa, res, ctx.index.key(res))
     dt.text_ref(sa, rid)
     dt.leaf(sa, "statusCode", {"code": "completed"})
@@ -70,10 +76,8 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             "doseQuantity",
             {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
         )
-    product(sa, vc, rid, immunization=True)
-    if lot:
-        mm = sa.find("consumable/manufacturedProduct/manufacturedMaterial")
-        if mm is not None:
-            dt.leaf(mm, "lotNumberText", text=lot)
+    product(sa, vc, rid, immunization=True, lot=lot)
     ctx.author(sa, res.get("recorded") or when, res)
+    sa.append("</substanceAdministration></entry>")
+    sec.append(dt.xt.join(sa))
     return True

@@ -54,8 +54,9 @@ def medication_concept(ctx: Ctx, res: Resource) -> Any:
     return None
 
 
-def product(parent: dt.Node, cc: Any, ref: str, *, immunization: bool = False) -> None:
-    """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54)."""
+def product(parent: dt.Parent, cc: Any, ref: str, *, immunization: bool = False, lot: str = "") -> None:
+    """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54, with
+    the vaccine's lot number)."""
     mp = dt.el(dt.el(parent, "consumable"), "manufacturedProduct", {"classCode": "MANU"})
     if immunization:
         dt.template(mp, "2.16.840.1.113883.10.20.22.4.54", "2014-06-09")
@@ -65,6 +66,8 @@ def product(parent: dt.Node, cc: Any, ref: str, *, immunization: bool = False) -
         prefer = DRUG_CODES
     mm = dt.el(mp, "manufacturedMaterial")
     dt.cd(mm, "code", cc, prefer=prefer, ref=ref)
+    if lot:
+        dt.leaf(mm, "lotNumberText", text=lot)
 
 
 def build(ctx: Ctx, body: dt.Node) -> None:

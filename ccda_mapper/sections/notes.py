@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, entry, finish, start
+from .base import Spec, finish, start
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.65", "2016-11-01"),),
@@ -99,6 +100,12 @@ def note_text(d: Resource) -> str:
     return "Attached: " + ", ".join(described) if described else dt.clean(d.get("description"))
 
 
+#: the fixed opening of the entries (Note Activity 2.16.840.1.113883.10.20.22.4.202:2016-11-01)
+_OPEN = '<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.202", "2016-11-01"
+)
+
+
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool:
     when = d.get("date") or dt.obj(dt.obj(d.get("context")).get("period")).get("start")
     authors = [ctx.index.resolve(a, d) for a in dt.lst(d.get("author"))]
@@ -112,8 +119,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool
     )
     who_name = dt.name_text(dt.best_name((who or {}).get("name"))) if who else ""
     rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
-    act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
-    dt.template(act, "2.16.840.1.113883.10.20.22.4.202", "2016-11-01")
+    act: list[Any] = [_OPEN]  # written into sec as one string once complete
     dt.identifiers(act, d, key)
     c = dt.simple_code(act, "code", "34109-9", codes.LOINC, "Note", "LOINC")
     for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
@@ -121,7 +127,9 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool
         if a is not None and a["codeSystem"] == codes.LOINC:
             dt.leaf(c, "translation", a)
     dt.text_ref(act, rid)
-    dt.leaf(act, "statusCode", {"code": "completed"})
+    act.append('<statusCode code="completed"/>')
     dt.ts_el(act, "effectiveTime", when)
     ctx.author(act, when, {"author": d.get("author")} if who else None)
+    act.append("</act></entry>")
+    sec.append(dt.xt.join(act))
     return True
