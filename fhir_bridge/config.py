@@ -177,13 +177,12 @@ class Settings:
         default_factory=lambda: ["./var/demo/anchor.pem"],
     )
     direct_trust_bundles: list[str] = _s(
-        "direct", "Trust bundle URLs or files (PKCS#7).", default_factory=list
+        "direct",
+        "Trust bundle URLs (PKCS#7, signed or not), refreshed on their interval.",
+        default_factory=list,
     )
     direct_dns_server: str = _s(
         "direct", "DNS server for CERT lookups (`host[:port]`; system when empty).", default=""
-    )
-    direct_ldap_enabled: bool = _s(
-        "direct", "Also discover certificates in LDAP (SRV `_ldap._tcp`).", default=True
     )
     direct_smtp_host: str = _s(
         "direct", "Smart host for outbound mail (MX of the recipient when empty).", default=""

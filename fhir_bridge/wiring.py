@@ -128,7 +128,31 @@ def discovery_resolver(settings: Settings):  # type: ignore[no-untyped-def]
 
     anchors = load_certificate_files([p for p in settings.direct_trust_anchors if _exists(p)])
     nameservers = [settings.direct_dns_server] if settings.direct_dns_server else []
-    return CertificateResolver(DiscoveryConfig.from_strings(nameservers, anchors=anchors))
+    store = RefreshingBundles(settings.direct_trust_bundles) if settings.direct_trust_bundles else None
+    return CertificateResolver(DiscoveryConfig.from_strings(nameservers, anchors=anchors, trust_store=store))
+
+
+class RefreshingBundles:
+    """Trust bundles (``direct.trust_bundles``) refreshed on use, at most once a minute (each bundle on its
+    own interval; a failed refresh keeps the last good anchors — ``direct.trust.bundles.TrustStore``)."""
+
+    def __init__(self, urls: list[str], check_every: float = 60.0):
+        import time
+
+        from direct.trust.bundles import TrustBundle, TrustStore
+
+        self.store = TrustStore(bundles=[TrustBundle(f"bundle{i}", url) for i, url in enumerate(urls, 1)])
+        self._clock = time.monotonic
+        self._check_every = check_every
+        self._last = -check_every
+        self._lock = threading.Lock()
+
+    def anchors_for(self, local_domain: str | None = None, direction: str | None = None) -> list[Any]:
+        with self._lock:
+            if self._clock() - self._last >= self._check_every:
+                self._last = self._clock()
+                self.store.refresh_due()
+        return self.store.anchors_for(local_domain, direction)  # type: ignore[arg-type]
 
 
 def _exists(path: str) -> bool:

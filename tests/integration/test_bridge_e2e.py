@@ -527,3 +527,25 @@ def test_kill_9_of_a_worker_mid_send_then_restart_delivers_exactly_one_message(w
         job = s.get(Transmission, job.id)
         assert (job.state, job.attempts) == ("sent", 2)
     core.db.dispose()
+
+
+def test_trust_bundles_configured_by_url_become_anchors_of_discovery(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    from direct import certgen
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.wiring import discovery_resolver
+    from tests.support.httpfiles import HttpFiles
+
+    community = certgen.make_ca("Community Anchor")
+    files = HttpFiles()
+    try:
+        url = files.put(
+            "/bundle.p7b", pkcs7.serialize_certificates([community.cert], serialization.Encoding.DER)
+        )
+        settings = load_settings(env={}, direct_trust_anchors=[], direct_trust_bundles=[url])
+        anchors = discovery_resolver(settings).anchors()
+    finally:
+        files.close()
+    assert [a.subject for a in anchors] == [community.cert.subject]
