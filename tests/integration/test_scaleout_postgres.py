@@ -142,5 +142,21 @@ def test_n_workers_run_every_job_exactly_once(postgres, smtp_sink, tmp_path):
     sidecar.db.dispose()
 
 
+@pytest.mark.service("postgres")
+def test_db_upgrade_command_migrates_postgresql_and_installs_the_queue_once(postgres):
+    import json
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "BBDIRECT_DATABASE_URL": postgres.create_database("upg")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "bbdirect.cli", "db", "upgrade"], env=env, capture_output=True, check=True
+        )
+        for _ in range(2)
+    ]
+    first, second = (json.loads(r.stdout.decode().strip().splitlines()[-1]) for r in runs)
+    assert first == {"revision": "0001", "queue_schema_installed": True}
+    assert second == {"revision": "0001", "queue_schema_installed": False}
+
+
 if __name__ == "__main__":
     _worker_main()
