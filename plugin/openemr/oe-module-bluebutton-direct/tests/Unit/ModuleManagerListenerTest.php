@@ -1,0 +1,44 @@
+<?php
+
+namespace OpenEMR\Modules\BlueButtonDirect\Tests;
+
+use OpenEMR\Modules\BlueButtonDirect\RegistrationResult;
+use PHPUnit\Framework\TestCase;
+
+require_once __DIR__ . '/../../ModuleManagerListener.php';
+
+final class ModuleManagerListenerTest extends TestCase
+{
+    public function testEnableRegistersTheSmartAppsAndEnables(): void
+    {
+        $calls = 0;
+        $listener = new \ModuleManagerListener(function () use (&$calls): RegistrationResult {
+            $calls++;
+            return new RegistrationResult(RegistrationResult::REGISTERED, 'SMART clients registered');
+        });
+        $this->assertSame('Success', $listener->moduleManagerAction('enable', '7', 'Success'));
+        $this->assertSame(1, $calls);
+        $this->assertSame(RegistrationResult::REGISTERED, $listener->lastRegistration->status);
+    }
+
+    public function testARegistrationFailureNeverStopsTheModuleFromBeingEnabled(): void
+    {
+        $listener = new \ModuleManagerListener(static function (): RegistrationResult {
+            throw new \RuntimeException('database down, password=secret');
+        });
+        $this->assertSame('Success', $listener->moduleManagerAction('enable', '7', 'Success'));
+        $this->assertSame(RegistrationResult::FAILED, $listener->lastRegistration->status);
+        $this->assertStringNotContainsString('secret', $listener->lastRegistration->message);
+    }
+
+    public function testOtherActionsPassTheStatusThrough(): void
+    {
+        $listener = new \ModuleManagerListener(static fn(): RegistrationResult => throw new \LogicException('not called'));
+        foreach (['install', 'disable', 'unregister', 'install_sql', 'upgrade_sql', 'no_such_action', 'getModuleNamespace'] as $action) {
+            $this->assertSame('Success', $listener->moduleManagerAction($action, '7', 'Success'), $action);
+        }
+        $this->assertSame('Success', $listener->moduleManagerAction(['enable'], '7', 'Success'));
+        $this->assertSame('OpenEMR\\Modules\\BlueButtonDirect\\', \ModuleManagerListener::getModuleNamespace());
+        $this->assertInstanceOf(\ModuleManagerListener::class, \ModuleManagerListener::initListenerSelf());
+    }
+}
