@@ -86,7 +86,6 @@ def sidecar(hapi, bind, pki, tmp_path_factory):
         fhir_base_url=hapi.base_url,
         fhir_write_consent=False,
         direct_dns_server=bind.nameserver,
-        direct_ldap_enabled=False,
         direct_from_address="ehr@contract-sender.test",
         direct_identity_cert=str(cert_path),
         direct_identity_key=str(key_path),

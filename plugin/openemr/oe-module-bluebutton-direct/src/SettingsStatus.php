@@ -30,7 +30,11 @@ final class SettingsStatus
             ['Direct sharing card on the patient dashboard', $c->cardEnabled && ($api || $smart),
                 $c->cardEnabled ? ($smart ? 'opens the sidecar pages by SMART EHR launch' : 'Add & Send form') : 'turned off'],
             ['SMART EHR launch of the clinician pages', $smart,
-                $smart ? 'clinician app registered' : ($c->smartEnabled ? 'clinician app not registered' : 'turned off')],
+                match (true) {
+                    $smart => 'clinician app registered',
+                    $c->clinicianClientId === '' => 'clinician app not registered',
+                    default => 'registered; turn on once the sidecar has the clinician client id',
+                }],
             ['Share with Direct card in the patient portal', $c->portalEnabled && $c->patientLaunchUrl() !== '',
                 $c->portalEnabled ? ($c->patientLaunchUrl() ?: 'set the sidecar public URL') : 'turned off'],
             ['Change pings to the sidecar', $c->pingsEnabled && $api, $c->pingsEnabled ? ($api ? 'on save' : 'needs the REST API') : 'turned off'],

@@ -50,6 +50,7 @@ final class BootstrapTest extends TestCase
             GlobalConfig::SIDECAR_URL => 'http://bbdirect:8080', GlobalConfig::API_KEY => 'k',
             GlobalConfig::PUBLIC_URL => 'https://bb.example', GlobalConfig::ENABLE_PINGS => '0',
             GlobalConfig::CLINICIAN_CLIENT_ID => 'clin<"id>', GlobalConfig::PATIENT_CLIENT_ID => '',
+            GlobalConfig::ENABLE_SMART => '1',
         ]);
         $GLOBALS['site_addr_oath'] = 'https://emr.example';
         (new Bootstrap($dispatcher, $config))->subscribeToEvents();
@@ -95,7 +96,9 @@ final class BootstrapTest extends TestCase
     public function testSmartOnlyModuleShowsTheCardButSendsNoPings(): void
     {
         $dispatcher = new EventDispatcher();
-        $config = GlobalConfig::fromGlobals([GlobalConfig::CLINICIAN_CLIENT_ID => 'clin-1']);
+        $registeredOnly = GlobalConfig::fromGlobals([GlobalConfig::CLINICIAN_CLIENT_ID => 'clin-1']);
+        $this->assertFalse($registeredOnly->usesEhrLaunch(), 'registered is not enough: the sidecar must know the id');
+        $config = GlobalConfig::fromGlobals([GlobalConfig::CLINICIAN_CLIENT_ID => 'clin-1', GlobalConfig::ENABLE_SMART => '1']);
         (new Bootstrap($dispatcher, $config))->subscribeToEvents();
         $this->assertArrayHasKey('section.render', $dispatcher->listeners);
         $this->assertArrayNotHasKey('patient.updated', $dispatcher->listeners);
@@ -129,7 +132,7 @@ final class BootstrapTest extends TestCase
     {
         $GLOBALS['webroot'] = '/openemr';
         \OpenEMR\Common\Csrf\CsrfUtils::$token = 'tok+/=&"';
-        $config = new GlobalConfig('http://s', 'k', clinicianClientId: 'AbC-_12');
+        $config = new GlobalConfig('http://s', 'k', smartEnabled: true, clinicianClientId: 'AbC-_12');
         $http = new ScriptedTransport();
         $http->json(200, ['items' => []]);
         $bootstrap = new Bootstrap(new EventDispatcher(), $config, new ArrayPatients([5 => ['pat-5', null]]), $http);
