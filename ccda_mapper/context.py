@@ -13,6 +13,7 @@ _Element = dt.Node
 #: What a malformed resource can make the mappers raise (wrong JSON types where FHIR has structure).
 _DATA_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 _PEOPLE = ("Practitioner", "PractitionerRole")
+_AUTHOR_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.119")
 _TIME_FIELDS = (
     "issued",
     "recordedDate",
@@ -87,16 +88,16 @@ class Ctx:
         """
         if res is None:
             return
+        who = self._who(res)  # usually absent: ask first, it is the cheaper test
+        if who is None:
+            return
         t = dt.ts(time) or self._time_of(res)
         if not t:
             return
-        who = self._who(res)
-        if who is None:
-            return
-        a = dt.el(parent, "author")
-        dt.template(a, "2.16.840.1.113883.10.20.22.4.119")
-        dt.leaf(a, "time", {"value": t})
-        practitioner_entity(self, a, who, "assignedAuthor")
+        # a TS holds digits, '.', '+' and '-' only: nothing to escape
+        parent.append(f'<author>{_AUTHOR_TEMPLATE}<time value="{t}"/>')
+        practitioner_entity(self, parent, who, "assignedAuthor")
+        parent.append("</author>")
 
     def _who(self, res: Resource) -> Resource | None:
         for fld in ("recorder", "requester", "asserter", "author", "performer"):

@@ -60,7 +60,9 @@ class Index:
     skipped: list[str] = field(default_factory=list)
     _by_url: dict[str, Resource] = field(default_factory=dict)
     _by_tid: dict[tuple[str, str], Resource] = field(default_factory=dict)
-    _by_ident: dict[tuple[str, str, str], Resource] = field(default_factory=dict)
+    #: identifier look-up, built per resource type on first use (most records never need it)
+    _by_ident: dict[str, dict[tuple[str, str], Resource]] = field(default_factory=dict)
+    _indexed: dict[str, list[Resource]] = field(default_factory=dict)
     _keys: dict[int, str] = field(default_factory=dict)
     _misses: dict[str, Resource | None] = field(default_factory=dict)
     _patient_keys: set[str] = field(default_factory=set)
@@ -84,9 +86,7 @@ class Index:
                 ident = ref.get("identifier")
                 rtype = ref.get("type")
                 if isinstance(ident, dict) and isinstance(rtype, str):
-                    return self._by_ident.get(
-                        (rtype, str(ident.get("system", "")), str(ident.get("value", "")))
-                    )
+                    return self._ident(rtype, str(ident.get("system", "")), str(ident.get("value", "")))
                 return None
         elif isinstance(ref, str):
             target = ref
@@ -120,10 +120,22 @@ class Index:
                 system, bar, val = value.partition("|")
                 if not bar:
                     system, val = "", system
-                hit = self._by_ident.get((rtype, system, val))
+                hit = self._ident(rtype, system, val)
                 if hit is not None:
                     return hit
         return None
+
+    def _ident(self, rtype: str, system: str, value: str) -> Resource | None:
+        """The first indexed resource of ``rtype`` with this identifier (input order, as a reference by
+        identifier means the first match)."""
+        table = self._by_ident.get(rtype)
+        if table is None:
+            table = {}
+            for res in self._indexed.get(rtype, ()):
+                for key in _identifiers(res):
+                    table.setdefault(key, res)
+            self._by_ident[rtype] = table
+        return table.get((system, value))
 
     def is_other_patient(self, res: Resource) -> bool:
         """True when the resource names a subject/patient that resolves to a Patient other than ours."""
@@ -223,9 +235,8 @@ def build_index(data: Any) -> Index:
         if rid:
             idx._by_tid.setdefault((rtype, rid), res)
             idx._by_url.setdefault(f"{rtype}/{rid}", res)
-        for system, value in _identifiers(res):
-            idx._by_ident.setdefault((rtype, system, value), res)
         idx.by_type.setdefault(rtype, []).append(res)
+    idx._indexed = dict(idx.by_type)  # before the other-patient filter, which replaces (not edits) the lists
     # with a single Patient in the input a reference can only resolve to ours (or to nothing): no check needed
     for rtype, items in list(idx.by_type.items()) if len(patients) > 1 else ():
         if rtype == "Patient":
