@@ -18,5 +18,5 @@ namespace OpenEMR\Modules\BlueButtonDirect;
  */
 $classLoader->registerNamespaceIfNotExists('OpenEMR\\Modules\\BlueButtonDirect\\', __DIR__ . DIRECTORY_SEPARATOR . 'src');
 
-$bootstrap = new Bootstrap($eventDispatcher, GlobalConfig::fromGlobals($GLOBALS));
+$bootstrap = new Bootstrap($eventDispatcher, GlobalConfig::fromOpenEmr());
 $bootstrap->subscribeToEvents();

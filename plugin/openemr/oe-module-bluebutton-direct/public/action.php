@@ -17,7 +17,7 @@ if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
     exit;
 }
 $pid = (int) ($_SESSION['pid'] ?? 0); // the chart that is open, never a posted value
-$bootstrap = new Bootstrap($GLOBALS['kernel']->getEventDispatcher(), GlobalConfig::fromGlobals($GLOBALS));
+$bootstrap = new Bootstrap($GLOBALS['kernel']->getEventDispatcher(), GlobalConfig::fromOpenEmr());
 $result = $bootstrap->cardController()->handle($_POST, $pid, (string) ($_SESSION['authUser'] ?? ''));
 $_SESSION['bbdirect_flash'] = $result->toArray();
 header('Location: ' . $GLOBALS['webroot'] . '/interface/patient_file/summary/demographics.php', true, 303);

@@ -28,7 +28,7 @@ if (($_SERVER['REQUEST_METHOD'] ?? '') === 'POST') {
     }
     $message = SmartSetup::registerNow()->message;
 }
-$config = GlobalConfig::fromGlobals($GLOBALS);
+$config = GlobalConfig::fromOpenEmr();
 $status = (new Bootstrap($GLOBALS['kernel']->getEventDispatcher(), $config))->settingsStatus();
 ?>
 <!DOCTYPE html>

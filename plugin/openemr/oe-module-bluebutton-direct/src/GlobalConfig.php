@@ -47,15 +47,39 @@ final class GlobalConfig
     ) {
     }
 
-    /** @param array<string, mixed> $globals OpenEMR's $GLOBALS (or any array with the same keys) */
-    public static function fromGlobals(array $globals): self
+    /**
+     * The settings of the running OpenEMR. OpenEMR keeps an "encrypted" global encrypted in $GLOBALS too
+     * (callers decrypt, as the phiMail code does with phimail_password), so the API key goes through CryptoGen.
+     */
+    public static function fromOpenEmr(): self
+    {
+        $crypto = 'OpenEMR\\Common\\Crypto\\CryptoGen';
+        $decrypt = class_exists($crypto) ? static fn(string $v): mixed => (new $crypto())->decryptStandard($v) : null;
+        return self::fromGlobals($GLOBALS, $decrypt);
+    }
+
+    /**
+     * @param array<string, mixed> $globals OpenEMR's $GLOBALS (or any array with the same keys)
+     * @param (callable(string): mixed)|null $decrypt decrypts the API key; a value it cannot decrypt is used as
+     *        is (a deployment can preset it in plain text, e.g. OPENEMR_SETTING_bbdirect_api_key in Docker)
+     */
+    public static function fromGlobals(array $globals, ?callable $decrypt = null): self
     {
         $flag = static fn(string $key, bool $default): bool =>
             array_key_exists($key, $globals) ? (bool) $globals[$key] : $default;
         $text = static fn(string $key): string => trim((string) ($globals[$key] ?? ''));
+        $apiKey = $text(self::API_KEY);
+        if ($decrypt !== null && $apiKey !== '') {
+            try {
+                $plain = $decrypt($apiKey);
+            } catch (\Throwable $e) {
+                $plain = false;
+            }
+            $apiKey = is_string($plain) && $plain !== '' ? $plain : $apiKey;
+        }
         return new self(
             rtrim($text(self::SIDECAR_URL), '/'),
-            $text(self::API_KEY),
+            $apiKey,
             $flag(self::ENABLE_CARD, true),
             $flag(self::ENABLE_PORTAL, true),
             $flag(self::ENABLE_PINGS, true),

@@ -565,6 +565,28 @@ namespace OpenEMR\Common\Auth\OpenIDConnect\Repositories {
     }
 }
 
+namespace OpenEMR\Common\Crypto {
+    /**
+     * CryptoGen::decryptStandard() with 7.0.x's signature. Stand-in cipher: "006" + base64; like the real one,
+     * a value without a known version prefix does not decrypt (false).
+     */
+    class CryptoGen
+    {
+        public function encryptStandard($value, $customPassword = null, $keySource = 'drive')
+        {
+            return '006' . base64_encode((string) $value);
+        }
+
+        public function decryptStandard(?string $value, ?string $customPassword = null, string $keySource = 'drive', ?int $minimumVersion = null): false|string
+        {
+            if (empty($value)) {
+                return "";
+            }
+            return str_starts_with($value, '006') ? (string) base64_decode(substr($value, 3), true) : false;
+        }
+    }
+}
+
 namespace {
     function xl($s)
     {
