@@ -57,16 +57,27 @@ def create(
     return job, True
 
 
-def move(session: Session, job_id: str, old: str | State, new: str | State, **fields: Any) -> bool:
-    """Move one job ``old`` → ``new`` if it is still in ``old``; True when this caller won."""
+def move(
+    session: Session,
+    job_id: str,
+    old: str | State,
+    new: str | State,
+    *,
+    owner: str | None = None,
+    **fields: Any,
+) -> bool:
+    """Move one job ``old`` → ``new`` if it is still in ``old`` (and, with ``owner``, still leased by that
+    worker: a worker whose lease was taken over after a stall must not overwrite the new owner's work).
+    True when this caller won.
+    """
     check(str(old), str(new))
     values = {"state": str(new), **fields}
     values.setdefault("updated_at", utcnow())
+    conditions = [Transmission.id == job_id, Transmission.state == str(old)]
+    if owner is not None:
+        conditions.append(Transmission.lease_owner == owner)
     result = session.execute(
-        update(Transmission)
-        .where(Transmission.id == job_id, Transmission.state == str(old))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(Transmission).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 

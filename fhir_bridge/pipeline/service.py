@@ -243,27 +243,38 @@ class Pipeline:
             auth_view = view(auth)
             trigger, last_hash, attempts = job.trigger, auth.last_sent_hash, job.attempts + 1
         if held is State.BUILDING:
-            outcome = self._build(job_id, auth_view, trigger, last_hash, attempts)
+            outcome = self._build(job_id, auth_view, trigger, last_hash, attempts, owner)
             if outcome is not State.SENDING:
                 return RunResult(job_id, outcome)
         return RunResult(job_id, self._deliver(job_id, auth_view, attempts, owner))
 
     def _build(
-        self, job_id: str, auth: AuthorizationView, trigger: str, last_hash: str | None, attempts: int
-    ) -> State:
+        self,
+        job_id: str,
+        auth: AuthorizationView,
+        trigger: str,
+        last_hash: str | None,
+        attempts: int,
+        owner: str,
+    ) -> State | None:
         try:
             document = self.builder.build(auth)
             if trigger == "change" and last_hash is not None and document.clinical_hash == last_hash:
                 return self._finish(
-                    job_id, State.BUILDING, State.SKIPPED, auth, "skipped", reason="unchanged"
+                    job_id, State.BUILDING, State.SKIPPED, auth, "skipped", reason="unchanged", owner=owner
                 )
             prepared = self.sender.prepare(auth, document)
         except Exception as exc:
-            return self._failed(job_id, State.BUILDING, auth, classify(exc), attempts)
-        return self._hand_over(job_id, auth, document.clinical_hash, prepared)
+            return self._failed(job_id, State.BUILDING, auth, classify(exc), attempts, owner)
+        return self._hand_over(job_id, auth, document.clinical_hash, prepared, owner)
 
-    def _hand_over(self, job_id: str, auth: AuthorizationView, doc_hash: str, prepared: Prepared) -> State:
-        """Store the sealed message, then move to ``sending``: from here on revocation cannot stop it."""
+    def _hand_over(
+        self, job_id: str, auth: AuthorizationView, doc_hash: str, prepared: Prepared, owner: str
+    ) -> State | None:
+        """Store the sealed message, then move to ``sending``: from here on revocation cannot stop it.
+
+        None when this worker lost the job meanwhile (its lease was taken over): it must not deliver.
+        """
         now = self.clock()
         with self.db.session() as s:
             current = s.get(Authorization, auth.id)
@@ -275,6 +286,7 @@ class Pipeline:
                 job_id,
                 State.BUILDING,
                 State.SENDING,
+                owner=owner,
                 message_id=prepared.message_id,
                 raw_message=prepared.raw,
                 mail_from=prepared.mail_from,
@@ -284,8 +296,8 @@ class Pipeline:
                 trusted=prepared.trusted,
                 lease_until=now + timedelta(seconds=self.settings.pipeline_lease_seconds),
             )
-            if not ok:  # cancelled by a revoke that committed first
-                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+            if not ok:  # cancelled by a revoke that committed first, or taken over by another worker
+                return None
         return State.SENDING
 
     def _deliver(self, job_id: str, auth: AuthorizationView, attempts: int, owner: str = "") -> State:
@@ -330,17 +342,24 @@ class Pipeline:
         return State.SENT
 
     def _failed(
-        self, job_id: str, old: State, auth: AuthorizationView, failure: Failure, attempts: int
+        self,
+        job_id: str,
+        old: State,
+        auth: AuthorizationView,
+        failure: Failure,
+        attempts: int,
+        owner: str | None = None,
     ) -> State:
         if failure.transient and attempts < self.settings.pipeline_max_attempts:
             delay = _backoff(self.settings, attempts)
             now = self.clock()
             with self.db.session() as s:
-                jobs.move(
+                moved = jobs.move(
                     s,
                     job_id,
                     old,
                     State.RETRYING,
+                    owner=owner,
                     next_at=now + timedelta(seconds=delay),
                     reason_code=failure.code,
                     reason_message=failure.message,
@@ -348,10 +367,12 @@ class Pipeline:
                     lease_owner=None,
                     lease_until=None,
                 )
+                if not moved:
+                    return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
                 self._audit(s, job_id, auth, "retry", {"code": failure.code, "attempt": attempts})
             log.info("transmission %s: %s, retry in %.0fs", job_id, failure.code, delay)
             return State.RETRYING
-        return self._finish(job_id, old, State.FAILED, auth, "failure", failure=failure)
+        return self._finish(job_id, old, State.FAILED, auth, "failure", failure=failure, owner=owner)
 
     def _finish(
         self,
@@ -363,6 +384,7 @@ class Pipeline:
         *,
         failure: Failure | None = None,
         reason: str | None = None,
+        owner: str | None = None,
     ) -> State:
         fields: dict[str, object] = {"lease_owner": None, "lease_until": None}
         if failure is not None:
@@ -374,7 +396,8 @@ class Pipeline:
                 reason_code=reason, reason_message="The clinical content has not changed since the last send."
             )
         with self.db.session() as s:
-            jobs.move(s, job_id, old, new, **fields)
+            if not jobs.move(s, job_id, old, new, owner=owner, **fields):
+                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
             self._audit(s, job_id, auth, outcome, {"code": failure.code if failure else reason})
         if failure:
             log.warning("transmission %s failed: %s", job_id, failure.code)

@@ -131,7 +131,7 @@ def run(e) -> list:
     return e.pipeline.run_due("w1")
 
 
-# --- the pure state machine -----------------------------------------------------------------------------------
+# --- the pure state machine ------------------------------------------------------------------
 def test_terminal_states_have_no_way_out():
     assert {State.DISPATCHED, State.FAILED, State.SKIPPED, State.CANCELLED} == TERMINAL
     for state in TERMINAL:
@@ -152,7 +152,7 @@ def test_backoff_doubles_and_is_capped():
         backoff(0, 30, 200)
 
 
-# --- once / always ------------------------------------------------------------------------------------------------
+# --- once / always ---------------------------------------------------------------------------
 def test_once_sends_now_and_never_again(env):
     env.authorize("once")
     run(env)
@@ -222,7 +222,7 @@ def test_windows_are_idempotent_per_patient(env):
     assert len(first) == 1 and again == []
 
 
-# --- retries, failures, crash recovery -----------------------------------------------------------------------------
+# --- retries, failures, crash recovery -------------------------------------------------------
 def test_transient_failure_retries_with_the_same_message(env):
     env.sender.failures = [TransientDeliveryError("busy", detail="451 4.3.0 busy")]
     env.authorize("once")
@@ -329,7 +329,7 @@ def test_two_workers_racing_for_one_job_run_it_once(env):
     assert len(env.sender.delivered) == 1
 
 
-# --- revoke ---------------------------------------------------------------------------------------------------------
+# --- revoke ----------------------------------------------------------------------------------
 def test_revoke_cancels_what_is_not_yet_handed_to_smtp(env):
     auth = env.authorize("always")
     env.consent.revoke(auth.id, audit.Actor("patient", "p1"))
@@ -350,7 +350,7 @@ def test_revoke_does_not_touch_a_message_already_handed_over(env):
     assert states(env) == ["sending"]
 
 
-# --- MDN ------------------------------------------------------------------------------------------------------------
+# --- MDN -------------------------------------------------------------------------------------
 def test_mdns_move_the_job_to_processed_then_dispatched(env):
     env.authorize("once")
     run(env)
@@ -374,7 +374,7 @@ def test_a_failure_notice_or_no_mdn_in_time_fails_the_job(env):
     assert reasons == {first.message_id: "delivery_failed_notice", second.message_id: "mdn_timeout"}
 
 
-# --- audit ---------------------------------------------------------------------------------------------------------
+# --- audit -----------------------------------------------------------------------------------
 def test_every_send_attempt_is_audited_and_the_log_is_append_only(env):
     env.sender.failures = [TransientDeliveryError()]
     env.authorize("once")
@@ -393,3 +393,30 @@ def test_every_send_attempt_is_audited_and_the_log_is_append_only(env):
     for statement in ("UPDATE audit_log SET outcome = 'x'", "DELETE FROM audit_log"):
         with pytest.raises(DatabaseError, match="append-only"), env.db.session() as s:
             s.execute(text(statement))
+
+
+def test_a_stalled_worker_whose_lease_was_taken_over_does_not_send(env):
+    """Worker A stalls in building past its lease; B takes the job over (and is building it) when A wakes
+    up: A's hand-over is refused because the lease is B's, so A sends nothing; B then sends the one message."""
+    env.authorize("once", send_now=False)
+    env.pipeline.notify("p1")
+    env.clock.advance(61)
+    [job_id] = env.pipeline.flush_due()
+    original = env.record.build
+
+    def stalling_build(auth):
+        env.clock.advance(31)  # A's lease (30 s) expires while it builds; B claims the job
+        with env.db.session() as s:
+            assert jobs.claim(s, s.get(Transmission, job_id), "B", env.clock.now, 30) is State.BUILDING
+        return original(auth)
+
+    env.record.build = stalling_build
+    assert env.pipeline.run_job(job_id, "A").state is None
+    assert env.sender.delivered == []
+    with env.db.session() as s:
+        job = s.get(Transmission, job_id)
+        assert (job.state, job.lease_owner) == ("building", "B")
+    env.record.build = original
+    env.clock.advance(31)
+    assert env.pipeline.run_job(job_id, "C").state == "sent"
+    assert len(env.sender.delivered) == 1
