@@ -58,6 +58,8 @@ class DiscoveryConfig:
     max_ttl: float = 3600.0
     ldap_connect_timeout: float = 2.0
     ldap_receive_timeout: float = 5.0
+    #: Whole LDAP session (bind, rootDSE, searches) per server: a trickling server is cut off here.
+    ldap_session_deadline: float = 15.0
     ldap_cache_ttl: float = 300.0
     #: IPKIX (certificate by URL) limits.
     ipkix_timeout: float = 3.0

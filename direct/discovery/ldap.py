@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +43,26 @@ CERT_ATTRIBUTES = [
 MAX_ENTRIES = 50
 TIME_LIMIT = 10
 MAX_BASES = 8
+#: Seconds one LDAP session (bind, rootDSE, both searches) may take in total. receive_timeout bounds each
+#: read only: a server trickling one byte per read would otherwise hold a send for ever.
+SESSION_DEADLINE = 15.0
+
+
+def _deadline(conn: ldap3.Connection, seconds: float) -> threading.Timer:
+    """Shut the connection's socket down after ``seconds``: a blocked read then fails at once."""
+
+    def expire() -> None:
+        sock = getattr(conn, "socket", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,8 @@ class LdapDirectory:
         self.url = url
         self.max_entries = max_entries
         self.time_limit = time_limit
+        #: the session deadline armed by :meth:`LdapLocator.open` (cancelled on close)
+        self.timer: threading.Timer | None = None
 
     def search(self, value: str) -> LdapStep:
         certs: list[x509.Certificate] = []
@@ -144,6 +167,8 @@ class LdapDirectory:
         return LdapStep(certs, notes)
 
     def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         try:
             self.conn.unbind()
         except LDAPException:
@@ -162,8 +187,10 @@ class LdapLocator:
         cache_ttl: float = 300.0,
         rng: random.Random | None = None,
         max_entries: int = MAX_ENTRIES,
+        session_deadline: float = SESSION_DEADLINE,
     ):
         self.max_entries = max_entries
+        self.session_deadline = session_deadline
         self.dns = dns_client
         self.connect_timeout = connect_timeout
         self.receive_timeout = receive_timeout
@@ -204,19 +231,25 @@ class LdapLocator:
                     receive_timeout=max(1, round(self.receive_timeout)),
                     raise_exceptions=False,
                 )
+                timer = _deadline(conn, self.session_deadline)
                 try:
                     if not conn.bind():  # anonymous bind (Certificate Discovery IG; DISC-8, RFC 4513 §5.1.1)
                         notes.append(f"ldap_bind_failed: {url}")
+                        timer.cancel()
                         continue
                 except LDAPException as exc:
                     notes.append(f"ldap_unreachable: {url} ({type(exc).__name__})")
+                    timer.cancel()
                     continue
                 bases = list(server.info.naming_contexts or []) if server.info else []
                 if not bases:
                     notes.append(f"ldap_no_naming_contexts: {url}")
+                    timer.cancel()
                     conn.unbind()
                     continue
-                return LdapDirectory(conn, [str(b) for b in bases], url, max_entries=self.max_entries)
+                directory = LdapDirectory(conn, [str(b) for b in bases], url, max_entries=self.max_entries)
+                directory.timer = timer
+                return directory
         return None
 
     def cached(self, domain: str, value: str) -> LdapStep | None:

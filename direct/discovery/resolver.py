@@ -117,6 +117,7 @@ class CertificateResolver:
             connect_timeout=cfg.ldap_connect_timeout,
             receive_timeout=cfg.ldap_receive_timeout,
             cache_ttl=cfg.ldap_cache_ttl,
+            session_deadline=cfg.ldap_session_deadline,
         )
         self.fetcher: Fetcher = cfg.fetcher or HttpFetcher()
         self.ipkix_fetcher: Fetcher = cfg.fetcher or HttpFetcher(

@@ -346,3 +346,41 @@ def test_ldap_search_is_size_limited_and_keeps_what_arrived(bind, ldap_servers, 
         )
         == 5
     )
+
+
+def test_trickling_ldap_server_is_cut_off_by_the_session_deadline(bind) -> None:
+    """An SRV target that answers the bind one byte at a time: every read is within the receive timeout,
+    so only a deadline on the whole LDAP session stops it (a patient's send waited for ever). The target
+    is abandoned like an unreachable one."""
+    from direct.discovery.dns import DnsClient
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"\x30\x84\x00\x00\xff\xff")  # an LDAPMessage "65535 bytes long" ...
+            while not stop.is_set():  # ... that never ends
+                try:
+                    conn.sendall(b"\x04")
+                except OSError:
+                    return
+                stop.wait(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = listener.getsockname()[1]
+    bind.zone("slowldap.test", [f"_ldap._tcp IN SRV 0 0 {port} ldap.slowldap.test.", "ldap IN A 127.0.0.1"])
+    locator = LdapLocator(DnsClient([(bind.host, bind.port)]), receive_timeout=1, session_deadline=2)
+    outcome: list[object] = []
+    notes: list[str] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(locator.open("slowldap.test", notes)), daemon=True
+    )
+    worker.start()
+    worker.join(20)
+    stop.set()
+    listener.close()
+    assert outcome == [None], notes
+    assert any(n.startswith(("ldap_unreachable:", "ldap_bind_failed:")) for n in notes)
