@@ -9,6 +9,7 @@ X.667 §6.3), so the coding can still travel as a ``translation`` whose ``codeSy
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import uuid
 from typing import NamedTuple
@@ -183,7 +184,12 @@ def oid_for(system: str) -> str:
         return "2.25." + str(uuid.UUID(system[9:]).int)
     if is_oid(system):
         return system
-    return "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, system).int)
+    # uuid.uuid5 by hand: the same value for every valid string, and no crash on a lone surrogate (dirty
+    # JSON can carry one) — "surrogatepass" only changes what strict UTF-8 would have refused
+    digest = hashlib.sha1(
+        uuid.NAMESPACE_URL.bytes + system.encode("utf-8", "surrogatepass"), usedforsecurity=False
+    )
+    return "2.25." + str(uuid.UUID(bytes=digest.digest()[:16], version=5).int)
 
 
 def name_for(oid: str) -> str | None:

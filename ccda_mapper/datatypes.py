@@ -151,7 +151,7 @@ def uid(seed: str) -> str:
     Exactly ``str(uuid.uuid5(_ID_NS, seed))`` (RFC 4122 §4.3: SHA-1 of namespace + name, version 5, variant
     10xx), computed on the hex digest because it runs once per entry and ``uuid.UUID`` objects are slow.
     """
-    h = hashlib.sha1(_ID_NS_BYTES + seed.encode("utf-8"), usedforsecurity=False).hexdigest()
+    h = hashlib.sha1(_ID_NS_BYTES + seed.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
