@@ -34,7 +34,7 @@ class Running:
 
         from fhir_bridge.app import create_app
 
-        self.app = create_app(settings, plugins=("fhir_bridge.detectors",))
+        self.app = create_app(settings)  # everything: API, web pages, detectors
         self.sidecar = self.app.extensions["bbdirect"]
         self.server = waitress.server.create_server(
             self.app, host=settings.server_host, port=settings.server_port, threads=4
