@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import random
 import smtplib
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import dns.exception
 import dns.resolver
 
-from direct.errors import PermanentDeliveryError, TransientDeliveryError
+from direct.errors import DirectError, PermanentDeliveryError, TransientDeliveryError
 
 
 @dataclass
@@ -33,6 +35,9 @@ class SmtpTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = 60.0
+    #: Whole SMTP session per host (connect to QUIT). ``timeout`` bounds each read only, so a server that
+    #: trickles its replies would hold a worker for ever; RFC 5321 §4.5.3.2 allows 10 min for DATA's end.
+    deadline: float = 900.0
     tls_context: ssl.SSLContext | None = field(default=None, repr=False)
     helo: str | None = None
     resolver: dns.resolver.Resolver | None = field(default=None, repr=False)
@@ -105,6 +110,47 @@ def _send_one(
     connect_to: str | None = None,
 ) -> DeliveryReceipt:
     client = smtplib.SMTP(local_hostname=target.helo, timeout=target.timeout)
+    expired = threading.Event()
+    timer = _session_deadline(client, target.deadline, expired)
+    try:
+        return _converse(client, raw, mail_from, rcpts, host, target, connect_to)
+    except DirectError as exc:
+        if expired.is_set():  # whatever the cut-off socket made smtplib believe, this is a timeout
+            raise TransientDeliveryError(
+                f"{host} did not finish the SMTP session in {target.deadline}s", detail="session deadline"
+            ) from exc
+        raise
+    finally:
+        timer.cancel()
+
+
+def _session_deadline(client: smtplib.SMTP, seconds: float, expired: threading.Event) -> threading.Timer:
+    """Shut the session's socket down after ``seconds``: a blocked read then fails at once."""
+
+    def expire() -> None:
+        expired.set()
+        sock = getattr(client, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _converse(
+    client: smtplib.SMTP,
+    raw: bytes,
+    mail_from: str,
+    rcpts: Sequence[str],
+    host: str,
+    target: SmtpTarget,
+    connect_to: str | None,
+) -> DeliveryReceipt:
     try:
         code, greeting = client.connect(connect_to or host, target.port)
         if code != 220:

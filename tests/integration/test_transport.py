@@ -327,3 +327,40 @@ def test_unexpected_handler_failure_logs_no_message_content(caplog):
     )
     assert "ValueError" in logged
     assert "Jane" not in logged and "1970" not in logged
+
+
+def test_trickling_smtp_server_is_cut_off_by_the_session_deadline():
+    """The recipient domain's MX is chosen by whoever owns that domain. One that sends its greeting a byte
+    at a time never trips the per-read timeout; the session deadline ends the attempt as transient."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"2")
+                except OSError:
+                    return
+                stop.wait(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    target = SmtpTarget(host="127.0.0.1", port=listener.getsockname()[1], timeout=1, deadline=2)
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            deliver(MSG, "alice@a.example", ["bob@b.example"], target)
+            outcome.append("delivered")
+        except TransientDeliveryError as exc:
+            outcome.append(exc.code)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(20)
+    stop.set()
+    listener.close()
+    assert outcome == ["delivery_deferred"]
