@@ -5,8 +5,9 @@
  *
  * OpenEMR requires this class at the module root, without a namespace, extending
  * OpenEMR\Core\AbstractModuleActionListener. Enabling the module registers the sidecar's SMART apps as OpenEMR
- * API clients (SmartClientRegistrar) where this OpenEMR build allows it; the outcome is kept for the settings
- * page and never stops the module from being enabled.
+ * API clients (SmartClientRegistrar) where this OpenEMR build allows it. The manager has already enabled the
+ * module when it calls us, and shows any string other than the status it passed as an alert: so a skipped or
+ * failed registration comes back as a sentence for the administrator (also kept in the settings status).
  *
  * @license Apache-2.0
  */
@@ -69,7 +70,10 @@ class ModuleManagerListener extends AbstractModuleActionListener
             // Registration is a convenience: the module works server to server without it.
             $this->lastRegistration = new RegistrationResult(RegistrationResult::FAILED, 'SMART clients not registered: ' . get_class($e) . '.');
         }
-        return $currentActionStatus;
+        if ($this->lastRegistration->ok()) {
+            return $currentActionStatus;
+        }
+        return 'Blue Button Direct is enabled. ' . $this->lastRegistration->message;
     }
 
     private function disable($modId, $currentActionStatus): string

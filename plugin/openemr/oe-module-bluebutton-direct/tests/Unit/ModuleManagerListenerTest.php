@@ -26,9 +26,31 @@ final class ModuleManagerListenerTest extends TestCase
         $listener = new \ModuleManagerListener(static function (): RegistrationResult {
             throw new \RuntimeException('database down, password=secret');
         });
-        $this->assertSame('Success', $listener->moduleManagerAction('enable', '7', 'Success'));
+        $message = $listener->moduleManagerAction('enable', '7', 'Success');
+        $this->assertSame('Blue Button Direct is enabled. SMART clients not registered: RuntimeException.', $message);
         $this->assertSame(RegistrationResult::FAILED, $listener->lastRegistration->status);
-        $this->assertStringNotContainsString('secret', $listener->lastRegistration->message);
+        $this->assertStringNotContainsString('secret', $message);
+    }
+
+    public function testASkippedRegistrationTellsTheAdministratorWhy(): void
+    {
+        $listener = new \ModuleManagerListener(static fn(): RegistrationResult => new RegistrationResult(
+            RegistrationResult::SKIPPED,
+            'SMART clients not registered: register the apps by hand under Admin → System → API Clients.',
+        ));
+        $message = $listener->moduleManagerAction('enable', '7', 'Success');
+        $this->assertStringStartsWith('Blue Button Direct is enabled. ', $message);
+        $this->assertStringContainsString('API Clients', $message);
+    }
+
+    public function testEnableBeforeThePublicUrlIsSetSaysWhatToSet(): void
+    {
+        // The real registrar on the ClientRepository stand-in: no public URL yet, so it says what to set.
+        $listener = new \ModuleManagerListener(static fn(): RegistrationResult => (new \OpenEMR\Modules\BlueButtonDirect\SmartClientRegistrar(
+            new \OpenEMR\Modules\BlueButtonDirect\OpenEmrClientRegistry(),
+            new ArraySettings(),
+        ))->register(\OpenEMR\Modules\BlueButtonDirect\GlobalConfig::fromGlobals([]), 'default'));
+        $this->assertStringContainsString('Sidecar public URL', $listener->moduleManagerAction('enable', '7', 'Success'));
     }
 
     public function testOtherActionsPassTheStatusThrough(): void
