@@ -361,7 +361,8 @@ def unpack_xdm(
             name = info.filename.replace("\\", "/")
             parts = name.split("/")
             if name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":"):
-                raise MalformedMessage(f"unsafe path in XDM package: {name!r}")
+                # the name itself is not repeated: document names often carry a patient's name (PHI)
+                raise MalformedMessage("unsafe path (absolute, drive or '..') in XDM package")
             if info.is_dir() or name.endswith("/"):
                 continue
             total += info.file_size
