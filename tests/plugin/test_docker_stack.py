@@ -104,3 +104,18 @@ def test_sidecar_config_of_the_stack_loads():
     assert settings.fhir_base_url == "http://hapi:8080/fhir"
     assert settings.direct_smtp_port == 2525
     assert settings.server_host == "0.0.0.0"
+
+
+def test_openemr_presets_only_settings_the_module_has():
+    """OPENEMR_SETTING_bbdirect_* in the compose file must name a setting the module defines (a typo would be
+    silently ignored by OpenEMR)."""
+    defined = set(
+        re.findall(
+            r"const [A-Z_]+ = '(bbdirect_[a-z_]+)'",
+            (ROOT / "plugin/openemr/oe-module-bluebutton-direct/src/GlobalConfig.php").read_text(),
+        )
+    )
+    env = _compose()["services"]["openemr"]["environment"]
+    presets = {k.removeprefix("OPENEMR_SETTING_") for k in env if k.startswith("OPENEMR_SETTING_bbdirect_")}
+    assert presets, "the stack presets the module settings"
+    assert presets <= defined, presets - defined
