@@ -98,6 +98,12 @@ SCHEMAS: dict[str, Any] = {
             "attestation": {"type": "string", "maxLength": 2000, "nullable": True},
             "payload": _ref("Payload"),
             "send_now": {"type": "boolean", "default": True},
+            "min_interval_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 2592000,
+                "description": "Frequency cap, seconds between two sends (default: pipeline setting).",
+            },
         },
     },
     "Transmission": {
@@ -162,6 +168,7 @@ SCHEMAS: dict[str, Any] = {
             "payload": _ref("Payload"),
             "trust_policy": {"type": "string", "enum": ["public", "trusted"]},
             "recipient_trusted": {"type": "boolean", "nullable": True},
+            "min_interval_seconds": {"type": "number", "nullable": True},
             "created_at": {"type": "string", "format": "date-time"},
             "revoked_at": _NULLABLE_TS,
             "revoked_by": {"type": "object", "nullable": True},

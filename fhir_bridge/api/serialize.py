@@ -25,6 +25,7 @@ def authorization(auth: Authorization, latest: Transmission | None = None) -> di
         "payload": {"type": auth.payload_type, "documents": list(auth.documents or [])},
         "trust_policy": auth.trust_policy,
         "recipient_trusted": auth.recipient_trusted,
+        "min_interval_seconds": auth.min_interval_seconds,
         "created_at": _ts(auth.created_at),
         "revoked_at": _ts(auth.revoked_at),
         "revoked_by": {"type": auth.revoked_by_type, "id": auth.revoked_by_id} if auth.revoked_at else None,

@@ -25,6 +25,8 @@ DOC_REF = re.compile(r"(?:DocumentReference/)?([A-Za-z0-9\-.]{1,64})\Z")
 MAX_ATTESTATION = 2000
 MAX_DOCUMENTS = 50
 MAX_ACTOR_ID = 128
+#: Longest frequency cap accepted: 30 days.
+MAX_CAP = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class AuthorizationRequest:
     payload_type: str = "entire_record"
     documents: list[dict[str, str]] = field(default_factory=list)
     send_now: bool = True
+    #: Optional frequency cap for this authorization (seconds between two sends); None = the global setting.
+    min_interval_seconds: float | None = None
 
     @property
     def trust_policy(self) -> str:
@@ -132,6 +136,13 @@ def parse_request(data: Any) -> AuthorizationRequest:
     send_now = data.get("send_now", True)
     if not isinstance(send_now, bool):
         raise InvalidRequest("send_now must be true or false", field="send_now")
+    cap = data.get("min_interval_seconds")
+    if cap is not None and (
+        isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 <= cap <= MAX_CAP
+    ):
+        raise InvalidRequest(
+            f"min_interval_seconds must be a number from 0 to {MAX_CAP}", field="min_interval_seconds"
+        )
     return AuthorizationRequest(
         patient_id=patient_id,  # type: ignore[arg-type]
         address=address,  # type: ignore[arg-type]
@@ -143,4 +154,5 @@ def parse_request(data: Any) -> AuthorizationRequest:
         payload_type=payload_type,
         documents=documents,
         send_now=send_now,
+        min_interval_seconds=float(cap) if cap is not None else None,
     )

@@ -87,6 +87,7 @@ class ConsentService:
                 documents=list(req.documents) or None,
                 trust_policy=req.trust_policy,
                 recipient_trusted=trusted,
+                min_interval_seconds=req.min_interval_seconds,
                 created_at=now,
             )
             s.add(auth)
@@ -139,7 +140,7 @@ class ConsentService:
         self._mirror(auth)
         return auth
 
-    # --- reading --------------------------------------------------------------------------------------------
+    # --- reading ---------------------------------------------------------------------------------
     def get(self, authorization_id: str) -> Authorization:
         with self.db.session() as s:
             auth = s.get(Authorization, authorization_id)
@@ -174,7 +175,7 @@ class ConsentService:
             raise NotFound("no such transmission", field="id")
         return tx
 
-    # --- FHIR Consent mirror ------------------------------------------------------------------------------
+    # --- FHIR Consent mirror ---------------------------------------------------------------------
     def _mirror(self, auth: Authorization) -> None:
         """Write the FHIR Consent (best effort: a read-only server or an outage must not undo the consent)."""
         if self.fhir_writer is None:

@@ -68,6 +68,8 @@ def test_patient_consent_defaults_to_the_portal():
         ({"payload": {"type": "documents", "documents": ["Patient/1"]}}, "payload.documents"),
         ({"payload": {"type": "entire_record", "documents": ["1"]}}, "payload.documents"),
         ({"send_now": "yes"}, "send_now"),
+        ({"min_interval_seconds": -1}, "min_interval_seconds"),
+        ({"min_interval_seconds": True}, "min_interval_seconds"),
     ],
 )
 def test_invalid_requests_name_the_field(over, field):

@@ -105,7 +105,7 @@ def env(tmp_path):
     e = Env()
     e.db, e.clock, e.record, e.sender, e.pipeline, e.consent = db, clock, record, sender, pipeline, consent
 
-    def authorize(kind: str = "always", send_now: bool = True, patient: str = "p1"):
+    def authorize(kind: str = "always", send_now: bool = True, patient: str = "p1", **extra):
         req = parse_request(
             {
                 "patient_id": patient,
@@ -113,6 +113,7 @@ def env(tmp_path):
                 "kind": kind,
                 "created_by": {"type": "patient", "id": patient},
                 "send_now": send_now,
+                **extra,
             }
         )
         return consent.create(req, audit.Actor("patient", patient))
@@ -199,9 +200,7 @@ def test_no_send_when_clinical_content_is_unchanged(env):
 
 
 def test_frequency_cap_delays_the_next_send(env):
-    auth = env.authorize("always")
-    with env.db.session() as s:
-        s.get(type(auth), auth.id).min_interval_seconds = 3600
+    env.authorize("always", min_interval_seconds=3600)
     run(env)
     env.record.hash = "h2"
     env.pipeline.notify("p1")
