@@ -377,7 +377,11 @@ class InboxHandler:
         while (folder / "message.json").exists() and (folder / "message.json").read_bytes() != report:
             n += 1
             folder = self.inbox / f"{base}~{n}"
-        save_attachments(folder, result.unsealed.attachments, lambda text: log.warning("inbox: %s", text))
+        save_attachments(
+            folder,
+            result.unsealed.attachments,
+            lambda _name, code: log.warning("inbox: an XDM package was kept without unpacking (%s)", code),
+        )
         write_private(folder / "message.json", report)
         return folder
 

@@ -43,11 +43,14 @@ def write_private(path: Path, data: bytes) -> Path:
 
 
 def save_attachments(
-    directory: Path, attachments: Iterable[Attachment], note: Callable[[str], None] = lambda _text: None
+    directory: Path,
+    attachments: Iterable[Attachment],
+    note: Callable[[str, str], None] = lambda _name, _code: None,
 ) -> list[Path]:
     """Write each attachment (safe file name, 0600) into ``directory`` (0700); an XDM package is also
     unpacked into ``<name>_xdm/``. A package that cannot be unpacked is kept as received and reported
-    through ``note`` (the message was already accepted; XDM-6 is about reading safely)."""
+    through ``note(file_name, error_code)`` (the message was already accepted; XDM-6 is about reading safely).
+    File names can carry a patient's name: callers that log must log the code only."""
     private_dir(directory)
     written: list[Path] = []
     for att in attachments:
@@ -58,7 +61,7 @@ def save_attachments(
         try:
             docs = unpack_xdm(att.data)
         except MalformedMessage as exc:
-            note(f"{name} not unpacked ({exc.code})")
+            note(name, exc.code)
             continue
         sub = private_dir(directory / (name.rsplit(".", 1)[0] + "_xdm"))
         for doc in docs:

@@ -124,7 +124,11 @@ def seal(
 
 def _extract(result, directory: Path) -> None:
     # notes go to stderr so that stdout stays pure JSON
-    save_attachments(directory, result.attachments, lambda text: click.echo(f"note: {text}", err=True))
+    save_attachments(
+        directory,
+        result.attachments,
+        lambda name, code: click.echo(f"note: {shown(name)} not unpacked ({code})", err=True),
+    )
 
 
 @click.command()

@@ -185,7 +185,7 @@ def _unreadable_xdm() -> bytes:
     return bytes(data)
 
 
-def test_unreadable_xdm_is_stored_as_is_and_the_message_accepted(hisps):
+def test_unreadable_xdm_is_stored_as_is_and_the_message_accepted(hisps, caplog):
     """An accepted message whose XDM package cannot be unpacked was answered 'processed' and THEN refused
     with 550 (or 451 for ever, for an encrypted entry): the sender saw both. It is stored as received."""
     a, got_a = hisps["a"], hisps["got_a"]
@@ -206,6 +206,7 @@ def test_unreadable_xdm_is_stored_as_is_and_the_message_accepted(hisps):
     # PHI at rest: the message folder and every file in it are owner-only.
     assert stored.stat().st_mode & 0o077 == 0
     assert all(f.stat().st_mode & 0o077 == 0 for f in stored.iterdir())
+    assert "kept without unpacking" in caplog.text and "PKG" not in caplog.text  # file names may be PHI
     mdns = got_a.wait(before + 2)[before:]
     assert [n.disposition for r in mdns for n in r.notifications] == ["processed", "dispatched"]
 
