@@ -9,7 +9,8 @@
  * card row. The card links to the sidecar's standalone patient launch: the patient signs in at OpenEMR's
  * authorization server with the portal credentials (the portal has no SMART launcher of its own).
  *
- * Rendered through our Twig template when the portal's Twig container is there, else as escaped HTML.
+ * The event fires inside the row of quick-start tiles, so the card is a tile like its neighbours. Rendered
+ * through our Twig template when the portal's Twig container is there, else as the same tile in escaped HTML.
  *
  * @license Apache-2.0
  */
@@ -46,13 +47,13 @@ final class PortalCard
         return $this->fallback($variables);
     }
 
-    /** @param array<string, string> $v */
+    /** @param array<string, string> $v the same tile as the template, built with OpenEMR's escaping functions */
     private function fallback(array $v): string
     {
-        return '<div class="card d-flex mr-1 mb-1" id="bbdirect-portal-card"><div class="card-body">'
-            . '<h4 class="card-title"><i class="fa fa-share-square mr-1" aria-hidden="true"></i>' . text(xl($v['title'])) . '</h4>'
-            . '<p class="card-text">' . text(xl($v['text'])) . '</p>'
-            . '<a class="btn btn-success" rel="noopener" href="' . attr($v['launch_url']) . '">' . text(xl($v['title'])) . '</a>'
-            . '</div></div>';
+        return '<a id="bbdirect-portal-card" class="col-lg-2 col-md-4 col-sm-6 col-6 card bg-light pt-2 pb-2 text-center text-decoration-none"'
+            . ' href="' . attr($v['launch_url']) . '" rel="noopener" data-window-title="' . attr(xl($v['title'])) . '">'
+            . '<span class="h1 card-image"><i class="fa fa-2x fa-share-square text-dark" aria-hidden="true"></i></span>'
+            . '<span class="card-body"><span class="btn btn-success d-block w-100 text-light">' . text(xl($v['title'])) . '</span>'
+            . '<span class="sr-only">' . text(xl($v['text'])) . '</span></span></a>';
     }
 }

@@ -212,6 +212,22 @@ final class BootstrapTest extends TestCase
         }
     }
 
+    public function testTheFallbackIsTheSameTileAsTheTemplate(): void
+    {
+        $config = new GlobalConfig('http://s', 'k', publicUrl: 'https://bb.example');
+        $tile = static function (string $html): array {
+            $doc = new \DOMDocument();
+            $doc->loadHTML('<?xml encoding="utf-8"?>' . $html, LIBXML_NOERROR);
+            $a = $doc->getElementById('bbdirect-portal-card');
+            return [$a->getAttribute('class'), $a->getAttribute('href'), $a->getAttribute('data-window-title'),
+                preg_replace('/\s+/', ' ', trim($a->textContent))];
+        };
+        $twig = (new \OpenEMR\Modules\BlueButtonDirect\PortalCard($config, new OpenEmrTwigRenderer(Bootstrap::TEMPLATE_DIR)))->html();
+        $plain = (new \OpenEMR\Modules\BlueButtonDirect\PortalCard($config))->html();
+        $this->assertSame($tile($twig), $tile($plain));
+        $this->assertStringContainsString('col-lg-2', $tile($plain)[0], 'a quick-start tile');
+    }
+
     public function testPortalCardRefusesAnythingButHttpUrls(): void
     {
         foreach (['javascript:alert(1)', 'data:text/html,x', "https://bb.example/\nx", '//bb.example'] as $url) {
