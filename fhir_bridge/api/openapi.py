@@ -213,6 +213,16 @@ SCHEMAS: dict[str, Any] = {
             "reason": {"type": "string", "maxLength": 200},
         },
     },
+    "PatientToken": {
+        "type": "object",
+        "required": ["token", "token_type", "expires_in", "patient_id"],
+        "properties": {
+            "token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"},
+            "patient_id": {"type": "string"},
+        },
+    },
     "ChangeAccepted": {
         "type": "object",
         "required": ["patient_id", "due_at"],
@@ -346,6 +356,14 @@ def document() -> dict[str, Any]:
                         "404": _error("No such transmission."),
                         "409": _error("The authorization was revoked."),
                     },
+                }
+            },
+            "/api/v1/patients/{pid}/tokens": {
+                "post": {
+                    "operationId": "issuePatientToken",
+                    "summary": "Issue a token that may act only on this patient (API keys only).",
+                    "parameters": [_PID],
+                    "responses": {"201": _json(_ref("PatientToken"), "The token."), **_COMMON},
                 }
             },
             "/api/v1/patients/{pid}/changed": {

@@ -220,6 +220,35 @@ def resend_transmission(tx_id: str) -> tuple[Response, int]:
     return jsonify({"transmission": serialize.transmission(job)}), 202
 
 
+# --- patient tokens
+@api.post("/patients/<pid>/tokens")
+def issue_patient_token(pid: str) -> tuple[Response, int]:
+    """An integrator (API key) issues a token that may act only on this patient (e.g. for a portal page)."""
+    if not FHIR_ID.match(pid):
+        raise InvalidRequest("pid must be a FHIR id", field="pid")
+    if principal().kind != "api_key":
+        raise Forbidden("Only an API key may issue patient tokens.")
+    sc = sidecar()
+    audit_actor = audit.Actor("api_key", principal().id)
+    with sc.db.session() as s:
+        audit.record(
+            s,
+            actor=audit_actor,
+            action="token.issue",
+            entity_type="patient",
+            entity_id=pid,
+            patient_id=pid,
+            outcome="success",
+        )
+    body = {
+        "token": sc.tokens.issue(pid),
+        "token_type": "Bearer",
+        "expires_in": sc.tokens.ttl,
+        "patient_id": pid,
+    }
+    return jsonify(body), 201
+
+
 # --- change pings ----------------------------------------------------------------------------
 @api.post("/patients/<pid>/changed")
 def patient_changed(pid: str) -> tuple[Response, int]:

@@ -151,6 +151,14 @@ def test_a_patient_created_authorization_accepts_a_public_certificate(client):
     assert r.json["authorization"]["recipient_trusted"] is False
 
 
+def test_an_api_key_issues_patient_tokens_and_a_patient_token_cannot(client):
+    r = client.post("/api/v1/patients/p1/tokens", headers=auth_header())
+    assert r.status_code == 201 and r.json["token"].startswith("pt.") and r.json["patient_id"] == "p1"
+    h = auth_header(r.json["token"])
+    assert client.get("/api/v1/patients/p1/authorizations", headers=h).status_code == 200
+    assert client.post("/api/v1/patients/p1/tokens", headers=h).status_code == 403
+
+
 def test_a_patient_token_acts_only_on_its_own_patient(client):
     other = client.post("/api/v1/authorizations", json=body(patient_id="p2"), headers=auth_header()).json
     token = client.sidecar.tokens.issue("p1")
