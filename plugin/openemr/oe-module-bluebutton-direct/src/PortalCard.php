@@ -53,7 +53,7 @@ final class PortalCard
         return '<a id="bbdirect-portal-card" class="col-lg-2 col-md-4 col-sm-6 col-6 card bg-light pt-2 pb-2 text-center text-decoration-none"'
             . ' href="' . attr($v['launch_url']) . '" rel="noopener" data-window-title="' . attr(xl($v['title'])) . '">'
             . '<span class="h1 card-image"><i class="fa fa-2x fa-share-square text-dark" aria-hidden="true"></i></span>'
-            . '<span class="card-body"><span class="btn btn-success d-block w-100 text-light">' . text(xl($v['title'])) . '</span>'
+            . '<span class="card-body"><span class="btn btn-success d-block w-100 text-light">' . text(xl($v['title'])) . '</span> '
             . '<span class="sr-only">' . text(xl($v['text'])) . '</span></span></a>';
     }
 }
