@@ -128,7 +128,7 @@ def practitioner_entity(ctx: Ctx, parent: dt.Parent, who: Resource, tag: str) ->
     known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson.
 
     The same clinician appears in many entries (every author, every performer): the element is built once per
-    resource and tag, then copied (an lxml deep copy is much cheaper than rebuilding it from the dict).
+    resource and tag, then its finished text is reused.
     """
 
     def make() -> _Element:

@@ -7,12 +7,11 @@ is ``now=`` or the newest date in the record (never the wall clock), and section
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
-
-from lxml import etree
 
 from . import datatypes as dt
 from .context import _DATA_ERRORS, Ctx
@@ -21,8 +20,18 @@ from .index import Index, Resource, build_index
 from .sections import ORDER, observations
 from .sections.base import empty
 
-#: Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
-SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+
+@functools.cache
+def safe_parser() -> Any:
+    """Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
+
+    lxml is imported here, on first use: building a document does not need it, and ``bbdirect ccda``
+    starts faster without it."""
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+
+
 _XML_DECL = b"<?xml version='1.0' encoding='UTF-8'?>\n"
 _DATE_FIELDS = frozenset(
     (
@@ -182,7 +191,9 @@ def clinical_hash(xml: bytes | str) -> str:
     """SHA-256 over the clinical body only (canonical XML of structuredBody), so a document whose id or time
     changed but whose clinical content did not hashes the same — the "send on update" trigger uses this."""
     data = xml.encode() if isinstance(xml, str) else xml
-    root = etree.fromstring(data, SAFE_PARSER)
+    from lxml import etree
+
+    root = etree.fromstring(data, safe_parser())
     if root.getroottree().docinfo.doctype:
         # our documents never carry a DTD; one that does may smuggle entities, so it is refused, not hashed
         raise ValueError("C-CDA with a DOCTYPE is not accepted")

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from ccda_mapper import build, xmltext
-from ccda_mapper.document import SAFE_PARSER
+from ccda_mapper.document import safe_parser
 from ccda_mapper.validate import validate
 from tests.unit.ccda.ccda_helpers import NOW, PATIENT, bundle
 
@@ -75,7 +75,7 @@ def test_hostile_strings_are_escaped_and_the_document_validates() -> None:
     xml = build(_hostile_record(), now=NOW).xml
     assert b"<script" not in xml and b"<b>" not in xml  # never markup
     assert b"\x01" not in xml and b"\x1f" not in xml  # XML-illegal characters dropped
-    root = etree.fromstring(xml, SAFE_PARSER)  # well-formed
+    root = etree.fromstring(xml, safe_parser())  # well-formed
     family = root.find(f".//{V3}patient/{V3}name/{V3}family")
     assert family is not None and family.text == SURVIVES
     texts = [td.text for td in root.iter(f"{V3}td") if td.text]
