@@ -89,6 +89,13 @@ class DirectAddress:
         return f"{self.lookup_local}.{self.domain}"
 
 
+def parse_domain(text: str) -> str:
+    """A host/domain name as :meth:`DirectAddress.parse` accepts it (lower-case; AddressError otherwise)."""
+    if not isinstance(text, str) or has_control(text):
+        raise AddressError("the domain contains control characters")
+    return _parse_domain(text)
+
+
 def _parse_domain(domain: str) -> str:
     if domain.startswith("[") or domain.endswith("]"):
         raise AddressError("address literals ([1.2.3.4]) are not Direct addresses")

@@ -16,11 +16,11 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from direct.address import DirectAddress
+from direct.address import DirectAddress, parse_domain
 from direct.certs import dns_names, load_certificates, rfc822_names, sha256_hex, subject_text
 from direct.discovery import CertificateResolver, DiscoveryConfig, LookupResult, parse_nameserver
 from direct.errors import AddressError
-from direct.text import shown
+from direct.text import has_control, shown
 from direct.trust.anchors import AnchorFileError, load_anchor_files
 from direct.trust.policy import TrustPolicy
 
@@ -183,15 +183,30 @@ def cert_record(cert: x509.Certificate, ttl: int = 300) -> list[str]:
     chunks = " ".join(b64[i : i + 64] for i in range(0, len(b64), 64))
     lines = []
     for owner in _owners(cert):
-        lines.append(f"; {subject_text(cert)} sha256={sha256_hex(cert)}")
+        lines.append(f"; {shown(subject_text(cert))} sha256={sha256_hex(cert)}")
         lines.append(f"{owner}. {ttl} IN CERT PKIX 0 0 ( {chunks} )")
     return lines
 
 
+def _bindings(cert: x509.Certificate, skipped: list[str] | None = None) -> list[tuple[str, str]]:
+    """The certificate's SAN names that are valid Direct addresses / host names, as ("address", addr) and
+    ("domain", name). Anything else (wildcards, control characters, garbage) would be written verbatim into
+    a zone file or LDIF, so it is skipped (and named, escaped, in ``skipped``)."""
+    out: list[tuple[str, str]] = []
+    for kind, names in (("address", rfc822_names(cert)), ("domain", dns_names(cert))):
+        for name in names:
+            try:
+                value = str(DirectAddress.parse(name)) if kind == "address" else parse_domain(name)
+            except AddressError:
+                if skipped is not None:
+                    skipped.append(shown(name))
+                continue
+            out.append((kind, value))
+    return out
+
+
 def _owners(cert: x509.Certificate) -> list[str]:
-    owners = [DirectAddress.parse(a).dns_name for a in rfc822_names(cert)]
-    owners += [d for d in dns_names(cert) if "*" not in d]
-    return owners
+    return [DirectAddress.parse(v).dns_name if k == "address" else v for k, v in _bindings(cert)]
 
 
 def ldif_entries(cert: x509.Certificate, base_dn: str) -> list[str]:
@@ -200,7 +215,7 @@ def ldif_entries(cert: x509.Certificate, base_dn: str) -> list[str]:
 
     b64 = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
     out = []
-    for mail in [*rfc822_names(cert), *[d for d in dns_names(cert) if "*" not in d]]:
+    for _kind, mail in _bindings(cert):
         out.append(
             f"dn: cn={escape_rdn(mail)},{base_dn}\n"
             "objectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n"
@@ -237,6 +252,20 @@ def publish(
         except ValueError:
             click.echo(f"error: {Path(name).name} holds no certificate", err=True)
             sys.exit(EXIT_USAGE)
+    if ldap_host is not None:
+        try:
+            ldap_host = parse_domain(ldap_host)
+        except AddressError:
+            click.echo("error: --ldap-host must be a host name", err=True)
+            sys.exit(EXIT_USAGE)
+    if has_control(ldap_base):
+        click.echo("error: --ldap-base must be one line", err=True)
+        sys.exit(EXIT_USAGE)
+    skipped: list[str] = []
+    for cert in certs:
+        _bindings(cert, skipped)
+    for name in skipped:
+        click.echo(f"note: subjectAltName {name!r} skipped (not a Direct address or host name)", err=True)
     leaves = [c for c in certs if _owners(c)]
     if not leaves:
         click.echo("error: no certificate is bound to a Direct address or domain (subjectAltName)", err=True)
@@ -258,6 +287,4 @@ def publish(
 
 
 def _domains(cert: x509.Certificate) -> list[str]:
-    return [DirectAddress.parse(a).domain for a in rfc822_names(cert)] + [
-        d for d in dns_names(cert) if "*" not in d
-    ]
+    return [DirectAddress.parse(v).domain if k == "address" else v for k, v in _bindings(cert)]

@@ -37,3 +37,38 @@ def test_init_rejects_a_bad_address(tmp_path):
     result = CliRunner().invoke(certs, ["init", "--dir", str(tmp_path), "--address", "not an address"])
     assert result.exit_code == 2
     assert not (tmp_path / "ca.pem").exists()
+
+
+def test_publish_never_writes_unvalidated_names_into_zone_or_ldif(tmp_path):
+    """publish writes a certificate's SAN names and subject into a BIND zone and LDIF. A dNSName or
+    rfc822Name carrying a newline (or anything that is not a host name / address) injected records; such
+    names are now skipped with a note, the subject comment is escaped, and --ldap-base/--ldap-host are
+    checked."""
+    from cryptography import x509
+
+    from bbdirect.commands.discovery import publish
+    from direct import certgen
+
+    ca = certgen.make_ca("Publish CA")
+    leaf = certgen.make_leaf(
+        ca,
+        domain="ok.example",
+        common_name="ok\nevil-subject IN A 6.6.6.6",
+        extra_sans=[
+            x509.DNSName("evil.example. 300 IN A 6.6.6.6\nx"),
+            x509.RFC822Name("a@b.example\nmail: z"),
+        ],
+    )
+    pem = tmp_path / "leaf.pem"
+    pem.write_bytes(leaf.cert_pem)
+    runner = CliRunner()
+    res = runner.invoke(publish, ["--cert", str(pem), "--ldap-host", "ldap.ok.example"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert any(line.startswith("ok.example. 300 IN CERT PKIX") for line in lines)
+    assert not any(line.startswith(("x", "mail: z", "evil")) for line in lines)
+    assert "6.6.6.6" not in "\n".join(line for line in lines if not line.startswith(";"))
+    assert "skipped" in res.stderr
+    for bad in (["--ldap-host", "ldap.ok.example\nx IN A 1.2.3.4"], ["--ldap-base", "ou=x\ndn: cn=evil"]):
+        res = runner.invoke(publish, ["--cert", str(pem), *bad])
+        assert res.exit_code == 1
