@@ -18,6 +18,7 @@ from direct import certgen
 from direct.address import DirectAddress
 from direct.certs import can_encrypt, can_sign, dns_names, load_certificates, rfc822_names, sha256_hex
 from direct.errors import AddressError
+from direct.text import shown
 
 
 def _stem(name: str) -> str:
@@ -109,8 +110,8 @@ def show(files: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    for item in out:
-        click.echo(f"{item['subject']}  (issuer {item['issuer']})")
-        bound = ", ".join(item["addresses"] + item["domains"]) or "nothing (no Direct binding)"
+    for item in out:  # certificate text may come from a peer: escaped for the terminal
+        click.echo(f"{shown(item['subject'])}  (issuer {shown(item['issuer'])})")
+        bound = shown(", ".join(item["addresses"] + item["domains"])) or "nothing (no Direct binding)"
         click.echo(f"  bound to: {bound}; sign: {item['can_sign']}; encrypt: {item['can_encrypt']}")
         click.echo(f"  valid {item['not_before']} .. {item['not_after']}; sha256 {item['sha256']}")

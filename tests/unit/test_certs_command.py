@@ -72,3 +72,15 @@ def test_publish_never_writes_unvalidated_names_into_zone_or_ldif(tmp_path):
     for bad in (["--ldap-host", "ldap.ok.example\nx IN A 1.2.3.4"], ["--ldap-base", "ou=x\ndn: cn=evil"]):
         res = runner.invoke(publish, ["--cert", str(pem), *bad])
         assert res.exit_code == 1
+
+
+def test_show_escapes_certificate_text(tmp_path):
+    """``certs show`` prints names from certificate files (often received from peers): control characters
+    are escaped, not sent to the terminal."""
+    from direct import certgen
+
+    leaf = certgen.make_leaf(certgen.make_ca("Show CA"), address="s@x.test", common_name="Dr \x1b[2J Evil")
+    pem = tmp_path / "s.pem"
+    pem.write_bytes(leaf.cert_pem)
+    res = CliRunner().invoke(certs, ["show", str(pem)])
+    assert res.exit_code == 0 and "\x1b" not in res.output and "\\x1b" in res.output
