@@ -53,15 +53,18 @@ class Ctx:
     def skipped(self) -> list[str]:
         return self.index.skipped
 
-    def each(self, rtype: str, fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()) -> list[Any]:
-        """Run ``fn`` on every resource of a type; a resource that breaks the mapper is skipped with the
-        reason, never the whole document (one bad resource must not stop the record from being sent).
+    def each(
+        self, rtype: str | list[Resource], fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()
+    ) -> list[Any]:
+        """Run ``fn`` on every resource of a type (or of an already filtered list); a resource that breaks
+        the mapper is skipped with the reason, never the whole document (one bad resource must not stop the
+        record from being sent).
 
         Whatever ``fn`` had already added under the ``undo`` elements (the section, its table body) is
         removed, so a half-built entry never reaches the document.
         """
         out = []
-        for res in self.index.of(rtype):
+        for res in self.index.of(rtype) if isinstance(rtype, str) else rtype:
             r = self.guard(res, fn, undo)
             if r is not None:
                 out.append(r)

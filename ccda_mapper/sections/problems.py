@@ -6,11 +6,13 @@ Observation (4.4).  Health concerns go to their own section (health_concerns.py)
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, clinical_status, empty, entry, finish, is_error, start
+from .base import Spec, clinical_status, empty, finish, is_error, start
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.5.1", "2015-08-01"),),
@@ -63,6 +65,12 @@ def code_list(cc: object) -> str:
     return "; ".join(out)
 
 
+#: the fixed opening of the entries (Problem Concern Act 2.16.840.1.113883.10.20.22.4.3:2015-08-01)
+_OPEN = '<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.3", "2015-08-01"
+)
+
+
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     status = clinical_status(res)
     onset, _ = dt.period_of(res, "onset")
@@ -76,8 +84,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             dt.display_date(abated),
         )
     )
-    act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
-    dt.template(act, "2.16.840.1.113883.10.20.22.4.3", "2015-08-01")
+    act: list[Any] = [_OPEN]  # written into sec as one string once complete
     key = ctx.index.key(res)
     dt.stable_id(act, key + "#concern")
     dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
@@ -88,6 +95,8 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active)
     er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
     problem_observation(ctx, er, res, rid, active)
+    act.append("</act></entry>")
+    sec.append(dt.xt.join(act))
     return True
 
 

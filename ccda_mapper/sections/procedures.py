@@ -5,11 +5,13 @@ Procedure → Procedure Activity Procedure (2.16.840.1.113883.10.20.22.4.14:2014
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, empty, entry, finish, is_error, start
+from .base import Spec, empty, finish, is_error, start
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.7.1", "2014-06-09"),),
@@ -52,6 +54,12 @@ def build(ctx: Ctx, body: dt.Node) -> None:
     finish(body, sec, table, SPEC)
 
 
+#: the fixed opening of the entries (Procedure Activity Procedure 2.16.840.1.113883.10.20.22.4.14:2014-06-09)
+_OPEN = '<entry typeCode="DRIV"><procedure classCode="PROC" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.14", "2014-06-09"
+)
+
+
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     from .problems import code_list
 
@@ -67,8 +75,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             ", ".join(dt.cc_text(s) for s in sites),
         )
     )
-    pr = dt.el(entry(sec), "procedure", {"classCode": "PROC", "moodCode": "EVN"})
-    dt.template(pr, "2.16.840.1.113883.10.20.22.4.14", "2014-06-09")
+    pr: list[Any] = [_OPEN]  # written into sec as one string once complete
     dt.identifiers(pr, res, ctx.index.key(res))
     dt.cd(pr, "code", res.get("code"), prefer=PROC_CODES, ref=rid)
     dt.text_ref(pr, rid)
@@ -81,4 +88,6 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         if dt.first_code(s, codes.SNOMED):
             dt.cd(pr, "targetSiteCode", s, prefer=(codes.SNOMED,), text=False)
     ctx.author(pr, start_, res)
+    pr.append("</procedure></entry>")
+    sec.append(dt.xt.join(pr))
     return True

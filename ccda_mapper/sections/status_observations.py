@@ -19,14 +19,11 @@ def build(
     fixed_code: tuple[str, str, str, str] | None = None,
 ) -> None:
     """``fixed_code`` = (SNOMED code, display, LOINC translation, display) for fixed-code templates."""
-    if not any(usable(o) and kind(o) == wanted for o in ctx.index.of("Observation")):
+    items = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == wanted]
+    if not items:
         return
     sec, table = start(body, spec, ("Observation", "Value", "Date"))
-    ctx.each(
-        "Observation",
-        lambda o: _one(ctx, sec, table, o, template, fixed_code) if usable(o) and kind(o) == wanted else None,
-        undo=(sec, table.pending),
-    )
+    ctx.each(items, lambda o: _one(ctx, sec, table, o, template, fixed_code), undo=(sec, table.pending))
     finish(body, sec, table, spec)
 
 
