@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.ldap",
     "tests.fixtures.hapi",
     "tests.fixtures.postgres",
+    "tests.fixtures.browser",
     "tests.fixtures.java_ri",
 ]
 

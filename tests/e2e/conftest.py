@@ -21,23 +21,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from werkzeug.serving import make_server
 
-from tests.support.services import free_port, need
+from tests.support.services import free_port
 from tests.support.smart_launch_server import SmartServer
 from tests.support.web_env import fhir_base, seed_patient, seed_record
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CLIENT_ID = "bbdirect-web"
 CLIENT_SECRET = "e2e-client-secret"
 SENDER = "bluebutton@direct.sender.test"
@@ -157,7 +146,6 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
                 "identity_key": str(sender_key),
                 "trust_anchors": [str(anchor)],
                 "dns_server": bind.nameserver,
-                "ldap_enabled": False,
                 "smtp_host": smtp_server.host,
                 "smtp_port": smtp_server.port,
                 "inbound_host": "127.0.0.1",
@@ -205,19 +193,6 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
 def world(web_world: World) -> World:
     web_world.smtp.clear()
     return web_world
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    need("chromium", "apt-get install chromium")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)  # a 2-core CI machine runs HAPI, the JVM and Chromium at once
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 class Shots:

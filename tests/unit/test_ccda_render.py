@@ -9,7 +9,6 @@ from lxml import etree
 from lxml import html as lhtml
 
 from ccda_mapper.render import CSP, RenderError, human_date, render_html
-from tests.support.services import need
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ccda"
 IG_CCD = DATA / "HL7_C-CDA_R2-1_CCD.xml"
@@ -156,24 +155,19 @@ def test_human_dates_keep_their_precision(ts: str | None, shown: str | None) -> 
 
 
 @pytest.mark.service("chromium")
-def test_fits_a_360px_phone_screen() -> None:
+def test_fits_a_360px_phone_screen(chromium) -> None:
     """In a real browser at 360 px the page never scrolls sideways: wide tables scroll inside their region."""
-    chromium = need("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            tab = browser.new_page(viewport={"width": 360, "height": 800})
-            errors: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.set_content(render_html(IG_CCD.read_bytes()))
-            assert tab.evaluate("document.documentElement.scrollWidth") <= 360
-            widths = tab.evaluate(
-                "[...document.querySelectorAll('.scroll')].map(e => e.getBoundingClientRect().right)"
-            )
-            assert widths and max(widths) <= 360
-            assert tab.evaluate("getComputedStyle(document.querySelector('.scroll')).overflowX") == "auto"
-            assert errors == []
-        finally:
-            browser.close()
+    tab = chromium.new_page(viewport={"width": 360, "height": 800})
+    try:
+        errors: list[str] = []
+        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        tab.set_content(render_html(IG_CCD.read_bytes()))
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 360
+        widths = tab.evaluate(
+            "[...document.querySelectorAll('.scroll')].map(e => e.getBoundingClientRect().right)"
+        )
+        assert widths and max(widths) <= 360
+        assert tab.evaluate("getComputedStyle(document.querySelector('.scroll')).overflowX") == "auto"
+        assert errors == []
+    finally:
+        tab.close()
