@@ -6,6 +6,8 @@ test_bridge_e2e.py); everything else â€” database, migrations, pipeline, audit â
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from direct.errors import NoCertificate, Untrusted
@@ -50,7 +52,7 @@ def client(tmp_path):
     settings = load_settings(
         env={},
         database_url=f"sqlite:///{tmp_path}/api.sqlite3",
-        server_api_keys=[f"emr:{KEY}", "ops:sha256:" + __import__("hashlib").sha256(b"other").hexdigest()],
+        server_api_keys=[f"emr:{KEY}", "ops:sha256:" + hashlib.sha256(b"other").hexdigest()],
         fhir_write_consent=False,
         pipeline_debounce_seconds=0.0,
     )

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from direct.smime.identity import Identity
 from direct.smime.seal import unseal
@@ -62,7 +63,7 @@ def world(hapi, bind, pki, smtp_server, tmp_path_factory):
     recipient = pki.address(RECIPIENT, issuer=pki.root)
     sender = pki.address("bluebutton@sender-e2e.test", issuer=pki.root)
     cert_path, key_path = pki.write(sender, "e2e-sender")
-    der = recipient.cert.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)
+    der = recipient.cert.public_bytes(Encoding.DER)
     bind.zone("hisp-e2e.test", [f"drjones IN CERT PKIX 0 0 ( {base64.b64encode(der).decode()} )"])
     patient = hapi.create(
         {
