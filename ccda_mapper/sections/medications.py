@@ -13,7 +13,7 @@ from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, empty, entry, finish, is_error, start
+from .base import Spec, empty, finish, is_error, start
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.1.1", "2014-06-09"),),
@@ -90,6 +90,14 @@ def _dosage(res: Resource) -> dict[str, Any]:
     return {}
 
 
+#: the fixed opening of the entries (Medication Activity 2.16.840.1.113883.10.20.22.4.16:2014-06-09)
+_OPEN_EVN, _OPEN_INT = (
+    f'<entry typeCode="DRIV"><substanceAdministration classCode="SBADM" moodCode="{mood}">'
+    + dt.template_xml("2.16.840.1.113883.10.20.22.4.16", "2014-06-09")
+    for mood in ("EVN", "INT")
+)
+
+
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     cc = medication_concept(ctx, res)
     if cc is None:
@@ -117,8 +125,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     rid = table.row(
         (dt.cc_text(cc) or "Unknown medication", instr, status, dt.display_date(start_), dt.display_date(end))
     )
-    sa = dt.el(entry(sec), "substanceAdministration", {"classCode": "SBADM", "moodCode": mood})
-    dt.template(sa, "2.16.840.1.113883.10.20.22.4.16", "2014-06-09")
+    sa: list[Any] = [_OPEN_EVN if mood == "EVN" else _OPEN_INT]  # written into sec once complete
     dt.identifiers(sa, res, ctx.index.key(res))
     dt.text_ref(sa, rid)
     dt.leaf(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
@@ -143,10 +150,12 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         dt.leaf(sa, "doseQuantity", {"nullFlavor": "UNK"})
     product(sa, cc, rid)
     ctx.author(sa, res.get("authoredOn"), res)
+    sa.append("</substanceAdministration></entry>")
+    sec.append(dt.xt.join(sa))
     return True
 
 
-def _frequency(sa: dt.Node, dosage: dict[str, Any]) -> None:
+def _frequency(sa: dt.Parent, dosage: dict[str, Any]) -> None:
     """Timing.repeat (frequency per period) → PIVL_TS with institutionSpecified (CONF:1098-7513)."""
     timing = dosage.get("timing")
     rep = timing.get("repeat") if isinstance(timing, dict) else None
