@@ -77,6 +77,8 @@ class ReceiveResult:
     #: Dispositions of the MDNs we sent back ("processed", "dispatched", "failed").
     mdns_sent: list[str] = field(default_factory=list)
     mdn_errors: list[str] = field(default_factory=list)
+    #: Notifications not applied: their signer is not bound to the recipient they report on (DN-7).
+    ignored_notifications: list[Notification] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -264,8 +266,21 @@ class DirectAgent:
             return result  # rejected: no processed MDN (EDGE-2)
         if is_notification(unsealed.message):
             result.notifications = parse_notifications(unsealed.message)
+            # DN-7 / CERT-1: a notification speaks for the Final-Recipient only when signed by a certificate
+            # bound to that address or its domain; any other trust-community member could otherwise move
+            # (or fail) someone else's delivery.
+            applicable = []
+            for note in result.notifications:
+                if _signed_for(unsealed.signer, note.final_recipient):
+                    applicable.append(note)
+                else:
+                    result.ignored_notifications.append(note)
+            if result.ignored_notifications:
+                log.warning(
+                    "%d notification(s) not signed for their recipient", len(result.ignored_notifications)
+                )
             with self._lock:
-                result.transitions = self.tracker.apply_all(result.notifications, self.clock())
+                result.transitions = self.tracker.apply_all(applicable, self.clock())
             return result  # never MDN an MDN (MDN-1)
         if send_mdn:
             self._answer(result, "processed")
@@ -329,6 +344,15 @@ class DirectAgent:
         if unsealed.signer is None:
             raise NoCertificate(f"no certificate to encrypt the MDN to {sender}")
         return [unsealed.signer]
+
+
+def _signed_for(signer: x509.Certificate | None, recipient: str) -> bool:
+    if signer is None:
+        return False
+    try:
+        return bound_to(signer, recipient) is not None
+    except DirectError:  # a Final-Recipient that is not an address
+        return False
 
 
 # --- inbox endpoint ---------------------------------------------------------------------------------------

@@ -277,3 +277,37 @@ def test_a_reused_message_id_never_overwrites_a_stored_message(hisps):
         a.deliver(prepared.raw, prepared.mail_from, prepared.recipients, a.transport)
     folders = sorted(p for p in hisps["inbox_b"].iterdir() if p.name.startswith("dup.1@hispa.test"))
     assert [(f / "ccd.xml").read_bytes() for f in folders] == [b"<first/>", b"<second/>"]
+
+
+def test_notification_about_another_recipient_is_not_applied(hisps):
+    """Any member of the trust community can sign an MDN. One from carol@hispc.test claiming that
+    bob@hispb.test processed (or failed) our message moved bob's delivery state. A notification now counts
+    only when its signer is bound (address or domain, CERT-1) to the Final-Recipient it reports on (DN-7)."""
+    a, b, pki = hisps["a"], hisps["b"], hisps["pki"]
+    carol = Identity.from_issued(pki.address("carol@hispc.test"))
+    tracked = a.tracker.track("<spoof.1@hispa.test>", ["bob@hispb.test"], dt.datetime.now(dt.UTC))
+    forged = build_mdn(
+        original_message_id=tracked.message_id,
+        original_sender="alice@hispa.test",
+        final_recipient="bob@hispb.test",
+        disposition="failed",
+        failure="forged",
+    )
+    del forged["From"]
+    forged["From"] = "carol@hispc.test"
+    result = a.receive(seal(forged, carol, [a.identities[0].cert]), "carol@hispc.test", ["alice@hispa.test"])
+    assert result.ok and result.transitions == []
+    assert (
+        result.ignored_notifications and result.ignored_notifications[0].final_recipient == "bob@hispb.test"
+    )
+    assert a.tracker.get(tracked.message_id).recipients["bob@hispb.test"].state == DeliveryState.SENT
+    genuine = build_mdn(
+        original_message_id=tracked.message_id,
+        original_sender="alice@hispa.test",
+        final_recipient="bob@hispb.test",
+        disposition="processed",
+    )
+    result = a.receive(
+        seal(genuine, b.identities[0], [a.identities[0].cert]), "bob@hispb.test", ["alice@hispa.test"]
+    )
+    assert [t.new for t in result.transitions] == [DeliveryState.PROCESSED]
