@@ -156,6 +156,11 @@ class Settings:
         "(PostgreSQL queue shared by workers on many machines). `auto` = procrastinate on PostgreSQL.",
         default="auto",
     )
+    pipeline_sweep_seconds: int = _s(
+        "pipeline",
+        "procrastinate only: how often (seconds, 1-60) lost tasks and jobs of dead workers are re-queued.",
+        default=60,
+    )
     pipeline_tick_seconds: float = _s(
         "pipeline", "How often an idle local worker looks for due work.", default=0.5
     )
@@ -239,6 +244,8 @@ class Settings:
             raise ConfigError("pipeline.queue = procrastinate needs a PostgreSQL database.url")
         if self.pipeline_debounce_seconds < 0 or self.pipeline_min_interval_seconds < 0:
             raise ConfigError("pipeline durations must not be negative")
+        if not 1 <= self.pipeline_sweep_seconds <= 60:
+            raise ConfigError("pipeline.sweep_seconds must be between 1 and 60")
         if self.pipeline_max_attempts < 1:
             raise ConfigError("pipeline.max_attempts must be at least 1")
         for entry in self.server_api_keys:

@@ -10,8 +10,8 @@ Tasks:
   the job's ``next_at`` (queueing lock ``tx:<id>``: at most one waiting task per job).
 - ``bbdirect.flush_patient(patient_id)`` — close a debounce window when due (lock ``win:<id>``); if a later
   change moved the window, re-defer at the new due time.
-- ``bbdirect.sweep`` (periodic, every minute) — reconcile: due windows, due jobs and jobs whose worker died
-  (lease expired) get their task again; delivery notices that never came time out.
+- ``bbdirect.sweep`` (periodic, every ``pipeline.sweep_seconds``) — reconcile: due windows, due jobs and
+  jobs whose worker died (lease expired) get their task again; delivery notices that never came time out.
 """
 
 from __future__ import annotations
@@ -69,7 +69,11 @@ def make_app(settings: Settings) -> procrastinate.App:
         if due is not None:
             _defer_flush(app, patient_id, due)
 
-    @app.periodic(cron="* * * * *", periodic_id="sweep")
+    every = settings.pipeline_sweep_seconds
+    # croniter's optional sixth field is seconds.
+    cron = "* * * * *" if every >= 60 else f"* * * * * */{every}"
+
+    @app.periodic(cron=cron, periodic_id="sweep")
     @app.task(name="bbdirect.sweep", queue=QUEUE, queueing_lock="sweep")
     def sweep(timestamp: int) -> None:
         reconcile(app, _pipeline())

@@ -158,5 +158,79 @@ def test_db_upgrade_command_migrates_postgresql_and_installs_the_queue_once(post
     assert second == {"revision": "0001", "queue_schema_installed": False}
 
 
+@pytest.mark.service("postgres")
+@pytest.mark.slow
+def test_kill_9_of_a_procrastinate_worker_mid_send_then_another_worker_sends_exactly_once(postgres, tmp_path):
+    from fhir_bridge import audit
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.consent.model import parse_request
+    from fhir_bridge.db import Transmission
+    from fhir_bridge.pipeline.pgqueue import apply_schema
+    from tests.integration.test_bridge_e2e import StallingHisp
+
+    hisp = StallingHisp()
+    env = {
+        "BBDIRECT_DATABASE_URL": postgres.create_database("kill"),
+        "BBDIRECT_DIRECT_SMTP_HOST": "127.0.0.1",
+        "BBDIRECT_DIRECT_SMTP_PORT": str(hisp.controller.port),
+        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
+        "BBDIRECT_PIPELINE_LEASE_SECONDS": "2",
+        "BBDIRECT_PIPELINE_SWEEP_SECONDS": "2",
+        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
+        "BBDIRECT_SERVER_SECRET_KEY": "kill-test",
+    }
+    settings = load_settings(env=env)
+    builder, sender, checker = _ports()
+    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
+    apply_schema(settings)
+    req = parse_request(
+        {
+            "patient_id": "p1",
+            "address": "doc@direct.example.org",
+            "kind": "once",
+            "created_by": {"type": "clinician", "id": "u1"},
+            "consent_method": "in_person",
+        }
+    )
+    auth = core.consent.create(req, audit.Actor("clinician", "u1"))
+    core.pipeline.queue.close()
+    child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
+
+    def worker() -> subprocess.Popen:
+        log = open(tmp_path / "worker.log", "ab")
+        return subprocess.Popen(
+            [sys.executable, __file__], env=child_env, stdout=subprocess.DEVNULL, stderr=log
+        )
+
+    first = worker()
+    second = None
+    try:
+        assert hisp.in_data.wait(60), (tmp_path / "worker.log").read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        hisp.release.set()
+        second = worker()
+        deadline = time.monotonic() + 60
+        while not hisp.accepted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # a second copy, if any, would arrive now (one more sweep period)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        hisp.controller.stop()
+    assert len(hisp.accepted) == 1
+    with core.db.session() as s:
+        [job] = s.query(Transmission).filter_by(authorization_id=auth.id).all()
+    assert (job.state, job.attempts) == ("sent", 2)
+    assert email.message_from_bytes(hisp.accepted[0])["Message-ID"] == job.message_id
+    core.db.dispose()
+
+
 if __name__ == "__main__":
     _worker_main()
