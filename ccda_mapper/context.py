@@ -37,6 +37,18 @@ class Ctx:
     now: str  # HL7 TS of the document
     author_seed: str = "bbdirect"
     _entities: dict[tuple[int, str], tuple[Resource, str]] = field(default_factory=dict)
+    _roles: dict[int, Resource] | None = None
+
+    def role_of(self, prac: Resource) -> Resource | None:
+        """The first PractitionerRole of the input that points at this Practitioner (its specialty is the
+        provider taxonomy code an author or performer SHOULD carry, CONF:1098-31671)."""
+        if self._roles is None:
+            self._roles = {}
+            for role in self.index.of("PractitionerRole"):
+                target = self.index.resolve(role.get("practitioner"), role)
+                if target is not None:
+                    self._roles.setdefault(id(target), role)
+        return self._roles.get(id(prac))  # every resource outlives the build: id() is unambiguous here
 
     def copy_into(self, parent: dt.Parent, res: Resource, tag: str, make: Callable[[], _Element]) -> None:
         """Append the element ``make()`` builds for (resource, tag), building and serialising it only once per
@@ -149,8 +161,10 @@ def _practitioner_elements(ctx: Ctx, parent: _Element, who: Resource) -> None:
         role = who
         prac = ctx.index.resolve(who.get("practitioner"), who) or {}
     dt.identifiers(parent, prac or who, ctx.index.key(who))
-    if role is not None:
-        for spec in dt.lst(role.get("specialty")) or dt.lst(role.get("code")):
+    # a Practitioner referenced directly takes its taxonomy code from a PractitionerRole of the input
+    coded = role if role is not None else ctx.role_of(who)
+    if coded is not None:
+        for spec in dt.lst(coded.get("specialty")) or dt.lst(coded.get("code")):
             if isinstance(spec, dict):
                 dt.cd(parent, "code", spec, prefer=("2.16.840.1.113883.6.101",), text=False)
                 break
