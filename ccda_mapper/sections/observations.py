@@ -49,8 +49,23 @@ def categories(res: Resource) -> set[str]:
 _KIND_CACHE: dict[int, tuple[Resource, str]] = {}
 
 
+#: id(index) -> (index, [(usable Observation, kind)] in input order): every observation section asks.
+_ROUTED: dict[int, tuple[Any, list[tuple[Resource, str]]]] = {}
+
+
 def clear_cache() -> None:
     _KIND_CACHE.clear()
+    _ROUTED.clear()
+
+
+def of_kind(ctx: Ctx, *kinds: str) -> list[Resource]:
+    """The usable Observations routed to one of ``kinds``, in input order (routed once per build)."""
+    hit = _ROUTED.get(id(ctx.index))
+    if hit is None or hit[0] is not ctx.index:
+        hit = (ctx.index, [(o, kind(o)) for o in ctx.index.of("Observation") if usable(o)])
+        _ROUTED.clear()
+        _ROUTED[id(ctx.index)] = hit
+    return [o for o, k in hit[1] if k in kinds]
 
 
 def kind(res: Resource) -> str:

@@ -19,6 +19,7 @@ from .observations import (
     interpretation,
     kind,
     members,
+    of_kind,
     reference_range,
     result_status,
     usable,
@@ -39,7 +40,7 @@ _CODES = (codes.LOINC, codes.SNOMED, codes.CPT)
 
 def build(ctx: Ctx, body: dt.Node) -> None:
     reports = [r for r in ctx.index.of("DiagnosticReport") if usable(r)]
-    observations = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == "result"]
+    observations = of_kind(ctx, "result")
     if not reports and not observations:
         empty(body, SPEC)
         return

@@ -13,7 +13,7 @@ from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, entry, finish, start
-from .observations import effective, kind, usable, value_text, write_value
+from .observations import effective, kind, of_kind, value_text, write_value
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.17", "2015-08-01"),),
@@ -35,7 +35,7 @@ def _birth_sex(ctx: Ctx) -> str | None:
 
 
 def build(ctx: Ctx, body: dt.Node) -> None:
-    obs = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) in ("smoking", "social")]
+    obs = of_kind(ctx, "smoking", "social")
     sex = _birth_sex(ctx)
     if not obs and not sex:
         empty(body, SPEC)

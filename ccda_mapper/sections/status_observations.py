@@ -7,7 +7,7 @@ from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, entry, finish, start
-from .observations import effective, kind, usable, value_text, write_value
+from .observations import effective, of_kind, value_text, write_value
 
 
 def build(
@@ -19,7 +19,7 @@ def build(
     fixed_code: tuple[str, str, str, str] | None = None,
 ) -> None:
     """``fixed_code`` = (SNOMED code, display, LOINC translation, display) for fixed-code templates."""
-    items = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == wanted]
+    items = of_kind(ctx, wanted)
     if not items:
         return
     sec, table = start(body, spec, ("Observation", "Value", "Date"))

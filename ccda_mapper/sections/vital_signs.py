@@ -14,7 +14,7 @@ from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, finish, start
-from .observations import interpretation, kind, members, usable
+from .observations import interpretation, members, of_kind
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.4.1", "2015-08-01"),),
@@ -43,7 +43,7 @@ def _flatten(ctx: Ctx, o: Resource, key: str) -> list[tuple[Resource, str]]:
 
 
 def build(ctx: Ctx, body: dt.Node) -> None:
-    vitals = [o for o in ctx.index.of("Observation") if usable(o) and kind(o) == "vital"]
+    vitals = of_kind(ctx, "vital")
     groups: dict[tuple[str, str], list[tuple[Resource, Resource, str]]] = {}
     consumed: set[int] = set()
     for o in vitals:
