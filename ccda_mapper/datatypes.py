@@ -335,8 +335,9 @@ def _cd_parts(
     if isinstance(cc, dict) and "coding" not in cc and "code" in cc and "system" in cc:
         cc = {"coding": [cc]}
     usable: list[tuple[dict[str, str], str]] = []
-    for c in iter_codings(cc):
-        a = _coding(c)
+    coding = cc.get("coding") if isinstance(cc, dict) else None
+    for c in coding if isinstance(coding, list) else ():
+        a = _coding(c) if isinstance(c, dict) else None
         if a is not None and a not in usable:
             usable.append(a)
     main: tuple[dict[str, str], str] | None = None
@@ -515,10 +516,10 @@ def pq(parent: Parent, tag: str, q: Any, *, xsi: bool = True) -> str | None:
     v = num(q.get("value"))
     if v is None:
         return None
-    a = {"value": v, "unit": clean(ucum_unit(q))}
-    if xsi:
-        a = {XSI_TYPE: "PQ", **a}
-    out = _leaf(tag, a)
+    unit = xt.attr(clean(ucum_unit(q)))  # v is a REAL literal (digits, sign, '.', 'e'): nothing to escape
+    out = (
+        f'<{tag} xsi:type="PQ" value="{v}" unit="{unit}"/>' if xsi else f'<{tag} value="{v}" unit="{unit}"/>'
+    )
     parent.append(out)
     return out
 
@@ -665,6 +666,14 @@ def person_name(parent: Parent, n: Any, *, patient: bool = False) -> None:
 
 
 # ------------------------------------------------------------------------------------------- narrative --
+def _cell(c: Any) -> str:
+    """A narrative cell's text, escaped (XML-illegal characters dropped by the escape; non-strings through
+    clean())."""
+    if not c:
+        return ""
+    return _text(c) if c.__class__ is str else _text(clean(c))
+
+
 class Table:
     """One narrative table of a section; rows get document-unique IDs that entries point to.
 
@@ -688,6 +697,16 @@ class Table:
         on the following cells, in order, so sub-entries can point at their own cell."""
         self._n += 1
         rid = f"{self.prefix}{self._n}"
+        if cells and not extra:  # the usual row: only the first cell has an ID
+            first = _cell(cells[0])
+            rid_attr = xt.attr(rid)
+            row = [f'<tr><td ID="{rid_attr}">{first}</td>' if first else f'<tr><td ID="{rid_attr}"/>']
+            for c in cells[1:]:
+                text = _cell(c)
+                row.append(f"<td>{text}</td>" if text else "<td/>")
+            row.append("</tr>")
+            self.pending.append("".join(row))
+            return rid
         parts = ["<tr>"]
         n_ids = len(extra) + 1
         for i, c in enumerate(cells):
