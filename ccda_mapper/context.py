@@ -84,7 +84,7 @@ class Ctx:
 
     def guard(self, res: Resource, fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()) -> Any:
         """``fn(res)``; None with ``res`` listed as skipped (its partial XML removed) when it breaks."""
-        marks = [len(e) for e in undo]
+        marks = tuple(map(len, undo))
         try:
             return fn(res)
         except _DATA_ERRORS as exc:

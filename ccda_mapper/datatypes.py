@@ -247,13 +247,22 @@ def ivl_ts(
     parent.append(f"{head}{low_xml}{high_xml}</{tag}>")
 
 
+_PERIOD_KEYS: dict[str, tuple[str, str]] = {}
+
+
+def _period_keys(name: str) -> tuple[str, str]:
+    keys = _PERIOD_KEYS[name] = (name + "DateTime", name + "Period")
+    return keys
+
+
 def period_of(res: dict[str, Any], *names: str) -> tuple[Any, Any]:
     """(start, end) from the first present of ``<name>DateTime`` / ``<name>Period`` / ``<name>`` fields."""
     for name in names:
-        v = res.get(name + "DateTime")
+        dt_key, period_key = _PERIOD_KEYS.get(name) or _period_keys(name)
+        v = res.get(dt_key)
         if isinstance(v, str):
             return v, None
-        v = res.get(name + "Period")
+        v = res.get(period_key)
         if isinstance(v, dict):
             return v.get("start"), v.get("end")
         v = res.get(name)
