@@ -127,12 +127,28 @@ def is_current(cert: x509.Certificate, moment: dt.datetime | None = None) -> boo
     return cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc
 
 
+def load_der(data: bytes) -> x509.Certificate:
+    """One DER certificate; ValueError for anything that is not one (cryptography raises x509.InvalidVersion,
+    which is not a ValueError, for a version field other than v1-v3: peer data must not crash callers)."""
+    try:
+        return x509.load_der_x509_certificate(data)
+    except x509.InvalidVersion as exc:
+        raise ValueError("unsupported X.509 version") from exc
+
+
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in ``data``: one DER certificate, PEM certificates, or PKCS#7 (DER or PEM).
 
     Raises ``ValueError`` when nothing parses. PKCS#7 is what ``userSMIMECertificate``, ``.p7c`` AIA files
     and trust bundles carry.
     """
+    try:
+        return _load_certificates(data)
+    except x509.InvalidVersion as exc:
+        raise ValueError("unsupported X.509 version") from exc
+
+
+def _load_certificates(data: bytes) -> list[x509.Certificate]:
     # Never strip DER: its last byte is a signature byte and may well be 0x20 or 0x0a.
     if b"-----BEGIN PKCS7-----" in data or b"-----BEGIN CMS-----" in data:
         return list(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from direct.address import DirectAddress
-from direct.certs import Binding, load_certificates, sha256_hex, subject_text
+from direct.certs import Binding, load_certificates, load_der, sha256_hex, subject_text
 from direct.discovery.config import DiscoveryConfig
 from direct.discovery.dns import CERT_IPKIX, CERT_PKIX, CERT_URI, DnsClient
 from direct.discovery.ldap import LdapDirectory, LdapLocator, LdapStep
@@ -228,7 +228,7 @@ class CertificateResolver:
             ctype = rd.certificate_type
             if ctype == CERT_PKIX:
                 try:
-                    certs.append(x509.load_der_x509_certificate(rd.certificate))
+                    certs.append(load_der(rd.certificate))
                 except ValueError:
                     warnings.append(f"dns_garbage_cert: {name} (PKIX data is not a certificate)")
             elif ctype in (CERT_IPKIX, CERT_URI):

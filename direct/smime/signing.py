@@ -179,8 +179,16 @@ def _verify_raw(
 
 
 #: What asn1crypto / cryptography raise on malformed DER deep inside a structure (parsed lazily), including
-#: cryptography's own UnsupportedAlgorithm for an OID it cannot name inside a (mutated) certificate.
-PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, UnicodeError, CryptographyUnsupported)
+#: cryptography's own exceptions for a (mutated) certificate: an OID it cannot name, a bad version.
+PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    UnicodeError,
+    CryptographyUnsupported,
+    x509.InvalidVersion,  # not a ValueError: a carried certificate with version 99 (found by fuzzing)
+)
 
 
 def verify_detached(data: bytes | None, der: bytes, *, accept_sha1: bool = False) -> SignatureReport:

@@ -104,6 +104,19 @@ def test_ipkix_url_with_control_characters_is_garbage_not_printed(bind, pki) -> 
     assert not any(ch in w for w in res.warnings for ch in "\x1b\r\n")
 
 
+def test_certificate_with_invalid_version_in_dns_or_ldap_is_garbage_not_a_crash(bind, pki) -> None:
+    """cryptography raises x509.InvalidVersion (not a ValueError) for a certificate whose version field is
+    99: a PKIX record carrying one made lookup() raise instead of reporting a garbage record."""
+    good = pki.domain("badversion.test")
+    broken = pki.address("bob@badversion.test").cert_der.replace(
+        bytes.fromhex("a003020102"), bytes.fromhex("a003020163"), 1
+    )
+    bind.zone("badversion.test", [_pkix("bob", broken), _pkix("@", good.cert_der)])
+    res = _resolver(bind, pki).lookup("bob@badversion.test")
+    assert [(c.cert, c.binding) for c in res.selected] == [(good.cert, "domain")]
+    assert any(w.startswith("dns_garbage_cert: bob.badversion.test") for w in res.warnings)
+
+
 def test_ipkix_record_is_fetched(bind, pki, http) -> None:
     leaf = pki.address("carol@ipkix.test")
     url = http.put("/ipkix/carol.cer", leaf.cert_der)

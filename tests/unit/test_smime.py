@@ -472,3 +472,20 @@ def test_signed_message_without_from_is_refused(pki, people):
     del msg["Disposition-Notification-To"]
     res = open_(seal(msg, people["alice"], [people["bob"].cert]), people, pki=pki)
     assert not res.ok and res.error.code == "malformed_message"
+
+
+def test_carried_certificate_with_invalid_version_is_a_coded_error(pki, people):
+    """Fuzzing found another exception type escaping unseal: cryptography's x509.InvalidVersion (not a
+    ValueError) for a carried certificate whose version is 99. It is now a coded malformed message."""
+    msg = inner()
+    entity = signed_entity(msg, people["alice"])
+    parts = mime.split_signed(entity)
+    sig_der = mime.decode_entity_body(parts.signature_entity)
+    version_v3 = bytes.fromhex("a003020102")
+    assert version_v3 in sig_der
+    bad = entity.replace(
+        mime.base64_lines(sig_der),
+        mime.base64_lines(sig_der.replace(version_v3, bytes.fromhex("a003020163"), 1)),
+    )
+    res = open_(envelope_entity(bad, [people["bob"].cert], msg), people, pki=pki)
+    assert res.error is not None and res.error.code in {"malformed_message", "bad_signature"}
