@@ -59,7 +59,7 @@ fi
 
 # --- test-only helpers from npm / Maven (cached between runs) ----------------------------------------
 if [ "$want_test" = 1 ]; then
-  for dir in tests/interop/node; do
+  for dir in tests/interop/node tests/e2e/node; do
     if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
       log "npm install in $dir"
       (cd "$dir" && npm install --no-audit --no-fund --silent)

@@ -88,6 +88,7 @@ def _tx_view(tx: Transmission) -> Any:
         trigger=tx.trigger,
         reason_code=tx.reason_code,
         reason_message=tx.reason_message,
+        reason_detail=tx.reason_detail,
         signed=tx.signed,
         encrypted=tx.encrypted,
         trusted=tx.trusted,

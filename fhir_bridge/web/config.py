@@ -39,6 +39,12 @@ class WebConfig:
     smart_client_id: str = "bbdirect"
     #: Confidential client secret (empty = public client; PKCE protects the code either way).
     smart_client_secret: str = ""
+    #: Client for the standalone patient launch, when the EHR registers patients' apps apart (OpenEMR
+    #: registers a user-role client for EHR launch and a patient-role client for the portal). Empty = the
+    #: same client as the EHR launch.
+    smart_patient_client_id: str = ""
+    #: Secret of the patient client (empty = public client). Used only with ``smart_patient_client_id``.
+    smart_patient_client_secret: str = ""
     #: FHIR base the standalone patient launch signs in to (the patient portal's FHIR server).
     smart_iss: str = ""
     #: Other FHIR bases allowed as ``iss`` of an EHR launch (the configured one always is).
@@ -83,6 +89,12 @@ class WebConfig:
         if config.cookie_samesite not in {"Lax", "Strict", "None"}:
             raise ValueError("web.cookie_samesite must be Lax, Strict or None")
         return config
+
+    def client_for(self, flow: str) -> tuple[str, str]:
+        """(client_id, secret) for a launch: ``standalone`` uses the patient client when one is configured."""
+        if flow == "standalone" and self.smart_patient_client_id:
+            return self.smart_patient_client_id, self.smart_patient_client_secret
+        return self.smart_client_id, self.smart_client_secret
 
     def issuers(self) -> set[str]:
         return {i.rstrip("/") for i in [self.smart_iss, *self.smart_allowed_iss] if i}

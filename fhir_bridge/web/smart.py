@@ -118,8 +118,11 @@ def authorize_url(
     return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
-def exchange_code(pending: dict[str, Any], code: str, config: WebConfig, redirect_uri: str) -> dict[str, Any]:
-    """POST the code + verifier to the token endpoint; returns the token response (raises SmartError)."""
+def exchange_code(
+    pending: dict[str, Any], code: str, client: tuple[str, str], redirect_uri: str
+) -> dict[str, Any]:
+    """POST the code + verifier to the token endpoint as ``client`` = (id, secret); raises SmartError."""
+    client_id, client_secret = client
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -127,10 +130,10 @@ def exchange_code(pending: dict[str, Any], code: str, config: WebConfig, redirec
         "code_verifier": pending["verifier"],
     }
     auth = None
-    if config.smart_client_secret:
-        auth = (config.smart_client_id, config.smart_client_secret)
+    if client_secret:
+        auth = (client_id, client_secret)
     else:
-        form["client_id"] = config.smart_client_id
+        form["client_id"] = client_id
     try:
         answer = requests.post(
             pending["token_endpoint"],
@@ -202,6 +205,7 @@ def _begin(iss: str, flow: str, launch: str | None) -> Any:
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(24)
     role = "patient" if flow == "standalone" else "clinician"
+    client_id, _ = config.client_for(flow)
     session.clear()
     session["smart_pending"] = {
         "state": state,
@@ -216,7 +220,7 @@ def _begin(iss: str, flow: str, launch: str | None) -> Any:
     return redirect(
         authorize_url(
             conf,
-            client_id=config.smart_client_id,
+            client_id=client_id,
             redirect_uri=_redirect_uri(),
             scope=config.scopes(role),
             state=state,
@@ -265,8 +269,10 @@ def callback() -> Any:
         return error_page("auth_error", 400)
     config = _config()
     try:
-        token = exchange_code(pending, code, config, _redirect_uri())
-        fhir_user = fhir_user_of(token, pending, config.smart_client_id)
+        # The client that started this launch finishes it (the secret never leaves the server).
+        client = config.client_for(pending["flow"])
+        token = exchange_code(pending, code, client, _redirect_uri())
+        fhir_user = fhir_user_of(token, pending, client[0])
     except SmartError as exc:
         log.warning("SMART token exchange failed: %s %s", exc.code, exc.detail)
         return error_page(exc.code, 502)

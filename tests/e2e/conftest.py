@@ -27,8 +27,11 @@ from tests.support.web_env import fhir_base, seed_patient, seed_record
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+#: Two clients, as OpenEMR registers them: a confidential user-role one for the EHR launch from the chart,
+#: a public patient-role one for the portal's standalone launch. Each is refused the other's scopes/users.
 CLIENT_ID = "bbdirect-web"
 CLIENT_SECRET = "e2e-client-secret"
+PATIENT_CLIENT_ID = "bbdirect-web-patient"
 SENDER = "bluebutton@direct.sender.test"
 #: Seconds without a processed MDN before a transmission fails (short, so the timeout case is quick).
 MDN_TIMEOUT = 8
@@ -121,7 +124,9 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
 
     smart = SmartServer(base).start()
     port = free_port()
-    smart.add_client(CLIENT_ID, [f"http://127.0.0.1:{port}/smart/callback"], CLIENT_SECRET)
+    callback = [f"http://127.0.0.1:{port}/smart/callback"]
+    smart.add_client(CLIENT_ID, callback, CLIENT_SECRET, role="user")
+    smart.add_client(PATIENT_CLIENT_ID, callback, role="patient")
     smart.add_user("ana", "ana-pw", f"Patient/{patient_id}", "Ana Rivera")
     smart.add_user("drlee", "lee-pw", "Practitioner/dr-lee", "Dr. Lee")
 
@@ -154,6 +159,7 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
             "web": {
                 "smart_client_id": CLIENT_ID,
                 "smart_client_secret": CLIENT_SECRET,
+                "smart_patient_client_id": PATIENT_CLIENT_ID,
                 "smart_iss": smart.fhir_base,
                 "smart_allowed_iss": [smart.plain_fhir_base],
                 "cookie_secure": True,

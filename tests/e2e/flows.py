@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -10,6 +11,7 @@ from playwright.sync_api import expect
 from direct.mdn import build_mdn
 from direct.smime.identity import Identity
 from direct.smime.seal import seal, unseal
+from tests.support.services import unavailable
 
 
 def sign_in_patient(page: Any, world: Any, shots: bool = True) -> None:
@@ -70,3 +72,34 @@ def delivery_notice(world: Any, address: str, result: Any, disposition: str = "p
     raw = seal(mdn, Identity.from_issued(world.identities[address]), [world.sender_cert])
     with smtplib.SMTP(*world.inbound, timeout=30) as smtp:
         smtp.sendmail(address, [result.from_addr], raw)
+
+
+# --- accessibility: axe-core (npm, tests/e2e/node) run inside Chromium -----------------------------------
+AXE_SCRIPT = Path(__file__).resolve().parent / "node" / "node_modules" / "axe-core" / "axe.min.js"
+#: WCAG 2.0 and 2.1, levels A and AA (axe's own tags), plus axe's best practices for landmarks and headings.
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_TAGS = [*WCAG_TAGS, "best-practice"]
+_AXE_RUN = """async (tags) => {
+  const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations'],
+                                          iframes: false});
+  return result.violations.map(v => `${v.id} (${v.impact}): ${v.help} -- ` +
+    v.nodes.map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '));
+}"""
+
+
+def axe_violations(page: Any, tags: list[str] = AXE_TAGS) -> list[str]:
+    """axe-core's violations of ``tags`` on the page as it is now (script injected with add_script_tag).
+
+    The page's context must bypass CSP (``bypass_csp=True``): our strict policy rightly refuses the injected
+    script. The preview iframe is sandboxed without scripts, so it is checked as a page of its own.
+    """
+    if not AXE_SCRIPT.is_file():
+        unavailable(f"axe-core not installed in {AXE_SCRIPT.parent.parent.parent} (run scripts/setup.sh)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE_SCRIPT))
+    return page.evaluate(_AXE_RUN, tags)
+
+
+def assert_accessible(page: Any, where: str, tags: list[str] = AXE_TAGS) -> None:
+    found = axe_violations(page, tags)
+    assert found == [], f"{where} ({page.url}):\n" + "\n".join(found)

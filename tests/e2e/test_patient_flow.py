@@ -136,6 +136,8 @@ def test_refusing_server_and_missing_delivery_notice_show_on_the_transmission(pa
     status = page.locator(".status")
     expect(status.locator(".label")).to_have_text("Not delivered", timeout=30_000)
     expect(status.locator(".reason")).to_contain_text("The recipient's mail server refused the message")
+    # The server's own reply, as stored on the transmission, is quoted to the person.
+    expect(status.locator(".reason")).to_contain_text("550 5.7.1 Recipient does not accept health records")
     page.shots("server-refused")
 
     # 2. Delivered to the server, but no delivery notice (MDN) comes back in time.

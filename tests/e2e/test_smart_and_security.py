@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import RECIPIENTS
+from tests.e2e.conftest import CLIENT_ID, PATIENT_CLIENT_ID, RECIPIENTS
 from tests.e2e.flows import launch_from_chart, received_by, sign_in_patient
 
 pytestmark = [
@@ -85,6 +85,20 @@ def test_authorize_request_is_smart_2(page, world) -> None:
         assert {"openid", "fhirUser"} <= set(scopes) and not any("*" in s for s in scopes)
     assert ehr["launch"] and "launch" in ehr["scope"].split() and "user/Observation.read" in ehr["scope"]
     assert "launch/patient" in patient["scope"].split() and "patient/Observation.read" in patient["scope"]
+    # Two registered clients, as OpenEMR has them: the user-role one from the chart, the patient-role one
+    # from the portal (each refused the other's scopes by the server, so a mix-up would fail sign-in).
+    assert ehr["client_id"] == CLIENT_ID and patient["client_id"] == PATIENT_CLIENT_ID
+
+
+def test_each_smart_client_is_refused_the_other_role(page, world) -> None:
+    """The test server really separates the clients: the patient client cannot sign a clinician in."""
+    page.goto(world.url + "/")
+    page.click("#sign-in")
+    page.fill("#username", "drlee")  # a clinician account on the patients' (standalone) client
+    page.fill("#password", "lee-pw")
+    page.click("#allow")
+    expect(page.locator("main, body").first).to_contain_text("not for your kind of account")
+    assert world.smart.authorize_requests[-1]["client_id"] == PATIENT_CLIENT_ID
 
 
 def test_cookies_headers_csrf_and_no_phi_in_urls(page, world) -> None:

@@ -72,6 +72,19 @@ class Client:
     client_id: str
     redirect_uris: list[str]
     client_secret: str | None = None
+    #: "user" (EHR launch by staff), "patient" (standalone patient launch) or None (either), as OpenEMR
+    #: registers a user-role and a patient-role client: each is refused the other's scopes and users.
+    role: str | None = None
+
+    def refuses_scopes(self, scopes: list[str]) -> bool:
+        if self.role == "user":
+            return "launch/patient" in scopes or any(s.startswith("patient/") for s in scopes)
+        if self.role == "patient":
+            return "launch" in scopes or any(s.startswith("user/") for s in scopes)
+        return False
+
+    def refuses_user(self, user: User) -> bool:
+        return (self.role == "patient") != bool(user.patient_id) if self.role else False
 
     # --- authlib ClientMixin ---------------------------------------------------------------------------
     def get_client_id(self) -> str:
@@ -192,9 +205,13 @@ class SmartServer:
         return user
 
     def add_client(
-        self, client_id: str, redirect_uris: list[str], client_secret: str | None = None
+        self,
+        client_id: str,
+        redirect_uris: list[str],
+        client_secret: str | None = None,
+        role: str | None = None,
     ) -> Client:
-        client = Client(client_id, redirect_uris, client_secret)
+        client = Client(client_id, redirect_uris, client_secret, role)
         self.clients[client_id] = client
         return client
 
@@ -350,6 +367,12 @@ class SmartServer:
                 return _login_page(
                     grant.client.client_id, params.get("scope", ""), "Wrong user name or password"
                 )
+            if grant.client.refuses_user(user):
+                return _login_page(
+                    grant.client.client_id,
+                    params.get("scope", ""),
+                    "This app is not for your kind of account",
+                )
             return server.create_authorization_response(grant_user=user)
 
         @app.post("/token")
@@ -467,6 +490,9 @@ class SmartServer:
             raise InvalidRequestError("aud must be this server's FHIR base URL")
         if not params.get("state"):
             raise InvalidRequestError("state is required")
+        client = self.clients.get(params.get("client_id", ""))
+        if client is not None and client.refuses_scopes(scopes):
+            raise InvalidScopeError(f"scopes not allowed for a {client.role}-role client")
         if "launch" in scopes and params.get("launch") not in self.launches:
             raise InvalidRequestError("unknown or missing launch")
 

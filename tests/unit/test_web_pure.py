@@ -115,6 +115,15 @@ def test_config_from_section_and_environment(monkeypatch) -> None:
         WebConfig.load({"cookie_samesite": "lax-ish"})
 
 
+def test_patient_launch_uses_the_patient_client_and_falls_back(monkeypatch) -> None:
+    same = WebConfig(smart_client_id="emr-user", smart_client_secret="s1")
+    assert same.client_for("standalone") == same.client_for("ehr") == ("emr-user", "s1")
+    monkeypatch.setenv("BBDIRECT_WEB_SMART_PATIENT_CLIENT_ID", "emr-patient")
+    split = WebConfig.load({"smart_client_id": "emr-user", "smart_client_secret": "s1"})
+    assert split.client_for("standalone") == ("emr-patient", "")  # a public patient client: no user secret
+    assert split.client_for("ehr") == ("emr-user", "s1")
+
+
 def test_pkce_is_s256_and_roles() -> None:
     verifier, challenge = smart.pkce_pair()
     assert 43 <= len(verifier) <= 128
