@@ -177,12 +177,32 @@ def _walk(obj: Any, full_url: str | None, out: list[tuple[Resource, str | None]]
             if not isinstance(res, dict):
                 skipped.append(f"Bundle.entry[{i}]: no resource")
                 continue
-            _walk(res, url, out, skipped)
+            kind = res.get("resourceType")
+            if kind != "Bundle" and _valid_type(kind):  # the usual entry, without a recursive call
+                out.append((res, url))
+            else:
+                _walk(res, url, out, skipped)
         return
-    if not isinstance(rtype, str) or not _TYPE_RE.match(rtype):
+    if not _valid_type(rtype):
         skipped.append(f"{full_url or 'item'}: no valid resourceType")
         return
     out.append((obj, full_url))
+
+
+_VALID_TYPES: set[str] = set()
+
+
+def _valid_type(rtype: Any) -> bool:
+    """A resourceType that looks like one (memoised: a record has a few dozen types)."""
+    if rtype.__class__ is not str:
+        return False
+    if rtype in _VALID_TYPES:
+        return True
+    if not _TYPE_RE.match(rtype):
+        return False
+    if len(_VALID_TYPES) < 1000:
+        _VALID_TYPES.add(rtype)
+    return True
 
 
 def _identifiers(res: Resource) -> Iterator[tuple[str, str]]:
