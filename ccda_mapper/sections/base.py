@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ class Spec:
     required: bool = False
 
 
-def _head(body: _Element, spec: Spec, *, null: bool) -> _Element:
+def _head(body: dt.Parent, spec: Spec, *, null: bool) -> _Element:
     comp = dt.el(body, "component")
     sec = dt.el(comp, "section", {"nullFlavor": "NI"} if null else None)
     for root, ext in spec.templates:
@@ -33,12 +34,18 @@ def _head(body: _Element, spec: Spec, *, null: bool) -> _Element:
     return sec
 
 
-def empty(body: _Element, spec: Spec) -> _Element:
+def empty(body: _Element, spec: Spec) -> None:
     """A required section without data: ``nullFlavor="NI"`` and a "No information" narrative (C-CDA R2.1 Vol.
-    1 §1.8.1 "Sections with no information")."""
-    sec = _head(body, spec, null=True)
+    1 §1.8.1 "Sections with no information"); constant per section, so written once and reused."""
+    body.append(_empty_xml(spec))
+
+
+@functools.cache
+def _empty_xml(spec: Spec) -> str:
+    parts: dt.Parent = []
+    sec = _head(parts, spec, null=True)
     dt.leaf(sec, "text", text="No information")
-    return sec
+    return dt.xt.join(parts)
 
 
 def start(body: _Element, spec: Spec, headers: Sequence[str]) -> tuple[_Element, dt.Table]:
