@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import traceback
 from collections.abc import Callable, Sequence
@@ -68,10 +67,14 @@ def _where(exc: BaseException) -> str:
     return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+class _Controller(Controller):
+    """aiosmtpd's Controller, able to listen on port 0: the kernel picks the port when the server binds
+    (no probe-a-free-port-then-bind race), and ``port`` is read back before the start-up self-test."""
+
+    def _trigger_server(self) -> None:
+        if self.port == 0 and self.server is not None:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
 
 
 class ReceivingEndpoint:
@@ -93,8 +96,6 @@ class ReceivingEndpoint:
         authenticator: Callable | None = None,
         server_hostname: str | None = None,
     ):
-        if port == 0:
-            port = _free_port(host)
         kwargs: dict = {"data_size_limit": data_size_limit}
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=require_starttls)
@@ -102,9 +103,13 @@ class ReceivingEndpoint:
             kwargs.update(authenticator=authenticator, auth_required=True)
         if server_hostname:
             kwargs["server_hostname"] = server_hostname
-        self.controller = Controller(_Bridge(handler), hostname=host, port=port, **kwargs)
+        self.controller = _Controller(_Bridge(handler), hostname=host, port=port, **kwargs)
         self.host = host
-        self.port = port
+
+    @property
+    def port(self) -> int:
+        """The listening port (with port 0: the one the kernel chose, known once started)."""
+        return self.controller.port
 
     def start(self) -> ReceivingEndpoint:
         self.controller.start()

@@ -364,3 +364,13 @@ def test_trickling_smtp_server_is_cut_off_by_the_session_deadline():
     stop.set()
     listener.close()
     assert outcome == ["delivery_deferred"]
+
+
+def test_port_zero_is_bound_by_the_kernel_and_reported():
+    """Port 0 is now passed to the listener itself (the old probe-then-bind could lose the port to another
+    process in between); ``.port`` reports what the kernel chose, distinct for two endpoints."""
+    with ReceivingEndpoint("127.0.0.1", 0, Inbox()) as one, ReceivingEndpoint("127.0.0.1", 0, Inbox()) as two:
+        assert one.port and two.port and one.port != two.port
+        deliver(
+            MSG, "alice@a.example", ["bob@b.example"], SmtpTarget(host="127.0.0.1", port=two.port, timeout=10)
+        )
