@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from direct.certs import load_certificates
 from direct.discovery.dns import DnsClient
+from direct.sockets import shutdown_after
 from direct.text import shown
 
 CERT_ATTRIBUTES = [
@@ -46,23 +46,6 @@ MAX_BASES = 8
 #: Seconds one LDAP session (bind, rootDSE, both searches) may take in total. receive_timeout bounds each
 #: read only: a server trickling one byte per read would otherwise hold a send for ever.
 SESSION_DEADLINE = 15.0
-
-
-def _deadline(conn: ldap3.Connection, seconds: float) -> threading.Timer:
-    """Shut the connection's socket down after ``seconds``: a blocked read then fails at once."""
-
-    def expire() -> None:
-        sock = getattr(conn, "socket", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 @dataclass(frozen=True)
@@ -231,7 +214,7 @@ class LdapLocator:
                     receive_timeout=max(1, round(self.receive_timeout)),
                     raise_exceptions=False,
                 )
-                timer = _deadline(conn, self.session_deadline)
+                timer = shutdown_after(self.session_deadline, lambda c=conn: getattr(c, "socket", None))
                 try:
                     if not conn.bind():  # anonymous bind (Certificate Discovery IG; DISC-8, RFC 4513 §5.1.1)
                         notes.append(f"ldap_bind_failed: {url}")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import random
 import smtplib
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ import dns.exception
 import dns.resolver
 
 from direct.errors import DirectError, PermanentDeliveryError, TransientDeliveryError
+from direct.sockets import shutdown_after
 
 
 @dataclass
@@ -110,36 +109,18 @@ def _send_one(
     connect_to: str | None = None,
 ) -> DeliveryReceipt:
     client = smtplib.SMTP(local_hostname=target.helo, timeout=target.timeout)
-    expired = threading.Event()
-    timer = _session_deadline(client, target.deadline, expired)
+    timer = shutdown_after(target.deadline, lambda: getattr(client, "sock", None))
     try:
         return _converse(client, raw, mail_from, rcpts, host, target, connect_to)
     except DirectError as exc:
-        if expired.is_set():  # whatever the cut-off socket made smtplib believe, this is a timeout
+        # whatever the cut-off socket made smtplib believe, this is a timeout
+        if timer.expired.is_set():  # type: ignore[attr-defined]
             raise TransientDeliveryError(
                 f"{host} did not finish the SMTP session in {target.deadline}s", detail="session deadline"
             ) from exc
         raise
     finally:
         timer.cancel()
-
-
-def _session_deadline(client: smtplib.SMTP, seconds: float, expired: threading.Event) -> threading.Timer:
-    """Shut the session's socket down after ``seconds``: a blocked read then fails at once."""
-
-    def expire() -> None:
-        expired.set()
-        sock = getattr(client, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _converse(

@@ -1,0 +1,34 @@
+"""Whole-session deadlines for blocking client sockets (SMTP, LDAP).
+
+Why: per-read timeouts (``timeout=``, ``receive_timeout=``) bound one ``recv`` only. A peer we did not choose
+(the recipient domain's MX, an LDAP server named by its SRV records) can send one byte per read and hold a
+worker for ever. Shutting the socket down from a timer makes the blocked read return at once, whatever the
+client library is doing.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+
+
+def shutdown_after(seconds: float, current_socket: Callable[[], socket.socket | None]) -> threading.Timer:
+    """Start a daemon timer that shuts down ``current_socket()`` after ``seconds``; ``cancel()`` it when the
+    session ends. ``timer.expired`` (an Event) tells afterwards whether the deadline fired."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        sock = current_socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(seconds, expire)
+    timer.expired = expired  # type: ignore[attr-defined]
+    timer.daemon = True
+    timer.start()
+    return timer
