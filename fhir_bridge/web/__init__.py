@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from fhir_bridge.web import clinician, common, patient, security, smart
 from fhir_bridge.web.config import WebConfig
+from fhir_bridge.web.session_backends import MemoryBackend, SessionBackend, SqlBackend
 from fhir_bridge.web.session_store import ServerSessionInterface
 
 _HERE = Path(__file__).parent
@@ -33,12 +34,22 @@ def _settings_of(app: Flask) -> tuple[dict[str, Any], str]:
     return section, getattr(settings, "server_public_url", "")
 
 
+def _session_backend(app: Flask, config: WebConfig) -> SessionBackend:
+    """The sidecar's database when there is one (sessions shared by every process), else this process."""
+    db = getattr(app.extensions.get("bbdirect"), "db", None)
+    if config.session_store == "database" and db is not None:
+        return SqlBackend(db.engine)
+    return MemoryBackend()
+
+
 def register(app: Flask) -> None:
     """Attach the pages to the sidecar's Flask app."""
     section, public_url = _settings_of(app)
     config = WebConfig.load(section, public_url=section.get("public_url", "") or public_url)
     app.extensions["bbdirect.web.config"] = config
-    app.session_interface = ServerSessionInterface(config.session_idle_minutes, config.session_max_hours)
+    app.session_interface = ServerSessionInterface(
+        config.session_idle_minutes, config.session_max_hours, _session_backend(app, config)
+    )
     app.config.update(
         SESSION_COOKIE_NAME="bbd_session",
         SESSION_COOKIE_SECURE=config.cookie_secure,

@@ -55,6 +55,8 @@ class WebConfig:
     session_idle_minutes: float = 15.0
     #: Hours after sign-in when the session ends regardless.
     session_max_hours: float = 8.0
+    #: Where sessions live: "database" (the sidecar's, shared by all its processes) or "memory" (one process).
+    session_store: str = "database"
     #: Send the session cookie only over HTTPS (turn off only for plain-HTTP development).
     cookie_secure: bool = True
     #: SameSite of the session cookie: Lax survives the OAuth redirect; None is needed inside an EHR iframe.
@@ -86,6 +88,8 @@ class WebConfig:
             else:
                 values[f.name] = str(raw)
         config = cls(**values)
+        if config.session_store not in {"database", "memory"}:
+            raise ValueError("web.session_store must be database or memory")
         if config.cookie_samesite not in {"Lax", "Strict", "None"}:
             raise ValueError("web.cookie_samesite must be Lax, Strict or None")
         return config

@@ -3,14 +3,14 @@
 Why not Flask's default cookie session: it is signed, not encrypted, so an access token (or a half-typed
 Direct address) would travel in a cookie the user or an extension can read. SMART App Launch 2.x
 (§Best practices) asks apps to keep tokens away from the browser when they can; a server-side store is the
-simple way. The store is in-process (one sidecar process serves the pages; run extra workers with
-``bbdirect worker``); sessions end after ``idle_minutes`` without a request and ``max_hours`` in total.
+simple way. Where the data lives is a :mod:`session_backends` backend: the sidecar's database (encrypted per
+session, shared by every process serving the pages) or this process's memory; sessions end after
+``idle_minutes`` without a request and ``max_hours`` in total, whichever backend holds them.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from typing import Any
 
@@ -18,10 +18,18 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from fhir_bridge.web.session_backends import MemoryBackend, SessionBackend, StoredSession
+
 
 class ServerSession(CallbackDict, SessionMixin):
     def __init__(
-        self, sid: str, initial: dict[str, Any] | None = None, *, new: bool = False, expired: bool = False
+        self,
+        sid: str,
+        initial: dict[str, Any] | None = None,
+        *,
+        new: bool = False,
+        expired: bool = False,
+        created: float | None = None,
     ):
         def on_update(_: Any) -> None:
             self.modified = True
@@ -31,40 +39,36 @@ class ServerSession(CallbackDict, SessionMixin):
         self.new = new
         #: True when the browser presented a session id that had timed out (the page says so).
         self.expired = expired
+        #: Wall-clock start of the session (the total limit counts from here).
+        self.created = time.time() if created is None else created
         self.modified = False
 
 
-class _Entry:
-    __slots__ = ("created", "data", "touched")
-
-    def __init__(self, data: dict[str, Any]):
-        self.data = data
-        self.created = self.touched = time.monotonic()
-
-
 class ServerSessionInterface(SessionInterface):
-    """Keeps session data in memory keyed by an unguessable id; rotates the id at sign-in."""
+    """Keeps session data server-side keyed by an unguessable id; rotates the id at sign-in."""
 
-    def __init__(self, idle_minutes: float = 15, max_hours: float = 8):
+    #: Prune expired sessions at most this often (seconds): a delete per request would be wasteful.
+    PRUNE_EVERY = 60.0
+
+    def __init__(self, idle_minutes: float = 15, max_hours: float = 8, backend: SessionBackend | None = None):
         self.idle = idle_minutes * 60
         self.max_age = max_hours * 3600
-        self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
+        self.backend: SessionBackend = backend or MemoryBackend()
+        self._pruned = 0.0
 
-    def _fresh(self, entry: _Entry, now: float) -> bool:
-        return now - entry.touched < self.idle and now - entry.created < self.max_age
+    def _fresh(self, item: StoredSession, now: float) -> bool:
+        return now - item.touched < self.idle and now - item.created < self.max_age
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         sid = request.cookies.get(self.get_cookie_name(app), "")
-        now = time.monotonic()
-        with self._lock:
-            entry = self._entries.get(sid)
-            if entry is not None and self._fresh(entry, now):
-                entry.touched = now
-                return ServerSession(sid, dict(entry.data))
-            expired = entry is not None
-            if expired:
-                del self._entries[sid]
+        now = time.time()
+        item = self.backend.load(sid) if sid else None
+        if item is not None and self._fresh(item, now):
+            self.backend.touch(sid, now)
+            return ServerSession(sid, item.data, created=item.created)
+        expired = item is not None
+        if expired:
+            self.backend.delete(sid)
         return ServerSession(secrets.token_urlsafe(32), new=True, expired=expired)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
@@ -77,30 +81,26 @@ class ServerSessionInterface(SessionInterface):
             "samesite": self.get_cookie_samesite(app),
         }
         if not session:
-            with self._lock:
-                self._entries.pop(session.sid, None)
             if not session.new:
+                self.backend.delete(session.sid)
                 response.delete_cookie(name, **cookie)
             return
         if session.modified or session.new:
-            with self._lock:
-                self._prune()
-                entry = self._entries.get(session.sid)
-                if entry is None:
-                    self._entries[session.sid] = _Entry(dict(session))
-                else:  # keep the creation time: the total limit counts from sign-in
-                    entry.data = dict(session)
+            now = time.time()
+            self._prune(now)
+            # Keep the creation time: the total limit counts from sign-in.
+            self.backend.save(session.sid, StoredSession(dict(session), session.created, now))
         # No Expires: a browser session cookie; the server enforces the idle and total limits.
         response.set_cookie(name, session.sid, **cookie)
 
     def rotate(self, session: ServerSession) -> None:
         """New id for the same data (call at sign-in: a pre-login id can never reach a signed-in session)."""
-        with self._lock:
-            self._entries.pop(session.sid, None)
+        self.backend.delete(session.sid)
         session.sid = secrets.token_urlsafe(32)
+        session.created = time.time()
         session.modified = True
 
-    def _prune(self) -> None:
-        now = time.monotonic()
-        for sid in [s for s, e in self._entries.items() if not self._fresh(e, now)]:
-            del self._entries[sid]
+    def _prune(self, now: float) -> None:
+        if now - self._pruned >= self.PRUNE_EVERY:
+            self._pruned = now
+            self.backend.prune(now - self.idle, now - self.max_age)

@@ -120,6 +120,12 @@ def test_cookies_headers_csrf_and_no_phi_in_urls(page, world) -> None:
 
     (cookie,) = [c for c in page.context.cookies() if c["name"] == "bbd_session"]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax" and cookie["expires"] == -1
+    # The session lives in the sidecar's database (shared by its processes), found by the cookie's id only.
+    from fhir_bridge.web.session_backends import SqlBackend
+
+    backend = world.app.session_interface.backend
+    assert isinstance(backend, SqlBackend)
+    assert backend.load(cookie["value"]).data["smart"]["patient"] == world.patient_id
     # Nothing about the patient in any URL the sidecar served: no id, no name, no Direct address.
     for url in urls:
         assert world.patient_id not in url.split("?")[0].split("/") and "Rivera" not in url

@@ -113,6 +113,8 @@ def test_config_from_section_and_environment(monkeypatch) -> None:
     assert config.issuers() == {"https://ehr.test/fhir", "https://b.test/fhir"}
     with pytest.raises(ValueError, match="cookie_samesite"):
         WebConfig.load({"cookie_samesite": "lax-ish"})
+    with pytest.raises(ValueError, match="session_store"):
+        WebConfig.load({"session_store": "redis"})
 
 
 def test_patient_launch_uses_the_patient_client_and_falls_back(monkeypatch) -> None:
