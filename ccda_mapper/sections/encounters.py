@@ -74,10 +74,13 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             if target is not None:
                 locs.append(target)
     reasons = [r for r in dt.lst(res.get("reasonCode")) if isinstance(r, dict)]
+    # when each reason held: a referenced Condition's onset, else the visit itself
+    reason_times: list[object] = [start_] * len(reasons)
     for ref in dt.lst(res.get("reasonReference")):
         target = ctx.index.resolve(ref, res)
         if target is not None and isinstance(target.get("code"), dict):
             reasons.append(target["code"])
+            reason_times.append(dt.period_of(target, "onset")[0] or start_)
     rid = table.row(
         (
             dt.cc_text(concept) or "Encounter",
@@ -102,7 +105,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     for loc in locs:
         _location(ctx, en, loc)
     for i, r in enumerate(reasons):
-        _indication(en, r, f"{key}#reason{i}")
+        _indication(en, r, f"{key}#reason{i}", reason_times[i] if i < len(reason_times) else start_)
     en.append("</encounter></entry>")
     sec.append(dt.xt.join(en))
     return True
@@ -143,10 +146,13 @@ def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
     return pr
 
 
-def _indication(en: dt.Parent, cc: object, seed: str) -> None:
-    """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter."""
+def _indication(en: dt.Parent, cc: object, seed: str, when: object) -> None:
+    """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter, with the time it
+    held (effectiveTime SHOULD be present, CONF:1098-7488) when the record has one."""
     en.append(_INDICATION_OPEN)
     dt.stable_id(en, seed)
     en.append(_INDICATION_CODE)
+    if dt.ts(when):
+        dt.ivl_ts(en, "effectiveTime", when)
     dt.cd(en, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")
     en.append("</observation></entryRelationship>")

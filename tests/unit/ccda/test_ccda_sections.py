@@ -602,6 +602,9 @@ EXPECTED_ENCOUNTER = """
         <id root="faf6e3dd-b28a-5463-adac-3cbf1136fecc"/>
         <code code="404684003" codeSystem="2.16.840.1.113883.6.96" codeSystemName="SNOMED CT" displayName="Clinical finding"/>
         <statusCode code="completed"/>
+        <effectiveTime>
+          <low value="20230105074500+0000"/>
+        </effectiveTime>
         <value xsi:type="CD" code="38341003" codeSystem="2.16.840.1.113883.6.96" codeSystemName="SNOMED CT" displayName="Hypertension">
           <originalText>Hypertension</originalText>
         </value>
