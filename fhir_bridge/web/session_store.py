@@ -49,6 +49,9 @@ class ServerSessionInterface(SessionInterface):
 
     #: Prune expired sessions at most this often (seconds): a delete per request would be wasteful.
     PRUNE_EVERY = 60.0
+    #: Record activity at most this often (seconds): the status page polls, and a write per poll buys
+    #: nothing against a 15-minute idle limit.
+    TOUCH_EVERY = 30.0
 
     def __init__(self, idle_minutes: float = 15, max_hours: float = 8, backend: SessionBackend | None = None):
         self.idle = idle_minutes * 60
@@ -64,7 +67,8 @@ class ServerSessionInterface(SessionInterface):
         now = time.time()
         item = self.backend.load(sid) if sid else None
         if item is not None and self._fresh(item, now):
-            self.backend.touch(sid, now)
+            if now - item.touched >= self.TOUCH_EVERY:
+                self.backend.touch(sid, now)
             return ServerSession(sid, item.data, created=item.created)
         expired = item is not None
         if expired:
