@@ -14,6 +14,8 @@ _Element = dt.Node
 _DATA_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 _PEOPLE = ("Practitioner", "PractitionerRole")
 _AUTHOR_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.119")
+_WHO_ORDER = ("recorder", "requester", "asserter", "author", "performer")
+_WHO_FIELDS = frozenset(_WHO_ORDER)
 _TIME_FIELDS = (
     "issued",
     "recordedDate",
@@ -115,7 +117,9 @@ class Ctx:
         parent.append("</author>")
 
     def _who(self, res: Resource) -> Resource | None:
-        for fld in ("recorder", "requester", "asserter", "author", "performer"):
+        if _WHO_FIELDS.isdisjoint(res):  # the usual case: the resource names nobody
+            return None
+        for fld in _WHO_ORDER:
             ref = res.get(fld)
             if isinstance(ref, list):
                 ref = ref[0] if ref else None
