@@ -415,6 +415,22 @@ def cd(
         parent.append(f"<{tag}{rendered}/>")
 
 
+def cd_pair(tag: str, cc: Any, prefer: Sequence[str], ref: str) -> tuple[str, str]:
+    """The same concept twice, computed once: ``cd(...)`` without a narrative reference (an organizer's code)
+    and ``cd(..., ref=ref)`` (its one observation's code), as finished XML text."""
+    attrib, rendered, kids = _cd_parts(cc, prefer, None, None, "UNK", True, None)
+    txt = cc_text(cc)
+    translations = "".join(kids[1:] if txt else kids)
+    # with a code the observation's originalText only points at the narrative (see _cd_parts)
+    words = xt.text(txt) if txt and "nullFlavor" in attrib else ""
+    first = f"<{tag}{rendered}>{''.join(kids)}</{tag}>" if kids else f"<{tag}{rendered}/>"
+    second = (
+        f'<{tag}{rendered}><originalText>{words}<reference value="#{xt.attr(ref)}"/></originalText>'
+        f"{translations}</{tag}>"
+    )
+    return first, second
+
+
 def cd_node(
     parent: Parent,
     tag: str,

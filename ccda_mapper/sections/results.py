@@ -139,7 +139,14 @@ def _organizer(
         dt.stable_id(org, ctx.index.key(head) + "#organizer")
     else:
         dt.identifiers(org, head, ctx.index.key(head))
-    dt.cd(org, "code", head.get("code"), prefer=_CODES)
+    # an organizer around one plain observation has that observation's code: render the concept once
+    single = len(obs) == 1 and head is obs[0] and not _by_components(head)
+    obs_code = None
+    if single:
+        org_code, obs_code = dt.cd_pair("code", head.get("code"), _CODES, f"{table.prefix}{table.rows + 1}")
+        org.append(org_code)
+    else:
+        dt.cd(org, "code", head.get("code"), prefer=_CODES)
     org.append(_status(head))
     starts = [s for s in (dt.ts(effective(o)[0]) for o in obs) if s]
     low, high = effective(head)
@@ -158,8 +165,8 @@ def _organizer(
     ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
-        comps = [c for c in dt.lst(o.get("component")) if isinstance(c, dict)]
-        if comps and not any(k.startswith("value") for k in o):
+        comps = _by_components(o)
+        if comps:
             for i, c in enumerate(comps):
                 sub = {
                     **c,
@@ -171,19 +178,36 @@ def _organizer(
                     ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
                 )
         else:
-            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o))
+            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code)
     org.append("</organizer></entry>")
     sec.append(dt.xt.join(org))
 
 
-def _observation(ctx: Ctx, org: list[Any], table: dt.Table, o: Resource, panel: str, key: str) -> None:
+def _by_components(o: Resource) -> list[dict[str, Any]]:
+    """The components an Observation is reported by: those of one without a value of its own."""
+    comps = [c for c in dt.lst(o.get("component")) if isinstance(c, dict)]
+    return comps if comps and not any(k.startswith("value") for k in o) else []
+
+
+def _observation(
+    ctx: Ctx,
+    org: list[Any],
+    table: dt.Table,
+    o: Resource,
+    panel: str,
+    key: str,
+    code_xml: str | None = None,
+) -> None:
     """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01), appended to the organizer's parts."""
     start_, _ = effective(o)
     org.append(_OBSERVATION_OPEN)
     dt.identifiers(org, o, key)
     n = table.rows + 1
     rid = f"{table.prefix}{n}"
-    dt.cd(org, "code", o.get("code"), prefer=_CODES, ref=rid)
+    if code_xml is not None:  # rendered with the organizer's (same concept, same narrative row)
+        org.append(code_xml)
+    else:
+        dt.cd(org, "code", o.get("code"), prefer=_CODES, ref=rid)
     dt.text_ref(org, rid)
     org.append(_status(o))
     dt.ts_el(org, "effectiveTime", start_)
