@@ -101,6 +101,9 @@ def note_text(d: Resource) -> str:
 
 
 #: the fixed opening of the entries (Note Activity 2.16.840.1.113883.10.20.22.4.202:2016-11-01)
+_CODE_OPEN = (
+    '<code code="34109-9" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC" displayName="Note"'
+)
 _OPEN = '<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">' + dt.template_xml(
     "2.16.840.1.113883.10.20.22.4.202", "2016-11-01"
 )
@@ -121,11 +124,12 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool
     rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
     act: list[Any] = [_OPEN]  # written into sec as one string once complete
     dt.identifiers(act, d, key)
-    c = dt.simple_code(act, "code", "34109-9", codes.LOINC, "Note", "LOINC")
+    translations = []
     for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
         a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
         if a is not None and a["codeSystem"] == codes.LOINC:
-            dt.leaf(c, "translation", a)
+            translations.append(dt.xt.leaf("translation", a))
+    act.append(f"{_CODE_OPEN}>{''.join(translations)}</code>" if translations else f"{_CODE_OPEN}/>")
     dt.text_ref(act, rid)
     act.append('<statusCode code="completed"/>')
     dt.ts_el(act, "effectiveTime", when)
