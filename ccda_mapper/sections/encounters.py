@@ -101,7 +101,9 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             continue
         who = ctx.index.resolve(part.get("individual"), res)
         if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
-            practitioner_entity(ctx, dt.el(en, "performer"), who, "assignedEntity")
+            en.append("<performer>")
+            practitioner_entity(ctx, en, who, "assignedEntity")
+            en.append("</performer>")
     for loc in locs:
         _location(ctx, en, loc)
     for i, r in enumerate(reasons):
@@ -116,8 +118,9 @@ def _location(ctx: Ctx, en: dt.Parent, loc: Resource) -> None:
     (HSLOC)."""
     if loc.get("resourceType") != "Location":
         return
-    part = dt.el(en, "participant", {"typeCode": "LOC"})
-    ctx.copy_into(part, loc, "participantRole", lambda: _location_role(ctx, loc))
+    en.append('<participant typeCode="LOC">')
+    ctx.copy_into(en, loc, "participantRole", lambda: _location_role(ctx, loc))
+    en.append("</participant>")
 
 
 def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:

@@ -140,7 +140,8 @@ def _organizer(
     else:
         dt.identifiers(org, head, ctx.index.key(head))
     # an organizer around one plain observation has that observation's code: render the concept once
-    single = len(obs) == 1 and head is obs[0] and not _by_components(head)
+    head_comps = _by_components(head)
+    single = len(obs) == 1 and head is obs[0] and not head_comps
     obs_code = None
     if single:
         org_code, obs_code = dt.cd_pair("code", head.get("code"), _CODES, f"{table.prefix}{table.rows + 1}")
@@ -165,7 +166,7 @@ def _organizer(
     ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
     for o in obs:
-        comps = _by_components(o)
+        comps = head_comps if o is head else _by_components(o)
         if comps:
             for i, c in enumerate(comps):
                 sub = {
@@ -212,11 +213,16 @@ def _observation(
     org.append(_status(o))
     dt.ts_el(org, "effectiveTime", start_)
     write_value(org, o)
-    interpretation(org, o)
+    if "interpretation" in o:
+        interpretation(org, o)
     ctx.author(org, o.get("issued"), o)
-    rr = reference_range(org, o)
+    rr = reference_range(org, o) if "referenceRange" in o else ""
     org.append("</observation></component>")
-    interp = "; ".join(dt.cc_text(i) for i in dt.lst(o.get("interpretation")) if isinstance(i, dict))
+    interp = (
+        "; ".join(dt.cc_text(i) for i in dt.lst(o.get("interpretation")) if isinstance(i, dict))
+        if "interpretation" in o
+        else ""
+    )
     table.row(
         (
             dt.cc_text(o.get("code")) or "Unknown test",
