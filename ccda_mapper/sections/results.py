@@ -109,6 +109,7 @@ _OBSERVATION_OPEN = '<component><observation classCode="OBS" moodCode="EVN">' + 
     "2.16.840.1.113883.10.20.22.4.2", "2015-08-01"
 )
 _STATUS_XML: dict[str, str] = {}
+_UNSET: Any = object()
 
 
 def _status(res: Resource) -> str:
@@ -149,8 +150,9 @@ def _organizer(
     else:
         dt.cd(org, "code", head.get("code"), prefer=_CODES)
     org.append(_status(head))
-    starts = [s for s in (dt.ts(effective(o)[0]) for o in obs) if s]
-    low, high = effective(head)
+    effs = [effective(o) for o in obs]
+    starts = [s for s in (dt.ts(e[0]) for e in effs) if s]
+    low, high = effs[0] if head is obs[0] else effective(head)
     if not dt.ts(low) and starts:
         low = None
     lo = dt.ts(low) or (min(starts) if starts else None)
@@ -165,7 +167,7 @@ def _organizer(
         )
     ctx.author(org, head.get("issued"), head)
     panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
-    for o in obs:
+    for o, eff in zip(obs, effs, strict=True):
         comps = head_comps if o is head else _by_components(o)
         if comps:
             for i, c in enumerate(comps):
@@ -173,13 +175,13 @@ def _organizer(
                     **c,
                     "resourceType": "Observation",
                     "status": o.get("status"),
-                    "effectiveDateTime": effective(o)[0],
+                    "effectiveDateTime": eff[0],
                 }
                 _observation(
                     ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
                 )
         else:
-            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code)
+            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code, eff[0])
     org.append("</organizer></entry>")
     sec.append(dt.xt.join(org))
 
@@ -198,9 +200,12 @@ def _observation(
     panel: str,
     key: str,
     code_xml: str | None = None,
+    start_: Any = _UNSET,
 ) -> None:
-    """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01), appended to the organizer's parts."""
-    start_, _ = effective(o)
+    """Result Observation (2.16.840.1.113883.10.20.22.4.2:2015-08-01), appended to the organizer's parts
+    (``start_``: its effective start when the organizer already looked it up)."""
+    if start_ is _UNSET:
+        start_ = effective(o)[0]
     org.append(_OBSERVATION_OPEN)
     dt.identifiers(org, o, key)
     n = table.rows + 1
