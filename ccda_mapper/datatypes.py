@@ -331,16 +331,55 @@ def cc_text(cc: Any) -> str:
     return ""
 
 
-def _cd_parts(
-    cc: Any,
-    prefer: Sequence[str],
-    ref: str | None,
-    xsi_type: str | None,
-    null: str,
-    text: bool,
-    require: str | None,
-) -> tuple[dict[str, str], str, list[str]]:
-    """(attributes, the same rendered, children as XML text) of :func:`cd`."""
+#: rendered concepts of the current build, keyed by the content of one-coding concepts (a record repeats the
+#: same few codes hundreds of times); emptied after every build (``clear_build_caches``)
+_CONCEPTS: dict[tuple[Any, ...], tuple[dict[str, str], str, str, bool, tuple[str, ...]]] = {}
+
+
+def clear_build_caches() -> None:
+    _CONCEPTS.clear()
+
+
+def _concept(
+    cc: Any, prefer: Sequence[str], xsi_type: str | None, null: str, text: bool, require: str | None
+) -> tuple[dict[str, str], str, str, bool, tuple[str, ...]]:
+    """(attributes, the same rendered, the concept's words, no code chosen, translations as XML text)."""
+    key = None
+    if cc.__class__ is dict and len(cc) <= 2:
+        coding = cc.get("coding")
+        if (
+            coding.__class__ is list
+            and len(coding) == 1
+            and coding[0].__class__ is dict
+            and len(cc) == (2 if "text" in cc else 1)
+        ):
+            c = coding[0]
+            key = (
+                c.get("system"),
+                c.get("code"),
+                c.get("display"),
+                cc.get("text"),
+                prefer,
+                xsi_type,
+                null,
+                text,
+                require,
+            )
+            try:
+                hit = _CONCEPTS.get(key)
+            except TypeError:  # a value that is not hashable (dirty data): just compute it
+                key = hit = None
+            if hit is not None:
+                return hit
+    out = _concept_uncached(cc, prefer, xsi_type, null, text, require)
+    if key is not None and len(_CONCEPTS) < 4096:
+        _CONCEPTS[key] = out
+    return out
+
+
+def _concept_uncached(
+    cc: Any, prefer: Sequence[str], xsi_type: str | None, null: str, text: bool, require: str | None
+) -> tuple[dict[str, str], str, str, bool, tuple[str, ...]]:
     if isinstance(cc, dict) and "coding" not in cc and "code" in cc and "system" in cc:
         cc = {"coding": [cc]}
     usable: list[tuple[dict[str, str], str]] = []
@@ -374,18 +413,31 @@ def _cd_parts(
     if xsi_type:
         attrib = {XSI_TYPE: xsi_type, **attrib}
         rendered = f' xsi:type="{xt.attr(xsi_type)}"{rendered}'
-    kids: list[str] = []
     txt = cc_text(cc) if text else ""
+    translations = tuple(f"<translation{a[1]}/>" for a in usable if a is not main)
+    return attrib, rendered, txt, main is None, translations
+
+
+def _cd_parts(
+    cc: Any,
+    prefer: Sequence[str],
+    ref: str | None,
+    xsi_type: str | None,
+    null: str,
+    text: bool,
+    require: str | None,
+) -> tuple[dict[str, str], str, list[str]]:
+    """(attributes, the same rendered, children as XML text) of :func:`cd`."""
+    attrib, rendered, txt, no_code, translations = _concept(cc, prefer, xsi_type, null, text, require)
+    kids: list[str] = []
     if ref or txt:
         # without a code the words are the concept: spell them out, not only point at the narrative
-        words = xt.text(txt) if txt and (main is None or not ref) else ""
+        words = xt.text(txt) if txt and (no_code or not ref) else ""
         if ref:
             kids.append(f'<originalText>{words}<reference value="#{xt.attr(ref)}"/></originalText>')
         else:
             kids.append(f"<originalText>{words}</originalText>")
-    for a in usable:
-        if a is not main:
-            kids.append(f"<translation{a[1]}/>")
+    kids.extend(translations)
     return attrib, rendered, kids
 
 
@@ -418,11 +470,11 @@ def cd(
 def cd_pair(tag: str, cc: Any, prefer: Sequence[str], ref: str) -> tuple[str, str]:
     """The same concept twice, computed once: ``cd(...)`` without a narrative reference (an organizer's code)
     and ``cd(..., ref=ref)`` (its one observation's code), as finished XML text."""
-    attrib, rendered, kids = _cd_parts(cc, prefer, None, None, "UNK", True, None)
-    txt = cc_text(cc)
-    translations = "".join(kids[1:] if txt else kids)
+    _, rendered, kids = _cd_parts(cc, prefer, None, None, "UNK", True, None)
+    _, _, txt, no_code, trans = _concept(cc, prefer, None, "UNK", True, None)
+    translations = "".join(trans)
     # with a code the observation's originalText only points at the narrative (see _cd_parts)
-    words = xt.text(txt) if txt and "nullFlavor" in attrib else ""
+    words = xt.text(txt) if txt and no_code else ""
     first = f"<{tag}{rendered}>{''.join(kids)}</{tag}>" if kids else f"<{tag}{rendered}/>"
     second = (
         f'<{tag}{rendered}><originalText>{words}<reference value="#{xt.attr(ref)}"/></originalText>'

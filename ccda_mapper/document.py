@@ -176,6 +176,7 @@ def _build(resources_or_bundle: Any, author: Any, custodian: Any, now: Any, *, c
                     empty(body, section.SPEC)
     finally:
         observations.clear_cache()
+        dt.clear_build_caches()
     # every text and attribute value was escaped (and XML-illegal characters dropped) as it was written
     xml = _XML_DECL + root.serialize().encode("utf-8")
     return BuildResult(xml=xml, skipped=list(idx.skipped), claims_bundle=_claims(idx) if claims else None)
