@@ -139,6 +139,10 @@ def element(
 
 def join(parts: list[Kid]) -> str:
     """Finished XML from a plain list used as a parent (strings, and Nodes helpers may have added)."""
+    try:
+        return "".join(parts)  # type: ignore[arg-type]  # the usual case: only finished strings
+    except TypeError:  # a Node among them
+        pass
     out: list[str] = []
     for k in parts:
         if k.__class__ is str:
