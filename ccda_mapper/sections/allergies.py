@@ -6,11 +6,13 @@ as a consumable participant, reactions (4.9) with severity (4.8), and criticalit
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import codes
 from .. import datatypes as dt
 from ..context import Ctx
 from ..index import Resource
-from .base import Spec, clinical_status, empty, entry, finish, is_error, start
+from .base import Spec, clinical_status, empty, finish, is_error, start
 
 SPEC = Spec(
     templates=(("2.16.840.1.113883.10.20.22.2.6.1", "2015-08-01"),),
@@ -63,6 +65,12 @@ def build(ctx: Ctx, body: dt.Node) -> None:
     finish(body, sec, table, SPEC)
 
 
+#: the fixed opening of the entries (Allergy Concern Act 2.16.840.1.113883.10.20.22.4.30:2015-08-01)
+_OPEN = '<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">' + dt.template_xml(
+    "2.16.840.1.113883.10.20.22.4.30", "2015-08-01"
+)
+
+
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     key = ctx.index.key(res)
     status = clinical_status(res)
@@ -89,8 +97,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         ),
         extra=(react_ids[0] if react_ids else "",),
     )
-    act = dt.el(entry(sec), "act", {"classCode": "ACT", "moodCode": "EVN"})
-    dt.template(act, "2.16.840.1.113883.10.20.22.4.30", "2015-08-01")
+    act: list[Any] = [_OPEN]  # written into sec as one string once complete
     dt.stable_id(act, key + "#concern")
     dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
     active = status == "active"
@@ -157,6 +164,8 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
                 "codeSystemName": "HL7ObservationValue",
             },
         )
+    act.append("</act></entry>")
+    sec.append(dt.xt.join(act))
     return True
 
 
