@@ -56,18 +56,21 @@ def medication_concept(ctx: Ctx, res: Resource) -> Any:
 
 def product(parent: dt.Parent, cc: Any, ref: str, *, immunization: bool = False, lot: str = "") -> None:
     """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54, with
-    the vaccine's lot number)."""
-    mp = dt.el(dt.el(parent, "consumable"), "manufacturedProduct", {"classCode": "MANU"})
-    if immunization:
-        dt.template(mp, "2.16.840.1.113883.10.20.22.4.54", "2014-06-09")
-        prefer: tuple[str, ...] = (codes.CVX, codes.NDC, codes.SNOMED)
-    else:
-        dt.template(mp, "2.16.840.1.113883.10.20.22.4.23", "2014-06-09")
-        prefer = DRUG_CODES
-    mm = dt.el(mp, "manufacturedMaterial")
-    dt.cd(mm, "code", cc, prefer=prefer, ref=ref)
+    the vaccine's lot number), written as text."""
+    parent.append(_PRODUCT_OPEN_IMMUNIZATION if immunization else _PRODUCT_OPEN_MEDICATION)
+    dt.cd(parent, "code", cc, prefer=_VACCINE_CODES if immunization else DRUG_CODES, ref=ref)
     if lot:
-        dt.leaf(mm, "lotNumberText", text=lot)
+        dt.leaf(parent, "lotNumberText", text=lot)
+    parent.append("</manufacturedMaterial></manufacturedProduct></consumable>")
+
+
+_VACCINE_CODES = (codes.CVX, codes.NDC, codes.SNOMED)
+_PRODUCT_OPEN_IMMUNIZATION, _PRODUCT_OPEN_MEDICATION = (
+    '<consumable><manufacturedProduct classCode="MANU">'
+    + dt.template_xml(root, "2014-06-09")
+    + "<manufacturedMaterial>"
+    for root in ("2.16.840.1.113883.10.20.22.4.54", "2.16.840.1.113883.10.20.22.4.23")
+)
 
 
 def build(ctx: Ctx, body: dt.Node) -> None:
