@@ -48,6 +48,7 @@ _DATE_FIELDS = frozenset(
     )
 )
 _PERIOD_FIELDS = frozenset(("effectivePeriod", "performedPeriod", "period", "onsetPeriod"))
+_TIME_FIELDS = _DATE_FIELDS | _PERIOD_FIELDS
 
 
 @dataclass
@@ -68,16 +69,15 @@ def _newest_date(idx: Index) -> str | None:
             if isinstance(meta, dict) and isinstance(meta.get("lastUpdated"), str):
                 seen.append(meta["lastUpdated"])
             # only the fields the resource has (a set intersection is cheaper than 14 look-ups)
-            for f in _DATE_FIELDS.intersection(r):
+            for f in _TIME_FIELDS.intersection(r):
                 v = r[f]
-                if isinstance(v, str):
+                if f in _PERIOD_FIELDS:
+                    if isinstance(v, dict):
+                        x = v.get("end") or v.get("start")
+                        if isinstance(x, str):
+                            seen.append(x)
+                elif isinstance(v, str):
                     seen.append(v)
-            for f in _PERIOD_FIELDS.intersection(r):
-                v = r[f]
-                if isinstance(v, dict):
-                    x = v.get("end") or v.get("start")
-                    if isinstance(x, str):
-                        seen.append(x)
     if seen:
         newest = max(seen)
         if dt.ts(newest, min_day=True):  # the usual case: no need to sort them all
