@@ -350,9 +350,14 @@ def _section(section: etree._Element, parent: etree._Element, level: int, index:
     else:
         body = _add(box, "div", class_="narrative")
         _convert_children(text, body)
-        for wrapper in body.iter("div"):
-            if wrapper.get("class") == "scroll" and wrapper.get("aria-label") == "table":
-                wrapper.set("aria-label", title)
+        # Each scrollable table region needs a name of its own, distinct from its section's (two landmarks
+        # with one name confuse screen-reader navigation).
+        unnamed = [
+            w for w in body.iter("div") if w.get("class") == "scroll" and w.get("aria-label") == "table"
+        ]
+        for number, wrapper in enumerate(unnamed, 1):
+            suffix = f" {number}" if len(unnamed) > 1 else ""
+            wrapper.set("aria-label", f"{title}: table{suffix}")
     for sub in section.iterfind(f"{_q('component')}/{_q('section')}"):
         _section(sub, box, level + 1, index)
 
