@@ -24,6 +24,8 @@ from direct.text import has_control, shown
 from direct.trust.anchors import AnchorFileError, load_anchor_files
 from direct.trust.policy import TrustPolicy
 
+from .options import existing_files
+
 EXIT_OK, EXIT_USAGE, EXIT_NONE = 0, 1, 2
 
 
@@ -226,12 +228,10 @@ def ldif_entries(cert: x509.Certificate, base_dn: str) -> list[str]:
 
 
 @click.command(cls=_Command)
-@click.option(
+@existing_files(
     "--cert",
     "cert_files",
-    multiple=True,
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
     help="Our certificate file (PEM/DER/PKCS#7; repeatable). Private keys are never read.",
 )
 @click.option(

@@ -24,6 +24,8 @@ from direct.smime.envelope import CIPHERS, KEY_TRANSPORTS
 from direct.smime.identity import end_entities
 from direct.text import shown
 
+from .options import EXISTING_FILE, existing_files, with_options
+
 _DIGESTS = ("sha256", "sha384", "sha512")
 
 
@@ -55,39 +57,25 @@ _algo_options = [
 ]
 
 
-def _with(options):
-    def deco(fn):
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-
-    return deco
-
-
 @click.command()
 @click.option("--from", "from_addr", required=True, help="Sender Direct address (also the signer).")
 @click.option("--to", "to_addrs", required=True, multiple=True, help="Recipient Direct address (repeatable).")
 @click.option(
     "--sign-cert",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=EXISTING_FILE,
     help="Signer certificate PEM (leaf first, then intermediates).",
 )
-@click.option("--sign-key", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--recipient-cert",
-    "recipient_certs",
-    required=True,
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Recipient certificate PEM (repeatable).",
+@click.option("--sign-key", required=True, type=EXISTING_FILE)
+@existing_files(
+    "--recipient-cert", "recipient_certs", required=True, help="Recipient certificate PEM (repeatable)."
 )
 @click.option("--subject", default="Health information", show_default=True)
 @click.option("--text", default="Please find the attached health information.", show_default=True)
-@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--attach", "attach", multiple=True, type=EXISTING_FILE)
 @click.option("--xdm", is_flag=True, help="Package the attachments as one XDM zip (IHE XDM).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@_with(_algo_options)
+@with_options(_algo_options)
 def seal(
     from_addr,
     to_addrs,
@@ -132,23 +120,12 @@ def _extract(result, directory: Path) -> None:
 
 
 @click.command()
-@click.argument("message", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--cert",
-    "certs",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Our certificate PEM (repeatable; pairs with --key in order).",
+@click.argument("message", required=False, type=EXISTING_FILE)
+@existing_files(
+    "--cert", "certs", required=True, help="Our certificate PEM (repeatable; pairs with --key in order)."
 )
-@click.option("--key", "keys", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--anchor",
-    "anchors",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Trust anchor PEM for the signer (repeatable).",
-)
+@existing_files("--key", "keys", required=True)
+@existing_files("--anchor", "anchors", help="Trust anchor PEM for the signer (repeatable).")
 @click.option("--extract", type=click.Path(file_okay=False), help="Write the attachments to this folder.")
 @click.option("--mail-from", default=None, help="SMTP MAIL FROM, to apply the routing-tamper check.")
 @click.option("--rcpt-to", "rcpt_tos", multiple=True, help="SMTP RCPT TO (repeatable), for the same check.")
@@ -236,21 +213,15 @@ def _resolver(nameservers, anchors):
 @click.command()
 @click.option("--from", "from_addr", required=True)
 @click.option("--to", "to_addrs", required=True, multiple=True)
-@click.option("--sign-cert", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--sign-key", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
+@click.option("--sign-cert", required=True, type=EXISTING_FILE)
+@click.option("--sign-key", required=True, type=EXISTING_FILE)
+@existing_files(
     "--recipient-cert",
     "recipient_certs",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
     help="Recipient certificate PEM; without it certificates are discovered (DNS CERT / LDAP).",
 )
-@click.option(
-    "--anchor",
-    "anchors",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Trust anchor PEM (recipient discovery and incoming MDN signers).",
+@existing_files(
+    "--anchor", "anchors", help="Trust anchor PEM (recipient discovery and incoming MDN signers)."
 )
 @click.option("--nameserver", "nameservers", multiple=True, help="DNS server HOST[:PORT] for discovery.")
 @click.option(
@@ -262,10 +233,10 @@ def _resolver(nameservers, anchors):
 )
 @click.option("--subject", default="Health information", show_default=True)
 @click.option("--text", default="Please find the attached health information.", show_default=True)
-@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--attach", "attach", multiple=True, type=EXISTING_FILE)
 @click.option("--xdm", is_flag=True)
-@_with(_smtp_options)
-@_with(_algo_options)
+@with_options(_smtp_options)
+@with_options(_algo_options)
 @click.option("--wait", is_flag=True, help="Wait for the MDNs (needs --listen).")
 @click.option("--listen", help="HOST:PORT where MDNs for --wait arrive.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait for MDNs.")
@@ -387,9 +358,9 @@ def send(
 
 @click.command()
 @click.option("--listen", required=True, help="HOST:PORT to accept Direct messages on.")
-@click.option("--cert", "certs", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--key", "keys", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--anchor", "anchors", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@existing_files("--cert", "certs", required=True)
+@existing_files("--key", "keys", required=True)
+@existing_files("--anchor", "anchors")
 @click.option("--inbox", required=True, type=click.Path(file_okay=False), help="Where accepted messages go.")
 @click.option(
     "--nameserver", "nameservers", multiple=True, help="DNS server for finding MDN recipients' certs."
@@ -397,7 +368,7 @@ def send(
 @click.option("--max-size", type=int, default=25 * 2**20, show_default=True, help="SMTP size limit (bytes).")
 @click.option("--count", type=int, default=0, help="Exit after this many messages (0 = run until Ctrl-C).")
 @click.option("--accept-sha1", is_flag=True)
-@_with(_smtp_options)
+@with_options(_smtp_options)
 def receive(
     listen,
     certs,
