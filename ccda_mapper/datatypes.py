@@ -14,7 +14,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from . import codes
 from . import xmltext as xt
@@ -418,14 +418,30 @@ def _concept_uncached(
     return attrib, rendered, txt, main is None, translations
 
 
+class CdOptions(TypedDict, total=False):
+    """The keyword options :func:`cd` and :func:`cd_node` share (one list, so the two cannot drift apart).
+
+    ``prefer``: code system OIDs in preference order; ``ref``: narrative id the originalText points at;
+    ``xsi_type``: the element's xsi:type (a value slot typed ANY); ``null``: the nullFlavor when no coding is
+    usable; ``text``: whether to carry the concept's words; ``require``: the code system the template demands.
+    """
+
+    prefer: Sequence[str]
+    ref: str | None
+    xsi_type: str | None
+    null: str
+    text: bool
+    require: str | None
+
+
 def _cd_parts(
     cc: Any,
-    prefer: Sequence[str],
-    ref: str | None,
-    xsi_type: str | None,
-    null: str,
-    text: bool,
-    require: str | None,
+    prefer: Sequence[str] = (),
+    ref: str | None = None,
+    xsi_type: str | None = None,
+    null: str = "UNK",
+    text: bool = True,
+    require: str | None = None,
 ) -> tuple[dict[str, str], str, list[str]]:
     """(attributes, the same rendered, children as XML text) of :func:`cd`."""
     attrib, rendered, txt, no_code, translations = _concept(cc, prefer, xsi_type, null, text, require)
@@ -441,18 +457,7 @@ def _cd_parts(
     return attrib, rendered, kids
 
 
-def cd(
-    parent: Parent,
-    tag: str,
-    cc: Any,
-    *,
-    prefer: Sequence[str] = (),
-    ref: str | None = None,
-    xsi_type: str | None = None,
-    null: str = "UNK",
-    text: bool = True,
-    require: str | None = None,
-) -> None:
+def cd(parent: Parent, tag: str, cc: Any, **options: Unpack[CdOptions]) -> None:
     """CD/CE from a CodeableConcept (or a single Coding), appended as finished XML text.
 
     The first coding of a preferred system (in ``prefer`` order) becomes the code; every other usable coding
@@ -460,7 +465,7 @@ def cd(
     no known-system coding the code gets ``nullFlavor="OTH"`` (CDA R2 data types: the concept exists but is
     outside the expected systems), with the text in originalText so nothing is dropped.
     """
-    _, rendered, kids = _cd_parts(cc, prefer, ref, xsi_type, null, text, require)
+    _, rendered, kids = _cd_parts(cc, **options)
     if kids:
         parent.append(f"<{tag}{rendered}>{''.join(kids)}</{tag}>")
     else:
@@ -483,20 +488,9 @@ def cd_pair(tag: str, cc: Any, prefer: Sequence[str], ref: str) -> tuple[str, st
     return first, second
 
 
-def cd_node(
-    parent: Parent,
-    tag: str,
-    cc: Any,
-    *,
-    prefer: Sequence[str] = (),
-    ref: str | None = None,
-    xsi_type: str | None = None,
-    null: str = "UNK",
-    text: bool = True,
-    require: str | None = None,
-) -> Node:
+def cd_node(parent: Parent, tag: str, cc: Any, **options: Unpack[CdOptions]) -> Node:
     """:func:`cd` as a Node, for the callers that inspect or extend it (a translation added by a rule)."""
-    attrib, _, kids = _cd_parts(cc, prefer, ref, xsi_type, null, text, require)
+    attrib, _, kids = _cd_parts(cc, **options)
     e = Node(tag, attrib, parent)
     e.extend(kids)
     return e
