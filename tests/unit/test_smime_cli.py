@@ -50,25 +50,23 @@ def seal_args(files, *extra):
     ]
 
 
+def unseal_args(files, *extra, who=("bob",), anchors=None):
+    """``unseal`` with a --cert/--key pair for each name in ``who``; ``anchors`` defaults to the test root
+    (``()`` = no anchor at all); ``extra`` goes last (message path, --json, --extract...)."""
+    args = ["unseal"]
+    for name in who:
+        args += ["--cert", str(files[name][0]), "--key", str(files[name][1])]
+    for anchor in (files["root"],) if anchors is None else anchors:
+        args += ["--anchor", str(anchor)]
+    return [*args, *extra]
+
+
 def test_seal_to_stdout_then_unseal_json_from_stdin(files):
     runner = CliRunner()
     sealed = runner.invoke(main, seal_args(files, "--subject", "Records"))
     assert sealed.exit_code == 0, sealed.output
     assert b"smime.p7m" in sealed.stdout_bytes
-    res = runner.invoke(
-        main,
-        [
-            "unseal",
-            "--cert",
-            str(files["bob"][0]),
-            "--key",
-            str(files["bob"][1]),
-            "--anchor",
-            str(files["root"]),
-            "--json",
-        ],
-        input=sealed.stdout_bytes,
-    )
+    res = runner.invoke(main, unseal_args(files, "--json"), input=sealed.stdout_bytes)
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert set(report) == KEYS
@@ -87,24 +85,7 @@ def test_seal_to_file_unseal_extract_and_several_keys(files):
     )
     dest = files["dir"] / "x"
     res = runner.invoke(
-        main,
-        [
-            "unseal",
-            str(out),
-            "--cert",
-            str(files["carol"][0]),
-            "--key",
-            str(files["carol"][1]),
-            "--cert",
-            str(files["bob"][0]),
-            "--key",
-            str(files["bob"][1]),
-            "--anchor",
-            str(files["root"]),
-            "--extract",
-            str(dest),
-            "--json",
-        ],
+        main, unseal_args(files, str(out), "--extract", str(dest), "--json", who=("carol", "bob"))
     )
     assert res.exit_code == 0, res.output
     assert (dest / "ccd.xml").read_bytes() == files["ccd"].read_bytes()
@@ -115,30 +96,13 @@ def test_seal_to_file_unseal_extract_and_several_keys(files):
 def test_unseal_failure_exit_code_and_error_object(files):
     runner = CliRunner()
     sealed = runner.invoke(main, seal_args(files)).stdout_bytes
-    res = runner.invoke(
-        main,
-        [
-            "unseal",
-            "--cert",
-            str(files["carol"][0]),
-            "--key",
-            str(files["carol"][1]),
-            "--anchor",
-            str(files["root"]),
-            "--json",
-        ],
-        input=sealed,
-    )
+    res = runner.invoke(main, unseal_args(files, "--json", who=("carol",)), input=sealed)
     assert res.exit_code == 1
     report = json.loads(res.stdout)
     assert set(report) == KEYS and report["ok"] is False
     assert report["error"]["code"] == "decrypt_failed" and report["signer"] is None
     # No anchors at all: decrypted and valid, but not trusted.
-    res = runner.invoke(
-        main,
-        ["unseal", "--cert", str(files["bob"][0]), "--key", str(files["bob"][1]), "--json"],
-        input=sealed,
-    )
+    res = runner.invoke(main, unseal_args(files, "--json", anchors=()), input=sealed)
     report = json.loads(res.stdout)
     assert (
         res.exit_code == 1
@@ -151,22 +115,7 @@ def test_seal_xdm_package(files):
     runner = CliRunner()
     sealed = runner.invoke(main, seal_args(files, "--xdm")).stdout_bytes
     dest = files["dir"] / "xdm"
-    res = runner.invoke(
-        main,
-        [
-            "unseal",
-            "--cert",
-            str(files["bob"][0]),
-            "--key",
-            str(files["bob"][1]),
-            "--anchor",
-            str(files["root"]),
-            "--json",
-            "--extract",
-            str(dest),
-        ],
-        input=sealed,
-    )
+    res = runner.invoke(main, unseal_args(files, "--json", "--extract", str(dest)), input=sealed)
     report = json.loads(res.stdout)
     assert report["ok"] and report["attachments"][0]["content_type"] == "application/zip"
     assert (dest / "XDM_xdm" / "ccd.xml").read_bytes() == files["ccd"].read_bytes()
@@ -191,22 +140,7 @@ def test_unseal_extract_of_unreadable_xdm_keeps_the_json_contract(files):
     runner = CliRunner()
     sealed = runner.invoke(main, args).stdout_bytes
     dest = files["dir"] / "badxdm"
-    res = runner.invoke(
-        main,
-        [
-            "unseal",
-            "--cert",
-            str(files["bob"][0]),
-            "--key",
-            str(files["bob"][1]),
-            "--anchor",
-            str(files["root"]),
-            "--json",
-            "--extract",
-            str(dest),
-        ],
-        input=sealed,
-    )
+    res = runner.invoke(main, unseal_args(files, "--json", "--extract", str(dest)), input=sealed)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["ok"] is True
     assert (dest / "BAD.ZIP").read_bytes() == bytes(data)
@@ -222,18 +156,5 @@ def test_anchor_as_pkcs7_bundle_is_read_by_the_one_certificate_loader(files, pki
     p7b.write_bytes(pkcs7.serialize_certificates([pki.root.cert], Encoding.DER))
     runner = CliRunner()
     sealed = runner.invoke(main, seal_args(files)).stdout_bytes
-    res = runner.invoke(
-        main,
-        [
-            "unseal",
-            "--cert",
-            str(files["bob"][0]),
-            "--key",
-            str(files["bob"][1]),
-            "--anchor",
-            str(p7b),
-            "--json",
-        ],
-        input=sealed,
-    )
+    res = runner.invoke(main, unseal_args(files, "--json", anchors=(p7b,)), input=sealed)
     assert res.exit_code == 0 and json.loads(res.stdout)["signer"]["trusted"] is True
