@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from ccda_mapper import datatypes as dt
 from tests.unit.ccda.ccda_helpers import doc, section, squash, xml_of
 
 V3 = "{urn:hl7-org:v3}"
+
+
+def _observation_category(code: str) -> list[dict]:
+    """An Observation.category naming one code of the observation-category CodeSystem (US Core)."""
+    return [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": code}]}
+    ]
+
 
 ALLERGY = {
     "resourceType": "AllergyIntolerance",
@@ -134,16 +144,7 @@ R: dict = {
         "resourceType": "Observation",
         "id": "o1",
         "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "laboratory",
-                    }
-                ]
-            }
-        ],
+        "category": _observation_category("laboratory"),
         "code": {
             "coding": [
                 {"system": "http://loinc.org", "code": "2339-0", "display": "Glucose [Mass/volume] in Blood"}
@@ -173,16 +174,7 @@ R: dict = {
         "resourceType": "Observation",
         "id": "v1",
         "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "vital-signs",
-                    }
-                ]
-            }
-        ],
+        "category": _observation_category("vital-signs"),
         "code": {
             "coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel"}]
         },
@@ -225,16 +217,7 @@ R: dict = {
         "resourceType": "Observation",
         "id": "s1",
         "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "social-history",
-                    }
-                ]
-            }
-        ],
+        "category": _observation_category("social-history"),
         "code": {
             "coding": [{"system": "http://loinc.org", "code": "72166-2", "display": "Tobacco smoking status"}]
         },
@@ -620,8 +603,24 @@ def _entry(resource: dict, template_root: str, n: int = 0) -> str:
     return xml_of(sec.findall(f"{V3}entry")[n])
 
 
-def test_allergy_entry_exact() -> None:
-    assert _entry(ALLERGY, "2.16.840.1.113883.10.20.22.2.6.1") == squash(EXPECTED_ALLERGY)
+@pytest.mark.parametrize(
+    ("resource", "template_root", "expected"),
+    [
+        pytest.param(ALLERGY, "2.16.840.1.113883.10.20.22.2.6.1", EXPECTED_ALLERGY, id="allergy"),
+        pytest.param(R["problem"], "2.16.840.1.113883.10.20.22.2.5.1", EXPECTED_PROBLEM, id="problem"),
+        pytest.param(R["med"], "2.16.840.1.113883.10.20.22.2.1.1", EXPECTED_MEDICATION, id="medication"),
+        pytest.param(R["imm"], "2.16.840.1.113883.10.20.22.2.2.1", EXPECTED_IMMUNIZATION, id="immunization"),
+        pytest.param(R["lab"], "2.16.840.1.113883.10.20.22.2.3.1", EXPECTED_RESULT, id="result"),
+        pytest.param(R["vital"], "2.16.840.1.113883.10.20.22.2.4.1", EXPECTED_VITAL_SIGNS, id="vital_signs"),
+        pytest.param(
+            R["smoke"], "2.16.840.1.113883.10.20.22.2.17", EXPECTED_SMOKING_STATUS, id="smoking_status"
+        ),
+        pytest.param(R["proc"], "2.16.840.1.113883.10.20.22.2.7.1", EXPECTED_PROCEDURE, id="procedure"),
+        pytest.param(R["enc"], "2.16.840.1.113883.10.20.22.2.22.1", EXPECTED_ENCOUNTER, id="encounter"),
+    ],
+)
+def test_first_entry_exact(resource: dict, template_root: str, expected: str) -> None:
+    assert _entry(resource, template_root) == squash(expected)
 
 
 def test_allergy_narrative_row_has_the_ids_entries_point_to() -> None:
@@ -637,10 +636,6 @@ def test_allergy_narrative_row_has_the_ids_entries_point_to() -> None:
     ]
 
 
-def test_problem_entry_exact() -> None:
-    assert _entry(R["problem"], "2.16.840.1.113883.10.20.22.2.5.1") == squash(EXPECTED_PROBLEM)
-
-
 def test_resolved_problem_is_a_completed_concern_with_high() -> None:
     res = copy.deepcopy(R["problem"])
     res["clinicalStatus"]["coding"][0]["code"] = "resolved"
@@ -650,10 +645,6 @@ def test_resolved_problem_is_a_completed_concern_with_high() -> None:
         '<statusCode code="completed"/><effectiveTime><low value="20150603"/><high value="20190101"/>' in xml
     )
     assert '<effectiveTime><low value="20150601"/><high value="20190101"/></effectiveTime>' in xml
-
-
-def test_medication_entry_exact() -> None:
-    assert _entry(R["med"], "2.16.840.1.113883.10.20.22.2.1.1") == squash(EXPECTED_MEDICATION)
 
 
 def test_medication_reference_resolves_contained_medication() -> None:
@@ -666,33 +657,9 @@ def test_medication_reference_resolves_contained_medication() -> None:
     )
 
 
-def test_immunization_entry_exact() -> None:
-    assert _entry(R["imm"], "2.16.840.1.113883.10.20.22.2.2.1") == squash(EXPECTED_IMMUNIZATION)
-
-
 def test_refused_immunization_is_negated() -> None:
     res = dict(R["imm"], status="not-done")
     assert 'negationInd="true"' in _entry(res, "2.16.840.1.113883.10.20.22.2.2.1")
-
-
-def test_result_entry_exact() -> None:
-    assert _entry(R["lab"], "2.16.840.1.113883.10.20.22.2.3.1") == squash(EXPECTED_RESULT)
-
-
-def test_vital_signs_entry_exact() -> None:
-    assert _entry(R["vital"], "2.16.840.1.113883.10.20.22.2.4.1") == squash(EXPECTED_VITAL_SIGNS)
-
-
-def test_smoking_status_entry_exact() -> None:
-    assert _entry(R["smoke"], "2.16.840.1.113883.10.20.22.2.17") == squash(EXPECTED_SMOKING_STATUS)
-
-
-def test_procedure_entry_exact() -> None:
-    assert _entry(R["proc"], "2.16.840.1.113883.10.20.22.2.7.1") == squash(EXPECTED_PROCEDURE)
-
-
-def test_encounter_entry_exact() -> None:
-    assert _entry(R["enc"], "2.16.840.1.113883.10.20.22.2.22.1") == squash(EXPECTED_ENCOUNTER)
 
 
 def test_unknown_code_system_is_kept_as_translation_with_original_text() -> None:
