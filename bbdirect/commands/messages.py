@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
+from cryptography import x509
 
 from direct.discovery.config import parse_hostport
 from direct.errors import DirectError
@@ -29,9 +31,24 @@ from .options import EXISTING_FILE, existing_files, with_options
 _DIGESTS = ("sha256", "sha384", "sha512")
 
 
-def _fail(exc: DirectError) -> None:
+def _fail(exc: DirectError) -> NoReturn:
     click.echo(f"error [{exc.code}]: {exc.message}", err=True)
     sys.exit(2)
+
+
+def _our_identities(
+    certs: tuple[str, ...], keys: tuple[str, ...], anchors: tuple[str, ...]
+) -> tuple[list[Identity], list[x509.Certificate]]:
+    """Our --cert/--key pairs (matched in order) and the --anchor certificates, as ``unseal`` and
+    ``receive`` both read them: a count mismatch is a usage error, an unreadable file ends the command
+    with its Direct error code."""
+    if len(certs) != len(keys):
+        raise click.UsageError("give one --key per --cert")
+    try:
+        identities = [Identity.load(c, k) for c, k in zip(certs, keys, strict=True)]
+        return identities, load_certificate_files(anchors)
+    except DirectError as exc:
+        _fail(exc)
 
 
 def _seal_options(cipher: str, key_transport: str, digest: str) -> SealOptions:
@@ -133,14 +150,7 @@ def _extract(result, directory: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report only.")
 def unseal(message, certs, keys, anchors, extract, mail_from, rcpt_tos, accept_sha1, as_json) -> None:
     """Decrypt and verify a Direct message; exit 0 iff it is OK."""
-    if len(certs) != len(keys):
-        raise click.UsageError("give one --key per --cert")
-    try:
-        identities = [Identity.load(c, k) for c, k in zip(certs, keys, strict=True)]
-        anchor_certs = load_certificate_files(anchors)
-    except DirectError as exc:
-        _fail(exc)
-        return
+    identities, anchor_certs = _our_identities(certs, keys, anchors)
     raw = Path(message).read_bytes() if message else sys.stdin.buffer.read()
     result = unseal_message(
         raw,
@@ -389,14 +399,7 @@ def receive(
 
     from direct.agent import DirectAgent, receiving_endpoint
 
-    if len(certs) != len(keys):
-        raise click.UsageError("give one --key per --cert")
-    try:
-        identities = [Identity.load(c, k) for c, k in zip(certs, keys, strict=True)]
-        anchor_certs = load_certificate_files(anchors)
-    except DirectError as exc:
-        _fail(exc)
-        return
+    identities, anchor_certs = _our_identities(certs, keys, anchors)
     resolver = _resolver(nameservers, anchor_certs) if nameservers else None
     agent = DirectAgent(
         identities,
