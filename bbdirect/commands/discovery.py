@@ -24,7 +24,7 @@ from direct.text import has_control, shown
 from direct.trust.anchors import AnchorFileError, load_anchor_files
 from direct.trust.policy import TrustPolicy
 
-from .options import existing_files
+from .options import existing_files, trust_policy_option
 
 EXIT_OK, EXIT_USAGE, EXIT_NONE = 0, 1, 2
 
@@ -77,14 +77,10 @@ def _usage_error(as_json: bool, address: str, code: str, message: str) -> None:
     envvar="BBDIRECT_ANCHORS",
     help="Trust anchor file, PEM/DER/PKCS#7 (repeatable; env BBDIRECT_ANCHORS, space-separated).",
 )
-@click.option(
-    "--policy",
-    type=click.Choice(["trusted", "public"]),
-    default="trusted",
-    show_default=True,
-    envvar="BBDIRECT_TRUST_POLICY",
-    help="trusted: must chain to an anchor (clinician send). public: patient-initiated send; a valid, "
+@trust_policy_option(
+    "trusted: must chain to an anchor (clinician send). public: patient-initiated send; a valid, "
     "unrevoked, correctly bound certificate is enough and is reported as not trusted.",
+    envvar="BBDIRECT_TRUST_POLICY",
 )
 @click.option("--timeout", type=float, default=3.0, show_default=True, help="DNS timeout per server (s).")
 @click.option(

@@ -26,7 +26,7 @@ from direct.smime.envelope import CIPHERS, KEY_TRANSPORTS
 from direct.smime.identity import end_entities
 from direct.text import shown
 
-from .options import EXISTING_FILE, existing_files, with_options
+from .options import EXISTING_FILE, existing_files, trust_policy_option, with_options
 
 _DIGESTS = ("sha256", "sha384", "sha512")
 
@@ -234,13 +234,7 @@ def _resolver(nameservers, anchors):
     "--anchor", "anchors", help="Trust anchor PEM (recipient discovery and incoming MDN signers)."
 )
 @click.option("--nameserver", "nameservers", multiple=True, help="DNS server HOST[:PORT] for discovery.")
-@click.option(
-    "--policy",
-    type=click.Choice(["trusted", "public"]),
-    default="trusted",
-    show_default=True,
-    help="public = patient-directed: no anchor needed for the recipient (TRUST-7).",
-)
+@trust_policy_option("public = patient-directed: no anchor needed for the recipient (TRUST-7).")
 @click.option("--subject", default="Health information", show_default=True)
 @click.option("--text", default="Please find the attached health information.", show_default=True)
 @click.option("--attach", "attach", multiple=True, type=EXISTING_FILE)

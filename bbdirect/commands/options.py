@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from direct.trust.policy import TrustPolicy
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: An existing regular file (a PEM certificate, key or anchor): click rejects a missing path or a folder.
@@ -21,6 +23,18 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False)
 def existing_files(*decls: str, required: bool = False, help: str | None = None) -> Callable[[F], F]:
     """A repeatable option naming existing files (certificates, keys, trust anchors)."""
     return click.option(*decls, multiple=True, required=required, type=EXISTING_FILE, help=help)
+
+
+def trust_policy_option(help: str, **extra: Any) -> Callable[[F], F]:
+    """``--policy trusted|public`` (choices straight from :class:`TrustPolicy`, so they cannot drift)."""
+    return click.option(
+        "--policy",
+        type=click.Choice([p.value for p in TrustPolicy]),
+        default=TrustPolicy.TRUSTED.value,
+        show_default=True,
+        help=help,
+        **extra,
+    )
 
 
 def with_options(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
