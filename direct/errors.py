@@ -194,17 +194,3 @@ class DeliveryFailedNotice(DeliveryError):
     """The recipient's system reported that it could not deliver the message (failed MDN or DSN)."""
 
     code = "delivery_failed_notice"
-
-
-#: Every concrete error class, by code: used to rebuild errors stored as codes (database, JSON).
-BY_CODE: dict[str, type[DirectError]] = {}
-
-
-def _index(cls: type[DirectError]) -> None:
-    for sub in cls.__subclasses__():
-        BY_CODE.setdefault(sub.code, sub)
-        _index(sub)
-
-
-_index(DirectError)
-BY_CODE.setdefault(DirectError.code, DirectError)

@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from direct.errors import DeliveryFailedNotice, MdnTimeout
 from fhir_bridge import audit
 from fhir_bridge.config import Settings
 from fhir_bridge.db import Database
@@ -445,8 +446,8 @@ class Pipeline:
                     job.id,
                     old,
                     State.FAILED,
-                    reason_code="delivery_failed_notice",
-                    reason_message="The recipient's system reported that it could not deliver the message.",
+                    reason_code=DeliveryFailedNotice.code,
+                    reason_message=DeliveryFailedNotice().message,
                     reason_detail=(detail or disposition)[:500],
                 )
                 new = State.FAILED
@@ -479,8 +480,8 @@ class Pipeline:
                     job_id,
                     State.SENT,
                     State.FAILED,
-                    reason_code="mdn_timeout",
-                    reason_message="No delivery notice (MDN) arrived in time.",
+                    reason_code=MdnTimeout.code,
+                    reason_message=MdnTimeout().message,
                 ):
                     count += 1
         return count
