@@ -13,9 +13,13 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- system packages (test services) --------------------------------------------------------------
 # BIND9 (DNS CERT), OpenLDAP slapd, PostgreSQL, Chromium (Playwright drives Debian's build; no browser
 # download), OpenSSL (independent S/MIME peer), Java + Maven (HAPI FHIR and the Direct Java RI), PHP (the
-# OpenEMR module's tests).
+# OpenEMR module's tests), and what a real OpenEMR 8.1 / 7.0.3 needs to boot in the suite (Debian's PHP 8.2 with
+# OpenEMR's extensions, MariaDB: tests/fixtures/openemr.py; the list is the OpenEMR test kit's boot.sh list).
 APT_PACKAGES=(bind9 bind9-utils dnsutils slapd ldap-utils postgresql chromium openssl
-              default-jdk-headless maven php-cli phpunit php-curl php-xml php-mbstring php-twig nodejs npm)
+              default-jdk-headless maven php-cli phpunit php-curl php-xml php-mbstring php-twig nodejs npm
+              mariadb-server mariadb-client php8.2-cli php8.2-common php8.2-opcache php8.2-mysql php8.2-gd
+              php8.2-zip php8.2-soap php8.2-intl php8.2-ldap php8.2-bcmath php8.2-xml php8.2-mbstring
+              php8.2-curl curl xz-utils)
 if [ "$want_test" = 1 ]; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -33,7 +37,14 @@ if [ "$want_test" = 1 ]; then
       log "apt-get install ${missing[*]}"
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq
-      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+      # Packaged daemons (MariaDB, slapd, BIND, PostgreSQL) must not start as system services: every test
+      # starts its own instance on loopback. policy-rc.d 101 = "action forbidden" for invoke-rc.d.
+      policy=/usr/sbin/policy-rc.d
+      had_policy=0; [ -e "$policy" ] && had_policy=1
+      [ "$had_policy" = 1 ] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; }
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+      [ "$had_policy" = 1 ] || rm -f "$policy"
+      [ "${status:-0}" = 0 ] || exit "$status"
     else
       log "missing system packages (run as root, or: sudo apt-get install ${missing[*]})"
     fi

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.browser",
     "tests.fixtures.java_ri",
+    "tests.fixtures.openemr",
 ]
 
 _skipped_services: list[str] = []
