@@ -85,13 +85,27 @@ class Settings:
     fhir_base_url: str = _s("fhir", "Base URL of the FHIR R4 server.", default="http://127.0.0.1:8080/fhir")
     fhir_auth: str = _s("fhir", "`none`, `bearer` or `smart` (SMART Backend Services).", default="none")
     fhir_bearer_token: str = _s("fhir", "Static bearer token when `auth = bearer`.", default="", secret=True)
-    fhir_client_id: str = _s("fhir", "SMART Backend Services client id.", default="")
+    fhir_client_id: str = _s(
+        "fhir",
+        "SMART Backend Services client id (the OpenEMR module registers `bbdirect-sidecar`).",
+        default="",
+    )
     fhir_token_url: str = _s("fhir", "Token endpoint (discovered from the server when empty).", default="")
     fhir_private_key_file: str = _s(
-        "fhir", "PEM private key for the client assertion (RS384/ES384).", default=""
+        "fhir",
+        "PEM private key for the client assertion (RSA: RS384, EC P-384: ES384). Empty = "
+        "`./var/fhir-client-key.pem`, an RSA key generated there on first use and kept (its JWKS is served "
+        "at `/.well-known/jwks.json` and printed by `bbdirect fhir jwks`).",
+        default="",
     )
     fhir_key_id: str = _s("fhir", "`kid` of the signing key (as registered in the JWKS).", default="")
-    fhir_scopes: str = _s("fhir", "Scopes requested with client_credentials.", default="system/*.read")
+    fhir_scopes: str = _s(
+        "fhir",
+        "Scopes requested with client_credentials. Empty = derived: `system/<Type>.read` for each type the "
+        "record is built from that the server has (never `system/*.read`); `bbdirect fhir scopes` lists "
+        "them.",
+        default="",
+    )
     fhir_timeout: float = _s("fhir", "HTTP timeout per request, seconds.", default=30.0)
     fhir_write_consent: bool = _s(
         "fhir",

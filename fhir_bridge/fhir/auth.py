@@ -3,8 +3,19 @@
 SMART Backend Services (https://hl7.org/fhir/smart-app-launch/backend-services.html) is how an unattended
 service like ours reads a record: an OAuth 2.0 ``client_credentials`` grant authenticated with a signed JWT
 (``private_key_jwt``, RFC 7523) instead of a shared secret. The server registered our public key (``jwks()``
-prints it); at each token request we sign a short-lived assertion with the private key. Tokens are cached
-until shortly before they expire and re-fetched on a 401. Neither the key nor any token is ever logged.
+prints it; the sidecar serves it at ``/.well-known/jwks.json`` and ``bbdirect fhir jwks`` prints it); at
+each token request we sign a short-lived assertion with the private key. Tokens are cached until shortly
+before they expire and re-fetched on a 401. Neither the key nor any token is ever logged.
+
+Defaults chosen to work against OpenEMR (7.0.3 and 8.1) as well as any SMART server:
+
+* the key is RSA and assertions are signed **RS384** (7.0.3 verifies RS384 only; ES384 and RS256 are refused),
+  generated once into the sidecar's data directory when no key file is configured, so the JWKS an EHR
+  registered stays valid across restarts (:func:`load_or_create_key`);
+* the scopes are derived (``fhir_bridge.fhir.scopes``): one ``system/<Type>.read`` per type the gatherer
+  reads, never ``system/*.read``, which OpenEMR refuses;
+* the granted ``scope`` of the token response is kept, so the gatherer knows which types it may read and can
+  refuse to build a record the token cannot fully see (:meth:`SmartBackendAuth.readable`).
 """
 
 from __future__ import annotations
@@ -13,10 +24,13 @@ import base64
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import jwt
@@ -24,6 +38,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from fhir_bridge.fhir import scopes as smart_scopes
 from fhir_bridge.fhir.errors import FhirAuthError, FhirInvalidResponse, FhirUnreachable
 
 log = logging.getLogger(__name__)
@@ -33,6 +48,9 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: SMART Backend Services: the assertion's ``exp`` is no more than five minutes in the future.
 ASSERTION_LIFETIME_S = 300
 SUPPORTED_ALGS = ("RS384", "ES384")
+#: Where the sidecar keeps its generated signing key when ``fhir.private_key_file`` is empty (its data
+#: directory, ``./var``; ``/var/lib/bbdirect/var`` in the container, a volume).
+DEFAULT_KEY_FILE = "./var/fhir-client-key.pem"
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -83,6 +101,8 @@ class SmartBackendAuth:
     ``token_url`` may be left empty: it is then discovered from
     ``{fhir_base_url}/.well-known/smart-configuration``.
     ``kid`` defaults to the RFC 7638 thumbprint of the public key, the same value ``jwks()`` publishes.
+    ``scopes`` empty (the default) = derived at the first token request from :data:`scopes.BACKEND_RESOURCES`,
+    the CapabilityStatement and ``smart-configuration`` (:func:`scopes.derive_scopes`).
     """
 
     def __init__(
@@ -92,7 +112,7 @@ class SmartBackendAuth:
         *,
         token_url: str | None = None,
         fhir_base_url: str | None = None,
-        scopes: str = "system/*.read",
+        scopes: str | None = None,
         kid: str | None = None,
         jku: str | None = None,
         timeout: float = 30.0,
@@ -109,7 +129,10 @@ class SmartBackendAuth:
         self.public_jwk = public_jwk(self._key, alg=self.alg, kid=kid)
         self.kid = str(self.public_jwk["kid"])
         self.jku = jku
-        self.scopes = scopes
+        self._scopes = scopes or None
+        #: Scopes of the last token (the response's ``scope``, or what we asked for when it has none).
+        self.granted_scopes: tuple[str, ...] | None = None
+        self._smart_config: dict[str, Any] | None = None
         self.timeout = timeout
         self.session = session or requests.Session()
         self.clock = clock
@@ -149,6 +172,26 @@ class SmartBackendAuth:
             self._token_url = self._discover_token_url()
         return self._token_url
 
+    @property
+    def scopes(self) -> str:
+        """The scopes we ask for: configured, or derived once from what the server says it has."""
+        if self._scopes is None:
+            self._scopes = self._derive_scopes()
+        return self._scopes
+
+    def readable(self, resource_type: str) -> bool | None:
+        """May our token read and search ``resource_type``? True: granted. False: we asked for it and the
+        server did not grant it (a record built without it would be incomplete). None: we never asked (the
+        type is not one this client reads). Fetches a token first if there is none yet."""
+        if self.granted_scopes is None:
+            self.access_token()
+        granted = self.granted_scopes or ()
+        if smart_scopes.allows_read(granted, resource_type):
+            return True
+        if smart_scopes.allows_read(self.scopes.split(), resource_type):
+            return False
+        return None
+
     def client_assertion(self) -> str:
         """The signed JWT that authenticates us at the token endpoint (SMART Backend Services §Protocol)."""
         now = int(self.clock())
@@ -170,6 +213,7 @@ class SmartBackendAuth:
         return {"keys": [dict(self.public_jwk)]}
 
     def _request_token(self) -> tuple[str, float]:
+        self._check_signing_alg()
         form = {
             "grant_type": "client_credentials",
             "scope": self.scopes,
@@ -200,14 +244,58 @@ class SmartBackendAuth:
             raise FhirInvalidResponse("token response is not a bearer token")
         expires_in = body.get("expires_in", 300)
         lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 300.0
+        granted = body.get("scope")
+        # RFC 6749 §5.1: the response names the scope when it differs from the request (OpenEMR always does).
+        self.granted_scopes = tuple((granted if isinstance(granted, str) else self.scopes).split())
+        missing = [s for s in self.scopes.split() if s not in self.granted_scopes]
+        if missing:
+            log.warning("token lacks %d requested scope(s): %s", len(missing), " ".join(missing))
         log.info("obtained a FHIR access token (expires in %ds)", int(lifetime))
         return token, lifetime
+
+    def _check_signing_alg(self) -> None:
+        """Refuse early, with the reason, when the server says it cannot verify our algorithm.
+
+        SMART App Launch 2.x §Backend Services: servers SHALL support RS384 and ES384 and advertise their
+        choice in ``token_endpoint_auth_signing_alg_values_supported``; servers in the field support one only
+        (OpenEMR 7.0.3: RS384), so a key type the server does not list is a configuration error, not a retry.
+        """
+        advertised = self._smart_configuration().get("token_endpoint_auth_signing_alg_values_supported")
+        if isinstance(advertised, list) and advertised and self.alg not in advertised:
+            raise FhirAuthError(
+                f"the FHIR server does not accept {self.alg} client assertions "
+                f"(it lists {', '.join(str(a) for a in advertised)}); configure a key of that type",
+                detail="unsupported_signing_alg",
+            )
+
+    def _derive_scopes(self) -> str:
+        statement = self._json_field(f"{self._fhir_base_url}/metadata", None) if self._fhir_base_url else None
+        server_types = None
+        if isinstance(statement, dict) and statement.get("resourceType") == "CapabilityStatement":
+            from fhir_bridge.fhir.client import Capabilities  # (client imports this module)
+
+            caps = Capabilities.from_statement(statement)
+            server_types = [t for t in caps.resources if caps.can(t, "read") or caps.can(t, "search-type")]
+        supported = smart_scopes.flatten_scopes_supported(self._smart_configuration().get("scopes_supported"))
+        scopes = smart_scopes.derive_scopes(server_types=server_types, scopes_supported=supported)
+        if not scopes:
+            raise FhirAuthError("no SMART system read scope to ask for: the server lists none of our types")
+        return scopes
+
+    def _smart_configuration(self) -> dict[str, Any]:
+        """``{base}/.well-known/smart-configuration`` (SMART App Launch §Discovery), read once, or {}."""
+        if self._smart_config is None:
+            body = None
+            if self._fhir_base_url:
+                body = self._json_field(f"{self._fhir_base_url}/.well-known/smart-configuration", None)
+            self._smart_config = body if isinstance(body, dict) else {}
+        return self._smart_config
 
     def _discover_token_url(self) -> str:
         """SMART App Launch §Discovery: ``.well-known/smart-configuration``; older servers only put the token
         URL in the CapabilityStatement's ``oauth-uris`` security extension, which is the fallback."""
         base = self._fhir_base_url
-        token_url = self._json_field(f"{base}/.well-known/smart-configuration", "token_endpoint")
+        token_url = self._smart_configuration().get("token_endpoint")
         if token_url is None:
             from fhir_bridge.fhir.client import Capabilities  # (client imports this module)
 
@@ -255,7 +343,7 @@ def algorithm_for(key: SigningKey) -> str:
     return "RS384" if isinstance(key, rsa.RSAPrivateKey) else "ES384"
 
 
-def new_signing_key(alg: str = "ES384") -> bytes:
+def new_signing_key(alg: str = "RS384") -> bytes:
     """A fresh private key as PEM, for ``bbdirect`` set-up and the tests (never written to the repo)."""
     if alg == "RS384":
         key: SigningKey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -297,6 +385,47 @@ def _b64_int(value: int, length: int | None = None) -> str:
     return _b64(value.to_bytes(size, "big"))
 
 
+def load_or_create_key(path: str | os.PathLike[str], *, create: bool = True) -> bytes:
+    """The PEM signing key at ``path``; with ``create``, a new RSA key (RS384) is written there first if the
+    file does not exist (mode 0600, atomically: of several processes starting at once, one key wins and all
+    use it). The key must outlive restarts: its public half is registered with the EHR."""
+    target = Path(path)
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        if not create:
+            raise
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fhir-key-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(new_signing_key("RS384"))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, target)  # fails if another process created it meanwhile: theirs is kept
+            log.info("generated the SMART Backend Services signing key (RS384)")
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    return target.read_bytes()
+
+
+def signing_key_from_settings(settings: Any) -> bytes:
+    """The PEM key for ``fhir.private_key_file``, or the generated one in the data directory when empty."""
+    configured = getattr(settings, "fhir_private_key_file", "")
+    if configured:
+        return load_or_create_key(configured, create=False)
+    return load_or_create_key(DEFAULT_KEY_FILE)
+
+
+def jwks_from_settings(settings: Any) -> dict[str, Any]:
+    """The public JWK Set to register for the configured (or generated) key: what ``/.well-known/jwks.json``
+    serves and ``bbdirect fhir jwks`` prints."""
+    key = load_signing_key(signing_key_from_settings(settings))
+    return {"keys": [public_jwk(key, kid=getattr(settings, "fhir_key_id", "") or None)]}
+
+
 def auth_from_settings(settings: Any) -> Auth:
     """The configured ``Auth`` from ``fhir_bridge.config.Settings`` (``fhir_auth``: none|bearer|smart)."""
     kind = getattr(settings, "fhir_auth", "none")
@@ -305,14 +434,12 @@ def auth_from_settings(settings: Any) -> Auth:
     if kind == "bearer":
         return BearerAuth(settings.fhir_bearer_token)
     if kind == "smart":
-        with open(settings.fhir_private_key_file, "rb") as handle:
-            pem = handle.read()
         return SmartBackendAuth(
             settings.fhir_client_id,
-            pem,
+            signing_key_from_settings(settings),
             token_url=settings.fhir_token_url or None,
             fhir_base_url=settings.fhir_base_url,
-            scopes=settings.fhir_scopes,
+            scopes=settings.fhir_scopes or None,
             kid=settings.fhir_key_id or None,
             timeout=settings.fhir_timeout,
         )

@@ -26,9 +26,11 @@ from fhir_bridge.fhir.errors import (
     FhirAuthError,
     FhirError,
     FhirHttpError,
+    FhirIncompleteResult,
     FhirInvalidResponse,
     FhirNotFound,
     FhirRateLimited,
+    FhirSearchRefused,
     FhirServerError,
     FhirTimeout,
     FhirUnreachable,
@@ -43,6 +45,11 @@ _NOT_APPLIED = {429, 503}
 #: Statuses worth retrying for idempotent requests.
 _RETRYABLE = {429, 500, 502, 503, 504}
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+#: Search *result* parameters (FHIR R4 §3.1.1.5.5 ff.): they shape the answer and are never listed as a
+#: ``searchParam`` of a CapabilityStatement, so a server's support for them cannot be read from it.
+RESULT_PARAMS = frozenset(
+    {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_contained"}
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,56 @@ class Capabilities:
         return self.can_search(resource_type, "_lastUpdated")
 
 
+def search_params(
+    caps: Capabilities,
+    resource_type: str,
+    required: Mapping[str, Any],
+    optional: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The query for a search the server can answer faithfully (pure).
+
+    Why: OpenEMR answers a search with a parameter it does not support with ``200`` and an *empty* Bundle
+    (7.0.3 does so for ``_count``, both 7.0.3 and 8.1 for ``_include`` and unknown names), which reads exactly
+    like "this patient has no problems". So a ``required`` parameter must be a ``searchParam`` the
+    CapabilityStatement lists for ``resource_type`` (else ``FhirSearchRefused``, before any request), and an
+    ``optional`` one is sent only when it is listed (result parameters such as ``_count`` never are, so they
+    are left out: paging follows ``next`` links instead).
+    """
+    declared = caps.resources.get(resource_type, ResourceCapabilities()).search_params
+    if not caps.can(resource_type, "search-type"):
+        raise FhirSearchRefused(f"the FHIR server does not allow searching {resource_type}")
+    query: dict[str, Any] = {}
+    for name, value in required.items():
+        if name.split(":", 1)[0] not in declared:
+            raise FhirSearchRefused(
+                f"the FHIR server does not list search parameter {name.split(':', 1)[0]} for {resource_type}"
+            )
+        query[name] = value
+    for name, value in (optional or {}).items():
+        if name.split(":", 1)[0] in declared:
+            query[name] = value
+    return query
+
+
+def search_set_problem(bundle: Mapping[str, Any]) -> str | None:
+    """Why a search-set Bundle must not be trusted as complete (pure), or None.
+
+    An OperationOutcome entry with severity ``error`` or ``fatal`` (FHIR R4 §3.1.1.4: servers report
+    unprocessable parameters or partial failures that way, ``search.mode = outcome``) means the matches are
+    missing or partial. Warnings and information are fine. Only the issue code is returned (never diagnostics:
+    they may quote PHI).
+    """
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+            continue
+        for issue in resource.get("issue") or []:
+            if isinstance(issue, dict) and issue.get("severity") in {"error", "fatal"}:
+                code = issue.get("code")
+                return code if isinstance(code, str) else "error"
+    return None
+
+
 def _names(items: Any, key: str) -> frozenset[str]:
     if not isinstance(items, list):
         return frozenset()
@@ -194,6 +251,48 @@ class FhirClient:
             _check_type_and_id(resource_type, None)
         for bundle in self.search_pages(resource_type or "", params):
             yield from shapes.bundle_resources(bundle)
+
+    def search_all(
+        self,
+        resource_type: str,
+        required: Mapping[str, Any],
+        optional: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every match of a search the record depends on, or an error — never a silently partial list.
+
+        Parameters are checked against the CapabilityStatement first (:func:`search_params`); every page is
+        checked for error OperationOutcomes (:func:`search_set_problem`); and when the server states
+        ``Bundle.total``, fewer matches than announced is ``FhirIncompleteResult``. Returned: the resources of
+        ``resource_type`` and anything the server added (``_include``d, warnings are dropped).
+        """
+        _check_type_and_id(resource_type, None)
+        query = search_params(self.capabilities(), resource_type, required, optional)
+        found: list[dict[str, Any]] = []
+        matches = 0
+        total: int | None = None
+        for bundle in self.search_pages(resource_type, query):
+            problem = search_set_problem(bundle)
+            if problem:
+                raise FhirSearchRefused(
+                    f"the FHIR server answered the {resource_type} search with an error ({problem})",
+                    detail=problem,
+                )
+            if total is None and isinstance(bundle.get("total"), int):
+                total = bundle["total"]
+            for entry in bundle.get("entry", []):
+                resource = entry.get("resource")
+                if not isinstance(resource, dict) or resource.get("resourceType") == "OperationOutcome":
+                    continue
+                search = entry.get("search")
+                mode = search.get("mode") if isinstance(search, dict) else None
+                if resource.get("resourceType") == resource_type and mode in {None, "match"}:
+                    matches += 1
+                found.append(shapes.check_resource(resource))
+        if total is not None and matches < total:
+            raise FhirIncompleteResult(
+                f"the FHIR server announced {total} {resource_type} matches but returned {matches}"
+            )
+        return found
 
     def search_pages(
         self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]] | None = None

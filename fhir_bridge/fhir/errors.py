@@ -87,3 +87,21 @@ class FhirUnsupported(FhirError):
     """The FHIR server does not support what this operation needs."""
 
     code = "fhir_unsupported"
+
+
+class FhirSearchRefused(FhirError):
+    """The FHIR server refused a search the record needs, or answered it with an error.
+
+    Why an error and not an empty result: a refused search (an unsupported parameter, an error
+    OperationOutcome in the search set, a type the token may not read) would otherwise become an empty C-CDA
+    section, i.e. a record that silently misses problems or medications. The job fails with this reason.
+    """
+
+    code = "fhir_search_refused"
+
+
+class FhirIncompleteResult(FhirError):
+    """The FHIR server announced more matches than it returned (paging broke off or data moved meanwhile)."""
+
+    code = "fhir_incomplete_result"
+    transient = True

@@ -3,12 +3,19 @@
 Two strategies, picked from the CapabilityStatement:
 
 * ``Patient/{id}/$everything`` (HAPI and most full servers): one paged operation returns the compartment.
-* Per-resource searches (OpenEMR and other US Core servers without ``$everything``): one ``?patient=``
-  search per US Core resource type the server supports.
+* Per-resource searches (OpenEMR 7.0.3 and 8.1, which have no ``$everything``, and other US Core servers): one
+  ``?patient=`` search per US Core resource type the server supports and our token may read. Only parameters
+  the CapabilityStatement lists are sent (``patient``; no ``_count``, which OpenEMR 7.0.3 answers with an
+  empty Bundle), and each search must come back whole (``FhirClient.search_all``).
 
 Either way, the literal references the record makes to shared resources (Practitioner, Organization,
 Medication, Location, PractitionerRole) are then read one by one, because neither strategy guarantees them
 and the C-CDA needs authors, performers and custodians. Everything received passes the shape checks.
+
+A record is complete or it is not built: a refused or failed search, a type the server has but the token was
+not granted, or a referenced resource that cannot be read (other than gone) raises a ``FhirError`` whose code
+and message become the job's failure reason. Sending a C-CDA with an empty Problems section because a search
+failed would tell the recipient something false about the patient.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ import logging
 from typing import Any
 
 from fhir_bridge.fhir import shapes
-from fhir_bridge.fhir.client import FhirClient
-from fhir_bridge.fhir.errors import FhirHttpError, FhirNotFound
+from fhir_bridge.fhir.client import FhirClient, search_set_problem
+from fhir_bridge.fhir.errors import FhirAuthError, FhirNotFound, FhirSearchRefused
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +77,45 @@ def gather_patient_record(
     everything = caps.has_patient_everything if use_everything is None else use_everything
     if everything:
         for bundle in client.search_pages(f"Patient/{patient_id}/$everything", {"_count": 200}):
+            problem = search_set_problem(bundle)
+            if problem:
+                raise FhirSearchRefused(f"the FHIR server answered $everything with an error ({problem})")
             for resource in shapes.bundle_resources(bundle):
-                record.add(shapes.check_resource(resource))
+                if resource.get("resourceType") != "OperationOutcome":
+                    record.add(shapes.check_resource(resource))
     else:
         for rtype, param in US_CORE_PATIENT_SEARCHES:
-            if not caps.can_search(rtype, param):
+            if not caps.can_search(rtype, param) or not _may_read(client, rtype):
                 continue
-            for resource in client.search(rtype, {param: f"Patient/{patient_id}", "_count": 200}):
-                # Servers add OperationOutcome (warnings) or _include'd resources to search sets: keep only
-                # real matches of the asked type and shared resources.
+            for resource in client.search_all(rtype, {param: f"Patient/{patient_id}"}):
+                # Servers add _include'd resources to search sets: keep real matches and shared resources.
                 if resource.get("resourceType") in {rtype, *REFERENCED_TYPES}:
-                    record.add(shapes.check_resource(resource))
+                    record.add(resource)
     _add_referenced(client, record)
     return record.resources
+
+
+def _may_read(client: FhirClient, resource_type: str) -> bool:
+    """Whether to search ``resource_type`` with this client's credentials.
+
+    Credentials without scopes (none, a static bearer token) may read everything the server has. With SMART
+    Backend Services: a granted type is read; a type we asked for and were refused stops the record
+    (``FhirAuthError``: the server has it, so the record would silently lack it); a type we never ask for
+    (not in ``scopes.BACKEND_RESOURCES``) is left out, as registered with the EHR.
+    """
+    readable = getattr(client.auth, "readable", None)
+    if readable is None:
+        return True
+    allowed = readable(resource_type)
+    if allowed is False:
+        raise FhirAuthError(
+            f"the access token does not grant reading {resource_type}; the record would be incomplete",
+            detail="scope_not_granted",
+        )
+    if allowed is None:
+        log.debug("%s is not among the types this client reads; not searched", resource_type)
+        return False
+    return True
 
 
 class _Record:
@@ -105,7 +138,9 @@ class _Record:
 
 def _add_referenced(client: FhirClient, record: _Record) -> None:
     """Read the shared resources the record references, transitively (a PractitionerRole names its
-    Practitioner and Organization), skipping ones the server no longer has."""
+    Practitioner and Organization), skipping ones the server no longer has (404/410) and types our token was
+    never meant to read. Any other failure propagates: an author or custodian that cannot be read is a
+    failed record, not a blank header."""
     pending = list(record.resources)
     reads = 0
     while pending:
@@ -113,6 +148,8 @@ def _add_referenced(client: FhirClient, record: _Record) -> None:
         for ref in shapes.iter_references(resource):
             key = shapes.parse_reference(ref, client.base_url) if isinstance(ref, str) else None
             if not key or key[0] not in REFERENCED_TYPES or record.has(key):
+                continue
+            if not _may_read(client, key[0]):
                 continue
             if reads >= MAX_REFERENCED_READS:
                 log.warning("record references more than %d shared resources; rest skipped", reads)
@@ -122,9 +159,6 @@ def _add_referenced(client: FhirClient, record: _Record) -> None:
                 found = client.read(*key)
             except FhirNotFound:
                 log.info("referenced %s is gone; skipped", key[0])
-                continue
-            except FhirHttpError as exc:  # (auth failures are FhirAuthError and propagate)
-                log.info("referenced %s could not be read (%s); skipped", key[0], exc.code)
                 continue
             record.add(found)
             pending.append(found)

@@ -2,12 +2,24 @@
 
 Two modes, picked from the CapabilityStatement (or forced):
 
-* ``last_updated``: for each watched type that supports it, ``GET /{Type}?_lastUpdated=gt<watermark>``. The
-  watermark is the newest ``meta.lastUpdated`` seen, persisted per source and type, and the next search
-  starts ``overlap`` earlier: a resource committed with a timestamp slightly older than one we already saw
-  (clock skew between server nodes, long transactions) is still found. Re-seen versions are dropped.
-* ``export``: system-level Bulk Data ``$export?_since=<watermark>`` (OpenEMR's only "what changed" feature).
-  The manifest's ``transactionTime`` becomes the next watermark, as the Bulk Data IG recommends.
+* ``last_updated``: for each watched type that lists the ``_lastUpdated`` search parameter,
+  ``GET /{Type}?_lastUpdated=gt<watermark>``. The watermark is the newest ``meta.lastUpdated`` seen, persisted
+  per source and type, and the next search starts ``overlap`` earlier: a resource committed with a timestamp
+  slightly older than one we already saw (clock skew between server nodes, long transactions) is still found.
+  Re-seen versions are dropped. This is what OpenEMR (7.0.3 and 8.1) gets: ``_lastUpdated`` is declared and
+  works on every watched type it has (Patient, AllergyIntolerance, CarePlan, CareTeam, Condition, Coverage,
+  Device, DiagnosticReport, DocumentReference, Encounter, Goal, Immunization, MedicationRequest, Observation,
+  Procedure). Caveat there: CarePlan and Goal report their *creation* date as ``lastUpdated``, so edits of an
+  existing care plan or goal are not seen by polling (a ping from the EHR, or any other change of the patient,
+  still triggers a send with the current version).
+* ``export``: system-level Bulk Data ``$export?_since=<watermark>``, for watched types that cannot be searched
+  by ``_lastUpdated``, when the server declares system ``$export``. The manifest's ``transactionTime`` becomes
+  the next watermark, as the Bulk Data IG recommends; OpenEMR's ``transactionTime`` (a JSON-encoded PHP
+  ``DateTime`` object) is understood too (:func:`parse_transaction_time`).
+
+Only search parameters the CapabilityStatement lists are sent (``FhirClient.search_all``; no ``_count``, which
+OpenEMR 7.0.3 answers with an empty Bundle), only types the token may read are polled, and one type failing
+does not stop the others: every type is polled, then the first failure is raised for the loop to log.
 
 On the very first run there is no watermark: the poller records the server's current time and reports
 nothing, so switching polling on does not re-send every record on the server. Watermarks are saved only after
@@ -24,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -121,11 +133,15 @@ class Poller:
     def plan(self) -> tuple[list[str], list[str]]:
         """(types polled by ``_lastUpdated``, types left to ``$export``), from the server's capabilities.
 
-        ``auto`` uses ``_lastUpdated`` where a type supports it and ``$export`` for the other watched types
-        when the server has it (OpenEMR indexes ``_lastUpdated`` on a few resources only).
+        ``auto`` uses ``_lastUpdated`` where a type declares it (on OpenEMR: every watched type it has) and
+        ``$export`` for the other watched types when the server declares system ``$export``. Types the
+        token may not read (SMART scopes) are not polled: asking would only be refused on every poll.
         """
         caps = self.client.capabilities()
-        supported = [t for t in self.requested_types if caps.supports(t)]
+        readable = getattr(self.client.auth, "readable", None)
+        supported = [
+            t for t in self.requested_types if caps.supports(t) and (readable is None or readable(t))
+        ]
         if self.mode == "export":
             return [], supported
         by_search = [t for t in supported if caps.supports_last_updated(t)]
@@ -149,10 +165,21 @@ class Poller:
         by_search, by_export = self.plan()
         self._now = None  # the server's time, fetched at most once per poll (first runs only)
         events: list[ChangeEvent] = []
+        failures: list[FhirError] = []
         for rtype in by_search:
-            events.extend(self._poll_type(rtype))
+            try:
+                events.extend(self._poll_type(rtype))
+            except FhirError as exc:  # the other types still get their turn
+                log.warning("polling %s failed: %s", rtype, exc.code)
+                failures.append(exc)
         if by_export:
-            events.extend(self._poll_export(by_export))
+            try:
+                events.extend(self._poll_export(by_export))
+            except FhirError as exc:
+                log.warning("$export polling failed: %s", exc.code)
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         return events
 
     # --- _lastUpdated ----------------------------------------------------------------------------------
@@ -164,8 +191,10 @@ class Poller:
         since = watermark - self.overlap
         newest = watermark
         events: list[ChangeEvent] = []
-        params = {"_lastUpdated": f"gt{format_instant(since)}", "_count": self.page_size}
-        for resource in self.client.search(rtype, params):
+        found = self.client.search_all(
+            rtype, {"_lastUpdated": f"gt{format_instant(since)}"}, optional={"_count": self.page_size}
+        )
+        for resource in found:
             if resource.get("resourceType") != rtype:
                 continue  # OperationOutcome warnings in the search set
             updated = _last_updated(resource)
@@ -233,8 +262,9 @@ class Poller:
                 events.append(event)
         for event in events:
             self.on_change(event)
-        transaction_time = manifest.get("transactionTime")
-        new_mark = parse_instant(transaction_time) if isinstance(transaction_time, str) else None
+        new_mark = parse_transaction_time(manifest.get("transactionTime"))
+        if new_mark is None:
+            log.warning("$export manifest has no usable transactionTime; watermark not advanced")
         self.store.set(self.source_name, EXPORT_KEY, max(watermark, new_mark or watermark))
         return events
 
@@ -245,6 +275,11 @@ class Poller:
             "_type": ",".join(types),
             "_outputFormat": "application/fhir+ndjson",
         }
+        if not self.client.capabilities().has_system_export:
+            # A server that does not declare system $export the standard way (OpenEMR: not in rest.operation)
+            # may not read the standard parameter either: OpenEMR filters on ``type`` and ignores ``_type``.
+            params["type"] = params["_type"]
+        self._export_types = set(types)
         kickoff = self.client.request("GET", "$export", params=params, headers={"Prefer": "respond-async"})
         status_url = kickoff.headers.get("Content-Location")
         if kickoff.status_code != 202 or not status_url:
@@ -269,10 +304,13 @@ class Poller:
     def _export_resources(self, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
         needs_token = bool(manifest.get("requiresAccessToken", True))
         ours = urlsplit(self.client.base_url)
+        wanted = getattr(self, "_export_types", None)
         for output in manifest.get("output", []):
             url = output.get("url") if isinstance(output, dict) else None
             if not isinstance(url, str):
                 raise FhirInvalidResponse("$export output without url")
+            if wanted and output.get("type") not in wanted:
+                continue  # a server that ignored the type filter: do not download what we did not ask for
             parts = urlsplit(url)
             if (parts.scheme, parts.netloc) == (ours.scheme, ours.netloc):
                 response = self.client.request("GET", url, headers={"Accept": "application/fhir+ndjson"})
@@ -298,6 +336,54 @@ def _last_updated(resource: dict[str, Any]) -> datetime | None:
         return parse_instant(value)
     except ValueError:
         return None
+
+
+#: PHP ``DateTime`` ``timezone_type`` 2 abbreviations we can map without guessing.
+_PHP_ABBREVIATIONS = {"UTC": 0, "GMT": 0, "Z": 0}
+
+
+def parse_transaction_time(value: Any) -> datetime | None:
+    """The Bulk Data manifest's ``transactionTime`` as an aware UTC datetime, or None when unusable.
+
+    Bulk Data IG: an instant string (``2026-12-07T18:01:00Z``). OpenEMR 7.0.3 and 8.1 send the JSON encoding
+    of a PHP ``DateTime`` instead (``FhirOperationExportRestController``, ``ExportJob::getStartTime()``):
+    ``{"date": "2026-12-07 18:01:00.000000", "timezone_type": 3, "timezone": "UTC"}``, where
+    ``timezone_type`` 1 is an offset (``+02:00``), 2 an abbreviation (``EST``: only UTC/GMT/Z are accepted,
+    abbreviations are ambiguous) and 3 a zone name (``Europe/Paris``). Without this, the export watermark
+    never advances.
+    """
+    if isinstance(value, str):
+        try:
+            return parse_instant(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict) or not isinstance(value.get("date"), str):
+        return None
+    try:
+        local = datetime.fromisoformat(value["date"].strip().replace(" ", "T", 1))
+    except ValueError:
+        return None
+    zone_type, zone = value.get("timezone_type"), value.get("timezone")
+    if not isinstance(zone, str):
+        return None
+    try:
+        if zone_type == 1:
+            offset = datetime.fromisoformat(f"2000-01-01T00:00:00{zone}").utcoffset()
+            tz: Any = timezone(offset) if offset is not None else None
+        elif zone_type == 2:
+            hours = _PHP_ABBREVIATIONS.get(zone.upper())
+            tz = timezone(timedelta(hours=hours)) if hours is not None else None
+        elif zone_type == 3:
+            from zoneinfo import ZoneInfo
+
+            tz = ZoneInfo(zone)
+        else:
+            tz = None
+    except (ValueError, KeyError, OSError):
+        return None
+    if tz is None:
+        return None
+    return local.replace(tzinfo=tz).astimezone(UTC)
 
 
 def parse_instant(value: str) -> datetime:
