@@ -52,6 +52,8 @@ class ServerSessionInterface(SessionInterface):
     #: Record activity at most this often (seconds): the status page polls, and a write per poll buys
     #: nothing against a 15-minute idle limit.
     TOUCH_EVERY = 30.0
+    #: ``touched`` of an ended session's marker (the epoch: older than any idle limit).
+    ENDED = 0.0
 
     def __init__(self, idle_minutes: float = 15, max_hours: float = 8, backend: SessionBackend | None = None):
         self.idle = idle_minutes * 60
@@ -71,8 +73,11 @@ class ServerSessionInterface(SessionInterface):
                 self.backend.touch(sid, now)
             return ServerSession(sid, item.data, created=item.created)
         expired = item is not None
-        if expired:
-            self.backend.delete(sid)
+        if expired and (item.data or item.touched != self.ENDED):
+            # Keep a data-less marker instead of deleting: several requests may carry the ended id (a page
+            # and its background poll), and each of them must learn the session ended, not just the first.
+            # touched = ENDED can never be fresh again; pruning removes the marker like any old session.
+            self.backend.save(sid, StoredSession({}, item.created, self.ENDED))
         return ServerSession(secrets.token_urlsafe(32), new=True, expired=expired)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]

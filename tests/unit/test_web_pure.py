@@ -157,6 +157,12 @@ def test_server_side_session_ends_after_idle_and_keeps_data_off_the_cookie() -> 
     assert client.get("/get").text == "secret-access-token|False"
     store.idle = 0.0
     assert client.get("/get").text == "None|True"
+    # Whichever request comes first after the limit (often the status page's background poll), the page the
+    # person opens next must still say the session ended, not silently show the start page: the ended
+    # session leaves a data-less marker, and its data is gone.
+    assert client.get("/get").text == "None|True"
+    store.idle = 15 * 60.0
+    assert client.get("/get").text == "None|True"
 
 
 def _pages_app() -> Flask:
