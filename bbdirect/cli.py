@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "serve": "bbdirect.commands.bridge:serve",
     "worker": "bbdirect.commands.bridge:worker",
     "db": "bbdirect.commands.bridge:db",
+    "fhir": "bbdirect.commands.fhir:fhir",
 }
 
 

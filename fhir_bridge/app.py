@@ -147,6 +147,9 @@ def create_app(
 
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(ops)
+    from fhir_bridge.api.jwks import jwks
+
+    app.register_blueprint(jwks)  # public key set of the SMART backend client (no authentication)
     for module_name in plugins:
         _register_optional(app, module_name)
     return app
