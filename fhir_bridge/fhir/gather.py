@@ -26,6 +26,7 @@ from typing import Any
 from fhir_bridge.fhir import shapes
 from fhir_bridge.fhir.client import FhirClient, search_set_problem
 from fhir_bridge.fhir.errors import FhirAuthError, FhirNotFound, FhirSearchRefused
+from fhir_bridge.fhir.scopes import BACKEND_RESOURCES
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +97,24 @@ def gather_patient_record(
 
 
 def _may_read(client: FhirClient, resource_type: str) -> bool:
-    """Whether to search ``resource_type`` with this client's credentials.
+    """Whether to search or read ``resource_type`` with this client's credentials.
 
     Credentials without scopes (none, a static bearer token) may read everything the server has. With SMART
-    Backend Services: a granted type is read; a type we asked for and were refused stops the record
-    (``FhirAuthError``: the server has it, so the record would silently lack it); a type we never ask for
-    (not in ``scopes.BACKEND_RESOURCES``) is left out, as registered with the EHR.
+    Backend Services: a granted type is read; a type the record is built from (``scopes.BACKEND_RESOURCES``)
+    that the token does not grant stops the record (``FhirAuthError``: the server has it, so the record would
+    silently lack it — fix the registered or configured scopes); any other type is left out.
     """
     readable = getattr(client.auth, "readable", None)
-    if readable is None:
+    if readable is None or readable(resource_type) is True:
         return True
-    allowed = readable(resource_type)
-    if allowed is False:
+    if resource_type in BACKEND_RESOURCES:
         raise FhirAuthError(
-            f"the access token does not grant reading {resource_type}; the record would be incomplete",
+            f"the access token does not grant reading {resource_type}; the record would be incomplete "
+            f"(register and request system/{resource_type}.read)",
             detail="scope_not_granted",
         )
-    if allowed is None:
-        log.debug("%s is not among the types this client reads; not searched", resource_type)
-        return False
-    return True
+    log.debug("%s is not among the types this client reads; not searched", resource_type)
+    return False
 
 
 class _Record:

@@ -16,8 +16,10 @@ from fhir_bridge.sources.pings import PingError, ping_event
 from fhir_bridge.sources.polling import format_instant, parse_instant
 from fhir_bridge.sources.subscription import SECRET_HEADER, SubscriptionManager
 
-#: The shape of OpenEMR's statement: no Subscription, no $everything, _lastUpdated on some types, system $export.
-OPENEMR_LIKE = {
+#: A server with no Subscription and no $everything, _lastUpdated on some types only and system $export. (Not
+#: OpenEMR's real shape, which has _lastUpdated on every type and no system $export: see
+#: tests/unit/test_openemr_profile.py.)
+MIXED_SERVER = {
     "resourceType": "CapabilityStatement",
     "fhirVersion": "4.0.1",
     "software": {"name": "OpenEMR"},
@@ -55,8 +57,8 @@ OPENEMR_LIKE = {
 }
 
 
-def test_capabilities_of_an_openemr_like_server() -> None:
-    caps = Capabilities.from_statement(OPENEMR_LIKE)
+def test_capabilities_of_a_mixed_server() -> None:
+    caps = Capabilities.from_statement(MIXED_SERVER)
 
     assert caps.software == "OpenEMR" and caps.fhir_version == "4.0.1"
     assert not caps.has_subscriptions and not caps.has_patient_everything
@@ -183,11 +185,11 @@ def test_subscription_declaration_and_match() -> None:
         SubscriptionManager(FhirClient("http://fhir.example/r4"), "http://sidecar.example/hooks", "a\r\nb")
 
 
-def test_polling_plan_mixes_last_updated_and_export_on_an_openemr_like_server(tmp_path) -> None:
+def test_polling_plan_mixes_last_updated_and_export_on_a_mixed_server(tmp_path) -> None:
     from fhir_bridge.sources.polling import JsonWatermarkStore, Poller
 
     client = FhirClient("http://emr.example/fhir")
-    client._capabilities = Capabilities.from_statement(OPENEMR_LIKE)  # what GET /metadata would have said
+    client._capabilities = Capabilities.from_statement(MIXED_SERVER)  # what GET /metadata would have said
     store = JsonWatermarkStore(tmp_path / "wm.json")
 
     auto = Poller(client, store, print, resource_types=["Patient", "Observation", "Condition"])
