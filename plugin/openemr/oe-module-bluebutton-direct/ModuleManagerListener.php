@@ -13,6 +13,8 @@
  */
 
 use OpenEMR\Core\AbstractModuleActionListener;
+use OpenEMR\Modules\BlueButtonDirect\GlobalConfig;
+use OpenEMR\Modules\BlueButtonDirect\OpenEmrSettingsStore;
 use OpenEMR\Modules\BlueButtonDirect\RegistrationResult;
 use OpenEMR\Modules\BlueButtonDirect\SmartSetup;
 
@@ -24,13 +26,26 @@ class ModuleManagerListener extends AbstractModuleActionListener
     /** @var callable(): RegistrationResult */
     private $registerSmartClients;
 
-    /** @param (callable(): RegistrationResult)|null $registerSmartClients tests pass their own */
-    public function __construct(?callable $registerSmartClients = null)
+    /** @var callable(): void */
+    private $writeDefaults;
+
+    /**
+     * @param (callable(): RegistrationResult)|null $registerSmartClients tests pass their own
+     * @param (callable(): void)|null $writeDefaults tests pass their own
+     */
+    public function __construct(?callable $registerSmartClients = null, ?callable $writeDefaults = null)
     {
         parent::__construct();
         $this->registerSmartClients = $registerSmartClients ?? static function (): RegistrationResult {
             self::autoload();
             return SmartSetup::registerNow();
+        };
+        // Module settings have no `globals` rows until someone saves the globals page, so presets
+        // (OPENEMR_SETTING_bbdirect_* in the environment) and defaults are written on install and enable.
+        $this->writeDefaults = $writeDefaults ?? static function (): void {
+            self::autoload();
+            $types = array_map(static fn(array $d): string => $d[1], GlobalConfig::definitions());
+            (new OpenEmrSettingsStore())->writeMissing(GlobalConfig::initialValues(GlobalConfig::environment()), $types);
         };
     }
 
@@ -41,7 +56,7 @@ class ModuleManagerListener extends AbstractModuleActionListener
      */
     public function moduleManagerAction($methodName, $modId, string $currentActionStatus = 'Success'): string
     {
-        if (is_string($methodName) && in_array($methodName, ['enable', 'disable', 'unregister'], true)) {
+        if (is_string($methodName) && in_array($methodName, ['install', 'enable', 'disable', 'unregister'], true)) {
             try {
                 return $this->$methodName($modId, $currentActionStatus);
             } catch (\Throwable $e) {
@@ -62,8 +77,23 @@ class ModuleManagerListener extends AbstractModuleActionListener
         return 'OpenEMR\\Modules\\BlueButtonDirect\\';
     }
 
+    private function install($modId, $currentActionStatus): string
+    {
+        try {
+            ($this->writeDefaults)();
+        } catch (\Throwable $e) {
+            error_log('bbdirect: writing the default settings failed: ' . get_class($e));
+        }
+        return $currentActionStatus;
+    }
+
     private function enable($modId, $currentActionStatus): string
     {
+        try {
+            ($this->writeDefaults)();
+        } catch (\Throwable $e) {
+            error_log('bbdirect: writing the default settings failed: ' . get_class($e));
+        }
         try {
             $this->lastRegistration = ($this->registerSmartClients)();
         } catch (\Throwable $e) {

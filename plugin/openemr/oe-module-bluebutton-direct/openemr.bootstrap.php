@@ -18,5 +18,8 @@ namespace OpenEMR\Modules\BlueButtonDirect;
  */
 $classLoader->registerNamespaceIfNotExists('OpenEMR\\Modules\\BlueButtonDirect\\', __DIR__ . DIRECTORY_SEPARATOR . 'src');
 
+if (Bootstrap::isDashboardRequest()) {
+    Bootstrap::takeFlash(); // before any output: the last card action's outcome, shown once
+}
 $bootstrap = new Bootstrap($eventDispatcher, GlobalConfig::fromOpenEmr());
 $bootstrap->subscribeToEvents();

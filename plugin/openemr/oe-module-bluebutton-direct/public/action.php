@@ -11,13 +11,16 @@ require_once __DIR__ . '/../../../../globals.php';
 
 use OpenEMR\Modules\BlueButtonDirect\Bootstrap;
 use OpenEMR\Modules\BlueButtonDirect\GlobalConfig;
+use OpenEMR\Modules\BlueButtonDirect\OpenEmrSession;
 
 if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
     http_response_code(405);
     exit;
 }
-$pid = (int) ($_SESSION['pid'] ?? 0); // the chart that is open, never a posted value
-$bootstrap = new Bootstrap($GLOBALS['kernel']->getEventDispatcher(), GlobalConfig::fromOpenEmr());
-$result = $bootstrap->cardController()->handle($_POST, $pid, (string) ($_SESSION['authUser'] ?? ''));
-$_SESSION['bbdirect_flash'] = $result->toArray();
-header('Location: ' . $GLOBALS['webroot'] . '/interface/patient_file/summary/demographics.php', true, 303);
+$pid = OpenEmrSession::pid(); // the chart that is open, never a posted value
+$bootstrap = new Bootstrap(Bootstrap::eventDispatcher(), GlobalConfig::fromOpenEmr());
+$result = $bootstrap->cardController()->handle($_POST, $pid, OpenEmrSession::user());
+// SessionUtil::setSession: a plain $_SESSION write is lost on 7.0.x (read-and-closed session) and is not the
+// session object on 8.x.
+OpenEmrSession::set(Bootstrap::FLASH_KEY, $result->toArray());
+header('Location: ' . ($GLOBALS['webroot'] ?? '') . '/interface/patient_file/summary/demographics.php', true, 303);

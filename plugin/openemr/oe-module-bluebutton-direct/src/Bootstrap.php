@@ -10,7 +10,6 @@
 namespace OpenEMR\Modules\BlueButtonDirect;
 
 use OpenEMR\Common\Acl\AclMain;
-use OpenEMR\Common\Csrf\CsrfUtils;
 use OpenEMR\Events\Core\TwigEnvironmentEvent;
 use OpenEMR\Events\Globals\GlobalsInitializedEvent;
 use OpenEMR\Events\Patient\PatientUpdatedEvent;
@@ -30,7 +29,13 @@ final class Bootstrap
     /** SMARTLaunchToken::INTENT_PATIENT_DEMOGRAPHICS_DIALOG: the one intent every 7.x build accepts. */
     public const EHR_LAUNCH_INTENT = 'patient.demographics.dialog';
 
+    /** Session key of the last card action's outcome (written by public/action.php, shown once on the card). */
+    public const FLASH_KEY = 'bbdirect_flash';
+
     private ?ChangePinger $pinger = null;
+
+    /** @var array<string, mixed>|null the flash taken from the session at the start of a dashboard request */
+    private static ?array $flash = null;
 
     public function __construct(
         private readonly EventDispatcherInterface $dispatcher,
@@ -53,9 +58,30 @@ final class Bootstrap
             $this->dispatcher->addListener(self::portalCardEvent(), [$this, 'renderPortalCard']);
         }
         if ($api && $this->config->pingsEnabled) {
-            $this->dispatcher->addListener(PatientUpdatedEvent::EVENT_HANDLE, [$this->pinger(), 'onPatientUpdated']);
-            $this->dispatcher->addListener(ServiceSaveEvent::EVENT_POST_SAVE, [$this->pinger(), 'onServiceSaved']);
+            foreach (self::pingEvents() as $name => $method) {
+                $this->dispatcher->addListener($name, [$this->pinger(), $method]);
+            }
         }
+    }
+
+    /**
+     * The save events that carry a patient, by name (from OpenEMR's classes where they exist) => ChangePinger
+     * method. Which screens fire them on each OpenEMR line is in the README ("Change pings"); the sidecar's
+     * `_lastUpdated` polling covers the rest. service.save.pre is included because some services (8.x
+     * PatientIssuesService::createIssue for problems and allergies) fire only that one; the ping is sent at the
+     * end of the request, after the save.
+     *
+     * @return array<string, string>
+     */
+    public static function pingEvents(): array
+    {
+        $name = static fn(string $constant, string $fallback): string => defined($constant) ? (string) constant($constant) : $fallback;
+        return [
+            $name(PatientUpdatedEvent::class . '::EVENT_HANDLE', 'patient.updated') => 'onPatientUpdated',
+            $name('OpenEMR\\Events\\Patient\\PatientUpdatedEventAux::EVENT_HANDLE', 'patient.updated.aux') => 'onPatientUpdatedAux',
+            $name(ServiceSaveEvent::class . '::EVENT_PRE_SAVE', 'service.save.pre') => 'onServiceSaved',
+            $name(ServiceSaveEvent::class . '::EVENT_POST_SAVE', 'service.save.post') => 'onServiceSaved',
+        ];
     }
 
     /** The portal event name, from OpenEMR's class when this build has it. */
@@ -68,7 +94,11 @@ final class Bootstrap
     public function addGlobalSettings(GlobalsInitializedEvent $event): void
     {
         $service = $event->getGlobalsService();
-        $service->createSection(GlobalConfig::SECTION, 'Report');
+        // GlobalsService::createSection throws when the section exists (another listener, a second dispatch).
+        $existing = method_exists($service, 'getGlobalsMetadata') ? $service->getGlobalsMetadata() : [];
+        if (!is_array($existing) || !array_key_exists(GlobalConfig::SECTION, $existing)) {
+            $service->createSection(GlobalConfig::SECTION, 'Report');
+        }
         $status = $this->statusSetting();
         if ($status !== null) {
             $service->appendToSection(GlobalConfig::SECTION, GlobalConfig::STATUS, $status);
@@ -95,9 +125,9 @@ final class Bootstrap
         return $setting;
     }
 
-    public function settingsStatus(): SettingsStatus
+    public function settingsStatus(?ClientRegistry $clients = null): SettingsStatus
     {
-        return new SettingsStatus($this->config, self::moduleUrl('public/smart-clients.php'), self::fhirBase());
+        return new SettingsStatus($this->config, self::moduleUrl('public/settings.php'), self::fhirBase(), $clients ?? new OpenEmrClientRegistry());
     }
 
     public function addTemplatePath(TwigEnvironmentEvent $event): void
@@ -113,26 +143,80 @@ final class Bootstrap
         if ($event->getSection() !== 'primary') {
             return;
         }
-        $pid = (int) ($_SESSION['pid'] ?? ($GLOBALS['pid'] ?? 0));
+        $pid = OpenEmrSession::pid();
         if ($pid <= 0) {
             return;
         }
-        $flash = $_SESSION['bbdirect_flash'] ?? [];
-        unset($_SESSION['bbdirect_flash']);
-        $csrf = (string) CsrfUtils::collectCsrfToken();
-        $variables = $this->cardController()->cardVariables($pid, $csrf, is_array($flash) ? $flash : [], $this->ehrLaunchUrl($csrf));
+        $csrf = OpenEmrSession::csrfToken();
+        $variables = $this->cardController()->cardVariables($pid, $csrf, self::flash(), $this->ehrLaunchUrl($csrf));
         $variables['action_url'] = self::moduleUrl('public/action.php');
-        $event->addCard(new CardModel([
+        $event->addCard(new CardModel(self::cardOptions($variables, $this->dispatcher)));
+    }
+
+    /**
+     * The CardModel options. The template extends OpenEMR's patient/card/card_base.html.twig, which draws the
+     * title bar and the collapse from the `title`/`id`/`initiallyCollapsed` the dashboard passes for each card.
+     *
+     * @param array<string, mixed> $variables
+     * @return array<string, mixed>
+     */
+    public static function cardOptions(array $variables, ?EventDispatcherInterface $dispatcher = null): array
+    {
+        // The dashboard keeps a user's expand/collapse choice under the card id (updateUserVisibilitySetting).
+        $collapsed = function_exists('getUserSetting') && (string) \getUserSetting(self::CARD_ID) === '0';
+        return [
             'identifier' => self::CARD_ID,
             'title' => xl('Direct sharing'),
             'acl' => ['patients', 'demo'],
             'templateFile' => 'oe-bluebutton-direct/card.html.twig',
             'templateVariables' => $variables,
+            'initiallyCollapsed' => $collapsed,
             'add' => false,
             'edit' => false,
             'collapse' => true,
-            'dispatcher' => $this->dispatcher,
-        ]));
+            'dispatcher' => $dispatcher,
+        ];
+    }
+
+    /**
+     * Move the last card action's outcome out of the session, once, at the start of the dashboard request (from
+     * openemr.bootstrap.php, before any output: on 7.0.x removing a session value reopens the session, which
+     * is impossible once the page has started).
+     */
+    public static function takeFlash(): void
+    {
+        if (self::$flash !== null) {
+            return;
+        }
+        try {
+            $flash = OpenEmrSession::get(self::FLASH_KEY);
+            self::$flash = is_array($flash) ? $flash : [];
+            if ($flash !== null) {
+                OpenEmrSession::remove(self::FLASH_KEY);
+            }
+        } catch (\Throwable $e) {
+            self::$flash = [];
+            error_log('bbdirect: reading the card result failed: ' . get_class($e));
+        }
+    }
+
+    /** @return array<string, mixed> the outcome taken by takeFlash() */
+    public static function flash(): array
+    {
+        return self::$flash ?? [];
+    }
+
+    /** Test hook: forget the taken flash. */
+    public static function resetFlash(?array $flash = null): void
+    {
+        self::$flash = $flash;
+    }
+
+    /** Whether this request renders the patient dashboard (the page that shows the card). */
+    public static function isDashboardRequest(): bool
+    {
+        $script = (string) ($_SERVER['SCRIPT_NAME'] ?? ($_SERVER['PHP_SELF'] ?? ''));
+        return str_ends_with($script, '/patient_file/summary/demographics.php');
     }
 
     /**
@@ -168,7 +252,7 @@ final class Bootstrap
             $this->client(),
             $this->patients(),
             $this->config,
-            static fn(string $token): bool => CsrfUtils::verifyCsrfToken($token),
+            static fn(string $token): bool => OpenEmrSession::verifyCsrf($token),
             static fn(): bool => (bool) AclMain::aclCheckCore('patients', 'demo', '', 'write'),
         );
     }
@@ -176,6 +260,16 @@ final class Bootstrap
     public function pinger(): ChangePinger
     {
         return $this->pinger ??= new ChangePinger($this->client(), $this->patients());
+    }
+
+    /** OpenEMR's event dispatcher (the kernel's), for the module's own pages. */
+    public static function eventDispatcher(): EventDispatcherInterface
+    {
+        $bag = 'OpenEMR\\Core\\OEGlobalsBag';
+        if (class_exists($bag) && method_exists($bag, 'getInstance') && method_exists($bag, 'getKernel')) {
+            return $bag::getInstance()->getKernel()->getEventDispatcher();
+        }
+        return $GLOBALS['kernel']->getEventDispatcher();
     }
 
     public static function moduleUrl(string $path): string
@@ -190,7 +284,7 @@ final class Bootstrap
         if ($origin === '') {
             return '';
         }
-        $site = (string) ($_SESSION['site_id'] ?? 'default');
+        $site = (string) (OpenEmrSession::get('site_id') ?? 'default');
         return $origin . ($GLOBALS['webroot'] ?? '') . '/apis/' . rawurlencode($site === '' ? 'default' : $site) . '/fhir';
     }
 

@@ -94,11 +94,13 @@ final class CardController
         try {
             return match ($action) {
                 'add_send' => $this->addAndSend($patientId, $userId, $values),
-                'stop' => $this->stop((string) ($post['authorization_id'] ?? ''), $userId, $values),
+                'stop' => $this->stop($patientId, (string) ($post['authorization_id'] ?? ''), $userId, $values),
                 default => new ActionResult(false, 'Unknown action.', 'bad_request', null, $values),
             };
         } catch (SidecarException $e) {
-            return new ActionResult(false, $e->getMessage(), $e->errorCode, $e->field ?? ($action === 'add_send' ? 'address' : null), $values);
+            // The sidecar names the field it refuses (a Direct address problem is always `address`); an outage
+            // or any other error is shown above the form, and nothing was saved either way.
+            return new ActionResult(false, $e->getMessage(), $e->errorCode, $action === 'add_send' ? $e->field : null, $values);
         }
     }
 
@@ -131,14 +133,31 @@ final class CardController
             'send_now' => true,
         ]);
         $what = $values['always'] ? 'now and whenever the record changes' : 'once';
-        return new ActionResult(true, "Sharing with {$authorization['address']} set up: the record will be sent $what.", null, null, []);
+        $address = (string) ($authorization['address'] ?? $values['address']);
+        return new ActionResult(true, "Sharing with $address set up: the record is being sent $what. The delivery state shows in the list below.", null, null, []);
     }
 
-    /** @param array<string, string|bool> $values */
-    private function stop(string $authorizationId, string $userId, array $values): ActionResult
+    /**
+     * Revoke one authorization, but only one of the patient whose chart is open: the posted id is checked
+     * against the sidecar's record of it before anything is revoked.
+     *
+     * @param array<string, string|bool> $values
+     */
+    private function stop(string $patientId, string $authorizationId, string $userId, array $values): ActionResult
     {
         if ($authorizationId === '') {
             return new ActionResult(false, 'Which sharing should stop?', 'bad_request', null, $values);
+        }
+        try {
+            $authorization = $this->client->getAuthorization($authorizationId);
+        } catch (SidecarException $e) {
+            if ($e->status === 404) {
+                return new ActionResult(false, 'This sharing does not exist (any more). Nothing was stopped.', 'not_found', null, $values);
+            }
+            throw $e;
+        }
+        if (strtolower((string) ($authorization['patient_id'] ?? '')) !== strtolower($patientId)) {
+            return new ActionResult(false, 'This sharing belongs to another patient, not to the chart that is open. Nothing was stopped.', 'wrong_patient', null, $values);
         }
         $this->client->revoke($authorizationId, $userId);
         return new ActionResult(true, 'Sending stopped. Nothing more will be sent to this address.');
@@ -148,17 +167,34 @@ final class CardController
      * @param array<string, mixed> $authorization
      * @return array<string, mixed>
      */
-    private function present(array $authorization): array
+    public const STATES = ['queued' => 'Queued', 'building' => 'Preparing the message', 'sending' => 'Sending',
+        'retrying' => 'Retrying', 'sent' => 'Sent (waiting for the recipient)', 'processed' => 'Delivered',
+        'dispatched' => 'Delivered', 'failed' => 'Failed', 'cancelled' => 'Cancelled',
+        'skipped' => 'Nothing new to send'];
+
+    /**
+     * One row of the card, from the sidecar's Authorization (fhir_bridge/api/serialize.py): the delivery state is
+     * its `latest_transmission`, trust its `recipient_trusted` (null = not checked: no badge).
+     *
+     * @param array<string, mixed> $authorization
+     * @return array<string, mixed>
+     */
+    public function present(array $authorization): array
     {
-        $last = $authorization['last_transmission'] ?? null;
+        $last = $authorization['latest_transmission'] ?? null;
+        $state = is_array($last) ? (string) ($last['state'] ?? '') : '';
+        $reason = is_array($last) && is_array($last['reason'] ?? null) ? (string) ($last['reason']['message'] ?? '') : '';
+        $when = is_array($last) ? (string) ($last['dispatched_at'] ?? $last['processed_at'] ?? $last['sent_at'] ?? $last['updated_at'] ?? '') : '';
         return [
             'id' => (string) ($authorization['id'] ?? ''),
             'address' => (string) ($authorization['address'] ?? ''),
             'kind' => ($authorization['kind'] ?? '') === 'always' ? 'Always' : 'Once',
             'active' => ($authorization['status'] ?? 'active') === 'active' && empty($authorization['revoked_at']),
-            'state' => is_array($last) ? (string) ($last['state'] ?? '') : (string) ($authorization['state'] ?? ''),
-            'reason' => is_array($last) ? (string) ($last['error']['message'] ?? ($last['reason'] ?? '')) : '',
-            'trusted' => (bool) ($authorization['trusted'] ?? false),
+            'state' => $state,
+            'state_label' => self::STATES[$state] ?? $state,
+            'when' => $when,
+            'reason' => $reason,
+            'untrusted' => ($authorization['recipient_trusted'] ?? null) === false,
         ];
     }
 }

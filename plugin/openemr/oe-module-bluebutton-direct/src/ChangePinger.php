@@ -38,6 +38,13 @@ final class ChangePinger
         $this->queue($data['pid'] ?? ($before['pid'] ?? null), $data['uuid'] ?? null);
     }
 
+    /** demographics_save.php's PatientUpdatedEventAux (patient.updated.aux): the pid and the posted form. */
+    public function onPatientUpdatedAux(object $event): void
+    {
+        $data = method_exists($event, 'getUpdatedPatientData') ? $event->getUpdatedPatientData() : [];
+        $this->queue(is_array($data) ? ($data['pid'] ?? null) : null, null);
+    }
+
     public function onServiceSaved(ServiceSaveEvent $event): void
     {
         $data = $event->getSaveData();

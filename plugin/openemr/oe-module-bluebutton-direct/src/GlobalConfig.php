@@ -22,6 +22,11 @@ final class GlobalConfig
     public const ENABLE_PINGS = 'bbdirect_enable_pings';
     public const ENABLE_SMART = 'bbdirect_enable_smart';
     public const PATIENT_LAUNCH_URL = 'bbdirect_patient_launch_url';
+    /** Client id of the sidecar's SMART Backend Services client (the sidecar config names the same id). */
+    public const BACKEND_CLIENT_ID = 'bbdirect_backend_client_id';
+    public const DEFAULT_BACKEND_CLIENT_ID = 'bbdirect-sidecar';
+    /** Environment fallback of every setting: the name the OpenEMR Docker image uses for presets. */
+    public const ENV_PREFIX = 'OPENEMR_SETTING_';
     /** Read-only status block of the settings section (features on, registered SMART clients). */
     public const STATUS = 'bbdirect_status';
     /**
@@ -44,6 +49,7 @@ final class GlobalConfig
         public readonly string $clinicianClientId = '',
         public readonly string $patientClientId = '',
         public readonly string $registrationNote = '',
+        public readonly string $backendClientId = self::DEFAULT_BACKEND_CLIENT_ID,
     ) {
     }
 
@@ -53,9 +59,81 @@ final class GlobalConfig
      */
     public static function fromOpenEmr(): self
     {
+        return self::fromGlobals(self::withEnvironment($GLOBALS, self::environment()), self::openEmrDecrypt());
+    }
+
+    /**
+     * Decrypts with OpenEMR's CryptoGen, but only a value that is encrypted (cryptCheckStandard: a known
+     * version prefix): a plain preset key would make decryptStandard log "Decryption is not working" on every
+     * request.
+     *
+     * @return (callable(string): mixed)|null
+     */
+    public static function openEmrDecrypt(): ?callable
+    {
         $crypto = 'OpenEMR\\Common\\Crypto\\CryptoGen';
-        $decrypt = class_exists($crypto) ? static fn(string $v): mixed => (new $crypto())->decryptStandard($v) : null;
-        return self::fromGlobals($GLOBALS, $decrypt);
+        if (!class_exists($crypto)) {
+            return null;
+        }
+        return static function (string $value) use ($crypto): mixed {
+            $gen = new $crypto();
+            if (method_exists($gen, 'cryptCheckStandard') && !$gen->cryptCheckStandard($value)) {
+                return $value;
+            }
+            return $gen->decryptStandard($value);
+        };
+    }
+
+    /**
+     * The module's settings from the environment (OPENEMR_SETTING_<name>, the names the OpenEMR Docker image
+     * uses for presets).
+     *
+     * @return array<string, string>
+     */
+    public static function environment(): array
+    {
+        $values = [];
+        foreach (array_keys(self::definitions()) as $key) {
+            $value = getenv(self::ENV_PREFIX . $key);
+            if (is_string($value)) {
+                $values[$key] = $value;
+            }
+        }
+        return $values;
+    }
+
+    /**
+     * A setting without a `globals` row (nobody saved the globals page, the module wrote no defaults yet) falls
+     * back to the environment; a row always wins, even an empty one (an administrator cleared it).
+     *
+     * @param array<string, mixed> $globals
+     * @param array<string, string> $environment
+     * @return array<string, mixed>
+     */
+    public static function withEnvironment(array $globals, array $environment): array
+    {
+        foreach ($environment as $key => $value) {
+            if (!array_key_exists($key, $globals)) {
+                $globals[$key] = $value;
+            }
+        }
+        return $globals;
+    }
+
+    /**
+     * The value the module writes for each setting that has no row yet (on install and enable): the
+     * environment's preset, else the definition's default.
+     *
+     * @param array<string, string> $environment
+     * @return array<string, string>
+     */
+    public static function initialValues(array $environment): array
+    {
+        $values = [];
+        foreach (self::definitions() as $key => [, , $default]) {
+            $values[$key] = $environment[$key] ?? $default;
+        }
+        return $values;
     }
 
     /**
@@ -91,6 +169,7 @@ final class GlobalConfig
             $text(self::CLINICIAN_CLIENT_ID),
             $text(self::PATIENT_CLIENT_ID),
             $text(self::REGISTRATION_NOTE),
+            $text(self::BACKEND_CLIENT_ID) !== '' ? $text(self::BACKEND_CLIENT_ID) : self::DEFAULT_BACKEND_CLIENT_ID,
         );
     }
 
@@ -164,6 +243,8 @@ final class GlobalConfig
                 'On patient and service saves, ask the sidecar to look at the patient (POST /api/v1/patients/{id}/changed; never blocks the save).'],
             self::PATIENT_LAUNCH_URL => ['Patient pages URL (override)', 'text', '',
                 'Optional: where the portal card links. Empty = {public URL}/smart/start.'],
+            self::BACKEND_CLIENT_ID => ['Sidecar backend client id', 'text', self::DEFAULT_BACKEND_CLIENT_ID,
+                'Client id of the sidecar\'s SMART Backend Services client (reads OpenEMR\'s FHIR API with system/ scopes). The module registers it with the sidecar\'s public keys ({sidecar URL}/.well-known/jwks.json); give the sidecar the same id.'],
         ];
     }
 }

@@ -13,9 +13,11 @@ final class RegistrationResult
     public const REGISTERED = 'registered';
     public const UNCHANGED = 'unchanged';
     public const SKIPPED = 'skipped';
+    /** Some clients registered, others not (e.g. the sidecar was unreachable for the backend client's keys). */
+    public const PARTIAL = 'partial';
     public const FAILED = 'failed';
 
-    /** @param array<string, string> $clientIds app ("clinician", "patient") => OpenEMR client id */
+    /** @param array<string, string> $clientIds app ("clinician", "patient", "backend") => OpenEMR client id */
     public function __construct(
         public readonly string $status,
         public readonly string $message,

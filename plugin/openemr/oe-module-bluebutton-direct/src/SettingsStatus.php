@@ -16,7 +16,46 @@ final class SettingsStatus
         private readonly GlobalConfig $config,
         private readonly string $registerUrl,
         private readonly string $fhirBase = '',
+        private readonly ?ClientRegistry $clients = null,
     ) {
+    }
+
+    /**
+     * The three clients: label, client id ('' = not registered), state for the administrator.
+     *
+     * @return list<array{0: string, 1: string, 2: string, 3: string}> field id, label, client id, state
+     */
+    public function clients(): array
+    {
+        $c = $this->config;
+        $rows = [
+            ['bbdirect-clinician-client-id', 'Clinician app client id (sidecar web.smart_client_id)', $c->clinicianClientId],
+            ['bbdirect-patient-client-id', 'Patient app client id (sidecar web.smart_patient_client_id)', $c->patientClientId],
+            ['bbdirect-backend-client-id', 'Sidecar backend client id (SMART Backend Services)', $c->backendClientId],
+        ];
+        $out = [];
+        foreach ($rows as [$field, $label, $id]) {
+            $out[] = [$field, $label, $id, $this->clientState($id)];
+        }
+        return $out;
+    }
+
+    private function clientState(string $id): string
+    {
+        if ($id === '') {
+            return 'not registered';
+        }
+        if ($this->clients === null || $this->clients->unsupportedReason() !== null) {
+            return 'unknown';
+        }
+        try {
+            if (!$this->clients->exists($id)) {
+                return 'not registered';
+            }
+            return $this->clients->isEnabled($id) ? 'registered, enabled' : 'registered, disabled';
+        } catch (\Throwable $e) {
+            return 'unknown';
+        }
     }
 
     /** @return list<array{0: string, 1: bool, 2: string}> feature, on?, why */
@@ -51,12 +90,12 @@ final class SettingsStatus
                 . '</td><td>' . text($why) . '</td></tr>';
         }
         $ids = '';
-        foreach (['Clinician app client id' => $this->config->clinicianClientId, 'Patient app client id' => $this->config->patientClientId] as $label => $id) {
-            $field = 'bbdirect-' . strtolower(strtok($label, ' ')) . '-client-id';
+        foreach ($this->clients() as [$field, $label, $id, $state]) {
             $ids .= '<div class="form-group"><label for="' . attr($field) . '">' . text(xl($label)) . '</label>'
-                . '<input id="' . attr($field) . '" class="form-control" type="text" readonly value="' . attr($id !== '' ? $id : xl('not registered')) . '"></div>';
+                . '<input id="' . attr($field) . '" class="form-control" type="text" readonly value="' . attr($id) . '">'
+                . '<small class="bbdirect-client-state" data-state="' . attr($state) . '">' . text(xl($state)) . '</small></div>';
         }
-        $hints = '<p>' . text(xl('Give the sidecar the clinician app client id as web.smart_client_id')) . '</p>';
+        $hints = '<p>' . text(xl('Give the sidecar the clinician app client id as web.smart_client_id, and the backend client id as the client id of its SMART Backend Services connection to this FHIR server')) . '</p>';
         if ($this->fhirBase !== '') {
             $hints .= '<p>' . text(xl('The sidecar web.smart_iss must be this FHIR base')) . ': <code>' . text($this->fhirBase) . '</code></p>';
         }

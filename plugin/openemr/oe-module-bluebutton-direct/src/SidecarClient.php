@@ -53,6 +53,14 @@ final class SidecarClient
         return $data['authorization'] ?? $data;
     }
 
+    /** @return array<string, mixed> one authorization (its patient_id tells whose it is) */
+    public function getAuthorization(string $authorizationId): array
+    {
+        $data = $this->call('GET', '/api/v1/authorizations/' . rawurlencode($authorizationId));
+        $authorization = $data['authorization'] ?? $data;
+        return is_array($authorization) ? $authorization : [];
+    }
+
     /** @return array<string, mixed> the revoked authorization */
     public function revoke(string $authorizationId, string $actor): array
     {
@@ -82,12 +90,31 @@ final class SidecarClient
     }
 
     /**
+     * The sidecar's public signing keys (GET /.well-known/jwks.json, {"keys": [RSA public JWK, alg RS384]}),
+     * which OpenEMR needs to check the sidecar's SMART Backend Services client assertions.
+     *
+     * @return array<string, mixed>
+     * @throws SidecarException when the sidecar cannot be reached or answers with an error
+     */
+    public function publicJwks(int $timeoutMs = self::INTERACTIVE_TIMEOUT_MS): array
+    {
+        if ($this->baseUrl === '') {
+            throw new SidecarException('sidecar_misconfigured', 'the sidecar URL is not set');
+        }
+        $data = $this->call('GET', '/.well-known/jwks.json', null, $timeoutMs);
+        return is_array($data) && !array_is_list($data) ? $data : [];
+    }
+
+    /**
      * @param array<string, mixed>|null $json
      * @return array<mixed>
      */
     private function call(string $method, string $path, ?array $json = null, int $timeoutMs = self::INTERACTIVE_TIMEOUT_MS): array
     {
-        $headers = ['Authorization' => 'Bearer ' . $this->apiKey, 'Accept' => 'application/json'];
+        $headers = ['Accept' => 'application/json'];
+        if ($this->apiKey !== '') {
+            $headers['Authorization'] = 'Bearer ' . $this->apiKey;
+        }
         $body = null;
         if ($json !== null) {
             $headers['Content-Type'] = 'application/json';

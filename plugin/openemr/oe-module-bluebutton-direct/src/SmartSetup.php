@@ -1,8 +1,8 @@
 <?php
 
 /**
- * Wiring of SmartClientRegistrar to the running OpenEMR (globals table, ClientRepository, session site), shared
- * by ModuleManagerListener::enable() and the "Register the SMART apps" button of the settings.
+ * Wiring of SmartClientRegistrar to the running OpenEMR (globals table, ClientRepository, session site, the
+ * sidecar's JWKS), shared by ModuleManagerListener::enable() and the "Register the SMART apps" button.
  *
  * @license Apache-2.0
  */
@@ -11,20 +11,28 @@ namespace OpenEMR\Modules\BlueButtonDirect;
 
 final class SmartSetup
 {
+    /** How long enabling the module waits for the sidecar's public keys. */
+    public const JWKS_TIMEOUT_MS = 5000;
+
     public static function registerNow(): RegistrationResult
     {
         $store = new OpenEmrSettingsStore();
         // Re-read our keys from the table: $GLOBALS may predate a save made earlier in this request.
         $globals = $GLOBALS;
-        foreach ([GlobalConfig::PUBLIC_URL, GlobalConfig::CLINICIAN_CLIENT_ID, GlobalConfig::PATIENT_CLIENT_ID] as $key) {
-            $value = $store->get($key);
-            if ($value !== '') {
-                $globals[$key] = $value;
+        foreach (array_merge(array_keys(GlobalConfig::definitions()), [GlobalConfig::CLINICIAN_CLIENT_ID, GlobalConfig::PATIENT_CLIENT_ID]) as $key) {
+            if ($store->has($key)) {
+                $globals[$key] = $store->get($key);
             }
         }
-        $registrar = new SmartClientRegistrar(new OpenEmrClientRegistry(), $store);
-        $site = (string) ($_SESSION['site_id'] ?? 'default');
+        $config = GlobalConfig::fromGlobals(GlobalConfig::withEnvironment($globals, GlobalConfig::environment()), GlobalConfig::openEmrDecrypt());
+        $client = new SidecarClient($config->sidecarUrl, $config->apiKey);
+        $registrar = new SmartClientRegistrar(
+            new OpenEmrClientRegistry(),
+            $store,
+            static fn(): array => $client->publicJwks(self::JWKS_TIMEOUT_MS),
+        );
+        $site = (string) (OpenEmrSession::get('site_id') ?? 'default');
         $contact = (string) ($GLOBALS['practice_return_email_path'] ?? '');
-        return $registrar->register(GlobalConfig::fromGlobals($globals), $site === '' ? 'default' : $site, $contact);
+        return $registrar->register($config, $site === '' ? 'default' : $site, $contact);
     }
 }
