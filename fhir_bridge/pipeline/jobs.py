@@ -7,6 +7,7 @@ owns the move. This holds on SQLite (one writer at a time) and on PostgreSQL (ro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,10 +29,21 @@ def create(
     next_at: datetime | None = None,
     change_at: datetime | None = None,
 ) -> tuple[Transmission, bool]:
-    """Create the job for ``idempotency_key`` or return the existing one. Returns (job, created)."""
+    """Create the job for ``idempotency_key`` or return the existing one. Returns (job, created).
+
+    A new job is the newest of its authorization: it gets a ``created_at`` strictly after every older job's
+    (the per-authorization order, see :func:`delivery_gate`), and the older jobs still waiting to run are
+    retired as superseded (:func:`supersede_older`), so their stored messages are never sent.
+    """
     existing = session.scalar(select(Transmission).where(Transmission.idempotency_key == idempotency_key))
     if existing is not None:
         return existing, False
+    newest = session.scalar(
+        select(func.max(Transmission.created_at)).where(Transmission.authorization_id == auth.id)
+    )
+    created_at = now
+    if newest is not None and newest >= now:  # same clock reading (or a clock behind another process's)
+        created_at = newest + timedelta(microseconds=1)
     job = Transmission(
         id=new_id(),
         authorization_id=auth.id,
@@ -43,7 +55,7 @@ def create(
         attempts=0,
         next_at=next_at or now,
         change_at=change_at,
-        created_at=now,
+        created_at=created_at,
         updated_at=now,
     )
     try:
@@ -54,7 +66,130 @@ def create(
         existing = session.scalar(select(Transmission).where(Transmission.idempotency_key == idempotency_key))
         assert existing is not None
         return existing, False
+    supersede_older(session, job, now)
     return job, True
+
+
+SUPERSEDED = "superseded"
+SUPERSEDED_MESSAGE = "A newer transmission of this authorization replaced this one before it was sent."
+
+
+def _newer_than(job: Transmission) -> Any:
+    """SQL condition: a transmission created after ``job`` (ties of ``created_at`` broken by id)."""
+    return or_(
+        Transmission.created_at > job.created_at,
+        and_(Transmission.created_at == job.created_at, Transmission.id > job.id),
+    )
+
+
+def _older_than(job: Transmission) -> Any:
+    return or_(
+        Transmission.created_at < job.created_at,
+        and_(Transmission.created_at == job.created_at, Transmission.id < job.id),
+    )
+
+
+def supersede_older(session: Session, job: Transmission, now: datetime) -> int:
+    """Retire the older jobs of ``job``'s authorization that are waiting to run (queued or retrying).
+
+    Why: ``job`` gathers the record when it runs, so it carries everything they carry and more; an older
+    job's stored message sent later would put a stale record last at the recipient. Jobs held by a worker
+    (building, sending) are left to :func:`delivery_gate`, which retires them before any hand-over.
+    """
+    result = session.execute(
+        update(Transmission)
+        .where(
+            Transmission.authorization_id == job.authorization_id,
+            Transmission.id != job.id,
+            Transmission.state.in_([str(s) for s in RUNNABLE]),
+            _older_than(job),
+        )
+        .values(
+            state=str(State.CANCELLED),
+            reason_code=SUPERSEDED,
+            reason_message=SUPERSEDED_MESSAGE,
+            updated_at=now,
+            lease_owner=None,
+            lease_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def lock_authorization(session: Session, auth_id: str) -> None:
+    """Serialise the ordering decisions of one authorization's jobs until this transaction ends.
+
+    A no-op UPDATE takes the row lock on PostgreSQL and the database write lock on SQLite (whose deferred
+    transactions would otherwise only lock at their first write, after the reads that decided).
+    """
+    session.execute(
+        update(Authorization)
+        .where(Authorization.id == auth_id)
+        .values(last_sent_hash=Authorization.last_sent_hash)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a job about to hand its message to SMTP must do: ``go``, ``superseded`` or ``wait`` (until)."""
+
+    action: str
+    until: datetime | None = None
+
+
+def delivery_gate(session: Session, job_id: str, now: datetime) -> Gate:
+    """Decide, under the authorization's lock, whether this job may put its message on the wire now.
+
+    The per-authorization order: a message must never arrive after a newer one. So a job with a newer
+    (not revocation-cancelled) job is retired, and a job whose older sibling is on the wire right now
+    (``sending`` under a live lease) waits for that exchange to end — otherwise the network, not we, would
+    pick the order. An older job whose lease expired (its worker died) is not waited for: when taken over it
+    meets this gate and retires, since this job is newer.
+    """
+    job = session.get(Transmission, job_id)
+    assert job is not None
+    lock_authorization(session, job.authorization_id)
+    siblings = (Transmission.authorization_id == job.authorization_id, Transmission.id != job.id)
+    newer = session.scalar(
+        select(func.count())
+        .select_from(Transmission)
+        .where(
+            *siblings,
+            _newer_than(job),
+            or_(Transmission.state != str(State.CANCELLED), Transmission.reason_code == SUPERSEDED),
+        )
+    )
+    if newer:
+        return Gate(SUPERSEDED)
+    on_wire = session.scalar(
+        select(func.max(Transmission.lease_until)).where(
+            *siblings,
+            _older_than(job),
+            Transmission.state == str(State.SENDING),
+            Transmission.lease_until >= now,
+        )
+    )
+    if on_wire is not None:
+        return Gate("wait", on_wire)
+    return Gate("go")
+
+
+def newer_accepted(session: Session, job: Transmission) -> bool:
+    """Whether a job newer than ``job`` of the same authorization was already accepted by SMTP."""
+    return bool(
+        session.scalar(
+            select(func.count())
+            .select_from(Transmission)
+            .where(
+                Transmission.authorization_id == job.authorization_id,
+                Transmission.id != job.id,
+                _newer_than(job),
+                Transmission.sent_at.is_not(None),
+            )
+        )
+    )
 
 
 def move(

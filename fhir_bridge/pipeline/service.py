@@ -302,7 +302,14 @@ class Pipeline:
         return State.SENDING
 
     def _deliver(self, job_id: str, auth: AuthorizationView, attempts: int, owner: str = "") -> State:
+        """Hand the stored message to SMTP, in the authorization's order (see :func:`jobs.delivery_gate`)."""
+        now = self.clock()
         with self.db.session() as s:
+            gate = jobs.delivery_gate(s, job_id, now)
+            if gate.action == jobs.SUPERSEDED:
+                return self._retire(s, job_id, auth, owner)
+            if gate.action == "wait":
+                return self._wait_for_previous(s, job_id, now, gate, owner)
             row = s.execute(
                 select(
                     Transmission.message_id,
@@ -334,13 +341,61 @@ class Pipeline:
                 s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
             ):
                 return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+            jobs.lock_authorization(s, auth.id)
             current = s.get(Authorization, auth.id)
-            if current is not None:
+            job = s.get(Transmission, job_id)
+            # last_sent_* describe the newest accepted message: they only ever move forward (a job that
+            # lost its lease while on the wire may still finish after a newer one was accepted).
+            if current is not None and job is not None and not jobs.newer_accepted(s, job):
                 current.last_sent_hash = row.document_hash
                 current.last_sent_at = now
             detail = {"message_id": row.message_id, "attempt": attempts, "worker": owner[:64]}
             self._audit(s, job_id, auth, "success", detail)
         return State.SENT
+
+    def _retire(self, s: Session, job_id: str, auth: AuthorizationView, owner: str) -> State:
+        """A newer job of this authorization exists: this job's stored message is never (re-)sent."""
+        moved = jobs.move(
+            s,
+            job_id,
+            State.SENDING,
+            State.CANCELLED,
+            owner=owner or None,
+            reason_code=jobs.SUPERSEDED,
+            reason_message=jobs.SUPERSEDED_MESSAGE,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if not moved:
+            return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+        self._audit(s, job_id, auth, "superseded", {"code": jobs.SUPERSEDED})
+        log.info("transmission %s superseded by a newer one", job_id)
+        return State.CANCELLED
+
+    def _wait_for_previous(
+        self, s: Session, job_id: str, now: datetime, gate: jobs.Gate, owner: str
+    ) -> State:
+        """An older message of this authorization is on the wire: come back shortly, without counting an
+        attempt (nothing was tried), so the two can never arrive in the network's order."""
+        assert gate.until is not None
+        pause = timedelta(seconds=max(1.0, self.settings.pipeline_tick_seconds))
+        moved = jobs.move(
+            s,
+            job_id,
+            State.SENDING,
+            State.RETRYING,
+            owner=owner or None,
+            next_at=min(gate.until, now + pause),
+            attempts=Transmission.attempts - 1,
+            reason_code="waiting_for_previous",
+            reason_message="An earlier message to this recipient is being delivered; this one follows it.",
+            reason_detail=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if not moved:
+            return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+        return State.RETRYING
 
     def _failed(
         self,

@@ -5,12 +5,15 @@
        │          │  └▶ skipped (clinical content unchanged)
        ▼          ▼            ▼         ▼          ▼
     cancelled  retrying ◀──────┘       failed (reason)
-    (revoked)     │
+    (revoked, or superseded by a newer job of the authorization — from sending too)
+                  │
                   └──▶ building | sending (resume with the stored message) | cancelled | failed
 
 Why explicit: every writer (worker, MDN handler, revoke, crash recovery) moves a job only along these
 arrows, with a compare-and-set on the old state in the database, so two writers can never both win.
-``sending`` is the line revocation cannot cross: the message has been handed to SMTP.
+``sending`` is the line revocation cannot cross: the message has been handed to SMTP. Per authorization,
+messages go out in creation order: a newer job retires the older ones not yet sent (``cancelled``, reason
+``superseded``), so a stale record never arrives after a newer one (``jobs.delivery_gate``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     # building -> building: a crashed worker's lease expired and another worker took the job over.
     S.BUILDING: frozenset({S.BUILDING, S.SENDING, S.SKIPPED, S.RETRYING, S.FAILED, S.CANCELLED}),
     # sending -> sending: resumed after a crash, re-sending the identical stored message.
-    S.SENDING: frozenset({S.SENDING, S.SENT, S.RETRYING, S.FAILED}),
+    # sending -> cancelled: only when superseded by a newer job of the same authorization, decided before
+    # the stored message is (re-)handed to SMTP (jobs.delivery_gate); revocation never takes this arrow.
+    # sending -> retrying: also when an older message of the same authorization is still on the wire.
+    S.SENDING: frozenset({S.SENDING, S.SENT, S.RETRYING, S.FAILED, S.CANCELLED}),
     S.RETRYING: frozenset({S.BUILDING, S.SENDING, S.CANCELLED, S.FAILED}),
     # An MDN "processed" may be overtaken by "dispatched"; a failure notice or timeout fails the job.
     S.SENT: frozenset({S.PROCESSED, S.DISPATCHED, S.FAILED}),

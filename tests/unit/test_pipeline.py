@@ -16,11 +16,19 @@ from sqlalchemy import select, text
 from direct.errors import NoCertificate, PermanentDeliveryError, TransientDeliveryError
 from fhir_bridge import audit
 from fhir_bridge.config import load_settings
-from fhir_bridge.db import AuditRecord, Database, Transmission
+from fhir_bridge.db import AuditRecord, Authorization, Database, Transmission
 from fhir_bridge.pipeline import jobs
 from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, Prepared
 from fhir_bridge.pipeline.service import Pipeline
-from fhir_bridge.pipeline.states import TERMINAL, IllegalTransition, State, backoff, can_move, check
+from fhir_bridge.pipeline.states import (
+    CANCELLABLE,
+    TERMINAL,
+    IllegalTransition,
+    State,
+    backoff,
+    can_move,
+    check,
+)
 
 
 class Clock:
@@ -142,7 +150,8 @@ def test_terminal_states_have_no_way_out():
 
 def test_revocation_cannot_cross_the_smtp_hand_over():
     assert can_move("queued", "cancelled") and can_move("building", "cancelled")
-    assert not can_move("sending", "cancelled")
+    # sending -> cancelled exists only for a job superseded by a newer one; revocation never takes it.
+    assert State.SENDING not in CANCELLABLE
     with pytest.raises(IllegalTransition):
         check("sent", "queued")
 
@@ -419,3 +428,111 @@ def test_a_stalled_worker_whose_lease_was_taken_over_does_not_send(env):
     env.clock.advance(31)
     assert env.pipeline.run_job(job_id, "C").state == "sent"
     assert len(env.sender.delivered) == 1
+
+
+# --- per-authorization ordering --------------------------------------------------------------
+def _change(env, new_hash: str) -> None:
+    """The record changes and its debounce window closes (the next run_due creates the change job)."""
+    env.record.hash = new_hash
+    env.pipeline.notify("p1")
+    env.clock.advance(61)
+
+
+def _contents(env) -> list[bytes]:
+    return [p.raw.split(b"-", 2)[2] for p in env.sender.delivered]
+
+
+def test_an_older_job_retrying_with_its_stored_message_never_arrives_after_a_newer_one(env):
+    """Issue 14 #1: a job deferred by 451 must not deliver its stored (stale) record after a newer job's
+    message was accepted; it is retired as superseded and ``last_sent_*`` follow the newest message."""
+    auth = env.authorize("always")
+    run(env)
+    deferred = []
+    deliver = env.sender.deliver
+
+    def busy_for_h2(prepared):  # the receiving server answers 451 to the h2 message twice
+        if b"h2" in prepared.raw and len(deferred) < 2:
+            deferred.append(prepared.message_id)
+            raise TransientDeliveryError("busy", detail="451 4.3.0 busy")
+        deliver(prepared)
+
+    env.sender.deliver = busy_for_h2
+    _change(env, "h2")
+    run(env)  # the h2 job is sealed and stored, then deferred (retry in 10 s)
+    assert states(env) == ["sent", "retrying"]
+    _change(env, "h3")  # 61 s later: the h2 job is due again, and a window for h3 is due as well
+    for _ in range(3):
+        run(env)
+        env.clock.advance(30)
+    assert _contents(env) == [b"<ccd>h1</ccd>", b"<ccd>h3</ccd>"]
+    with env.db.session() as s:
+        txs = s.scalars(select(Transmission).order_by(Transmission.created_at)).all()
+        current = s.get(Authorization, auth.id)
+    assert [(t.state, t.reason_code) for t in txs] == [
+        ("sent", None),
+        ("cancelled", "superseded"),
+        ("sent", None),
+    ]
+    assert current.last_sent_hash == "h3" and current.last_sent_at == txs[-1].sent_at
+
+
+def test_an_older_job_still_building_when_a_newer_one_was_accepted_never_sends(env):
+    """The older job gathered its record before the newer change and is slow to seal: by the time it
+    would hand over, the newer message was accepted, so it retires instead of arriving last."""
+    auth = env.authorize("always", send_now=False)
+    _change(env, "h1")
+    [old_id] = env.pipeline.flush_due()
+    original = env.record.build
+
+    def slow_build(view):
+        document = original(view)  # the record as it was: h1
+        env.record.build = original
+        _change(env, "h2")  # meanwhile the record changes and the newer job runs to the end
+        [new_id] = env.pipeline.flush_due()
+        assert env.pipeline.run_job(new_id, "B").state == "sent"
+        return document
+
+    env.record.build = slow_build
+    assert env.pipeline.run_job(old_id, "A").state == "cancelled"
+    assert _contents(env) == [b"<ccd>h2</ccd>"]
+    with env.db.session() as s:
+        old = s.get(Transmission, old_id)
+        current = s.get(Authorization, auth.id)
+    assert (old.reason_code, old.sent_at) == ("superseded", None)
+    assert current.last_sent_hash == "h2"
+
+
+def test_a_newer_job_waits_while_an_older_message_is_on_the_wire(env):
+    """Two messages of one authorization are never on the wire together (their arrival order would be
+    the network's choice): the newer one waits, uncounted, until the older one's SMTP exchange ended."""
+    env.authorize("always", send_now=False)
+    _change(env, "h1")
+    [old_id] = env.pipeline.flush_due()
+    on_wire, release = threading.Event(), threading.Event()
+    deliver = env.sender.deliver
+
+    def slow_deliver(prepared):
+        if b"h1" in prepared.raw:
+            on_wire.set()
+            release.wait(30)
+        deliver(prepared)
+
+    env.sender.deliver = slow_deliver
+    older = threading.Thread(target=env.pipeline.run_job, args=(old_id, "A"))
+    older.start()
+    try:
+        assert on_wire.wait(30)
+        env.record.hash = "h2"  # a resend now (no clock change: the older job's lease stays live)
+        new_id = env.pipeline.resend(old_id, audit.Actor("patient", "p1")).id
+        assert env.pipeline.run_job(new_id, "B").state == "retrying"
+        with env.db.session() as s:
+            waiting = s.get(Transmission, new_id)
+        assert (waiting.reason_code, waiting.attempts) == ("waiting_for_previous", 0)
+    finally:
+        release.set()
+        older.join(30)
+    env.clock.advance(30)
+    assert env.pipeline.run_job(new_id, "B").state == "sent"
+    assert _contents(env) == [b"<ccd>h1</ccd>", b"<ccd>h2</ccd>"]
+    with env.db.session() as s:
+        assert s.get(Transmission, new_id).attempts == 1
