@@ -275,7 +275,9 @@ class SmartBackendAuth:
             from fhir_bridge.fhir.client import Capabilities  # (client imports this module)
 
             caps = Capabilities.from_statement(statement)
+            # A statement without resources (security-only, as some servers publish) says nothing of types.
             server_types = [t for t in caps.resources if caps.can(t, "read") or caps.can(t, "search-type")]
+            server_types = server_types or None
         supported = smart_scopes.flatten_scopes_supported(self._smart_configuration().get("scopes_supported"))
         scopes = smart_scopes.derive_scopes(server_types=server_types, scopes_supported=supported)
         if not scopes:
