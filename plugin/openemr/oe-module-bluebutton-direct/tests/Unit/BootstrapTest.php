@@ -19,7 +19,19 @@ final class BootstrapTest extends TestCase
 {
     protected function tearDown(): void
     {
-        unset($_SESSION['pid'], $GLOBALS['webroot'], $GLOBALS['site_addr_oath']);
+        unset($_SESSION['pid'], $_SESSION[Bootstrap::FLASH_KEY], $GLOBALS['webroot'], $GLOBALS['site_addr_oath']);
+        Bootstrap::resetFlash();
+    }
+
+    public function testTheSettingsSectionIsCreatedOnceAndNeverTwice(): void
+    {
+        // GlobalsService::createSection throws when the section exists (OpenEMR 7.0.3 and 8.1).
+        $dispatcher = new EventDispatcher();
+        (new Bootstrap($dispatcher, GlobalConfig::fromGlobals([])))->subscribeToEvents();
+        $globals = new GlobalsService();
+        $dispatcher->dispatch(new GlobalsInitializedEvent($globals), 'globals.initialized');
+        $dispatcher->dispatch(new GlobalsInitializedEvent($globals), 'globals.initialized');
+        $this->assertArrayHasKey(GlobalConfig::BACKEND_CLIENT_ID, $globals->sections[GlobalConfig::SECTION]);
     }
 
     public function testUnconfiguredModuleOnlyOffersItsSettings(): void
@@ -62,10 +74,11 @@ final class BootstrapTest extends TestCase
 
         $this->assertStringContainsString('value="clin&lt;&quot;id&gt;"', $html, 'escaped');
         $this->assertStringNotContainsString('clin<"id>', $html);
-        $this->assertSame(2, substr_count($html, ' readonly '), 'both ids are read-only fields');
+        $this->assertSame(3, substr_count($html, ' readonly '), 'clinician, patient and backend ids are read-only fields');
+        $this->assertStringContainsString('value="bbdirect-sidecar"', $html, 'the backend client id (setting default)');
         $this->assertStringContainsString('not registered', $html, 'the patient app is not');
         $this->assertStringContainsString('https://emr.example/apis/default/fhir', $html, 'the iss the sidecar needs');
-        $this->assertStringContainsString('public/smart-clients.php', $html);
+        $this->assertStringContainsString('public/settings.php', $html);
         $on = [];
         $doc = new \DOMDocument();
         $doc->loadHTML('<?xml encoding="utf-8"?>' . $html, LIBXML_NOERROR);
@@ -86,7 +99,8 @@ final class BootstrapTest extends TestCase
             GlobalConfig::PUBLIC_URL => 'https://bb.example/']);
         $this->assertSame('http://s', $config->sidecarUrl);
         (new Bootstrap($dispatcher, $config))->subscribeToEvents();
-        foreach (['section.render', RenderEvent::EVENT_DASHBOARD_INJECT_CARD, 'patient.updated', 'service.save.post'] as $name) {
+        foreach (['section.render', RenderEvent::EVENT_DASHBOARD_INJECT_CARD, 'patient.updated', 'patient.updated.aux',
+            'service.save.pre', 'service.save.post'] as $name) {
             $this->assertArrayHasKey($name, $dispatcher->listeners, $name);
         }
         $this->assertSame(RenderEvent::EVENT_DASHBOARD_INJECT_CARD, Bootstrap::portalCardEvent());
@@ -126,6 +140,44 @@ final class BootstrapTest extends TestCase
         $this->assertFileExists(Bootstrap::TEMPLATE_DIR . '/' . $card->getTemplateFile());
         $this->assertSame('csrf-test-token', $card->getTemplateVariables()['csrf_token']);
         $this->assertSame('', $card->getTemplateVariables()['launch_url'], 'no clinician app: the form');
+        $this->assertSame('Direct sharing', $card->getTitle());
+        $this->assertTrue($card->canCollapse());
+        $this->assertFalse($card->isInitiallyCollapsed());
+    }
+
+    public function testTheCardExtendsCardBaseForItsTitleAndCollapse(): void
+    {
+        $template = file_get_contents(Bootstrap::TEMPLATE_DIR . '/oe-bluebutton-direct/card.html.twig');
+        $this->assertMatchesRegularExpression('/\{%\s*extends\s+"patient\/card\/card_base\.html\.twig"\s*%\}/', $template);
+        // What demographics.php passes to every card, then the card's own variables.
+        $variables = ['title' => 'Direct sharing', 'id' => Bootstrap::CARD_ID, 'initiallyCollapsed' => false, 'forceAlwaysOpen' => false,
+            'configured' => false, 'launch_url' => ''];
+        $html = (new TwigContainer(Bootstrap::TEMPLATE_DIR))->getTwig()->render('oe-bluebutton-direct/card.html.twig', $variables);
+        $this->assertStringContainsString('data-stand-in="card_base"', $html);
+        $this->assertStringContainsString('>Direct sharing<', $html);
+        $this->assertStringContainsString('id="bbdirect_direct_sharing"', $html);
+        $this->assertStringContainsString('not configured', $html);
+        // The collapse works without jQuery: the card's own script, only when Bootstrap's plugin is missing.
+        $this->assertStringContainsString('window.jQuery.fn.collapse', $html);
+        $this->assertStringContainsString('"bbdirect_direct_sharing"', $html);
+    }
+
+    public function testTheLastActionsOutcomeIsShownOnceOnTheCard(): void
+    {
+        $_SESSION[Bootstrap::FLASH_KEY] = ['ok' => true, 'message' => 'Sharing set up'];
+        Bootstrap::takeFlash();
+        $this->assertArrayNotHasKey(Bootstrap::FLASH_KEY, $_SESSION, 'taken out of the session before any output');
+        $http = new ScriptedTransport();
+        $http->json(200, ['authorizations' => []]);
+        $bootstrap = new Bootstrap(new EventDispatcher(), new GlobalConfig('http://s', 'k'), new ArrayPatients([5 => ['pat-5', null]]), $http);
+        $_SESSION['pid'] = 5;
+        $primary = new SectionEvent('primary');
+        $bootstrap->addDashboardCard($primary);
+        $this->assertSame('Sharing set up', $primary->getCards()[0]->getTemplateVariables()['flash']['message']);
+        $_SERVER['SCRIPT_NAME'] = '/openemr/interface/patient_file/summary/demographics.php';
+        $this->assertTrue(Bootstrap::isDashboardRequest());
+        $_SERVER['SCRIPT_NAME'] = '/openemr/interface/main/tabs/main.php';
+        $this->assertFalse(Bootstrap::isDashboardRequest());
     }
 
     public function testCardLinksToOpenEmrsEhrLaunchWhenTheClinicianAppIsRegistered(): void
@@ -166,7 +218,8 @@ final class BootstrapTest extends TestCase
             'flash' => [], 'prefill_address' => 'a"b@direct.example', 'consent_methods' => ['in_person' => 'In person'],
             'launch_url' => '', 'action_url' => '/m/action.php',
             'authorizations' => [['id' => 'x1', 'address' => '<b>@d.example', 'kind' => 'Always', 'active' => true,
-                'state' => 'sent', 'reason' => '', 'trusted' => true]],
+                'state' => 'dispatched', 'state_label' => 'Delivered', 'when' => '2026-12-07T20:00:00Z', 'reason' => '', 'untrusted' => false]],
+            'title' => 'Direct sharing', 'id' => Bootstrap::CARD_ID,
         ];
         $html = (new TwigContainer(Bootstrap::TEMPLATE_DIR))->getTwig()->render('oe-bluebutton-direct/card.html.twig', $variables);
         $this->assertStringContainsString('name="action" value="add_send"', $html);
@@ -174,6 +227,28 @@ final class BootstrapTest extends TestCase
         $this->assertStringContainsString('&lt;b&gt;@d.example', $html);
         $this->assertStringNotContainsString('<b>@', $html);
         $this->assertStringNotContainsString('bbdirect-open-pages', $html);
+        $this->assertStringContainsString('Delivered', $html);
+        $this->assertStringNotContainsString('not in a trust bundle', $html);
+    }
+
+    public function testARefusedAddressIsShownNextToTheField(): void
+    {
+        $variables = [
+            'configured' => true, 'may_share' => true, 'csrf_token' => 't', 'pid' => 1, 'error' => null,
+            'flash' => ['ok' => false, 'message' => 'No certificate <was> found.', 'code' => 'no_certificate', 'field' => 'address',
+                'values' => ['address' => 'bob@d.example', 'always' => true, 'consent_method' => 'in_person']],
+            'prefill_address' => 'bob@d.example', 'consent_methods' => ['in_person' => 'In person'],
+            'launch_url' => '', 'action_url' => '/m/action.php', 'authorizations' => [], 'title' => 'Direct sharing', 'id' => Bootstrap::CARD_ID,
+        ];
+        $html = (new TwigContainer(Bootstrap::TEMPLATE_DIR))->getTwig()->render('oe-bluebutton-direct/card.html.twig', $variables);
+        $doc = new \DOMDocument();
+        $doc->loadHTML('<?xml encoding="utf-8"?>' . $html, LIBXML_NOERROR);
+        $input = $doc->getElementById('bbdirect-address');
+        $this->assertStringContainsString('is-invalid', $input->getAttribute('class'));
+        $this->assertSame('bbdirect-address-error', $input->getAttribute('aria-describedby'));
+        $this->assertSame('No certificate <was> found.', trim($doc->getElementById('bbdirect-address-error')->textContent));
+        $this->assertNull($doc->getElementById('bbdirect-result'), 'not twice');
+        $this->assertStringContainsString('value="in_person" class="form-check-input" required checked', $html, 'what was chosen is kept');
     }
 
     public function testPortalCardRendersThroughTheTwigTemplate(): void

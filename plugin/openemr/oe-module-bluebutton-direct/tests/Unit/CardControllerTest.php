@@ -84,26 +84,71 @@ final class CardControllerTest extends TestCase
         $this->assertTrue($result->values['always']);
     }
 
-    public function testStopRevokesTheAuthorization(): void
+    public function testStopRevokesTheAuthorizationOfTheOpenChartsPatient(): void
     {
         $c = $this->controller();
+        $this->http->json(200, ['authorization' => ['id' => 'a/1', 'patient_id' => 'pat-3', 'status' => 'active']]);
         $this->http->json(200, ['authorization' => ['id' => 'a/1', 'status' => 'revoked']]);
         $result = $c->handle(['csrf_token_form' => 'good', 'action' => 'stop', 'authorization_id' => 'a/1'], 3, 'dr');
-        $this->assertTrue($result->ok);
-        $this->assertStringEndsWith('/api/v1/authorizations/a%2F1/revoke', $this->http->requests[0]['url']);
+        $this->assertTrue($result->ok, $result->message);
+        $this->assertSame('GET', $this->http->requests[0]['method']);
+        $this->assertStringEndsWith('/api/v1/authorizations/a%2F1', $this->http->requests[0]['url']);
+        $this->assertStringEndsWith('/api/v1/authorizations/a%2F1/revoke', $this->http->requests[1]['url']);
     }
 
-    public function testCardPrefillsTheTrustedEmailAndListsAuthorizations(): void
+    public function testStopRefusesAnotherPatientsAuthorization(): void
     {
         $c = $this->controller();
-        $this->http->json(200, ['items' => [['id' => 'a1', 'address' => 'x@d.example', 'kind' => 'always', 'status' => 'active',
-            'trusted' => false, 'last_transmission' => ['state' => 'failed', 'error' => ['message' => 'refused']]]]]);
+        $this->http->json(200, ['authorization' => ['id' => 'a1', 'patient_id' => 'pat-4', 'status' => 'active']]);
+        $result = $c->handle(['csrf_token_form' => 'good', 'action' => 'stop', 'authorization_id' => 'a1'], 3, 'dr');
+        $this->assertFalse($result->ok);
+        $this->assertSame('wrong_patient', $result->code);
+        $this->assertStringContainsString('another patient', $result->message);
+        $this->assertCount(1, $this->http->requests, 'nothing revoked');
+    }
+
+    public function testStopOfAnUnknownAuthorizationRevokesNothing(): void
+    {
+        $c = $this->controller();
+        $this->http->json(404, ['error' => ['code' => 'not_found', 'message' => 'No such authorization.']]);
+        $result = $c->handle(['csrf_token_form' => 'good', 'action' => 'stop', 'authorization_id' => 'zz'], 3, 'dr');
+        $this->assertSame('not_found', $result->code);
+        $this->assertCount(1, $this->http->requests);
+    }
+
+    public function testCardPrefillsTheDirectAddressAndListsAuthorizationsAsTheSidecarSerializesThem(): void
+    {
+        $c = $this->controller();
+        // fhir_bridge/api/serialize.py: latest_transmission, recipient_trusted, status active|revoked.
+        $this->http->json(200, ['authorizations' => [
+            ['id' => 'a1', 'address' => 'x@d.example', 'kind' => 'always', 'status' => 'active', 'recipient_trusted' => true,
+                'latest_transmission' => ['state' => 'dispatched', 'reason' => null, 'sent_at' => '2026-12-07T10:00:00Z',
+                    'dispatched_at' => '2026-12-07T10:00:05Z']],
+            ['id' => 'a2', 'address' => 'y@d.example', 'kind' => 'once', 'status' => 'revoked', 'recipient_trusted' => false,
+                'revoked_at' => '2026-12-07T11:00:00Z',
+                'latest_transmission' => ['state' => 'failed', 'reason' => ['code' => 'smtp', 'message' => 'refused', 'detail' => null]]],
+            ['id' => 'a3', 'address' => 'z@d.example', 'kind' => 'once', 'status' => 'active', 'recipient_trusted' => null,
+                'latest_transmission' => null],
+        ]]);
         $vars = $c->cardVariables(3, 'tok');
         $this->assertSame('jane@direct.example', $vars['prefill_address']);
-        $this->assertSame('Always', $vars['authorizations'][0]['kind']);
-        $this->assertSame('refused', $vars['authorizations'][0]['reason']);
-        $this->assertTrue($vars['authorizations'][0]['active']);
+        [$sent, $failed, $new] = $vars['authorizations'];
+        $this->assertSame(['Always', true, 'dispatched', 'Delivered', '2026-12-07T10:00:05Z', '', false],
+            [$sent['kind'], $sent['active'], $sent['state'], $sent['state_label'], $sent['when'], $sent['reason'], $sent['untrusted']]);
+        $this->assertSame(['Once', false, 'failed', 'refused', true],
+            [$failed['kind'], $failed['active'], $failed['state'], $failed['reason'], $failed['untrusted']]);
+        $this->assertSame(['', false], [$new['state'], $new['untrusted']], 'trust not checked: no badge');
         $this->assertNull($vars['error']);
+    }
+
+    public function testASidecarOutageOnAddAndSendIsNotBlamedOnTheAddress(): void
+    {
+        $c = $this->controller();
+        $this->http->unreachable();
+        $result = $c->handle($this->post(), 3, 'u');
+        $this->assertFalse($result->ok);
+        $this->assertNull($result->field);
+        $this->assertStringContainsString('could not be reached', $result->message);
     }
 
     public function testCardShowsAnErrorWhenTheSidecarIsDown(): void

@@ -35,6 +35,14 @@ final class ChangePingerTest extends TestCase
         $this->assertStringEndsWith('/api/v1/patients/9a3e0c7e-0000-4000-8000-000000000007/changed', $this->http->requests[0]['url']);
     }
 
+    public function testDemographicsSaveAuxEventIsPinged(): void
+    {
+        $pinger = $this->pinger();
+        $pinger->onPatientUpdatedAux(new \OpenEMR\Events\Patient\PatientUpdatedEventAux(7, ['form_fname' => 'X']));
+        ($this->deferred[0])();
+        $this->assertStringEndsWith('/api/v1/patients/9a3e0c7e-0000-4000-8000-000000000007/changed', $this->http->requests[0]['url']);
+    }
+
     public function testManySavesOfOnePatientMakeOnePing(): void
     {
         $pinger = $this->pinger();

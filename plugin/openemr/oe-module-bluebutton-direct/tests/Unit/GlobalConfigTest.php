@@ -22,10 +22,34 @@ final class GlobalConfigTest extends TestCase
         $this->assertTrue($config->isConfigured());
     }
 
-    public function testAPlainPresetKeyIsUsedAsIs(): void
+    public function testAPlainPresetKeyIsUsedAsIsWithoutADecryptionError(): void
     {
+        CryptoGen::$failures = 0;
         $GLOBALS[GlobalConfig::API_KEY] = 'plain-preset-key'; // OPENEMR_SETTING_bbdirect_api_key in Docker
         $this->assertSame('plain-preset-key', GlobalConfig::fromOpenEmr()->apiKey);
+        $this->assertSame(0, CryptoGen::$failures, 'cryptCheckStandard first: no "Decryption is not working" per request');
+    }
+
+    public function testTheEnvironmentFillsSettingsThatHaveNoRowYet(): void
+    {
+        putenv('OPENEMR_SETTING_bbdirect_sidecar_url=http://sidecar:8080');
+        putenv('OPENEMR_SETTING_bbdirect_api_key=env-key');
+        try {
+            $environment = GlobalConfig::environment();
+            $this->assertSame(['bbdirect_sidecar_url' => 'http://sidecar:8080', 'bbdirect_api_key' => 'env-key'], $environment);
+            $fresh = GlobalConfig::fromGlobals(GlobalConfig::withEnvironment([], $environment));
+            $this->assertTrue($fresh->isConfigured(), 'a fresh stack works from its presets');
+            $saved = GlobalConfig::fromGlobals(GlobalConfig::withEnvironment([GlobalConfig::API_KEY => ''], $environment));
+            $this->assertSame('', $saved->apiKey, 'a row wins, even an emptied one');
+            $initial = GlobalConfig::initialValues($environment);
+            $this->assertSame('http://sidecar:8080', $initial[GlobalConfig::SIDECAR_URL]);
+            $this->assertSame('bbdirect-sidecar', $initial[GlobalConfig::BACKEND_CLIENT_ID]);
+            $this->assertSame('1', $initial[GlobalConfig::ENABLE_CARD]);
+            $this->assertSame(array_keys(GlobalConfig::definitions()), array_keys($initial));
+        } finally {
+            putenv('OPENEMR_SETTING_bbdirect_sidecar_url');
+            putenv('OPENEMR_SETTING_bbdirect_api_key');
+        }
     }
 
     public function testUrlsAreDerivedFromThePublicUrl(): void

@@ -15,7 +15,7 @@ final class ModuleManagerListenerTest extends TestCase
         $listener = new \ModuleManagerListener(function () use (&$calls): RegistrationResult {
             $calls++;
             return new RegistrationResult(RegistrationResult::REGISTERED, 'SMART clients registered');
-        });
+        }, $this->noDefaults());
         $this->assertSame('Success', $listener->moduleManagerAction('enable', '7', 'Success'));
         $this->assertSame(1, $calls);
         $this->assertSame(RegistrationResult::REGISTERED, $listener->lastRegistration->status);
@@ -25,7 +25,7 @@ final class ModuleManagerListenerTest extends TestCase
     {
         $listener = new \ModuleManagerListener(static function (): RegistrationResult {
             throw new \RuntimeException('database down, password=secret');
-        });
+        }, $this->noDefaults());
         $message = $listener->moduleManagerAction('enable', '7', 'Success');
         $this->assertSame('Blue Button Direct is enabled. SMART clients not registered: RuntimeException.', $message);
         $this->assertSame(RegistrationResult::FAILED, $listener->lastRegistration->status);
@@ -37,25 +37,35 @@ final class ModuleManagerListenerTest extends TestCase
         $listener = new \ModuleManagerListener(static fn(): RegistrationResult => new RegistrationResult(
             RegistrationResult::SKIPPED,
             'SMART clients not registered: register the apps by hand under Admin → System → API Clients.',
-        ));
+        ), $this->noDefaults());
         $message = $listener->moduleManagerAction('enable', '7', 'Success');
         $this->assertStringStartsWith('Blue Button Direct is enabled. ', $message);
         $this->assertStringContainsString('API Clients', $message);
     }
 
-    public function testEnableBeforeThePublicUrlIsSetSaysWhatToSet(): void
+    public function testInstallAndEnableWriteTheDefaultSettings(): void
     {
-        // The real registrar on the ClientRepository stand-in: no public URL yet, so it says what to set.
-        $listener = new \ModuleManagerListener(static fn(): RegistrationResult => (new \OpenEMR\Modules\BlueButtonDirect\SmartClientRegistrar(
-            new \OpenEMR\Modules\BlueButtonDirect\OpenEmrClientRegistry(),
-            new ArraySettings(),
-        ))->register(\OpenEMR\Modules\BlueButtonDirect\GlobalConfig::fromGlobals([]), 'default'));
-        $this->assertStringContainsString('Sidecar public URL', $listener->moduleManagerAction('enable', '7', 'Success'));
+        $writes = [];
+        $listener = new \ModuleManagerListener(
+            static fn(): RegistrationResult => new RegistrationResult(RegistrationResult::UNCHANGED, 'ok'),
+            static function () use (&$writes): void {
+                $writes[] = 'defaults';
+            },
+        );
+        $this->assertSame('Success', $listener->moduleManagerAction('install', '7', 'Success'));
+        $this->assertSame('Success', $listener->moduleManagerAction('enable', '7', 'Success'));
+        $this->assertSame(['defaults', 'defaults'], $writes);
+    }
+
+    private function noDefaults(): callable
+    {
+        return static function (): void {
+        };
     }
 
     public function testOtherActionsPassTheStatusThrough(): void
     {
-        $listener = new \ModuleManagerListener(static fn(): RegistrationResult => throw new \LogicException('not called'));
+        $listener = new \ModuleManagerListener(static fn(): RegistrationResult => throw new \LogicException('not called'), $this->noDefaults());
         foreach (['install', 'disable', 'unregister', 'install_sql', 'upgrade_sql', 'no_such_action', 'getModuleNamespace'] as $action) {
             $this->assertSame('Success', $listener->moduleManagerAction($action, '7', 'Success'), $action);
         }

@@ -2,162 +2,228 @@
 
 namespace OpenEMR\Modules\BlueButtonDirect\Tests;
 
-use OpenEMR\Common\Auth\OpenIDConnect\Repositories\ClientRepository;
-use OpenEMR\Modules\BlueButtonDirect\ClientRegistry;
 use OpenEMR\Modules\BlueButtonDirect\GlobalConfig;
 use OpenEMR\Modules\BlueButtonDirect\OpenEmrClientRegistry;
 use OpenEMR\Modules\BlueButtonDirect\RegistrationResult;
+use OpenEMR\Modules\BlueButtonDirect\SidecarException;
 use OpenEMR\Modules\BlueButtonDirect\SmartClientRegistrar;
 use PHPUnit\Framework\TestCase;
 
+/**
+ * The registrar's decisions on the module's ClientRegistry contract (ArrayClientRegistry). Registration in a
+ * real OpenEMR 7.0.3 and 8.1 (ClientRepository, ScopeRepository, the module manager) is tested in tests/openemr.
+ */
 final class SmartClientRegistrarTest extends TestCase
 {
+    private const JWKS = ['keys' => [['kty' => 'RSA', 'alg' => 'RS384', 'kid' => 'k1', 'n' => 'AQAB-n', 'e' => 'AQAB']]];
+
     private ArraySettings $settings;
+    private ArrayClientRegistry $registry;
+    /** @var array<string, mixed>|\Throwable */
+    private array|\Throwable $jwks = self::JWKS;
 
     protected function setUp(): void
     {
-        ClientRepository::$rows = [];
-        ClientRepository::$inserts = 0;
         $this->settings = new ArraySettings();
+        $this->registry = new ArrayClientRegistry();
     }
 
-    private function config(string $publicUrl = 'https://bb.example'): GlobalConfig
+    private function register(string $publicUrl = 'https://bb.example', string $sidecarUrl = 'http://bbdirect:8080'): RegistrationResult
     {
+        $registrar = new SmartClientRegistrar($this->registry, $this->settings, function (): array {
+            if ($this->jwks instanceof \Throwable) {
+                throw $this->jwks;
+            }
+            return $this->jwks;
+        });
         // What SmartSetup does: the settings as OpenEMR loaded them, plus the ids we stored.
-        return GlobalConfig::fromGlobals([GlobalConfig::PUBLIC_URL => $publicUrl] + $this->settings->values);
+        $config = GlobalConfig::fromGlobals([GlobalConfig::PUBLIC_URL => $publicUrl, GlobalConfig::SIDECAR_URL => $sidecarUrl] + $this->settings->values);
+        return $registrar->register($config, 'default', 'admin@clinic.example');
     }
 
-    private function register(?ClientRegistry $registry = null, string $publicUrl = 'https://bb.example'): RegistrationResult
-    {
-        $registrar = new SmartClientRegistrar($registry ?? new OpenEmrClientRegistry(), $this->settings);
-        return $registrar->register($this->config($publicUrl), 'default', 'admin@clinic.example');
-    }
-
-    public function testRegistersTheClinicianAndPatientAppsAsEnabledPublicClients(): void
+    public function testRegistersThreeEnabledClients(): void
     {
         $result = $this->register();
         $this->assertSame(RegistrationResult::REGISTERED, $result->status, $result->message);
+        $this->assertTrue($result->ok());
         $clinicianId = $this->settings->get(GlobalConfig::CLINICIAN_CLIENT_ID);
         $patientId = $this->settings->get(GlobalConfig::PATIENT_CLIENT_ID);
-        $this->assertMatchesRegularExpression('/^[A-Za-z0-9_-]{43}$/', $clinicianId, 'ClientRepository::generateClientId()');
-        $this->assertNotSame($clinicianId, $patientId);
-        $this->assertSame(['clinician' => $clinicianId, 'patient' => $patientId], $result->clientIds);
+        $this->assertSame(['clinician' => $clinicianId, 'patient' => $patientId, 'backend' => 'bbdirect-sidecar'], $result->clientIds);
         $this->assertSame($result->message, $this->settings->get(GlobalConfig::REGISTRATION_NOTE));
 
-        $clinician = ClientRepository::$rows[$clinicianId];
+        $clinician = $this->registry->rows[$clinicianId];
         $this->assertSame('user', $clinician['client_role']);
         $this->assertSame('https://bb.example/smart/launch', $clinician['initiate_login_uri']);
-        $this->assertSame('https://bb.example/smart/callback', $clinician['redirect_uri']);
+        $this->assertSame(['https://bb.example/smart/callback'], $clinician['redirect_uris']);
         $this->assertSame(0, $clinician['is_confidential'], 'public client: PKCE, no secret');
         $this->assertSame(1, $clinician['is_enabled'], 'user/ scopes start disabled; enabling the module approves them');
-        $this->assertSame(1, $clinician['skip_ehr_launch_authorization_flow']);
+        $this->assertTrue($clinician['skip_ehr_launch_authorization_flow']);
         $this->assertSame('default', $clinician['site_id']);
-        $this->assertNotEmpty($clinician['registration_token']);
-        $this->assertNotEmpty($clinician['registration_uri_path']);
         $this->assertSame('admin@clinic.example', $clinician['contacts']);
 
-        $patient = ClientRepository::$rows[$patientId];
+        $patient = $this->registry->rows[$patientId];
         $this->assertSame('patient', $patient['client_role']);
         $this->assertSame(1, $patient['is_enabled']);
-        $this->assertSame(0, $patient['skip_ehr_launch_authorization_flow'], 'patients sign in themselves');
+        $this->assertFalse($patient['skip_ehr_launch_authorization_flow'], 'patients sign in themselves');
+    }
+
+    public function testTheBackendClientIsConfidentialWithTheSidecarsKeysAndPerResourceSystemScopes(): void
+    {
+        $this->register();
+        $backend = $this->registry->rows['bbdirect-sidecar'];
+        $this->assertSame('private', $backend['application_type']);
+        $this->assertSame('client_secret_post', $backend['token_endpoint_auth_method']);
+        $this->assertNotEmpty($backend['client_secret']);
+        $this->assertSame(1, $backend['is_confidential']);
+        $this->assertSame(1, $backend['is_enabled'], 'system/ scopes start disabled: enabled here');
+        $this->assertSame(self::JWKS, json_decode($backend['jwks'], true));
+        $this->assertSame('client_credentials', $backend['grant_types']);
+        $scopes = explode(' ', $backend['scope']);
+        $this->assertSame(SmartClientRegistrar::backendScopes(), $scopes);
+        $this->assertContains('system/Patient.read', $scopes);
+        foreach ($scopes as $scope) {
+            $this->assertMatchesRegularExpression('#^system/[A-Z][A-Za-z]+\.read$#', $scope, 'no system/*.read: OpenEMR refuses it');
+        }
+    }
+
+    public function testTheBackendClientIdIsTheSetting(): void
+    {
+        $this->settings->values[GlobalConfig::BACKEND_CLIENT_ID] = 'my-sidecar';
+        $result = $this->register();
+        $this->assertSame('my-sidecar', $result->clientIds['backend']);
+        $this->assertArrayHasKey('my-sidecar', $this->registry->rows);
+    }
+
+    public function testScopesTheServerDoesNotOfferAreLeftOutAndSaid(): void
+    {
+        $this->registry->accepted = array_values(array_diff(SmartClientRegistrar::backendScopes(), ['system/Goal.read']));
+        $result = $this->register();
+        $this->assertStringNotContainsString('system/Goal.read', $this->registry->rows['bbdirect-sidecar']['scope']);
+        $this->assertStringContainsString('does not offer system/Goal.read', $result->message);
+        $this->assertTrue($result->ok());
+    }
+
+    public function testNoSystemScopesAtAllSaysWhichSettingToTurnOn(): void
+    {
+        $this->registry->accepted = [];
+        $result = $this->register();
+        $this->assertSame(RegistrationResult::PARTIAL, $result->status);
+        $this->assertStringContainsString('rest_system_scopes_api', $result->message);
+        $this->assertArrayNotHasKey('bbdirect-sidecar', $this->registry->rows);
     }
 
     public function testScopesArePerResourceWithoutWildcards(): void
     {
         $this->register();
-        $clinician = explode(' ', ClientRepository::$rows[$this->settings->get(GlobalConfig::CLINICIAN_CLIENT_ID)]['scope']);
-        $patient = explode(' ', ClientRepository::$rows[$this->settings->get(GlobalConfig::PATIENT_CLIENT_ID)]['scope']);
+        $clinician = explode(' ', $this->registry->rows[$this->settings->get(GlobalConfig::CLINICIAN_CLIENT_ID)]['scope']);
+        $patient = explode(' ', $this->registry->rows[$this->settings->get(GlobalConfig::PATIENT_CLIENT_ID)]['scope']);
         $this->assertSame(['launch', 'openid', 'fhirUser', 'user/Patient.read'], array_slice($clinician, 0, 4));
         $this->assertSame(['launch/patient', 'openid', 'fhirUser', 'patient/Patient.read'], array_slice($patient, 0, 4));
         $this->assertCount(3 + count(SmartClientRegistrar::RESOURCES), $clinician);
-        $this->assertContains('user/DocumentReference.read', $clinician);
-        $this->assertContains('patient/Observation.read', $patient);
         foreach ([...$clinician, ...$patient] as $scope) {
             $this->assertStringNotContainsString('*', $scope);
         }
         foreach ($patient as $scope) {
             $this->assertDoesNotMatchRegularExpression('#^(system|user)/#', $scope, 'no user/ scope in the patient app');
         }
-        $this->assertNotContains('launch/patient', $clinician);
-        $this->assertNotContains('launch', $patient);
     }
 
-    public function testSecondRunKeepsTheClients(): void
+    public function testSecondRunKeepsTheClientsAndRefreshesTheBackendKeys(): void
     {
         $first = $this->register();
+        $this->jwks = ['keys' => [['kty' => 'RSA', 'n' => 'rotated', 'e' => 'AQAB']]];
         $second = $this->register();
-        $this->assertSame(RegistrationResult::UNCHANGED, $second->status);
-        $this->assertTrue($second->ok());
+        $this->assertSame(RegistrationResult::UNCHANGED, $second->status, $second->message);
         $this->assertSame($first->clientIds, $second->clientIds);
-        $this->assertSame(2, ClientRepository::$inserts);
-        $this->assertCount(2, ClientRepository::$rows);
+        $this->assertSame(3, $this->registry->inserts);
+        $this->assertSame(1, $this->registry->updates);
+        $this->assertStringContainsString('rotated', $this->registry->rows['bbdirect-sidecar']['jwks']);
+    }
+
+    public function testAFailedRunLeavesNoOrphanForTheRetry(): void
+    {
+        $this->registry->failAfterInsert = 1; // the row is written, then the call throws
+        $failed = $this->register();
+        $this->assertFalse($failed->ok());
+        $this->assertStringContainsString('RuntimeException.', $failed->message);
+        $this->assertStringNotContainsString('secret value', $failed->message, 'class name only');
+
+        $this->registry->failAfterInsert = 0;
+        $retry = $this->register();
+        $this->assertTrue($retry->ok(), $retry->message);
+        $names = array_column($this->registry->rows, 'client_name');
+        $this->assertSame(count($names), count(array_unique($names)), 'one client per app, the first one reused');
+        $this->assertCount(3, $this->registry->rows);
     }
 
     public function testADeletedClientIsRegisteredAgainAndADisabledOneReEnabled(): void
     {
         $first = $this->register();
-        unset(ClientRepository::$rows[$first->clientIds['patient']]);
-        ClientRepository::$rows[$first->clientIds['clinician']]['is_enabled'] = 0;
+        unset($this->registry->rows[$first->clientIds['patient']]);
+        $this->registry->rows[$first->clientIds['clinician']]['is_enabled'] = 0;
+        $this->registry->rows['bbdirect-sidecar']['is_enabled'] = 0;
 
         $again = $this->register();
         $this->assertSame(RegistrationResult::REGISTERED, $again->status);
         $this->assertSame($first->clientIds['clinician'], $again->clientIds['clinician']);
         $this->assertNotSame($first->clientIds['patient'], $again->clientIds['patient']);
         $this->assertSame($again->clientIds['patient'], $this->settings->get(GlobalConfig::PATIENT_CLIENT_ID));
-        $this->assertSame(1, ClientRepository::$rows[$first->clientIds['clinician']]['is_enabled']);
-        $this->assertSame(3, ClientRepository::$inserts);
+        $this->assertSame(1, $this->registry->rows[$first->clientIds['clinician']]['is_enabled']);
+        $this->assertSame(1, $this->registry->rows['bbdirect-sidecar']['is_enabled']);
+    }
+
+    public function testAnUnreachableSidecarIsSaidClearlyAndTheAppsAreStillRegistered(): void
+    {
+        $this->jwks = new SidecarException('sidecar_unreachable', 'The sharing service could not be reached (curl error 7).');
+        $result = $this->register();
+        $this->assertSame(RegistrationResult::PARTIAL, $result->status);
+        $this->assertFalse($result->ok(), 'the module manager shows the message');
+        $this->assertStringContainsString('http://bbdirect:8080/.well-known/jwks.json', $result->message);
+        $this->assertStringContainsString('could not be reached', $result->message);
+        $this->assertStringContainsString('Register the SMART apps', $result->message);
+        $this->assertArrayHasKey('clinician', $result->clientIds);
+        $this->assertArrayNotHasKey('bbdirect-sidecar', $this->registry->rows);
+    }
+
+    public function testKeysOpenEmrCannotUseAreRefused(): void
+    {
+        foreach ([[], ['keys' => []], ['keys' => [['kty' => 'EC', 'crv' => 'P-384', 'x' => 'a', 'y' => 'b']]],
+            ['keys' => [['kty' => 'RSA', 'n' => 'n', 'e' => 'e', 'd' => 'private!']]]] as $jwks) {
+            try {
+                SmartClientRegistrar::checkedJwks($jwks);
+                $this->fail('accepted ' . json_encode($jwks));
+            } catch (SidecarException $e) {
+                $this->assertSame('bad_jwks', $e->errorCode);
+            }
+        }
     }
 
     public function testAnOpenEmrWithoutTheRepositoryIsSkippedWithAReason(): void
     {
-        $result = $this->register(new OpenEmrClientRegistry('OpenEMR\\Nowhere\\ClientRepository'));
+        $this->registry->unsupported = (new OpenEmrClientRegistry('OpenEMR\\Nowhere\\ClientRepository'))->unsupportedReason();
+        $result = $this->register();
         $this->assertSame(RegistrationResult::SKIPPED, $result->status);
-        $this->assertFalse($result->ok());
         $this->assertStringContainsString('Admin → System → API Clients', $result->message);
-        $this->assertSame(['bbdirect_smart_registration_note' => $result->message], $this->settings->values);
-        $this->assertSame([], ClientRepository::$rows);
+        $this->assertSame([], $this->registry->rows);
     }
 
-    public function testAnOpenEmrMissingAMethodIsSkippedWithItsName(): void
+    public function testAnOpenEmrMissingAMethodIsNamed(): void
     {
-        $result = $this->register(new OpenEmrClientRegistry(OldClientRepository::class));
-        $this->assertSame(RegistrationResult::SKIPPED, $result->status);
-        $this->assertStringContainsString('saveIsEnabled()', $result->message);
+        $this->assertStringContainsString('generateClientSecret()', (string) (new OpenEmrClientRegistry(OldClientRepository::class))->unsupportedReason());
     }
 
-    public function testNothingIsRegisteredBeforeThePublicUrlIsKnown(): void
+    public function testTheAppsWaitForThePublicUrlTheBackendClientDoesNot(): void
     {
         foreach (['', 'javascript:alert(1)'] as $url) {
-            $result = $this->register(null, $url);
-            $this->assertSame(RegistrationResult::SKIPPED, $result->status);
+            $result = $this->register($url);
+            $this->assertSame(RegistrationResult::PARTIAL, $result->status);
             $this->assertStringContainsString('Sidecar public URL', $result->message);
         }
-        $this->assertSame([], ClientRepository::$rows);
-    }
-
-    public function testAFailingDatabaseIsReportedByClassNameOnly(): void
-    {
-        $failing = new class extends \stdClass implements ClientRegistry {
-            public function unsupportedReason(): ?string { return null; }
-            public function newClientId(): string { return 'id-1'; }
-            public function newRegistrationAccessToken(): string { return 't'; }
-            public function newRegistrationClientUriPath(): string { return 'p'; }
-            public function insert(string $clientId, array $params, string $siteId): bool
-            {
-                throw new \RuntimeException("SQL error near 'secret value'");
-            }
-            public function exists(string $clientId): bool { return false; }
-            public function isEnabled(string $clientId): bool { return false; }
-            public function enable(string $clientId): void {}
-        };
-        $result = $this->register($failing);
-        $this->assertSame(RegistrationResult::FAILED, $result->status);
-        $this->assertSame('SMART clients not registered: RuntimeException.', $result->message);
-        $this->assertSame('', $this->settings->get(GlobalConfig::CLINICIAN_CLIENT_ID));
+        $this->assertSame(['bbdirect-sidecar'], array_keys($this->registry->rows));
     }
 }
 
-/** A ClientRepository from a build that cannot enable clients. */
+/** A ClientRepository from a build without everything the module calls. */
 final class OldClientRepository
 {
     public function generateClientId() { return 'x'; }

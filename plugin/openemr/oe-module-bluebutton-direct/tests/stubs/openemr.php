@@ -148,9 +148,18 @@ namespace OpenEMR\Services\Globals {
         /** @var array<string, array<string, GlobalSetting>> */
         public array $sections = [];
 
+        /** Like src/Services/Globals/GlobalsService.php (7.0.3 and 8.1): a second createSection() throws. */
         public function createSection($section, $beforeSection = false)
         {
-            $this->sections[$section] = $this->sections[$section] ?? [];
+            if (isset($this->sections[$section])) {
+                throw new \Exception("Section already exists and cannot be created");
+            }
+            $this->sections[$section] = [];
+        }
+
+        public function getGlobalsMetadata()
+        {
+            return $this->sections;
         }
 
         public function appendToSection($section, $key, GlobalSetting $global)
@@ -220,6 +229,23 @@ namespace OpenEMR\Events\Patient {
     }
 }
 
+namespace OpenEMR\Events\Patient {
+    /** src/Events/Patient/PatientUpdatedEventAux.php (fired by demographics_save.php on 7.0.3 and 8.1). */
+    class PatientUpdatedEventAux extends \Symfony\Contracts\EventDispatcher\Event
+    {
+        const EVENT_HANDLE = 'patient.updated.aux';
+
+        public function __construct(private $pid, private $updatedPatientData)
+        {
+        }
+
+        public function getUpdatedPatientData()
+        {
+            return array_merge($this->updatedPatientData, ['pid' => $this->pid]);
+        }
+    }
+}
+
 namespace OpenEMR\Events\Services {
     use OpenEMR\Services\BaseService;
     use Symfony\Contracts\EventDispatcher\Event;
@@ -269,6 +295,7 @@ namespace OpenEMR\Events\Patient\Summary\Card {
         private $add = true;
         private $edit = false;
         private $collapse = true;
+        private $initiallyCollapsed = false;
         private $dispatcher;
 
         public function __construct(array $opts)
@@ -304,6 +331,16 @@ namespace OpenEMR\Events\Patient\Summary\Card {
         {
             return $this->templateVariables;
         }
+
+        public function isInitiallyCollapsed(): bool
+        {
+            return $this->initiallyCollapsed;
+        }
+
+        public function canCollapse(): bool
+        {
+            return $this->collapse;
+        }
     }
 
     class SectionEvent extends Event
@@ -338,16 +375,22 @@ namespace OpenEMR\Events\Patient\Summary\Card {
 }
 
 namespace OpenEMR\Common\Csrf {
+    /**
+     * CsrfUtils with OpenEMR 7.0.x's signatures (no session object). The 8.x signatures
+     * (collectCsrfToken(SessionInterface $session, string $subject), verifyCsrfToken($token, SessionInterface
+     * $session, string $subject)) are checked against fixtures in OpenEmrSessionTest; both run for real in
+     * tests/openemr.
+     */
     class CsrfUtils
     {
         public static string $token = 'csrf-test-token';
 
-        public static function collectCsrfToken($subject = 'default', $session = null)
+        public static function collectCsrfToken($subject = 'default')
         {
             return self::$token;
         }
 
-        public static function verifyCsrfToken($token, $subject = 'default', $session = null)
+        public static function verifyCsrfToken($token, $subject = 'default')
         {
             return hash_equals(self::$token, (string) $token);
         }
@@ -438,8 +481,11 @@ namespace OpenEMR\Common\Twig {
 
         public function getTwig(): \Twig\Environment
         {
-            $twig = new \Twig\Environment(new \Twig\Loader\FilesystemLoader($this->paths), ['autoescape' => false, 'strict_variables' => false]);
-            foreach (['text' => 'text', 'attr' => 'attr', 'xl' => 'xl', 'xlt' => 'xlt', 'xla' => 'xla', 'attr_url' => 'attr_url'] as $name => $fn) {
+            // tests/stubs/templates: a minimal stand-in of OpenEMR's patient/card/card_base.html.twig (same blocks
+            // and variables, none of its markup), so the module's card template renders here.
+            $paths = array_merge($this->paths, [__DIR__ . '/templates']);
+            $twig = new \Twig\Environment(new \Twig\Loader\FilesystemLoader($paths), ['autoescape' => false, 'strict_variables' => false]);
+            foreach (['text' => 'text', 'attr' => 'attr', 'xl' => 'xl', 'xlt' => 'xlt', 'xla' => 'xla', 'attr_url' => 'attr_url', 'js_escape' => 'json_encode'] as $name => $fn) {
                 $twig->addFilter(new \Twig\TwigFilter($name, $fn));
             }
             return $twig;
@@ -447,131 +493,16 @@ namespace OpenEMR\Common\Twig {
     }
 }
 
-namespace OpenEMR\Common\Auth\OpenIDConnect\Entities {
-    /** The ClientEntity accessors the module calls (src/Common/Auth/OpenIDConnect/Entities/ClientEntity.php). */
-    class ClientEntity
-    {
-        private $identifier;
-        private $isEnabled = false;
-        private $scopes = [];
-
-        public function setIdentifier($identifier)
-        {
-            $this->identifier = $identifier;
-        }
-
-        public function getIdentifier()
-        {
-            return $this->identifier;
-        }
-
-        public function setIsEnabled($isEnabled)
-        {
-            $this->isEnabled = $isEnabled;
-        }
-
-        public function isEnabled(): bool
-        {
-            return $this->isEnabled;
-        }
-
-        public function setScopes($scopes)
-        {
-            $this->scopes = is_string($scopes) ? explode(' ', $scopes) : (array) $scopes;
-        }
-
-        public function hasScope($scope): bool
-        {
-            return in_array($scope, $this->scopes, true);
-        }
-    }
-}
-
-namespace OpenEMR\Common\Auth\OpenIDConnect\Repositories {
-    use OpenEMR\Common\Auth\OpenIDConnect\Entities\ClientEntity;
-
-    /**
-     * ClientRepository with OpenEMR 7.0.x's method signatures, on an in-memory oauth_clients table. Like the
-     * real insertNewClient(), a client asking for user/ scopes starts disabled (needs an admin's approval)
-     * and one with only patient/ scopes starts enabled.
-     */
-    class ClientRepository
-    {
-        /** @var array<string, array<string, mixed>> client_id => row */
-        public static array $rows = [];
-        public static int $inserts = 0;
-
-        public function insertNewClient($clientId, $info, $site): bool
-        {
-            self::$inserts++;
-            $scope = $info['scope'] ?? 'openid email phone address api:oemr api:fhir api:port';
-            self::$rows[$clientId] = [
-                'client_id' => $clientId,
-                'client_role' => $info['client_role'],
-                'client_name' => $info['client_name'],
-                'client_secret' => $info['client_secret'] ?? null,
-                'registration_token' => $info['registration_access_token'],
-                'registration_uri_path' => $info['registration_client_uri_path'],
-                'contacts' => $info['contacts'],
-                'redirect_uri' => is_array($info['redirect_uris']) ? implode('|', $info['redirect_uris']) : $info['redirect_uris'],
-                'scope' => $scope,
-                'site_id' => $site,
-                'is_confidential' => empty($info['client_secret']) ? 0 : 1,
-                'initiate_login_uri' => $info['initiate_login_uri'] ?? null,
-                'is_enabled' => preg_match('#(^| )(user|system)/#', $scope) ? 0 : 1,
-                'skip_ehr_launch_authorization_flow' => ($info['skip_ehr_launch_authorization_flow'] ?? false) == true ? 1 : 0,
-            ];
-            return true;
-        }
-
-        public function generateClientId()
-        {
-            return rtrim(strtr(base64_encode(random_bytes(32)), '+/', '-_'), '=');
-        }
-
-        public function generateClientSecret()
-        {
-            return rtrim(strtr(base64_encode(random_bytes(64)), '+/', '-_'), '=');
-        }
-
-        public function generateRegistrationAccessToken()
-        {
-            return rtrim(strtr(base64_encode(random_bytes(32)), '+/', '-_'), '=');
-        }
-
-        public function generateRegistrationClientUriPath()
-        {
-            return rtrim(strtr(base64_encode(random_bytes(16)), '+/', '-_'), '=');
-        }
-
-        public function getClientEntity($clientIdentifier)
-        {
-            $row = self::$rows[$clientIdentifier] ?? null;
-            if ($row === null) {
-                return false;
-            }
-            $client = new ClientEntity();
-            $client->setIdentifier($row['client_id']);
-            $client->setIsEnabled($row['is_enabled'] == "1");
-            $client->setScopes($row['scope']);
-            return $client;
-        }
-
-        public function saveIsEnabled(ClientEntity $client, $isEnabled): bool
-        {
-            self::$rows[$client->getIdentifier()]['is_enabled'] = $isEnabled === true ? 1 : 0;
-            return true;
-        }
-    }
-}
-
 namespace OpenEMR\Common\Crypto {
     /**
-     * CryptoGen::decryptStandard() with 7.0.x's signature. Stand-in cipher: "006" + base64; like the real one,
-     * a value without a known version prefix does not decrypt (false).
+     * CryptoGen with 7.0.x's signatures. Stand-in cipher: "006" + base64. Like the real one, a value without a
+     * known version prefix does not decrypt (false) and is reported; cryptCheckStandard() checks the prefix.
      */
     class CryptoGen
     {
+        /** How often decryptStandard() met a value it cannot decrypt (the real one logs each time). */
+        public static int $failures = 0;
+
         public function encryptStandard($value, $customPassword = null, $keySource = 'drive')
         {
             return '006' . base64_encode((string) $value);
@@ -582,7 +513,16 @@ namespace OpenEMR\Common\Crypto {
             if (empty($value)) {
                 return "";
             }
-            return str_starts_with($value, '006') ? (string) base64_decode(substr($value, 3), true) : false;
+            if (!str_starts_with($value, '006')) {
+                self::$failures++; // OpenEMR: error_log("OpenEMR Error : Decryption is not working ...")
+                return false;
+            }
+            return (string) base64_decode(substr($value, 3), true);
+        }
+
+        public function cryptCheckStandard(?string $value): bool
+        {
+            return !empty($value) && preg_match('/^00[1-6]/', $value) === 1;
         }
     }
 }
