@@ -45,6 +45,9 @@ final class SmartClientRegistrar
     /** @var callable(): array<string, mixed> */
     private $jwks;
 
+    /** @var array<string, string> client ids found while ensuring the backend client, even on failure */
+    private array $ids = [];
+
     /**
      * @param (callable(): array<string, mixed>)|null $jwks the sidecar's public JWKS ({"keys": [...]}); throws
      *        when the sidecar cannot be reached. Null: the backend client is not registered.
@@ -113,7 +116,9 @@ final class SmartClientRegistrar
             }
         }
         try {
+            $this->ids = [];
             [$backendId, $new, $note] = $this->ensureBackend($config, $siteId, $contact);
+            $ids += $this->ids;
             if ($backendId !== null) {
                 $ids['backend'] = $backendId;
                 if ($new) {
@@ -175,8 +180,14 @@ final class SmartClientRegistrar
         try {
             $jwks = self::checkedJwks(($this->jwks)());
         } catch (\Throwable $e) {
-            $why = $e instanceof SidecarException ? $e->getMessage() : get_class($e);
-            return [null, false, "Sidecar backend client not registered: the sidecar's public keys could not be read from $jwksUrl ($why). Start the sidecar, then press \"Register the SMART apps\" again."];
+            $why = rtrim($e instanceof SidecarException ? $e->getMessage() : get_class($e), '.');
+            $unreachable = "the sidecar's public keys could not be read from $jwksUrl ($why). Start the sidecar, then press \"Register the SMART apps\" again.";
+            if ($this->registry->exists($config->backendClientId)) {
+                // Still failed (the keys may be stale), but the client registered earlier is kept and shown.
+                $this->ids['backend'] = $config->backendClientId;
+                return [null, false, "Sidecar backend client kept with the keys registered before: $unreachable"];
+            }
+            return [null, false, "Sidecar backend client not registered: $unreachable"];
         }
         $wanted = self::backendScopes();
         $scopes = $this->registry->acceptedScopes($wanted);

@@ -185,6 +185,17 @@ final class SmartClientRegistrarTest extends TestCase
         $this->assertArrayNotHasKey('bbdirect-sidecar', $this->registry->rows);
     }
 
+    public function testAnUnreachableSidecarKeepsTheBackendClientRegisteredBefore(): void
+    {
+        $this->register();
+        $this->jwks = new SidecarException('sidecar_unreachable', 'The sharing service could not be reached (curl error 7).');
+        $result = $this->register();
+        $this->assertSame(RegistrationResult::PARTIAL, $result->status);
+        $this->assertSame('bbdirect-sidecar', $result->clientIds['backend']);
+        $this->assertStringContainsString('kept with the keys registered before', $result->message);
+        $this->assertStringNotContainsString('.).', $result->message);
+    }
+
     public function testKeysOpenEmrCannotUseAreRefused(): void
     {
         foreach ([[], ['keys' => []], ['keys' => [['kty' => 'EC', 'crv' => 'P-384', 'x' => 'a', 'y' => 'b']]],
