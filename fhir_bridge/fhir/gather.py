@@ -100,20 +100,26 @@ def _may_read(client: FhirClient, resource_type: str) -> bool:
     """Whether to search or read ``resource_type`` with this client's credentials.
 
     Credentials without scopes (none, a static bearer token) may read everything the server has. With SMART
-    Backend Services: a granted type is read; a type the record is built from (``scopes.BACKEND_RESOURCES``)
-    that the token does not grant stops the record (``FhirAuthError``: the server has it, so the record would
-    silently lack it — fix the registered or configured scopes); any other type is left out.
+    Backend Services (``SmartBackendAuth.readable``): a granted type is read; a type asked for that the token
+    does not grant stops the record (``FhirAuthError``: the server has it, so the record would silently lack
+    it — OpenEMR trims a request to the client's registered scopes without an error); a type we never asked
+    for is left out (with derived scopes: types outside ``scopes.BACKEND_RESOURCES``; with ``fhir.scopes`` set
+    by the operator, whatever it leaves out — logged, as it shortens every record).
     """
     readable = getattr(client.auth, "readable", None)
-    if readable is None or readable(resource_type) is True:
+    allowed = True if readable is None else readable(resource_type)
+    if allowed is True:
         return True
-    if resource_type in BACKEND_RESOURCES:
+    if allowed is False:
         raise FhirAuthError(
             f"the access token does not grant reading {resource_type}; the record would be incomplete "
-            f"(register and request system/{resource_type}.read)",
+            f"(the client must be registered with system/{resource_type}.read)",
             detail="scope_not_granted",
         )
-    log.debug("%s is not among the types this client reads; not searched", resource_type)
+    if resource_type in BACKEND_RESOURCES:
+        log.warning("%s is not in the configured scopes (fhir.scopes): records leave it out", resource_type)
+    else:
+        log.debug("%s is not among the types this client reads; not searched", resource_type)
     return False
 
 

@@ -383,7 +383,9 @@ class GrantedAuth:
         return False
 
     def readable(self, rtype: str) -> bool | None:
-        return rtype in self.granted
+        if rtype in self.granted:
+            return True
+        return False if rtype in smart_scopes.BACKEND_RESOURCES else None  # asked for, or never asked
 
 
 def test_a_record_type_the_token_does_not_grant_stops_the_send() -> None:
@@ -474,3 +476,20 @@ def test_export_transaction_time_in_both_forms(value: Any, expected: str | None)
     else:
         assert parsed is not None and parsed.utcoffset() is not None
         assert parsed.replace(tzinfo=None).isoformat() == expected
+
+
+def test_operator_chosen_scopes_leave_a_type_out_on_purpose() -> None:
+    """fhir.scopes set without Condition: Condition was never asked for, so it is not searched (logged)."""
+    from fhir_bridge.fhir.auth import SmartBackendAuth as Smart
+
+    explicit = " ".join(f"system/{r}.read" for r in smart_scopes.BACKEND_RESOURCES if r != "Condition")
+    auth = Smart("c", new_signing_key(), token_url="https://emr.example/token", scopes=explicit)
+    auth.granted_scopes = tuple(explicit.split())
+    client, session = _client({"Patient/p1": PATIENT, "Condition": _bundle(CONDITION, total=1)}, auth=auth)
+    auth.access_token = lambda: "t"  # type: ignore[method-assign]
+
+    record = gather_patient_record(client, "p1")
+
+    assert auth.readable("Condition") is None and auth.readable("Observation") is True
+    assert not any(path == "Condition" for path, _ in session.sent)
+    assert [r["resourceType"] for r in record] == ["Patient"]
