@@ -119,3 +119,26 @@ def test_openemr_presets_only_settings_the_module_has():
     presets = {k.removeprefix("OPENEMR_SETTING_") for k in env if k.startswith("OPENEMR_SETTING_bbdirect_")}
     assert presets, "the stack presets the module settings"
     assert presets <= defined, presets - defined
+
+
+def test_module_presets_are_written_by_the_presets_job():
+    """OpenEMR applies OPENEMR_SETTING_* only to rows that exist at install time; the module's settings have
+    none on a fresh stack, so the openemr-presets job writes each module preset (same values, same names)."""
+    services = _compose()["services"]
+    openemr = services["openemr"]["environment"]
+    job = services["openemr-presets"]
+    presets = {k: v for k, v in openemr.items() if k.startswith("OPENEMR_SETTING_bbdirect_")}
+    assert {k: job["environment"][k] for k in presets} == presets
+    script = (DOCKER / "config" / "openemr-presets.sh").read_text()
+    for name in presets:
+        assert name.removeprefix("OPENEMR_SETTING_") in script, name
+    assert "INSERT IGNORE INTO globals" in script, "an administrator's later choice is never overwritten"
+    assert job["depends_on"]["mariadb"]["condition"] == "service_healthy"
+
+
+def test_the_sidecar_and_the_module_name_the_same_backend_client():
+    services = _compose()["services"]
+    assert (
+        services["sidecar"]["environment"]["BBDIRECT_FHIR_CLIENT_ID"]
+        == services["openemr"]["environment"]["OPENEMR_SETTING_bbdirect_backend_client_id"]
+    )

@@ -12,6 +12,13 @@ MODULE = Path(__file__).resolve().parents[2] / "plugin" / "openemr" / "oe-module
 PHP_FILES = sorted(p for p in MODULE.rglob("*.php") if "vendor" not in p.parts)
 
 
+def test_module_commits_no_openemr_code():
+    """Only a test stand-in of card_base (our own few lines) lives in the module's tests, never OpenEMR's files."""
+    stand_in = MODULE / "tests/stubs/templates/patient/card/card_base.html.twig"
+    assert "Test stand-in" in stand_in.read_text()
+    assert not (MODULE / "vendor").exists()
+
+
 def test_module_has_the_files_openemr_expects():
     for name in ["info.txt", "openemr.bootstrap.php", "ModuleManagerListener.php", "moduleConfig.php"]:
         assert (MODULE / name).is_file(), name
@@ -62,7 +69,8 @@ def test_registered_scopes_are_exactly_what_the_sidecar_asks_for():
     code = (
         "require 'tests/bootstrap.php';"
         " use OpenEMR\\Modules\\BlueButtonDirect\\SmartClientRegistrar as R;"
-        " echo json_encode(['clinician' => R::scopes('clinician'), 'patient' => R::scopes('patient')]);"
+        " echo json_encode(['clinician' => R::scopes('clinician'), 'patient' => R::scopes('patient'),"
+        " 'backend' => R::backendScopes()]);"
     )
     result = subprocess.run([php, "-r", code], cwd=MODULE, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -70,3 +78,9 @@ def test_registered_scopes_are_exactly_what_the_sidecar_asks_for():
     web = WebConfig()  # smart_scope_style v1: OpenEMR 7 offers .read scopes
     assert registered["clinician"] == web.scopes("clinician")
     assert registered["patient"] == web.scopes("patient")
+    # The backend client (SMART Backend Services): one system/<R>.read per type the sidecar gathers, never
+    # system/*.read (OpenEMR refuses it); the sidecar derives the same list (fhir_bridge.fhir.scopes).
+    from fhir_bridge.fhir import scopes as backend
+
+    assert registered["backend"] == [f"system/{r}.read" for r in backend.BACKEND_RESOURCES]
+    assert all("*" not in scope for scope in registered["backend"])
