@@ -87,8 +87,8 @@ class Settings:
     fhir_bearer_token: str = _s("fhir", "Static bearer token when `auth = bearer`.", default="", secret=True)
     fhir_client_id: str = _s(
         "fhir",
-        "SMART Backend Services client id (the OpenEMR module registers `bbdirect-sidecar`).",
-        default="",
+        "SMART Backend Services client id (the OpenEMR module registers `bbdirect-sidecar` by default).",
+        default="bbdirect-sidecar",
     )
     fhir_token_url: str = _s("fhir", "Token endpoint (discovered from the server when empty).", default="")
     fhir_private_key_file: str = _s(
@@ -252,6 +252,8 @@ class Settings:
         """Reject values that cannot work (checked once at load, so a bad deployment fails at start)."""
         if self.fhir_auth not in {"none", "bearer", "smart"}:
             raise ConfigError("fhir.auth must be none, bearer or smart")
+        if self.fhir_auth == "smart" and not self.fhir_client_id:
+            raise ConfigError("fhir.client_id is required when fhir.auth = smart")
         if self.pipeline_queue not in {"auto", "local", "procrastinate"}:
             raise ConfigError("pipeline.queue must be auto, local or procrastinate")
         if self.queue_backend == "procrastinate" and not self.is_postgres:

@@ -493,3 +493,14 @@ def test_operator_chosen_scopes_leave_a_type_out_on_purpose() -> None:
     assert auth.readable("Condition") is None and auth.readable("Observation") is True
     assert not any(path == "Condition" for path, _ in session.sent)
     assert [r["resourceType"] for r in record] == ["Patient"]
+
+
+def test_fhir_defaults_fit_the_openemr_module() -> None:
+    from fhir_bridge.config import ConfigError
+
+    settings = load_settings(env={"BBDIRECT_FHIR_AUTH": "smart"})
+
+    assert settings.fhir_client_id == "bbdirect-sidecar"  # GlobalConfig::DEFAULT_BACKEND_CLIENT_ID
+    assert settings.fhir_scopes == "" and settings.fhir_private_key_file == ""  # derived / generated
+    with pytest.raises(ConfigError, match="client_id"):
+        load_settings(env={"BBDIRECT_FHIR_AUTH": "smart", "BBDIRECT_FHIR_CLIENT_ID": ""})
