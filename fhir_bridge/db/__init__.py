@@ -111,10 +111,89 @@ def alembic_config(engine: Engine | None = None):  # type: ignore[no-untyped-def
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to ``revision`` (idempotent)."""
+    """Apply the Alembic migrations up to ``revision`` (idempotent), all of them in one transaction.
+
+    Why one transaction: a process killed during its first start (``kill -9``, power loss) must leave either
+    the old schema or the new one with its ``alembic_version`` row, never some tables and no version (every
+    later start then failed with "table audit_log already exists"). PostgreSQL's DDL is transactional as
+    is; on SQLite the migrations run on a separate connection where pysqlite's own transaction handling is
+    off and we issue ``BEGIN IMMEDIATE`` ourselves (SQLAlchemy's documented recipe for transactional DDL on
+    pysqlite), so SQLite's transactional DDL covers every CREATE. ``IMMEDIATE`` also makes a second process
+    starting at the same moment wait, then find the schema current.
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    if engine.dialect.name != "sqlite" or _in_memory(engine):
+        command.upgrade(alembic_config(engine), revision)
+        return
+    migrator = _transactional_sqlite_engine(engine)
+    try:
+        command.upgrade(alembic_config(migrator), revision)
+    finally:
+        migrator.dispose()
+
+
+def _in_memory(engine: Engine) -> bool:
+    """An in-memory SQLite database lives in its connection: a second engine would see another one."""
+    return engine.url.database in (None, "", ":memory:")
+
+
+def _transactional_sqlite_engine(engine: Engine) -> Engine:
+    """An engine on the same SQLite file whose transactions (DDL included) are real SQLite transactions."""
+    from sqlalchemy.pool import NullPool
+
+    migrator = create_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 30})
+
+    @event.listens_for(migrator, "connect")
+    def _no_pysqlite_transactions(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # outside any transaction, as SQLite requires
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+        dbapi_conn.isolation_level = None  # pysqlite no longer commits around DDL behind our back
+
+    @event.listens_for(migrator, "begin")
+    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return migrator
+
+
+def repair_partial_first_upgrade(connection) -> list[str]:  # type: ignore[no-untyped-def]
+    """Drop what an interrupted first upgrade of an earlier version left: our tables, all empty, and no
+    version row. Returns the dropped tables (usually none).
+
+    Why: before migrations ran in one transaction, a kill during the very first start left such a file, and
+    every later start failed with "table ... already exists". Only a database that provably never held data
+    is touched: every table one of ours, every one empty, no ``alembic_version`` row. Anything else is left
+    to the operator (the upgrade then fails as before). Runs inside the upgrade's transaction.
+    """
+    from sqlalchemy import inspect, select, text
+
+    names = set(inspect(connection).get_table_names())
+    if (
+        "alembic_version" in names
+        and connection.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+    ):
+        return []
+    ours = names - {"alembic_version"}
+    if not ours or not ours <= set(Base.metadata.tables):
+        return []
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name in ours]
+    if any(connection.execute(select(1).select_from(t).limit(1)).first() for t in tables):
+        return []
+    for table in tables:
+        table.drop(connection)  # its indexes and triggers go with it
+    dropped = [t.name for t in tables]
+    if "alembic_version" in names:  # empty: alembic creates it again, in this same transaction
+        connection.execute(text("DROP TABLE alembic_version"))
+        dropped.append("alembic_version")
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "dropped the empty tables an interrupted first upgrade left (%s); upgrading again", ", ".join(dropped)
+    )
+    return dropped
 
 
 def current_revision(engine: Engine) -> str | None:

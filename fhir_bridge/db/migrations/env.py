@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from fhir_bridge.db import repair_partial_first_upgrade
 from fhir_bridge.db.models import Base
 
 config = context.config
@@ -15,11 +16,17 @@ def run() -> None:
     engine = config.attributes.get("engine")
     if engine is None:  # plain `alembic` CLI use: sqlalchemy.url from alembic.ini
         engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    # One transaction around every migration and the version row (see fhir_bridge.db.upgrade for how
+    # SQLite gets transactional DDL): a kill at any moment leaves the previous schema or the new one.
     with engine.begin() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            repair_partial_first_upgrade(connection)
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()
