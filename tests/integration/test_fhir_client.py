@@ -245,3 +245,21 @@ def test_smart_token_url_falls_back_to_the_capability_statement(smart: SmartServ
 
     assert patient["id"] == "x"
     assert auth.token_url == smart.token_url
+
+
+def test_smart_derived_scopes_and_a_trimmed_grant(smart: SmartServer) -> None:
+    """Default scopes are per-resource system reads (never system/*.read); a server that grants fewer than
+    asked (OpenEMR trims to the registered scopes without an error) is seen in ``readable``."""
+    from fhir_bridge.fhir.scopes import BACKEND_RESOURCES
+
+    auth = SmartBackendAuth("derived-client", new_signing_key(), fhir_base_url=smart.fhir_base)
+    registered = " ".join(f"system/{r}.read" for r in BACKEND_RESOURCES if r != "Condition")
+    smart.register("derived-client", auth.jwks(), scope=registered)
+
+    FhirClient(smart.fhir_base, auth=auth).read("Patient", "x")
+
+    assert auth.alg == "RS384"
+    assert auth.scopes.split() == [f"system/{r}.read" for r in BACKEND_RESOURCES]
+    assert auth.granted_scopes == tuple(registered.split())
+    assert auth.readable("Patient") is True and auth.readable("Condition") is False
+    assert auth.readable("Coverage") is None  # never asked for

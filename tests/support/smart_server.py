@@ -142,7 +142,10 @@ def start_smart_server() -> tuple[SmartServer, Any]:
             "token_type": "Bearer",
             "access_token": secrets.token_urlsafe(32),
             "expires_in": state.expires_in,
-            "scope": kwargs.get("scope") or "",
+            # What the client may have of what it asked for (as real servers do: OpenEMR trims silently).
+            "scope": kwargs["client"].get_allowed_scope(kwargs.get("scope") or "")
+            if kwargs.get("client")
+            else "",
         }
 
     server.register_token_generator("default", generate_token)
