@@ -7,6 +7,9 @@
  * @license Apache-2.0
  */
 
+// This page writes one session value (the outcome shown on the card): open the session for writing, as
+// OpenEMR's own writing scripts do (8.x otherwise logs "Session reopened for writing after read_and_close").
+$sessionAllowWrite = true;
 require_once __DIR__ . '/../../../../globals.php';
 
 use OpenEMR\Modules\BlueButtonDirect\Bootstrap;
