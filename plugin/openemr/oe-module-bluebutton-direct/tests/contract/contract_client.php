@@ -39,10 +39,12 @@ $record('create_bad_syntax', fn() => $client->createAuthorization($request("bad\
 $record('create_no_certificate', fn() => $client->createAuthorization($request(getenv('NOCERT_ADDRESS'), false)));
 $record('list_after', fn() => $client->listAuthorizations($patient));
 if (is_array($created) && isset($created['id'])) {
+    $record('get', fn() => $client->getAuthorization((string) $created['id'])); // what Stop sending checks first
     $record('transmissions', fn() => $client->transmissions((string) $created['id']));
     $record('revoke', fn() => $client->revoke((string) $created['id'], 'contract-test'));
 }
 $record('ping', fn() => $client->pingChanged($patient));
+$record('jwks', fn() => $client->publicJwks()); // keys, or no_backend_client when fhir.auth is not smart
 $wrong = new SidecarClient(getenv('SIDECAR_URL'), 'not-the-key');
 $record('wrong_key', fn() => $wrong->listAuthorizations($patient));
 
