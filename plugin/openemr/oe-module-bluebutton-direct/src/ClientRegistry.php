@@ -44,6 +44,9 @@ interface ClientRegistry
     /** Enable the client (user/ and system/ scopes need an admin's approval: enabling the module is that approval). */
     public function enable(string $clientId): void;
 
+    /** Replace a launch app's redirect URI, launch URI and scopes (the sidecar's public URL may have changed). */
+    public function updateApp(string $clientId, string $redirectUri, string $launchUri, string $scope): void;
+
     /** Replace the registered public keys (JWKS JSON) and scopes of a client. */
     public function updateKeys(string $clientId, string $jwks, string $scope): void;
 

@@ -98,6 +98,15 @@ final class OpenEmrClientRegistry implements ClientRegistry
         $this->repository()->saveIsEnabled($entity, true);
     }
 
+    public function updateApp(string $clientId, string $redirectUri, string $launchUri, string $scope): void
+    {
+        \sqlStatementNoLog(
+            'UPDATE `oauth_clients` SET `redirect_uri` = ?, `initiate_login_uri` = ?, `scope` = ? WHERE `client_id` = ?',
+            [$redirectUri, $launchUri, $scope, $clientId],
+            true,
+        );
+    }
+
     public function updateKeys(string $clientId, string $jwks, string $scope): void
     {
         // ClientRepository has no update method for these columns (the admin page edits them with SQL too).

@@ -18,8 +18,8 @@
  * System scopes this OpenEMR does not offer are left out (ClientRegistry::acceptedScopes).
  *
  * Idempotent: a stored client id that still exists is kept (re-enabled if an admin disabled it), a client left
- * by an earlier attempt is found by its name and reused, and the backend client's keys are refreshed on every
- * run. New clients with user/ or system/ scopes start disabled in OpenEMR: enabling the module (or pressing
+ * by an earlier attempt is found by its name and reused; every run refreshes the apps' launch and redirect URIs
+ * (the public URL may have changed) and the backend client's keys. New clients with user/ or system/ scopes start disabled in OpenEMR: enabling the module (or pressing
  * "Register the SMART apps") is the administrator's approval, so they are enabled here.
  *
  * @license Apache-2.0
@@ -159,6 +159,9 @@ final class SmartClientRegistrar
             $id = $this->registry->newClientId();
             $this->registry->insert($id, $this->appParams($app, $id, $config, $contact), $siteId);
             $new = true;
+        } else {
+            // The public URL may have changed since: the launch must go to where the sidecar is now.
+            $this->registry->updateApp($id, $config->sidecarRedirectUri(), $config->sidecarLaunchUri(), self::scopes($app));
         }
         $this->settings->set($spec['key'], $id);
         if (!$this->registry->isEnabled($id)) {

@@ -136,8 +136,18 @@ final class SmartClientRegistrarTest extends TestCase
         $this->assertSame(RegistrationResult::UNCHANGED, $second->status, $second->message);
         $this->assertSame($first->clientIds, $second->clientIds);
         $this->assertSame(3, $this->registry->inserts);
-        $this->assertSame(1, $this->registry->updates);
+        $this->assertSame(3, $this->registry->updates, 'two apps, one backend client');
         $this->assertStringContainsString('rotated', $this->registry->rows['bbdirect-sidecar']['jwks']);
+    }
+
+    public function testANewPublicUrlMovesTheAppsLaunchAndRedirect(): void
+    {
+        $first = $this->register('https://old.example');
+        $this->register('https://bb.example');
+        $clinician = $this->registry->rows[$first->clientIds['clinician']];
+        $this->assertSame('https://bb.example/smart/launch', $clinician['initiate_login_uri']);
+        $this->assertSame(['https://bb.example/smart/callback'], $clinician['redirect_uris']);
+        $this->assertSame(3, $this->registry->inserts);
     }
 
     public function testAFailedRunLeavesNoOrphanForTheRetry(): void

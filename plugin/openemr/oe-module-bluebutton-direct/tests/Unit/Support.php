@@ -156,6 +156,14 @@ final class ArrayClientRegistry implements \OpenEMR\Modules\BlueButtonDirect\Cli
         $this->rows[$clientId]['is_enabled'] = 1;
     }
 
+    public function updateApp(string $clientId, string $redirectUri, string $launchUri, string $scope): void
+    {
+        $this->updates++;
+        $this->rows[$clientId]['redirect_uris'] = [$redirectUri];
+        $this->rows[$clientId]['initiate_login_uri'] = $launchUri;
+        $this->rows[$clientId]['scope'] = $scope;
+    }
+
     public function updateKeys(string $clientId, string $jwks, string $scope): void
     {
         $this->updates++;
