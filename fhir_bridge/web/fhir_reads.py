@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -48,9 +49,16 @@ class UserFhir:
         return self._get(f"{self.base}/{rtype}/{rid}")
 
     def search(self, rtype: str, params: dict[str, Any], limit: int = 1000) -> list[dict[str, Any]]:
-        """All pages of a search (bounded by ``limit`` resources)."""
+        """All pages of a search (bounded by ``limit`` resources).
+
+        No ``_count``: the server's own page size is fine for a preview, and OpenEMR 7.0.3 answers a
+        ``_count``
+        it does not declare with an empty Bundle. A ``next`` link is followed only on the FHIR server's own
+        origin: the request carries the user's bearer token, which must never go anywhere else (a 502, as for
+        any answer from the server we cannot use).
+        """
         out: list[dict[str, Any]] = []
-        bundle = self._get(f"{self.base}/{rtype}", {**params, "_count": 200})
+        bundle = self._get(f"{self.base}/{rtype}", params)
         while True:
             out += [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
             nxt = next(
@@ -58,6 +66,8 @@ class UserFhir:
             )
             if not nxt or len(out) >= limit:
                 return out[:limit]
+            if not same_origin(nxt, self.base):
+                raise FhirReadError(502)
             bundle = self._get(nxt)
 
     def patient(self, patient_id: str) -> PatientSummary:
@@ -85,6 +95,17 @@ class UserFhir:
                 if exc.status == 401:
                     raise
         return resources
+
+
+def same_origin(url: str, base: str) -> bool:
+    """Scheme, host and port of ``url`` are those of ``base`` (default ports made explicit)."""
+
+    def origin(u: str) -> tuple[str, str, int | None]:
+        parts = urlsplit(u)
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+    return origin(url) == origin(base)
 
 
 def summarize(patient: dict[str, Any]) -> PatientSummary:
