@@ -52,10 +52,9 @@ class UserFhir:
         """All pages of a search (bounded by ``limit`` resources).
 
         No ``_count``: the server's own page size is fine for a preview, and OpenEMR 7.0.3 answers a
-        ``_count``
-        it does not declare with an empty Bundle. A ``next`` link is followed only on the FHIR server's own
-        origin: the request carries the user's bearer token, which must never go anywhere else (a 502, as for
-        any answer from the server we cannot use).
+        ``_count`` it does not declare with an empty Bundle. A ``next`` link is followed only on the FHIR
+        server's own origin: the request carries the user's bearer token, which must never go anywhere else
+        (a 502, as for any answer from the server we cannot use).
         """
         out: list[dict[str, Any]] = []
         bundle = self._get(f"{self.base}/{rtype}", params)
