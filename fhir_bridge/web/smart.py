@@ -159,7 +159,7 @@ def fhir_user_of(token: dict[str, Any], pending: dict[str, Any], client_id: str)
     if not jwks_uri:
         raise SmartError("token_failed", "id_token without jwks_uri")
     try:
-        key = jwt.PyJWKClient(jwks_uri, timeout=10).get_signing_key_from_jwt(id_token).key
+        key = id_token_key(jwt.PyJWKClient(jwks_uri, timeout=10).get_jwk_set().keys, id_token)
         options = {"verify_iss": bool(pending.get("issuer"))}
         claims = jwt.decode(
             id_token,
@@ -174,6 +174,26 @@ def fhir_user_of(token: dict[str, Any], pending: dict[str, Any], client_id: str)
         raise SmartError("token_failed", f"id_token rejected: {type(exc).__name__}") from None
     value = claims.get("fhirUser")
     return str(value) if value else None
+
+
+def id_token_key(keys: list[jwt.PyJWK], id_token: str) -> Any:
+    """The server key that signed ``id_token``.
+
+    OIDC Core §10.1.1: with several keys in the set the JOSE header MUST carry ``kid``; with one key it need
+    not. OpenEMR (7.0.3 and 8.1) publishes a single RSA key without ``kid`` at ``/oauth2/default/jwk`` and
+    signs without one, which PyJWT's own ``get_signing_key_from_jwt`` refuses. So: the key named by ``kid``
+    when there is one, else the only signing key of the set; anything else is refused.
+    """
+    kid = jwt.get_unverified_header(id_token).get("kid")
+    signing = [k for k in keys if getattr(k, "public_key_use", None) in (None, "sig")]
+    if kid is not None:
+        named = [k for k in signing if k.key_id == kid]
+        if len(named) == 1:
+            return named[0].key
+        raise jwt.PyJWKClientError(f"no signing key with the id_token's kid ({len(named)} found)")
+    if len(signing) == 1:
+        return signing[0].key
+    raise jwt.PyJWKClientError("id_token has no kid and the server publishes several signing keys")
 
 
 def role_of(fhir_user: str | None, flow: str) -> str:

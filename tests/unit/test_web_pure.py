@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from typing import Any
 
+import jwt
 import pytest
 from flask import Flask, session
 
@@ -203,3 +206,31 @@ def test_launch_refuses_unknown_issuers_and_missing_parameters() -> None:
     )
     assert client.get("/smart/launch?iss=https://ehr.test/fhir").status_code == 400
     assert "Your session has ended" in client.get("/smart/callback?code=x&state=y").text
+
+
+def _rsa_jwk(kid: str | None = None) -> tuple[Any, Any]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    data["use"] = "sig"
+    if kid:
+        data["kid"] = kid
+    return key, jwt.PyJWK(data)
+
+
+def test_id_token_key_without_kid_is_the_servers_only_signing_key() -> None:
+    """OpenEMR publishes one RSA key without ``kid`` and signs its id_tokens without one (OIDC Core §10.1.1)."""
+    from fhir_bridge.web.smart import id_token_key
+
+    key, public = _rsa_jwk()
+    token = jwt.encode({"sub": "u1"}, key, algorithm="RS384")
+    assert jwt.decode(token, id_token_key([public], token), algorithms=["RS384"])["sub"] == "u1"
+    _, other = _rsa_jwk()
+    with pytest.raises(jwt.PyJWKClientError):  # two keys, no kid: which one is not ours to guess
+        id_token_key([public, other], token)
+    named = jwt.encode({"sub": "u1"}, key, algorithm="RS384", headers={"kid": "k1"})
+    _, with_kid = _rsa_jwk("k1")
+    assert id_token_key([with_kid, other], named) is with_kid.key
+    with pytest.raises(jwt.PyJWKClientError):
+        id_token_key([other], named)
