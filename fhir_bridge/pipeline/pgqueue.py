@@ -12,16 +12,22 @@ Tasks:
   change moved the window, re-defer at the new due time.
 - ``bbdirect.sweep`` (periodic, every ``pipeline.sweep_seconds``) — reconcile: due windows, due jobs and
   jobs whose worker died (lease expired) get their task again; delivery notices that never came time out.
+- ``bbdirect.recover_stalled`` (periodic, same period, and once at worker start) — procrastinate's own
+  stalled-job recovery: tasks left in ``doing`` by a worker whose heartbeat stopped (``kill -9``, lost
+  machine) are retried, or dropped when the sweep already queued their twin. Without it those rows stayed in
+  ``doing`` forever; the sweep remains the safety net that gets the *work* done either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
+from procrastinate.jobs import Status
 from sqlalchemy import select
 
 from fhir_bridge.config import Settings
@@ -78,7 +84,56 @@ def make_app(settings: Settings) -> procrastinate.App:
     def sweep(timestamp: int) -> None:
         reconcile(app, _pipeline())
 
+    stalled_after = stalled_worker_timeout(settings)
+
+    @app.periodic(cron=cron, periodic_id="recover_stalled")
+    @app.task(name="bbdirect.recover_stalled", queue=QUEUE, queueing_lock="recover_stalled")
+    async def recover_stalled(timestamp: int) -> None:
+        await recover_stalled_jobs(app, stalled_after)
+
     return app
+
+
+def stalled_worker_timeout(settings: Settings) -> float:
+    """Seconds without a heartbeat after which procrastinate counts a worker as dead.
+
+    Derived from ``pipeline.lease_seconds`` (our own "a worker died" delay) so one setting governs crash
+    recovery, but kept within 5 to 30 s: below 5 s a live worker on a loaded machine could miss it and have
+    its running task retried (harmless — the job's compare-and-set claim refuses a second runner — but
+    noisy); 30 s is procrastinate's default.
+    """
+    return min(30.0, max(5.0, settings.pipeline_lease_seconds))
+
+
+async def recover_stalled_jobs(app: procrastinate.App, seconds_since_heartbeat: float) -> int:
+    """Retry (or drop) the ``doing`` tasks of workers whose heartbeat is older than the given seconds.
+
+    procrastinate's documented recovery (``JobManager.get_stalled_jobs`` + ``retry_job``). A retried task is
+    safe: it only calls :meth:`Pipeline.run_job`, whose claim is a compare-and-set on the transmission. When
+    the sweep already queued a task under the same queueing lock (``tx:<id>``), procrastinate refuses a
+    second waiting one (unique violation): then the stalled row is deleted, the waiting twin does the work.
+    Returns how many stalled tasks were handled.
+    """
+    manager = app.job_manager
+    handled = 0
+    for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=seconds_since_heartbeat):
+        assert job.id is not None
+        try:
+            await manager.retry_job(job)
+            log.info("retried stalled task %s (%s) of a dead worker", job.id, job.task_name)
+        except UniqueViolation:
+            await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=True)
+            log.info("dropped stalled task %s (%s): a waiting twin holds its lock", job.id, job.task_name)
+        except ConnectorException:  # another worker recovered it first
+            continue
+        handled += 1
+    return handled
+
+
+async def _recover_at_start(settings: Settings) -> int:
+    app = make_app(settings)
+    async with app.open_async():
+        return await recover_stalled_jobs(app, stalled_worker_timeout(settings))
 
 
 def _pipeline():  # type: ignore[no-untyped-def]
@@ -176,12 +231,19 @@ def apply_schema(settings: Settings) -> bool:
 def run_worker(sidecar: Any, *, concurrency: int = 1, wait: bool = True, name: str | None = None) -> None:
     """Run a procrastinate worker in this process until stopped (SIGINT/SIGTERM)."""
     set_sidecar(sidecar)
-    app = make_app(sidecar.settings)
+    settings = sidecar.settings
+    # Tasks a previous worker left in ``doing`` when it died: recovered now rather than at the first period.
+    asyncio.run(_recover_at_start(settings))
+    app = make_app(settings)
+    stalled_after = stalled_worker_timeout(settings)
     app.run_worker(
         queues=[QUEUE],
         concurrency=concurrency,
         wait=wait,
         name=name or _OWNER,
-        fetch_job_polling_interval=max(0.2, sidecar.settings.pipeline_tick_seconds),
+        fetch_job_polling_interval=max(0.2, settings.pipeline_tick_seconds),
         delete_jobs="successful",
+        # Heartbeats are what get_stalled_jobs judges by: three per timeout, so one late beat is no death.
+        update_heartbeat_interval=stalled_after / 3,
+        stalled_worker_timeout=stalled_after,
     )

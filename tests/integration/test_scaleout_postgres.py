@@ -232,5 +232,105 @@ def test_kill_9_of_a_procrastinate_worker_mid_send_then_another_worker_sends_exa
     core.db.dispose()
 
 
+def _procrastinate_rows(url: str) -> list[tuple[str, str]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT task_name, status::text FROM procrastinate_jobs ORDER BY id").fetchall()
+
+
+@pytest.mark.service("postgres")
+@pytest.mark.slow
+def test_a_killed_workers_procrastinate_jobs_do_not_stay_in_doing(postgres, tmp_path):
+    """Issue 14 #3: the task a kill -9 interrupted is recovered by procrastinate's stalled-job mechanism
+    (the dead worker's heartbeat stops), not left in ``doing`` forever; the message still goes out once."""
+    from fhir_bridge import audit
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.consent.model import parse_request
+    from fhir_bridge.db import Transmission
+    from fhir_bridge.pipeline.pgqueue import apply_schema
+    from tests.integration.test_bridge_e2e import StallingHisp
+
+    hisp = StallingHisp()
+    url = postgres.create_database("stalled")
+    env = {
+        "BBDIRECT_DATABASE_URL": url,
+        "BBDIRECT_DIRECT_SMTP_HOST": "127.0.0.1",
+        "BBDIRECT_DIRECT_SMTP_PORT": str(hisp.controller.port),
+        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
+        "BBDIRECT_PIPELINE_LEASE_SECONDS": "2",
+        "BBDIRECT_PIPELINE_SWEEP_SECONDS": "2",
+        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
+        "BBDIRECT_SERVER_SECRET_KEY": "stalled-test",
+    }
+    settings = load_settings(env=env)
+    builder, sender, checker = _ports()
+    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
+    apply_schema(settings)
+    for i in range(3):
+        req = parse_request(
+            {
+                "patient_id": f"p{i}",
+                "address": f"doc{i}@direct.example.org",
+                "kind": "once",
+                "created_by": {"type": "clinician", "id": "u1"},
+                "consent_method": "in_person",
+            }
+        )
+        core.consent.create(req, audit.Actor("clinician", "u1"))
+    core.pipeline.queue.close()
+    child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
+
+    def worker(name: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "ab")
+        return subprocess.Popen(
+            [sys.executable, __file__], env=child_env, stdout=subprocess.DEVNULL, stderr=log
+        )
+
+    workers = {"a": worker("a"), "b": worker("b")}
+    try:
+        assert hisp.in_data.wait(60), (tmp_path / "a.log").read_text()
+        # The other worker sends the two other messages meanwhile; the stalled one stays in sending.
+        deadline = time.monotonic() + 60
+        while True:
+            with core.db.session() as s:
+                rows = s.execute(select(Transmission.state, Transmission.lease_owner)).all()
+            if sorted(state for state, _ in rows) == ["sending", "sent", "sent"]:
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.2)
+        [owner] = [owner for state, owner in rows if state == "sending"]
+        pid = int(owner.split(":")[1])  # worker names are host:pid:index:suffix
+        [victim] = [name for name, p in workers.items() if p.pid == pid]
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(10)
+        assert ("bbdirect.run_transmission", "doing") in _procrastinate_rows(url)
+        hisp.release.set()
+        workers["c"] = worker("c")  # a replacement, as an orchestrator would start
+        deadline = time.monotonic() + 90
+        while True:
+            with core.db.session() as s:
+                states = s.scalars(select(Transmission.state)).all()
+            doing = [row for row in _procrastinate_rows(url) if row[1] == "doing"]
+            if sorted(states) == ["sent"] * 3 and not doing:
+                break
+            assert time.monotonic() < deadline, f"still doing: {doing}, transmissions: {states}"
+            time.sleep(0.3)
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        hisp.controller.stop()
+    assert len(hisp.accepted) == 3
+    logs = "".join((tmp_path / f"{name}.log").read_text(errors="replace") for name in workers)
+    assert "Traceback" not in logs, logs
+    core.db.dispose()
+
+
 if __name__ == "__main__":
     _worker_main()
