@@ -71,7 +71,9 @@ def create(
 
 
 SUPERSEDED = "superseded"
-SUPERSEDED_MESSAGE = "A newer transmission of this authorization replaced this one before it was sent."
+SUPERSEDED_MESSAGE = (
+    "A newer transmission of this authorization replaced this one: its message is not sent (again)."
+)
 
 
 def _newer_than(job: Transmission) -> Any:

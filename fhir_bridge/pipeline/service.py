@@ -337,11 +337,11 @@ class Pipeline:
             return self._failed(job_id, State.SENDING, auth, classify(exc), attempts)
         now = self.clock()
         with self.db.session() as s:
+            jobs.lock_authorization(s, auth.id)  # first, as in delivery_gate: one lock order, no deadlock
             if not jobs.move(
                 s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
             ):
                 return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
-            jobs.lock_authorization(s, auth.id)
             current = s.get(Authorization, auth.id)
             job = s.get(Transmission, job_id)
             # last_sent_* describe the newest accepted message: they only ever move forward (a job that
