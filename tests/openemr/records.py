@@ -82,15 +82,19 @@ class OpenEmrRecords:
         """``PUT /api/patient/{uuid}``: ``PatientService::update()``, which fires ``patient.updated``."""
         self._put(f"patient/{chart.uuid}", fields)
 
-    def problem(self, chart: Chart, title: str, begdate: str = "2020-03-01") -> dict[str, Any]:
-        return self._post_dated(
-            f"patient/{chart.uuid}/medical_problem",
-            {"title": title, "enddate": None, "diagnosis": ""},
-            begdate,
-        )
+    def problem(
+        self, chart: Chart, title: str, diagnosis: str = "", begdate: str = "2020-03-01"
+    ) -> dict[str, Any]:
+        """``diagnosis`` as OpenEMR stores codes: ``ICD10:I10``."""
+        body = {"title": title, "enddate": None, "diagnosis": diagnosis}
+        return self._post_dated(f"patient/{chart.uuid}/medical_problem", body, begdate)
 
-    def allergy(self, chart: Chart, title: str, begdate: str = "2019-05-01") -> dict[str, Any]:
-        return self._post_dated(f"patient/{chart.uuid}/allergy", {"title": title, "enddate": None}, begdate)
+    def allergy(
+        self, chart: Chart, title: str, diagnosis: str = "", begdate: str = "2019-05-01"
+    ) -> dict[str, Any]:
+        """``diagnosis`` is the substance code as OpenEMR stores it: ``RXNORM:10180``."""
+        body = {"title": title, "enddate": None, "diagnosis": diagnosis}
+        return self._post_dated(f"patient/{chart.uuid}/allergy", body, begdate)
 
     def medication(self, chart: Chart, title: str, begdate: str = "2020-01-15") -> dict[str, Any]:
         return self._post_dated(f"patient/{chart.pid}/medication", {"title": title, "enddate": None}, begdate)
