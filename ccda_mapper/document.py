@@ -189,8 +189,10 @@ def build_ccd(resources_or_bundle: Any, *, author: Any = None, custodian: Any = 
 
 
 def clinical_hash(xml: bytes | str) -> str:
-    """SHA-256 over the clinical body only (canonical XML of structuredBody), so a document whose id or time
-    changed but whose clinical content did not hashes the same — the "send on update" trigger uses this."""
+    """SHA-256 over what a recipient reads (canonical XML of the patient — ``recordTarget`` — and of the
+    ``structuredBody``), so a document whose id or time changed but whose content did not hashes the same: the
+    "send on update" trigger skips it. The patient's demographics count: a new address or phone is an update
+    an *always* recipient must get."""
     data = xml.encode() if isinstance(xml, str) else xml
     from lxml import etree
 
@@ -198,7 +200,8 @@ def clinical_hash(xml: bytes | str) -> str:
     if root.getroottree().docinfo.doctype:
         # our documents never carry a DTD; one that does may smuggle entities, so it is refused, not hashed
         raise ValueError("C-CDA with a DOCTYPE is not accepted")
-    body = root.find(f"{{{dt.V3}}}component/{{{dt.V3}}}structuredBody")
-    if body is None:
-        return hashlib.sha256(b"").hexdigest()
-    return hashlib.sha256(etree.tostring(body, method="c14n")).hexdigest()
+    digest = hashlib.sha256()
+    for path in ("recordTarget", "component/structuredBody"):
+        part = root.find("/".join(f"{{{dt.V3}}}{step}" for step in path.split("/")))
+        digest.update(b"" if part is None else etree.tostring(part, method="c14n"))
+    return digest.hexdigest()

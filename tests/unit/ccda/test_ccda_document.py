@@ -383,6 +383,21 @@ def test_clinical_hash_ignores_document_time_but_not_clinical_change() -> None:
     assert clinical_hash(build(changed, now="2024-01-01").xml) != clinical_hash(a)
 
 
+def test_clinical_hash_covers_the_patients_demographics() -> None:
+    """A moved patient (new address) is news for an *always* recipient: the header's recordTarget counts."""
+    data = bundle(_obs(1))
+    moved = bundle(
+        _obs(1),
+        patient={
+            **PATIENT,
+            "address": [{"line": ["1 Main St"], "city": "Springfield", "postalCode": "62704"}],
+        },
+    )
+    a = build(data, now="2024-01-01").xml
+    assert clinical_hash(build(moved, now="2024-01-01").xml) != clinical_hash(a)
+    assert clinical_hash(build(data, now="2025-01-01").xml) == clinical_hash(a)
+
+
 def test_clinical_hash_refuses_documents_with_a_dtd(tmp_path: Any) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET")
