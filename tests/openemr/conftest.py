@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import expect
 
 from tests.fixtures.openemr import OpenEmr
-from tests.openemr.pages import accept_dialogs, sign_in
+from tests.openemr.pages import sign_in
 from tests.openemr.records import Chart, OpenEmrRecords
 from tests.openemr.sidecar import SidecarProcess
 from tests.support.services import free_port
@@ -191,7 +191,6 @@ def oe_world(
     try:
         context = chromium.new_context()
         page = context.new_page()
-        accept_dialogs(page)
         note = configure_module(
             page,
             oe,
