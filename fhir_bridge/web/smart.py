@@ -74,13 +74,49 @@ def discover(iss: str, timeout: float = 10.0) -> SmartConfiguration:
         if urllib.parse.urlsplit(endpoint).scheme not in {"https", "http"}:
             raise SmartError("not_smart")
     caps = data.get("capabilities") or []
+    jwks_uri = data.get("jwks_uri")
     return SmartConfiguration(
         authorize,
         token,
-        data.get("issuer"),
-        data.get("jwks_uri"),
+        oidc_issuer(data.get("issuer"), authorize, jwks_uri, timeout),
+        jwks_uri,
         frozenset(c for c in caps if isinstance(c, str)),
     )
+
+
+def oidc_issuer(
+    declared: str | None, authorize: str, jwks_uri: str | None, timeout: float = 10.0
+) -> str | None:
+    """The OpenID Connect issuer the id_token's ``iss`` must equal (OIDC Core §3.1.3.7 step 2).
+
+    SMART 2.x §Metadata: ``issuer`` in smart-configuration is the OpenID Connect issuer. OpenEMR (7.0.3 and
+    8.1) puts its FHIR base there, while its id_tokens carry the authorization server's issuer
+    (``…/oauth2/default``, what its own ``openid-configuration`` says). So the issuer is confirmed by
+    discovery (OIDC Discovery §4.3: a configuration's ``issuer`` MUST equal the URL it was fetched from): the
+    declared one first, then the authorization endpoint's base; a candidate counts only if its configuration
+    names the same ``jwks_uri`` (the same keys, so the same authority). Nothing confirmed: the declared value.
+    """
+    candidates = [declared] if declared else []
+    base = authorize.rsplit("/", 1)[0]
+    if base and base not in candidates:
+        candidates.append(base)
+    for candidate in candidates:
+        try:
+            answer = requests.get(
+                f"{candidate.rstrip('/')}/.well-known/openid-configuration",
+                headers={"Accept": "application/json"},
+                timeout=timeout,
+            )
+            found = answer.json() if answer.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            continue
+        if (
+            isinstance(found, dict)
+            and found.get("issuer") == candidate
+            and (jwks_uri is None or found.get("jwks_uri") == jwks_uri)
+        ):
+            return candidate
+    return declared
 
 
 def pkce_pair() -> tuple[str, str]:
