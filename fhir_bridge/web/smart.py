@@ -74,20 +74,16 @@ def discover(iss: str, timeout: float = 10.0) -> SmartConfiguration:
         if urllib.parse.urlsplit(endpoint).scheme not in {"https", "http"}:
             raise SmartError("not_smart")
     caps = data.get("capabilities") or []
-    jwks_uri = data.get("jwks_uri")
+    issuer, jwks_uri = oidc_issuer(data.get("issuer"), authorize, data.get("jwks_uri"), timeout)
     return SmartConfiguration(
-        authorize,
-        token,
-        oidc_issuer(data.get("issuer"), authorize, jwks_uri, timeout),
-        jwks_uri,
-        frozenset(c for c in caps if isinstance(c, str)),
+        authorize, token, issuer, jwks_uri, frozenset(c for c in caps if isinstance(c, str))
     )
 
 
 def oidc_issuer(
     declared: str | None, authorize: str, jwks_uri: str | None, timeout: float = 10.0
-) -> str | None:
-    """The OpenID Connect issuer the id_token's ``iss`` must equal (OIDC Core §3.1.3.7 step 2).
+) -> tuple[str | None, str | None]:
+    """The OpenID Connect issuer the id_token's ``iss`` must equal (OIDC Core §3.1.3.7 step 2), and its keys.
 
     SMART 2.x §Metadata: ``issuer`` in smart-configuration is the OpenID Connect issuer. OpenEMR (7.0.3 and
     8.1) puts its FHIR base there, while its id_tokens carry the authorization server's issuer
@@ -95,6 +91,8 @@ def oidc_issuer(
     discovery (OIDC Discovery §4.3: a configuration's ``issuer`` MUST equal the URL it was fetched from): the
     declared one first, then the authorization endpoint's base; a candidate counts only if its configuration
     names the same ``jwks_uri`` (the same keys, so the same authority). Nothing confirmed: the declared value.
+    OpenEMR 7.0.3's smart-configuration has neither ``issuer`` nor ``jwks_uri`` (both REQUIRED with
+    ``sso-openid-connect``): the authorization server's own discovery document then gives both.
     """
     candidates = [declared] if declared else []
     base = authorize.rsplit("/", 1)[0]
@@ -113,10 +111,11 @@ def oidc_issuer(
         if (
             isinstance(found, dict)
             and found.get("issuer") == candidate
-            and (jwks_uri is None or found.get("jwks_uri") == jwks_uri)
+            and isinstance(found.get("jwks_uri"), str)
+            and (jwks_uri is None or found["jwks_uri"] == jwks_uri)
         ):
-            return candidate
-    return declared
+            return candidate, found["jwks_uri"]
+    return declared, jwks_uri
 
 
 def pkce_pair() -> tuple[str, str]:

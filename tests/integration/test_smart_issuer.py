@@ -19,15 +19,18 @@ def test_issuer_confirmed_by_the_authorization_servers_own_discovery() -> None:
             Reply(404, {}),  # {fhir}/.well-known/openid-configuration: none
             Reply(body={"issuer": auth, "jwks_uri": jwks}),
         )
-        assert oidc_issuer(fhir, f"{auth}/authorize", jwks) == auth
+        assert oidc_issuer(fhir, f"{auth}/authorize", jwks) == (auth, jwks)
         assert [s.path for s in server.seen] == [
             "/apis/default/fhir/.well-known/openid-configuration",
             "/oauth2/default/.well-known/openid-configuration",
         ]
         # Another key set, or an issuer that is not the document's own URL: not confirmed, the declared one stays.
         server.then(Reply(404, {}), Reply(body={"issuer": auth, "jwks_uri": f"{server.base}/other-keys"}))
-        assert oidc_issuer(fhir, f"{auth}/authorize", jwks) == fhir
+        assert oidc_issuer(fhir, f"{auth}/authorize", jwks) == (fhir, jwks)
         server.then(Reply(404, {}), Reply(body={"issuer": "https://elsewhere.test", "jwks_uri": jwks}))
-        assert oidc_issuer(fhir, f"{auth}/authorize", jwks) == fhir
+        assert oidc_issuer(fhir, f"{auth}/authorize", jwks) == (fhir, jwks)
+        # OpenEMR 7.0.3: smart-configuration names neither; the authorization server's discovery gives both.
+        server.then(Reply(body={"issuer": auth, "jwks_uri": jwks}))
+        assert oidc_issuer(None, f"{auth}/authorize", None) == (auth, jwks)
     finally:
         server.close()
