@@ -28,7 +28,11 @@ def _ports():  # type: ignore[no-untyped-def]
 
     class Builder:
         def build(self, auth):
-            return Document([Attachment("CCD.xml", b"<ClinicalDocument/>", "application/xml")], "h")
+            # The ordering test keeps its record version in a file every worker process reads.
+            record = os.environ.get("BBDIRECT_TEST_RECORD_FILE")
+            version = open(record).read().strip() if record else ""
+            content = f"<ClinicalDocument>{version}</ClinicalDocument>".encode()
+            return Document([Attachment("CCD.xml", content, "application/xml")], "h" + version)
 
     class PlainSender:
         def __init__(self, settings):
@@ -37,7 +41,8 @@ def _ports():  # type: ignore[no-untyped-def]
         def prepare(self, auth, document):
             from direct.message import build_message, to_bytes
 
-            msg = build_message(self.settings.direct_from_address, [auth.address], "scale", "scale test")
+            text = "scale test " + document.attachments[0].content.decode()
+            msg = build_message(self.settings.direct_from_address, [auth.address], "scale", text)
             return Prepared(
                 str(msg["Message-ID"]), self.settings.direct_from_address, [auth.address], to_bytes(msg)
             )
@@ -329,6 +334,115 @@ def test_a_killed_workers_procrastinate_jobs_do_not_stay_in_doing(postgres, tmp_
     assert len(hisp.accepted) == 3
     logs = "".join((tmp_path / f"{name}.log").read_text(errors="replace") for name in workers)
     assert "Traceback" not in logs, logs
+    core.db.dispose()
+
+
+@pytest.mark.service("postgres")
+@pytest.mark.slow
+def test_two_workers_never_deliver_an_older_record_after_a_newer_one(postgres, smtp_sink, tmp_path):
+    """Issue 14 #1 across processes: one *always* authorization, its record changing while the receiving
+    server answers 451 now and then, two procrastinate workers racing. Every message the recipient holds
+    carries a record at least as new as the one before it, and the last one carries the newest record."""
+    import random
+    import re
+
+    from fhir_bridge import audit
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.consent.model import parse_request
+    from fhir_bridge.db import Authorization, Transmission
+    from fhir_bridge.pipeline.pgqueue import apply_schema
+    from fhir_bridge.pipeline.states import PENDING
+
+    record = tmp_path / "record"
+    record.write_text("0")
+    env = {
+        "BBDIRECT_DATABASE_URL": postgres.create_database("order"),
+        "BBDIRECT_DIRECT_SMTP_HOST": smtp_sink.host,
+        "BBDIRECT_DIRECT_SMTP_PORT": str(smtp_sink.port),
+        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
+        "BBDIRECT_PIPELINE_DEBOUNCE_SECONDS": "0.05",
+        "BBDIRECT_PIPELINE_BACKOFF_BASE": "0.3",
+        "BBDIRECT_PIPELINE_BACKOFF_MAX": "1.0",
+        "BBDIRECT_PIPELINE_MAX_ATTEMPTS": "50",
+        "BBDIRECT_PIPELINE_SWEEP_SECONDS": "2",
+        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
+        "BBDIRECT_SERVER_SECRET_KEY": "order-test",
+        "BBDIRECT_TEST_RECORD_FILE": str(record),
+    }
+    settings = load_settings(env=env)
+    builder, sender, checker = _ports()
+    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
+    apply_schema(settings)
+    req = parse_request(
+        {
+            "patient_id": "p1",
+            "address": "doc@direct.example.org",
+            "kind": "always",
+            "created_by": {"type": "clinician", "id": "u1"},
+            "consent_method": "in_person",
+            "send_now": False,
+        }
+    )
+    auth = core.consent.create(req, audit.Actor("clinician", "u1"))
+    child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, __file__],
+            env=child_env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / f"w{i}.log", "wb"),
+        )
+        for i in range(2)
+    ]
+    rng = random.Random(14)
+    newest = 30
+
+    def versions() -> list[int]:
+        found = (re.search(rb"<ClinicalDocument>(\d+)<", m.data) for m in smtp_sink.messages)
+        return [int(v.group(1)) for v in found if v]
+
+    try:
+        for version in range(1, newest + 1):
+            record.write_text(str(version))
+            if rng.random() < 0.4 and not smtp_sink.handler.replies:
+                smtp_sink.fail_next("451 4.3.0 Try again later", times=rng.randint(1, 2))
+            core.pipeline.notify("p1")
+            # Wait for this version's job to exist (or be coalesced into a queued one), then change again.
+            time.sleep(rng.uniform(0.05, 0.4))
+        deadline = time.monotonic() + 120
+        while True:
+            with core.db.session() as s:
+                pending = s.scalar(
+                    select(Transmission.id).where(Transmission.state.in_([str(p) for p in PENDING])).limit(1)
+                )
+            got = versions()
+            if not pending and got and got[-1] == newest:
+                break
+            assert time.monotonic() < deadline, (got, pending)
+            time.sleep(0.3)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(15)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        core.pipeline.queue.close()
+    got = versions()
+    assert got == sorted(got), got  # never an older record after a newer one
+    with core.db.session() as s:
+        current = s.get(Authorization, auth.id)
+        last = s.scalars(
+            select(Transmission)
+            .where(Transmission.authorization_id == auth.id, Transmission.sent_at.is_not(None))
+            .order_by(Transmission.sent_at.desc())
+            .limit(1)
+        ).one()
+    assert current.last_sent_hash == f"h{newest}" and current.last_sent_at == last.sent_at
+    logs = [(tmp_path / f"w{i}.log").read_text(errors="replace") for i in range(2)]
+    assert all("Traceback" not in log for log in logs), logs
     core.db.dispose()
 
 
