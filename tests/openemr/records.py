@@ -21,7 +21,8 @@ from tests.fixtures.openemr import OpenEmr
 WRITE_SCOPES = (
     "openid api:oemr api:fhir user/patient.read user/patient.write user/allergy.read user/allergy.write "
     "user/medical_problem.read user/medical_problem.write user/medication.read user/medication.write "
-    "user/encounter.read user/encounter.write user/vital.read user/vital.write"
+    "user/encounter.read user/encounter.write user/vital.read user/vital.write user/Condition.read "
+    "user/MedicationRequest.read user/AllergyIntolerance.read user/Observation.read"
 )
 
 
@@ -77,6 +78,19 @@ class OpenEmrRecords:
     def patient(self, given: str, family: str, **fields: str) -> Chart:
         created = self.oe.create_patient(fname=given, lname=family, **fields)
         return Chart(int(created["pid"]), created["uuid"], f"{given} {family}")
+
+    def fhir_record(self, chart: Chart) -> list[dict[str, Any]]:
+        """What OpenEMR's FHIR API returns for the patient: problems, medications, allergies, observations."""
+        found: list[dict[str, Any]] = []
+        for kind in ("Condition", "MedicationRequest", "AllergyIntolerance", "Observation"):
+            answer = self.session.get(
+                f"{self.oe.fhir_base}/{kind}", params={"patient": chart.uuid}, timeout=60
+            )
+            assert answer.status_code == 200, f"{kind}: {answer.status_code} {answer.text[:300]}"
+            bundle = answer.json()
+            assert not any(link.get("relation") == "next" for link in bundle.get("link", [])), kind
+            found += [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
+        return found
 
     def update_demographics(self, chart: Chart, **fields: str) -> None:
         """``PUT /api/patient/{uuid}``: ``PatientService::update()``, which fires ``patient.updated``."""

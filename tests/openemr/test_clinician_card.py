@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.flows import delivery_notice, received_by
-from tests.openemr.ccda import ccd_of, sections_text
+from tests.openemr.ccda import ccd_of, missing_from_ccd, sections_text
 from tests.openemr.pages import card, open_chart, sign_in
 
 pytestmark = [
@@ -110,6 +110,12 @@ def test_clinician_adds_and_sends_then_stops(page, world) -> None:
     assert "10180" in text["allergies"] or "Sulfonamide" in text["allergies"]
     assert "132" in text["vitals"] and "8480-6" in text["vitals"]
     assert "2345-7" in text["results"] and "95" in text["results"]
+    # And data-driven: whatever OpenEMR's FHIR API returns for the patient is in its section of the CCD.
+    returned = world.records.fhir_record(world.chart)
+    kinds = {r["resourceType"] for r in returned}
+    assert {"Condition", "MedicationRequest", "AllergyIntolerance", "Observation"} <= kinds
+    missing = missing_from_ccd(returned, text)
+    assert missing == [], "\n".join(missing)
 
     delivery_notice(world, home, result)
     state = wait_for_row_state(page, world, home, "Delivered")
