@@ -231,12 +231,28 @@ def id_token_key(keys: list[jwt.PyJWK], id_token: str) -> Any:
     raise jwt.PyJWKClientError("id_token has no kid and the server publishes several signing keys")
 
 
+#: ``fhirUser`` types that may use the clinician pages (SMART 2.x §fhirUser: Practitioner, PractitionerRole,
+#: Patient, RelatedPerson, Person); everyone else has no clinician role here.
+STAFF = frozenset({"Practitioner", "PractitionerRole"})
+PATIENT_SIDE = frozenset({"Patient", "RelatedPerson"})
+
+
 def role_of(fhir_user: str | None, flow: str) -> str:
-    """Patients (or their proxies) use the patient pages; anyone launched from the EHR chart is staff."""
-    if flow == "ehr":
-        kind = (fhir_user or "").rstrip("/").split("/")[-2:-1]
-        return "patient" if kind == ["Patient"] else "clinician"
-    return "patient"
+    """``clinician``, ``patient`` or ``none``, from the *verified* id_token's ``fhirUser`` only.
+
+    A standalone launch is the patient's own. An EHR launch gives the clinician pages only to a user the EHR
+    names as a Practitioner or PractitionerRole: no id_token, or a ``Person``/unknown type, is not enough
+    (being inside the EHR proves nothing about the role). OpenEMR names a user ``Practitioner`` only when the
+    user has an NPI, otherwise ``Person``.
+    """
+    if flow != "ehr":
+        return "patient"
+    kind = (fhir_user or "").rstrip("/").split("/")[-2:-1]
+    if kind and kind[0] in STAFF:
+        return "clinician"
+    if kind and kind[0] in PATIENT_SIDE:
+        return "patient"
+    return "none"
 
 
 # --- routes ---------------------------------------------------------------------------------------------
@@ -335,6 +351,10 @@ def callback() -> Any:
     if not patient or not isinstance(patient, str):
         return error_page("no_patient", 403)
     role = role_of(fhir_user, pending["flow"])
+    if role == "none":
+        session.pop("smart_pending", None)
+        log.warning("EHR launch refused: fhirUser is not a Practitioner or PractitionerRole")
+        return error_page("not_staff", 403)
     session.clear()
     current_app.session_interface.rotate(session)  # type: ignore[attr-defined]
     session["smart"] = {
@@ -357,6 +377,11 @@ def logout() -> Any:
 
 
 ERRORS = {
+    "not_staff": (
+        "Your account cannot use the clinician pages",
+        "The health record system did not name you as a practitioner. Ask your administrator to link your "
+        "account to a practitioner record (in OpenEMR: an NPI on your user).",
+    ),
     "denied": (
         "You did not allow access",
         "Nothing was shared. To share your record, sign in again and choose Allow.",

@@ -124,3 +124,24 @@ def test_patient_shares_from_the_portal_and_revokes(context, world) -> None:
     expect(item).to_contain_text("stopped")
     revoked = world.sidecar.api("GET", f"/api/v1/authorizations/{share_id}").json()["authorization"]
     assert revoked["revoked_at"] is not None
+
+
+def test_ehr_launch_by_a_user_who_is_not_a_practitioner_gets_no_clinician_pages(
+    context, world, smart_card
+) -> None:
+    """OpenEMR names a user without an NPI ``Person`` in the id_token: inside the EHR is not a clinician role."""
+    world.oe.sql("UPDATE users SET npi=NULL WHERE username='admin'")
+    try:
+        page = context.new_page()
+        sign_in(page, world.oe)
+        open_chart(page, world.oe, world.chart.pid)
+        with context.expect_page() as opened:
+            page.locator("#bbdirect-open-pages").click()
+        app = opened.value
+        app.wait_for_load_state()
+        if app.locator("input[name=username]").count():
+            oauth_login(app, *world.oe.admin, role="api")
+        expect(app.locator("#error-title")).to_have_text("Your account cannot use the clinician pages")
+        expect(app.locator("#patient-name")).to_have_count(0)
+    finally:
+        world.oe.sql("UPDATE users SET npi='1234567893' WHERE username='admin'")

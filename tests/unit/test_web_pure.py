@@ -137,6 +137,11 @@ def test_pkce_is_s256_and_roles() -> None:
     assert smart.role_of("https://ehr.test/fhir/Practitioner/9", "ehr") == "clinician"
     assert smart.role_of("https://ehr.test/fhir/Patient/1", "ehr") == "patient"
     assert smart.role_of(None, "standalone") == "patient"
+    assert smart.role_of("https://ehr.test/fhir/PractitionerRole/3", "ehr") == "clinician"
+    # Inside the EHR is not a role: no verified fhirUser, or a Person (OpenEMR's user without an NPI), is none.
+    assert smart.role_of(None, "ehr") == "none"
+    assert smart.role_of("https://ehr.test/fhir/Person/4", "ehr") == "none"
+    assert smart.role_of("https://ehr.test/fhir/Practitioner", "ehr") == "none"
 
 
 def test_server_side_session_ends_after_idle_and_keeps_data_off_the_cookie() -> None:
