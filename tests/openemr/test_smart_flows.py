@@ -145,3 +145,9 @@ def test_ehr_launch_by_a_user_who_is_not_a_practitioner_gets_no_clinician_pages(
         expect(app.locator("#patient-name")).to_have_count(0)
     finally:
         world.oe.sql("UPDATE users SET npi='1234567893' WHERE username='admin'")
+
+
+def test_openemr_logged_no_php_error_through_every_flow(world) -> None:
+    """After the module's install, settings, registration, card, portal tile and launches: no PHP fatal, no
+    uncaught error, no failed decryption in OpenEMR's log."""
+    assert world.oe.php_errors() == []
