@@ -70,6 +70,30 @@ class Settings:
         "server", "Lifetime of patient-scoped API tokens, seconds.", default=3600
     )
     server_log_level: str = _s("server", "Log level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
+    server_resend_quota_per_hour: int = _s(
+        "server",
+        "Resends one patient (with a patient token) may request in any sliding hour; more answer 429 "
+        "(0 = no quota).",
+        default=10,
+    )
+    server_resend_quota_per_hour_api_key: int = _s(
+        "server",
+        "Resends one API key may request in any sliding hour; more answer 429 (0 = no quota).",
+        default=200,
+    )
+    server_ops_keys: list[str] = _s(
+        "server",
+        "Credentials accepted (besides the API keys) as `Authorization: Bearer <key>` on `/metrics` and "
+        "`/readyz` only, e.g. for a Prometheus scraper: `name:key` or `name:sha256:<hex>`.",
+        default_factory=list,
+        secret=True,
+    )
+    server_ops_public: bool = _s(
+        "server",
+        "Answer `/metrics` and `/readyz` without a credential. Only for a port that nothing outside a "
+        "trusted network reaches; `/healthz` (liveness) is always open.",
+        default=False,
+    )
 
     # --- database --------------------------------------------------------------------------------
     database_url: str = _s(
@@ -141,6 +165,12 @@ class Settings:
         "pipeline",
         "Optional frequency cap: minimum time between two sends of one authorization (0 = off).",
         default=0.0,
+    )
+    pipeline_resend_min_interval: float = _s(
+        "pipeline",
+        "Minimum seconds between the newest transmission of an authorization and a resend of it; earlier "
+        "resends answer 429 with Retry-After (0 = off).",
+        default=60.0,
     )
     pipeline_max_attempts: int = _s(
         "pipeline", "Attempts before a transient failure becomes final.", default=8
@@ -267,6 +297,13 @@ class Settings:
         for entry in self.server_api_keys:
             if ":" not in entry or not entry.split(":", 1)[1]:
                 raise ConfigError("server.api_keys entries must be name:key or name:sha256:<hex>")
+        for entry in self.server_ops_keys:
+            if ":" not in entry or not entry.split(":", 1)[1]:
+                raise ConfigError("server.ops_keys entries must be name:key or name:sha256:<hex>")
+        if self.pipeline_resend_min_interval < 0:
+            raise ConfigError("pipeline.resend_min_interval must not be negative")
+        if self.server_resend_quota_per_hour < 0 or self.server_resend_quota_per_hour_api_key < 0:
+            raise ConfigError("server.resend_quota_per_hour* must not be negative")
 
 
 def _fields() -> list[dataclasses.Field]:

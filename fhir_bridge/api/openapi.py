@@ -58,6 +58,11 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string"},
             "field": {"type": "string", "nullable": True},
             "detail": {"type": "string", "nullable": True},
+            "retry_after": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "With 429: seconds after which the same request passes (= Retry-After).",
+            },
         },
     },
     "ErrorResponse": {"type": "object", "required": ["error"], "properties": {"error": _ref("Error")}},
@@ -235,6 +240,20 @@ SCHEMAS: dict[str, Any] = {
 
 _COMMON = {"401": _error("Missing or invalid credential."), "403": _error("Not allowed for this caller.")}
 
+_RATE_LIMITED = {
+    **_error(
+        "Too soon: `resend_too_soon` (the authorization was sent less than `pipeline.resend_min_interval` "
+        "ago) or `resend_quota_exceeded` (the caller's resends in the last hour reached its quota). "
+        "Nothing was queued; the refusal is audited."
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds after which the same request passes.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
 
 def document() -> dict[str, Any]:
     return {
@@ -355,6 +374,7 @@ def document() -> dict[str, Any]:
                         **_COMMON,
                         "404": _error("No such transmission."),
                         "409": _error("The authorization was revoked."),
+                        "429": _RATE_LIMITED,
                     },
                 }
             },
@@ -393,9 +413,11 @@ def document() -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "operationId": "ready",
-                    "security": [],
+                    "summary": "Readiness. Needs an API key or an ops key (`server.ops_keys`) unless "
+                    "`server.ops_public`.",
                     "responses": {
                         "200": _json({"type": "object"}, "Database reachable and migrated."),
+                        "401": _error("Missing or invalid credential."),
                         "503": _json({"type": "object"}, "Not ready."),
                     },
                 }
@@ -403,12 +425,14 @@ def document() -> dict[str, Any]:
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
-                    "security": [],
+                    "summary": "Prometheus metrics. Needs an API key or an ops key (`server.ops_keys`) "
+                    "unless `server.ops_public`.",
                     "responses": {
                         "200": {
                             "description": "Prometheus metrics (queue depth, sends by outcome, latency).",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        "401": _error("Missing or invalid credential."),
                     },
                 }
             },

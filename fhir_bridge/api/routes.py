@@ -1,4 +1,4 @@
-"""REST routes (``/api/v1``), health, readiness and metrics.
+"""REST routes (``/api/v1``), health, readiness and metrics (the last two only to a credential).
 
 Every error is ``{"error": {"code", "message", "field"}}`` with a stable code; a Direct error refusing an
 address keeps its own code (``bad_address``, ``no_certificate``, ``untrusted``...) so the EMR plugin and
@@ -20,9 +20,9 @@ from werkzeug.exceptions import HTTPException
 from direct.errors import DirectError
 from fhir_bridge import audit
 from fhir_bridge.api import serialize
-from fhir_bridge.api.auth import Principal, authenticate
+from fhir_bridge.api.auth import KeyRing, Principal, authenticate
 from fhir_bridge.api.openapi import document
-from fhir_bridge.consent.errors import ConsentError, Forbidden, InvalidRequest, NotFound
+from fhir_bridge.consent.errors import ConsentError, Forbidden, InvalidRequest, NotFound, RateLimited
 from fhir_bridge.consent.model import FHIR_ID, parse_request
 from fhir_bridge.db.models import Transmission
 
@@ -42,15 +42,25 @@ def sidecar() -> Sidecar:
 
 
 def error(
-    status: int, code: str, message: str, field: str | None = None, detail: str | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    detail: str | None = None,
+    *,
+    retry_after: int | None = None,
 ) -> Response:
     body: dict[str, Any] = {"code": code, "message": message, "field": field}
     if detail:
         body["detail"] = detail
+    if retry_after is not None:
+        body["retry_after"] = retry_after
     response = jsonify({"error": body})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="bbdirect"'
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -108,6 +118,12 @@ def _json_body(required: bool) -> Any:
 @api.errorhandler(ConsentError)
 def _consent_error(exc: ConsentError) -> Response:
     return error(exc.status, exc.code, exc.message, exc.field)
+
+
+@api.errorhandler(RateLimited)
+def _rate_limited(exc: RateLimited) -> Response:
+    """429: the same request passes after ``Retry-After`` seconds (also in the body as ``retry_after``)."""
+    return error(exc.status, exc.code, exc.message, exc.field, retry_after=exc.retry_after)
 
 
 @api.errorhandler(DirectError)
@@ -214,7 +230,7 @@ def resend_transmission(tx_id: str) -> tuple[Response, int]:
     if key is not None and not re.fullmatch(r"[A-Za-z0-9_\-.:]{1,100}", key):
         raise InvalidRequest("Idempotency-Key: letters, digits and -_.: only", field="Idempotency-Key")
     try:
-        job = sidecar().pipeline.resend(tx.id, _caller_actor(), key)
+        job = sidecar().consent.resend(tx.id, _caller_actor(), key)
     except PermissionError:
         return error(409, "revoked", "The authorization was revoked; nothing can be sent."), 409
     return jsonify({"transmission": serialize.transmission(job)}), 202
@@ -277,6 +293,31 @@ def openapi() -> Response:
 @ops.get("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "ok"})
+
+
+#: Operations endpoints that tell more than "alive": answered only to a credential (see :func:`_ops_guard`).
+_GUARDED_OPS = frozenset({"bbdirect_ops.readyz", "bbdirect_ops.metrics"})
+
+
+@ops.before_request
+def _ops_guard() -> Response | None:
+    """``/readyz`` and ``/metrics`` need an API key or an ops key (``server.ops_keys``), unless
+    ``server.ops_public``. ``/healthz`` and ``/openapi.json`` stay open (liveness probes, integrators)."""
+    if request.endpoint not in _GUARDED_OPS:
+        return None
+    sc = sidecar()
+    if sc.settings.server_ops_public:
+        return None
+    header = request.headers.get("Authorization") or ""
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "bearer" and credential and len(credential) <= 4096:
+        ops_keys = current_app.extensions.get("bbdirect.ops_keys")
+        if ops_keys is None:
+            ops_keys = current_app.extensions["bbdirect.ops_keys"] = KeyRing(sc.settings.server_ops_keys)
+        if ops_keys.match(credential) or sc.keys.match(credential):
+            return None
+    return error(401, "unauthorized", "An API key or an ops key (server.ops_keys) is required.")
 
 
 @ops.get("/readyz")

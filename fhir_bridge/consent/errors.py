@@ -39,3 +39,14 @@ class Forbidden(ConsentError):
 class Conflict(ConsentError):
     code = "conflict"
     status = 409
+
+
+class RateLimited(ConsentError):
+    """Too many requests: the same request passes after ``retry_after`` (whole) seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)

@@ -7,24 +7,31 @@ unsent jobs on revoke, audit every change, mirror it as a FHIR Consent) must hol
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from direct.address import DirectAddress
 from direct.errors import DirectError
 from fhir_bridge import audit
-from fhir_bridge.consent.errors import NotFound
+from fhir_bridge.consent.errors import NotFound, RateLimited
 from fhir_bridge.consent.fhir_consent import to_fhir_consent
 from fhir_bridge.consent.model import AuthorizationRequest
 from fhir_bridge.db import Database
-from fhir_bridge.db.models import Authorization, Transmission, new_id, utcnow
+from fhir_bridge.db.models import AuditRecord, Authorization, Transmission, new_id, utcnow
 from fhir_bridge.pipeline.ports import AddressChecker, FhirWriter
 from fhir_bridge.pipeline.service import Pipeline
 
 log = logging.getLogger(__name__)
+
+#: The sliding window of the per-principal resend quota.
+QUOTA_WINDOW = timedelta(hours=1)
 
 
 class ConsentService:
@@ -42,6 +49,8 @@ class ConsentService:
         self.checker = checker
         self.fhir_writer = fhir_writer
         self.clock = clock
+        #: One resend decision at a time in this process (the database locks cover other processes).
+        self._resend_lock = threading.Lock()
 
     def check_address(self, address: str, policy: str) -> tuple[str, bool | None]:
         """Syntax first (no lookup for garbage), then discovery under ``policy``. Returns (address, trusted).
@@ -139,6 +148,109 @@ class ConsentService:
             )
         self._mirror(auth)
         return auth
+
+    def resend(self, transmission_id: str, actor: audit.Actor, key: str | None = None) -> Transmission:
+        """Queue a new transmission for the same authorization, within the resend limits.
+
+        Every door that resends comes here (the REST API; the pages have no resend of their own), so the
+        limits hold whichever is used: no resend sooner than ``pipeline.resend_min_interval`` after the
+        authorization's newest transmission, and at most ``server.resend_quota_per_hour`` (patients) or
+        ``server.resend_quota_per_hour_api_key`` (API keys) queued resends per ``actor`` in any sliding hour.
+        A refusal raises :class:`RateLimited` (with ``retry_after``) and is audited. A retry carrying the
+        ``key`` of a resend already queued gets that transmission back, never a refusal.
+
+        The decision and the new job are serialised: in this process by a lock, across processes (PostgreSQL)
+        by a row lock on the authorization and an advisory lock on the actor, both held until the new job is
+        committed, so simultaneous requests cannot all pass the same check.
+        """
+        with self._resend_lock, self.db.session() as s:
+            old = s.get(Transmission, transmission_id)
+            if old is None:
+                raise NotFound("no such transmission", field="id")
+            self._lock_principal(s, actor)
+            auth = s.get(Authorization, old.authorization_id, with_for_update={"key_share": True})
+            assert auth is not None
+            if not auth.active:
+                raise PermissionError("revoked")
+            replay = key is not None and s.scalar(
+                select(Transmission.id).where(Transmission.idempotency_key == f"{auth.id}:resend:{key}")
+            )
+            if not replay:
+                refusal = self._resend_refusal(s, auth, actor)
+                if refusal is not None:
+                    audit.record(
+                        s,
+                        actor=actor,
+                        action="transmission.resend",
+                        entity_type="transmission",
+                        entity_id=old.id,
+                        patient_id=auth.patient_id,
+                        outcome="refused",
+                        detail={"code": refusal.code, "retry_after": refusal.retry_after},
+                        at=self.clock(),
+                    )
+                    s.commit()
+                    raise refusal
+            # The new job commits in the pipeline's own transaction while the locks above are still held.
+            return self.pipeline.resend(old.id, actor, key)
+
+    def _lock_principal(self, s: Session, actor: audit.Actor) -> None:
+        if s.get_bind().dialect.name != "postgresql":
+            return
+        digest = hashlib.sha256(f"bbdirect.resend:{actor.type}:{actor.id}".encode()).digest()
+        s.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest[:8], "big", signed=True)}
+        )
+
+    def _resend_refusal(self, s: Session, auth: Authorization, actor: audit.Actor) -> RateLimited | None:
+        settings = self.pipeline.settings
+        now = self.clock()
+        interval = settings.pipeline_resend_min_interval
+        if interval > 0:
+            newest = s.scalar(
+                select(func.max(Transmission.created_at)).where(Transmission.authorization_id == auth.id)
+            )
+            if newest is not None:
+                wait = (newest + timedelta(seconds=interval) - now).total_seconds()
+                if wait > 0:
+                    seconds = math.ceil(wait)
+                    return RateLimited(
+                        f"This authorization was last sent less than {interval:g} seconds ago; "
+                        f"try again in {seconds} seconds.",
+                        retry_after=seconds,
+                        code="resend_too_soon",
+                    )
+        quota = (
+            settings.server_resend_quota_per_hour_api_key
+            if actor.type == "api_key"
+            else settings.server_resend_quota_per_hour
+        )
+        if quota > 0:
+            # The actor's queued resends: the pipeline's audit rows name who asked, the jobs say when.
+            recent = list(
+                s.scalars(
+                    select(Transmission.created_at)
+                    .join(AuditRecord, AuditRecord.entity_id == Transmission.id)
+                    .where(
+                        AuditRecord.action == "transmission.resend",
+                        AuditRecord.outcome == "queued",
+                        AuditRecord.actor_type == actor.type,
+                        AuditRecord.actor_id == actor.id,
+                        Transmission.trigger == "resend",
+                        Transmission.created_at > now - QUOTA_WINDOW,
+                    )
+                    .order_by(Transmission.created_at.desc())
+                    .limit(quota)
+                )
+            )
+            if len(recent) >= quota:
+                seconds = math.ceil((recent[-1] + QUOTA_WINDOW - now).total_seconds())
+                return RateLimited(
+                    f"At most {quota} resends an hour are allowed; try again in {seconds} seconds.",
+                    retry_after=seconds,
+                    code="resend_quota_exceeded",
+                )
+        return None
 
     # --- reading ---------------------------------------------------------------------------------
     def get(self, authorization_id: str) -> Authorization:

@@ -204,10 +204,217 @@ def test_malformed_bodies_are_client_errors(client):
 def test_openapi_health_ready_metrics(client):
     doc = client.get("/openapi.json").json
     assert doc["openapi"].startswith("3.") and "/api/v1/authorizations" in doc["paths"]
-    assert client.get("/readyz").json["status"] == "ready"
+    assert client.get("/readyz", headers=auth_header()).json["status"] == "ready"
     client.post("/api/v1/authorizations", json=body(), headers=auth_header())
     client.sidecar.pipeline.run_due("t")
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=auth_header()).get_data(as_text=True)
     assert 'bbdirect_sends_total{outcome="success"} 1.0' in text
     assert 'bbdirect_queue_depth{state="queued"} 0.0' in text
     assert "bbdirect_send_latency_seconds_count 1.0" in text
+
+
+# --- resend limits (issue 12 #8) -------------------------------------------------------------
+class Clock:
+    """The one clock of the consent service and the pipeline, moved by the test (no sleeping)."""
+
+    def __init__(self) -> None:
+        from fhir_bridge.db.models import utcnow
+
+        self.now = utcnow()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+def _limited_client(tmp_path, **over):
+    settings = load_settings(
+        env={},
+        database_url=f"sqlite:///{tmp_path}/limits.sqlite3",
+        server_api_keys=[f"emr:{KEY}"],
+        fhir_write_consent=False,
+        pipeline_debounce_seconds=0.0,
+        **over,
+    )
+    app = create_app(settings, plugins=(), builder=Builder(), sender=Sender(), checker=TableChecker())
+    c = app.test_client()
+    c.sidecar = app.extensions["bbdirect"]
+    c.clock = Clock()
+    c.sidecar.consent.clock = c.sidecar.pipeline.clock = c.clock
+    return c
+
+
+def _once_by_patient(c, patient: str = "p1") -> tuple[dict, str]:
+    token = c.sidecar.tokens.issue(patient)
+    r = c.post(
+        "/api/v1/authorizations",
+        json=body(
+            patient_id=patient,
+            address="public@direct.example.org",
+            created_by={"type": "patient", "id": patient},
+            consent_method="portal",
+            kind="once",
+        ),
+        headers=auth_header(token),
+    )
+    assert r.status_code == 201, r.json
+    return r.json["authorization"], token
+
+
+def _resend_audit(c) -> list[tuple[str, str, str]]:
+    from fhir_bridge import audit
+
+    with c.sidecar.db.session() as s:
+        rows = audit.history(s)
+    return [
+        (r.actor_id, r.outcome, (r.detail or {}).get("code", ""))
+        for r in rows
+        if r.action == "transmission.resend"
+    ]
+
+
+def test_resend_of_a_send_once_authorization_is_refused_within_the_minimum_interval(tmp_path):
+    """The review's 51 sends in seconds: now one send, 429 + Retry-After for the rest, each refusal audited."""
+    c = _limited_client(tmp_path, pipeline_resend_min_interval=60.0)
+    auth, token = _once_by_patient(c)
+    tx_id = auth["latest_transmission"]["id"]
+    c.clock.advance(5)
+    answers = [c.post(f"/api/v1/transmissions/{tx_id}/resend", headers=auth_header(token)) for _ in range(51)]
+    assert {r.status_code for r in answers} == {429}
+    r = answers[0]
+    assert r.json["error"]["code"] == "resend_too_soon" and r.json["error"]["retry_after"] == 55
+    assert r.headers["Retry-After"] == "55" and "55" in r.json["error"]["message"]
+    txs = c.get(f"/api/v1/authorizations/{auth['id']}/transmissions", headers=auth_header(token)).json
+    assert len(txs["transmissions"]) == 1  # nothing more queued
+    assert _resend_audit(c) == [("p1", "refused", "resend_too_soon")] * 51
+    c.clock.advance(55)
+    r = c.post(f"/api/v1/transmissions/{tx_id}/resend", headers=auth_header(token))
+    assert r.status_code == 202, r.json
+    c.clock.advance(1)
+    r = c.post(f"/api/v1/transmissions/{tx_id}/resend", headers=auth_header(token))
+    assert r.status_code == 429 and r.headers["Retry-After"] == "59"
+
+
+def test_resend_quota_per_principal_is_a_sliding_hour(tmp_path):
+    c = _limited_client(tmp_path, pipeline_resend_min_interval=10.0, server_resend_quota_per_hour=3)
+    first, token = _once_by_patient(c)
+    second, _ = _once_by_patient(c)
+    txs = [first["latest_transmission"]["id"], second["latest_transmission"]["id"]]
+    c.clock.advance(60)
+    for i in range(3):  # three resends spread over 20 minutes, alternating authorizations
+        r = c.post(f"/api/v1/transmissions/{txs[i % 2]}/resend", headers=auth_header(token))
+        assert r.status_code == 202, r.json
+        c.clock.advance(600)
+    r = c.post(f"/api/v1/transmissions/{txs[1]}/resend", headers=auth_header(token))
+    assert r.status_code == 429 and r.json["error"]["code"] == "resend_quota_exceeded"
+    # the oldest of the three leaves the hour 3600 - 1800 = 1800 s from now
+    assert r.headers["Retry-After"] == "1800" and r.json["error"]["retry_after"] == 1800
+    # the quota is the principal's: the integrator's API key still may resend
+    assert c.post(f"/api/v1/transmissions/{txs[1]}/resend", headers=auth_header()).status_code == 202
+    c.clock.advance(1800)
+    r = c.post(f"/api/v1/transmissions/{txs[0]}/resend", headers=auth_header(token))
+    assert r.status_code == 202, r.json
+    outcomes = [o for actor, o, _ in _resend_audit(c) if actor == "p1"]
+    assert outcomes == ["queued", "queued", "queued", "refused", "queued"]
+
+
+def test_a_retried_resend_with_its_idempotency_key_is_not_refused(tmp_path):
+    c = _limited_client(tmp_path, pipeline_resend_min_interval=60.0)
+    auth, token = _once_by_patient(c)
+    c.clock.advance(120)
+    h = {**auth_header(token), "Idempotency-Key": "click-1"}
+    one = c.post(f"/api/v1/transmissions/{auth['latest_transmission']['id']}/resend", headers=h)
+    again = c.post(f"/api/v1/transmissions/{auth['latest_transmission']['id']}/resend", headers=h)
+    assert (one.status_code, again.status_code) == (202, 202)
+    assert one.json["transmission"]["id"] == again.json["transmission"]["id"]
+
+
+def test_concurrent_resends_queue_exactly_one(tmp_path):
+    """Twenty simultaneous requests to the real server (waitress, 8 threads): one send, nineteen 429."""
+    import threading
+
+    import requests
+    import waitress.server
+
+    from tests.support.services import free_port, wait_for_port
+
+    c = _limited_client(tmp_path, pipeline_resend_min_interval=60.0)
+    auth, token = _once_by_patient(c)
+    c.clock.advance(120)
+    port = free_port()
+    server = waitress.server.create_server(c.application, host="127.0.0.1", port=port, threads=8)
+    threading.Thread(target=server.run, daemon=True).start()
+    wait_for_port("127.0.0.1", port)
+    url = f"http://127.0.0.1:{port}/api/v1/transmissions/{auth['latest_transmission']['id']}/resend"
+    start = threading.Barrier(20)
+    codes: list[int] = []
+
+    def hit() -> None:
+        start.wait()
+        codes.append(requests.post(url, headers=auth_header(token), timeout=60).status_code)
+
+    threads = [threading.Thread(target=hit) for _ in range(20)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.task_dispatcher.shutdown()
+        server.close()
+    assert sorted(codes) == [202] + [429] * 19
+
+
+def test_the_openapi_document_lists_the_429_of_resend(client):
+    doc = client.get("/openapi.json").json
+    answers = doc["paths"]["/api/v1/transmissions/{id}/resend"]["post"]["responses"]
+    assert "429" in answers and "Retry-After" in answers["429"]["headers"]
+
+
+# --- operations endpoints (issue 12 #12) -----------------------------------------------------
+SCRAPER = "prometheus-scraper-secret"
+
+
+def test_metrics_and_readiness_answer_only_a_credential(tmp_path):
+    settings = load_settings(
+        env={"BBDIRECT_SERVER_OPS_KEYS": "prometheus:sha256:" + hashlib.sha256(SCRAPER.encode()).hexdigest()},
+        database_url=f"sqlite:///{tmp_path}/ops.sqlite3",
+        server_api_keys=[f"emr:{KEY}"],
+        fhir_write_consent=False,
+    )
+    app = create_app(settings, plugins=(), builder=Builder(), sender=Sender(), checker=TableChecker())
+    c = app.test_client()
+    patient = app.extensions["bbdirect"].tokens.issue("p1")
+    for path in ("/metrics", "/readyz"):
+        for headers in (
+            {},
+            auth_header("wrong"),
+            auth_header(patient),
+            {"Authorization": f"Basic {SCRAPER}"},
+        ):
+            r = c.get(path, headers=headers)
+            assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized", (path, headers)
+            assert b"bbdirect_" not in r.data and b"schema" not in r.data
+        assert c.get(path, headers=auth_header(SCRAPER)).status_code == 200
+        assert c.get(path, headers=auth_header()).status_code == 200
+    # the scraper's key opens nothing else
+    assert c.get("/api/v1/patients/p1/authorizations", headers=auth_header(SCRAPER)).status_code == 401
+    # liveness and the API description stay open
+    assert c.get("/healthz").status_code == 200 and c.get("/openapi.json").status_code == 200
+
+
+def test_ops_public_opens_metrics_and_readiness_on_purpose(tmp_path):
+    settings = load_settings(
+        env={"BBDIRECT_SERVER_OPS_PUBLIC": "true"},
+        database_url=f"sqlite:///{tmp_path}/ops.sqlite3",
+        fhir_write_consent=False,
+    )
+    assert load_settings(env={}).server_ops_public is False  # the default is closed
+    c = create_app(
+        settings, plugins=(), builder=Builder(), sender=Sender(), checker=TableChecker()
+    ).test_client()
+    assert c.get("/metrics").status_code == 200 and c.get("/readyz").json["status"] == "ready"
