@@ -142,3 +142,110 @@ def test_the_sidecar_and_the_module_name_the_same_backend_client():
         services["sidecar"]["environment"]["BBDIRECT_FHIR_CLIENT_ID"]
         == services["openemr"]["environment"]["OPENEMR_SETTING_bbdirect_backend_client_id"]
     )
+
+
+# --- keys and secrets (issue 12 #12) ---------------------------------------------------------
+def _named_volume_mounts(service: dict) -> dict[str, str]:
+    """{volume name: path in the container} for the named volumes (not bind mounts) of one service."""
+    out = {}
+    for mount in service.get("volumes", []):
+        source, target = mount.split(":")[:2]
+        if not source.startswith((".", "/")):
+            out[source] = target
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_pki(tmp_path_factory):
+    """Run the certs job's own script (the real `bbdirect certs init` and `publish`) with each volume the
+    certs service mounts as a directory of its own; returns {volume name: directory}."""
+    tmp = tmp_path_factory.mktemp("stack-volumes")
+    script = DOCKER / "config" / "init-certs.sh"
+    # The script's directories: BBDIRECT_*_DIR with their in-container defaults.
+    defaults = dict(
+        (path, var) for var, path in re.findall(r"\$\{(BBDIRECT_[A-Z_]+_DIR):-([^}]+)\}", script.read_text())
+    )
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp)}
+    volumes = {}
+    for volume, target in _named_volume_mounts(_compose()["services"]["certs"]).items():
+        assert target in defaults, f"the certs job mounts {volume} at {target}, which its script does not use"
+        volumes[volume] = tmp / volume
+        env[defaults[target]] = str(volumes[volume])
+    result = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return volumes
+
+
+def _visible(service: dict, volumes: dict[str, Path]) -> dict[str, bytes]:
+    """Every file the certs job left in the volumes this service mounts: {path in the container: bytes}."""
+    seen = {}
+    for volume, target in _named_volume_mounts(service).items():
+        if volume in volumes:
+            for f in volumes[volume].rglob("*"):
+                if f.is_file():
+                    seen[f"{target}/{f.relative_to(volumes[volume])}"] = f.read_bytes()
+    return seen
+
+
+def test_each_service_mounts_only_its_own_private_key(demo_pki):
+    services = _compose()["services"]
+    ca_dir = next(d for d in demo_pki.values() if (d / "ca.key").exists())
+    ca_key = (ca_dir / "ca.key").read_bytes()
+    sender_key = (ca_dir / "records_at_sender.direct.test.key").read_bytes()
+    recipient_key = (ca_dir / "inbox_at_recipient.direct.test.key").read_bytes()
+    for name, service in services.items():
+        if name == "certs":
+            continue
+        contents = set(_visible(service, demo_pki).values())
+        assert ca_key not in contents, f"{name} can read the CA private key"
+        for f in contents:
+            assert b"PRIVATE KEY" not in f or name in {"sidecar", "hisp"}, f"{name} sees a private key"
+    sidecar, hisp = _visible(services["sidecar"], demo_pki), _visible(services["hisp"], demo_pki)
+    assert recipient_key not in sidecar.values(), "the sidecar can read the recipient HISP's key"
+    assert sender_key not in hisp.values(), "the recipient HISP can read the sidecar's key"
+    assert [v for v in sidecar.values() if b"PRIVATE KEY" in v] == [sender_key]
+    assert [v for v in hisp.values() if b"PRIVATE KEY" in v] == [recipient_key]
+
+    # ...and each finds its own key, certificate and anchor where its configuration says.
+    from fhir_bridge.config import load_settings
+
+    settings = load_settings(DOCKER / "config" / "bbdirect.toml", env={})
+    assert sidecar[settings.direct_identity_key] == sender_key
+    assert (
+        sidecar[settings.direct_identity_cert] == (ca_dir / "records_at_sender.direct.test.pem").read_bytes()
+    )
+    assert [sidecar[a] for a in settings.direct_trust_anchors] == [(ca_dir / "ca.pem").read_bytes()]
+    command = services["hisp"]["command"]
+    hisp_args = dict(zip(command[1::2], command[2::2], strict=False))
+    assert hisp[hisp_args["--key"]] == recipient_key
+    assert hisp[hisp_args["--cert"]] == (ca_dir / "inbox_at_recipient.direct.test.pem").read_bytes()
+    assert hisp[hisp_args["--anchor"]] == (ca_dir / "ca.pem").read_bytes()
+
+
+def test_only_the_certs_job_mounts_the_ca_volume(demo_pki):
+    ca_volumes = {v for v, d in demo_pki.items() if (d / "ca.key").exists()}
+    assert len(ca_volumes) == 1
+    for name, service in _compose()["services"].items():
+        if name != "certs":
+            assert not ca_volumes & set(_named_volume_mounts(service)), f"{name} mounts the CA volume"
+
+
+_SECRET_NAME = re.compile(r"PASS|SECRET|API_KEY", re.IGNORECASE)
+
+
+def test_every_secret_is_required_never_defaulted():
+    """A secret left unset must stop `docker compose up` (`${VAR:?message}`), not fall back to a
+    well-known value; the variables named like secrets are never given a `:-` default."""
+    text = COMPOSE.read_text()
+    defaulted = [v for v in re.findall(r"\$\{([A-Z_][A-Z0-9_]*):?-[^}]*\}", text) if _SECRET_NAME.search(v)]
+    assert defaulted == [], f"secrets with a default: {defaulted}"
+    for name, service in _compose()["services"].items():
+        env = service.get("environment", {})
+        for key, value in env.items():
+            if _SECRET_NAME.search(key) and not key.endswith("_CLIENT_ID"):
+                assert re.search(r"\$\{[A-Z_][A-Z0-9_]*:\?[^}]+\}", str(value)), (
+                    f"{name}: {key} is not required"
+                )
+    ldap = _compose()["services"]["ldap"]["environment"]["LDAP_ADMIN_PASSWORD"]
+    assert ldap.startswith("${LDAP_ADMIN_PASSWORD:?")
+    assert "BBDIRECT_SERVER_SECRET_KEY" in _compose()["services"]["sidecar"]["environment"]
