@@ -117,6 +117,23 @@ def fits_purpose(cert: x509.Certificate, purpose: Purpose) -> bool:
     return can_encrypt(cert) if purpose == "encrypt" else can_sign(cert)
 
 
+#: ALG-8: RSA keys MUST have at least this many bits, for recipients (we encrypt to them) and signers (we
+#: verify them). AS 1.3 (ANSI/DS 2019-01-100-2021) via the Java RI's ``isAllowedCertKey``; ETT 1.3 sends
+#: CERT_LESS_THAN_2048_BITS, which a receiver MUST reject.
+MIN_RSA_BITS = 2048
+
+
+def weak_key(cert: x509.Certificate) -> str | None:
+    """Why the certificate's public key is too weak for Direct (RSA < 2048 bits), or None when it is not."""
+    try:
+        key = cert.public_key()
+    except ValueError:  # an unparsable key is no key: refused elsewhere as unsupported
+        return None
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"the RSA key has {key.key_size} bits; at least {MIN_RSA_BITS} are required"
+    return None
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

@@ -97,6 +97,12 @@ class WrongKeyUsage(TrustError):
     code = "wrong_key_usage"
 
 
+class WeakKey(TrustError):
+    """The certificate's key is too weak: RSA keys must have at least 2048 bits."""
+
+    code = "weak_key"
+
+
 class NotBound(TrustError):
     """The certificate is not issued to this Direct address or its domain."""
 

@@ -18,7 +18,15 @@ from cryptography.exceptions import UnsupportedAlgorithm as CryptographyUnsuppor
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from direct.errors import BadSignature, MalformedMessage, MissingSignature, UnsupportedAlgorithm, WeakDigest
+from direct.certs import weak_key
+from direct.errors import (
+    BadSignature,
+    MalformedMessage,
+    MissingSignature,
+    UnsupportedAlgorithm,
+    WeakDigest,
+    WeakKey,
+)
 from direct.smime.identity import Identity
 
 #: RFC 5751 §3.4.3.2 micalg spellings, by asn1crypto digest name.
@@ -152,20 +160,48 @@ def _find_signer(sid: cms.SignerIdentifier, certs: list[ax509.Certificate]) -> a
     return None
 
 
+def _check_pss(params: object, digest: str, accept_sha1: bool) -> tuple[hashes.HashAlgorithm, int]:
+    """The PSS hash and salt length of RSASSA-PSS ``params`` (RFC 4055 §3.1) once they pass our policy.
+
+    ALG-3 (AS 1.3, ANSI/DS 2019-01-100-2021: SHA-1 is disallowed for signatures; JRI
+    ``isAllowedDigestAlgorithm``): SHA-1 as the PSS hash or the MGF1 hash is as weak as a SHA-1 digest —
+    including the RFC 4055 defaults, which are SHA-1 when the parameters are left out — and is refused
+    unless ``accept_sha1``. RFC 4056 §3 / RFC 5754: the PSS hash and the MGF1 hash must be the SignerInfo's
+    digestAlgorithm (a signature over a SHA-256 digest is not made weaker, or different, by its padding).
+    """
+    pss_name = params["hash_algorithm"]["algorithm"].native  # type: ignore[index]
+    mgf = params["mask_gen_algorithm"]  # type: ignore[index]
+    if mgf["algorithm"].native != "mgf1":
+        raise UnsupportedAlgorithm("RSASSA-PSS mask generation other than MGF1 is not supported")
+    mgf_name = mgf["parameters"]["algorithm"].native
+    for name in (pss_name, mgf_name):
+        if name in WEAK_DIGESTS and not (name == "sha1" and accept_sha1):
+            raise WeakDigest(f"the RSASSA-PSS signature uses {name}, which is no longer allowed")
+    if pss_name != digest or mgf_name != digest:
+        raise UnsupportedAlgorithm(
+            f"RSASSA-PSS hash {pss_name} / MGF1 {mgf_name} does not match the digest algorithm {digest}"
+        )
+    if params["trailer_field"].native not in ("trailer_field_bc", 1):  # type: ignore[index]
+        raise UnsupportedAlgorithm("RSASSA-PSS trailer field other than 0xBC is not supported")
+    return _HASHES[digest](), params["salt_length"].native  # type: ignore[index]
+
+
 def _verify_raw(
-    cert: x509.Certificate, signature: bytes, data: bytes, sig_alg: str, digest: str, sig_params: object
+    cert: x509.Certificate,
+    signature: bytes,
+    data: bytes,
+    sig_alg: str,
+    digest: str,
+    sig_params: object,
+    accept_sha1: bool = False,
 ) -> None:
     """Raise InvalidSignature unless ``signature`` over ``data`` checks out (ALG-10: not just 'no error')."""
     public = cert.public_key()
     hash_alg = _HASHES[digest]()
     if isinstance(public, rsa.RSAPublicKey):
         if sig_alg == "rsassa_pss":
-            params = sig_params  # asn1crypto RSASSAPSSParams
-            pss_hash = _HASHES.get(params["hash_algorithm"]["algorithm"].native)  # type: ignore[index]
-            if pss_hash is None:
-                raise UnsupportedAlgorithm("unsupported RSASSA-PSS hash")
-            salt = params["salt_length"].native  # type: ignore[index]
-            public.verify(signature, data, padding.PSS(padding.MGF1(pss_hash()), salt), pss_hash())
+            pss_hash, salt = _check_pss(sig_params, digest, accept_sha1)
+            public.verify(signature, data, padding.PSS(padding.MGF1(pss_hash), salt), pss_hash)
         elif sig_alg in {"rsassa_pkcs1v15", f"{digest}_rsa"}:
             public.verify(signature, data, padding.PKCS1v15(), hash_alg)
         else:
@@ -194,8 +230,10 @@ PARSE_ERRORS = (
 def verify_detached(data: bytes | None, der: bytes, *, accept_sha1: bool = False) -> SignatureReport:
     """Verify every SignerInfo of ``der`` over ``data`` (detached) or over its own eContent.
 
-    Raises :class:`WeakDigest` (MD5 always, SHA-1 unless ``accept_sha1``), :class:`BadSignature` (digest or
-    signature mismatch), :class:`MissingSignature` (no SignerInfo) or :class:`MalformedMessage`.
+    Raises :class:`WeakDigest` (MD5 always, SHA-1 unless ``accept_sha1`` — as the digest or inside an
+    RSASSA-PSS signature), :class:`WeakKey` (an RSA signer under 2048 bits), :class:`UnsupportedAlgorithm`
+    (a PSS/MGF1 hash other than the digest), :class:`BadSignature` (digest or signature mismatch),
+    :class:`MissingSignature` (no SignerInfo) or :class:`MalformedMessage`.
     """
     try:
         return _verify(data, der, accept_sha1)
@@ -226,6 +264,10 @@ def _verify(data: bytes | None, der: bytes, accept_sha1: bool) -> SignatureRepor
         if signer_asn1 is None:
             raise BadSignature("the signer's certificate is not in the message")
         signer = _from_asn1(signer_asn1)
+        # ALG-8 (AS 1.3 key sizes; JRI isAllowedCertKey skips such certificates for verification; ETT 1.3
+        # CERT_LESS_THAN_2048_BITS MUST be rejected): an RSA signer under 2048 bits is refused, weak_key.
+        if (weak := weak_key(signer)) is not None:
+            raise WeakKey(f"the signer's certificate is refused: {weak}")
         sig_alg = info["signature_algorithm"]["algorithm"].native
         sig_params = info["signature_algorithm"]["parameters"]
         signature = info["signature"].native
@@ -247,7 +289,7 @@ def _verify(data: bytes | None, der: bytes, accept_sha1: bool) -> SignatureRepor
         else:
             to_verify = data
         try:
-            _verify_raw(signer, signature, to_verify, sig_alg, digest, sig_params)
+            _verify_raw(signer, signature, to_verify, sig_alg, digest, sig_params, accept_sha1)
         except InvalidSignature as exc:
             raise BadSignature("the signature does not verify (message altered or wrong key)") from exc
         if report is None:

@@ -29,8 +29,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtensionOID
 
-from direct.certs import Purpose, der, fits_purpose, is_current, load_certificates, utcnow
-from direct.errors import Expired, Revoked, TrustError, Untrusted, WrongKeyUsage
+from direct.certs import Purpose, der, fits_purpose, is_current, load_certificates, utcnow, weak_key
+from direct.errors import Expired, Revoked, TrustError, Untrusted, WeakKey, WrongKeyUsage
 from direct.trust.fetch import Fetcher, FetchError, HttpFetcher
 from direct.trust.revocation import CrlCache
 
@@ -81,10 +81,15 @@ class ChainResult:
 
 
 def check_leaf(cert: x509.Certificate, purpose: Purpose, moment: dt.datetime | None = None) -> None:
-    """Dates and key usage of the end-entity certificate (raises :class:`Expired`, :class:`WrongKeyUsage`)."""
+    """Dates, key size and key usage of the end-entity certificate (raises :class:`Expired`,
+    :class:`WeakKey`, :class:`WrongKeyUsage`)."""
     moment = moment or utcnow()
     if not is_current(cert, moment):
         raise Expired("the certificate is expired or not yet valid")
+    # ALG-8 (AS 1.3 / ANSI/DS 2019-01-100-2021 key sizes, ETT CERT_LESS_THAN_2048_BITS): an RSA key under
+    # 2048 bits MUST NOT be used, whether we encrypt to it (recipient) or verify with it (signer).
+    if (weak := weak_key(cert)) is not None:
+        raise WeakKey(weak)
     if not fits_purpose(cert, purpose):
         what = "encryption (keyEncipherment)" if purpose == "encrypt" else "signing (digitalSignature)"
         raise WrongKeyUsage(f"the certificate's key usage does not allow {what}")
