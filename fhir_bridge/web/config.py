@@ -10,27 +10,11 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-#: Resources the CCD is built from (US Core), each requested as its own scope: OpenEMR refuses wildcards.
-CCD_RESOURCES = (
-    "Patient",
-    "AllergyIntolerance",
-    "Condition",
-    "MedicationRequest",
-    "Medication",
-    "Observation",
-    "Procedure",
-    "Immunization",
-    "Encounter",
-    "DiagnosticReport",
-    "CarePlan",
-    "CareTeam",
-    "Goal",
-    "Device",
-    "DocumentReference",
-    "Practitioner",
-    "Organization",
-    "Location",
-)
+from fhir_bridge.fhir.scopes import BACKEND_RESOURCES
+
+#: Resources the CCD is built from (US Core), each requested as its own scope: OpenEMR refuses wildcards. One
+#: list for the web pages' user/patient scopes and the sidecar's system scopes (fhir_bridge.fhir.scopes).
+CCD_RESOURCES = BACKEND_RESOURCES
 
 
 @dataclass
