@@ -418,3 +418,74 @@ def test_ops_public_opens_metrics_and_readiness_on_purpose(tmp_path):
         settings, plugins=(), builder=Builder(), sender=Sender(), checker=TableChecker()
     ).test_client()
     assert c.get("/metrics").status_code == 200 and c.get("/readyz").json["status"] == "ready"
+
+
+@pytest.mark.service("postgres")
+def test_concurrent_resends_through_two_sidecars_on_postgresql_queue_exactly_one(postgres, tmp_path):
+    """Two sidecar apps (two consent services, so no shared in-process lock) on one PostgreSQL database,
+    each served by waitress: twenty simultaneous resends of one transmission, and of the same caller on
+    different authorizations, are decided by the database locks — one send each, no deadlock."""
+    import threading
+
+    import requests
+    import waitress.server
+
+    from tests.support.services import free_port, wait_for_port
+
+    url = postgres.create_database("resend_limits")
+    apps, servers, ports = [], [], []
+    clock = Clock()
+    clock.advance(-3600)  # the authorizations' first sends are an hour old: only the limits below decide
+    for _ in range(2):
+        settings = load_settings(
+            env={},
+            database_url=url,
+            pipeline_queue="local",
+            server_api_keys=[f"emr:{KEY}"],
+            server_secret_key="pg-limits",
+            fhir_write_consent=False,
+            pipeline_resend_min_interval=60.0,
+            server_resend_quota_per_hour=2,
+        )
+        app = create_app(settings, plugins=(), builder=Builder(), sender=Sender(), checker=TableChecker())
+        app.extensions["bbdirect"].consent.clock = app.extensions["bbdirect"].pipeline.clock = clock
+        port = free_port()
+        server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=8)
+        threading.Thread(target=server.run, daemon=True).start()
+        apps.append(app)
+        servers.append(server)
+        ports.append(port)
+    for port in ports:
+        wait_for_port("127.0.0.1", port)
+    c = apps[0].test_client()
+    c.sidecar = apps[0].extensions["bbdirect"]
+    auths = [_once_by_patient(c)[0] for _ in range(3)]
+    token = c.sidecar.tokens.issue("p1")
+    clock.advance(3600)
+
+    def storm(tx_ids: list[str]) -> list[int]:
+        start = threading.Barrier(20)
+        codes: list[int] = []
+
+        def hit(i: int) -> None:
+            start.wait()
+            target = f"http://127.0.0.1:{ports[i % 2]}/api/v1/transmissions/{tx_ids[i % len(tx_ids)]}/resend"
+            codes.append(requests.post(target, headers=auth_header(token), timeout=60).status_code)
+
+        threads = [threading.Thread(target=hit, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(codes)
+
+    try:
+        # one authorization: the minimum interval lets exactly one through
+        assert storm([auths[0]["latest_transmission"]["id"]]) == [202] + [429] * 19
+        # the two others at once: the quota (2 an hour, one already used) lets exactly one more through
+        ids = [a["latest_transmission"]["id"] for a in auths[1:]]
+        assert storm(ids) == [202] + [429] * 19
+    finally:
+        for server in servers:
+            server.task_dispatcher.shutdown()
+            server.close()
