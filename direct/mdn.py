@@ -10,6 +10,12 @@ MDN carries the ``X-DIRECT-FINAL-DESTINATION-DELIVERY`` *extension field* inside
 the original asked for it. MDNs carry no Disposition-Notification-To/Options (DTS 452) and we never answer a
 notification with one (nhin-d #47).
 
+What we accept (notice policy, issue 12): a notice is read strictly by its ``report-type`` (RFC 6522 §3: the
+machine-readable part is the report's own ``message/<report-type>`` child, nothing nested or mislabelled);
+dispositions are mapped explicitly (:data:`OUTCOMES`); text a notice carries is the remote system's words,
+kept one-line, length-limited and shown quoted (:func:`remote_words`). Who may speak for which recipient is
+decided by :class:`direct.agent.DirectAgent` (:class:`NoticeVerdict`).
+
 What we track (DN-4..DN-6): per recipient, sent -> processed -> dispatched, or failed, or timed out when no
 ``processed`` arrived within ``processed_timeout`` or (reliable sends) no ``dispatched`` within
 ``dispatched_timeout``, both counted from the send. A notification arriving after a final state - notably a
@@ -32,7 +38,26 @@ from direct.text import one_line
 
 FINAL_DESTINATION = "X-DIRECT-FINAL-DESTINATION-DELIVERY"
 DEFAULT_REPORTING_UA = "bbdirect; Blue Button Direct"
-_DISPOSITIONS = ("processed", "dispatched", "failed", "displayed", "deleted", "denied", "error")
+#: RFC 8098 §3.2.6.2 disposition types (RFC 3798's list; "error" was only ever a modifier).
+_DISPOSITIONS = ("processed", "dispatched", "failed", "displayed", "deleted", "denied")
+#: RFC 3464 §2.3.3 Action values of a DSN.
+_DSN_ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
+#: Notice policy: what a disposition (MDN) or action (DSN) means for a transmission. Anything not listed
+#: (a missing Disposition, ``delayed``/``relayed``/... DSNs) changes nothing.
+#: DNIG §3.1: ``processed`` = the receiving HISP took responsibility; ``dispatched`` = handed to the final
+#: destination; RFC 8098 §3.2.6.2 ``displayed`` = shown to the recipient, which is delivered too;
+#: ``failed`` (DNIG §3.3), ``deleted`` and ``denied`` = it will not be delivered.
+OUTCOMES: dict[tuple[str, str], str] = {
+    ("mdn", "processed"): "processed",
+    ("mdn", "dispatched"): "dispatched",
+    ("mdn", "displayed"): "dispatched",
+    ("mdn", "failed"): "failed",
+    ("mdn", "deleted"): "failed",
+    ("mdn", "denied"): "failed",
+    ("dsn", "failed"): "failed",
+}
+#: The longest text from a notice we keep (Failure:, Diagnostic-Code:, Status:).
+REMOTE_TEXT_LIMIT = 200
 
 
 def _norm_addr(value: str | None) -> str:
@@ -177,16 +202,87 @@ class Notification:
     kind: str  # "mdn" | "dsn"
     original_message_id: str
     final_recipient: str
-    #: processed | dispatched | failed | (other MDN types) | None when the Disposition field is missing.
+    #: MDN: the RFC 8098 disposition type (``processed``, ``displayed``...); DSN: the Action (``failed``,
+    #: ``delayed``...); None when missing or not one of them (a malformed notice, ignored).
     disposition: str | None
     final_destination: bool = False
+    #: The remote system's own text (Failure / Diagnostic-Code / Status): one line, at most
+    #: :data:`REMOTE_TEXT_LIMIT` characters. Show it only through :func:`remote_words`.
     detail: str | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """``processed`` / ``dispatched`` / ``failed`` per :data:`OUTCOMES`, None when it changes nothing."""
+        return OUTCOMES.get((self.kind, self.disposition or ""))
+
+
+def remote_words(text: str | None, limit: int = REMOTE_TEXT_LIMIT) -> str | None:
+    """Text a remote system put in a notice, as its words: one line, cut to ``limit``, in double quotes
+    (inner quotes escaped) - never shown or stored as if it were ours."""
+    if not text:
+        return None
+    line = one_line(text)
+    if len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _limited(value: str | None) -> str | None:
+    """One line of at most :data:`REMOTE_TEXT_LIMIT` characters, ``...`` marking a cut."""
+    line = one_line(value or "")
+    if len(line) > REMOTE_TEXT_LIMIT:
+        line = line[: REMOTE_TEXT_LIMIT - 3] + "..."
+    return line or None
+
+
+@dataclass(frozen=True)
+class NoticeVerdict:
+    """What the agent decided about one notification (the notice policy, issue 12).
+
+    ``verified``: the notice speaks for its Final-Recipient - signed by a trusted certificate bound to that
+    address or its domain (DN-7, CERT-1), or an unsigned DSN from a configured relay. ``outcome``: what it
+    may do to a delivery (``processed``/``dispatched``/``failed``), None when it changes nothing.
+    ``reason``: ``applies`` | ``not_bound`` (signer not bound to the Final-Recipient) | ``unverified``
+    (unsigned DSN not from a relay: recorded, shown as unverified, changes nothing) | ``malformed`` (no
+    usable Disposition / Final-Recipient / Original-Message-ID) | ``informational`` (e.g. a ``delayed`` DSN).
+    """
+
+    notification: Notification
+    verified: bool
+    signed: bool
+    outcome: str | None
+    reason: str
+
+    @property
+    def applies(self) -> bool:
+        return self.reason == "applies"
+
+    def concerns(self, message_id: str | None, recipient: str | None) -> bool:
+        """Is this notice about ``message_id`` sent to ``recipient`` (its Final-Recipient, DNIG §3.1)?"""
+        note = self.notification
+        return bool(
+            note.original_message_id
+            and note.original_message_id == norm_message_id(message_id)
+            and note.final_recipient
+            and note.final_recipient == _norm_addr(recipient)
+        )
+
+    @property
+    def remote_text(self) -> str | None:
+        return remote_words(self.notification.detail)
 
 
 def _part_text(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list):  # email parses message/* bodies into header-only sub-messages
-        return "\n\n".join(p.as_string() for p in payload)
+        # Their fields as received (raw_items): as_string() would re-fold long ones into RFC 2047 words.
+        # What follows a stray blank line is the sub-message's "body" (ETT extra_line_break_mdn).
+        blocks = []
+        for sub in payload:
+            body = sub.get_payload()
+            head = "\n".join(f"{k}: {v}" for k, v in sub.raw_items())
+            blocks.append(head + ("\n\n" + body if isinstance(body, str) and body.strip() else ""))
+        return "\n\n".join(blocks)
     raw = part.get_payload(decode=True)
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(payload)
 
@@ -213,40 +309,58 @@ def _field_groups(text: str) -> list[dict[str, str]]:
 
 
 def _disposition_type(value: str | None) -> str | None:
-    """``automatic-action/MDN-sent-automatically; processed/error`` -> ``processed``."""
+    """``automatic-action/MDN-sent-automatically; processed/warning`` -> ``processed``.
+
+    RFC 3798 §3.2.6.3: the ``error`` modifier means processing failed: ``processed/error`` is ``failed``."""
     if not value or ";" not in value:
         return None
-    kind = re.split(r"[/\s]", value.split(";", 1)[1].strip(), maxsplit=1)[0].lower()
-    return kind if kind in _DISPOSITIONS else None
+    kind, _, modifiers = value.split(";", 1)[1].strip().partition("/")
+    kind = kind.strip().lower()
+    if kind not in _DISPOSITIONS:
+        return None
+    if "error" in {m.strip().lower() for m in modifiers.split(",")}:
+        return "failed"
+    return kind
+
+
+def _report_children(msg: Message) -> list[Message]:
+    """The direct body parts of a multipart/report (RFC 6522 §3); nothing nested inside them."""
+    payload = msg.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
 def parse_notifications(msg: Message) -> list[Notification]:
-    """Every per-recipient outcome in an MDN or DSN; ``[]`` for anything else."""
+    """Every per-recipient outcome in an MDN or DSN; ``[]`` for anything else.
+
+    Strictly by ``report-type`` (RFC 6522 §3): ``disposition-notification`` is read only from the report's own
+    ``message/disposition-notification`` part (RFC 8098 §3), ``delivery-status`` only from its own
+    ``message/delivery-status`` part (RFC 3464 §2). A report labelled one way carrying the other kind of
+    part - the forged-notice finding of issue 12 - yields nothing.
+    """
     if not is_notification(msg):
         return []
     report_type = (msg.get_param("report-type", "") or "").lower()  # type: ignore[union-attr]
-    parts = list(msg.walk())
-    if report_type == "disposition-notification" or any(
-        p.get_content_type() == "message/disposition-notification" for p in parts
-    ):
-        for part in parts:
-            if part.get_content_type() != "message/disposition-notification":
-                continue
-            fields: dict[str, str] = {}
-            for group in _field_groups(_part_text(part)):  # tolerate stray blank lines (ETT variants)
-                fields.update(group)
-            return [
-                Notification(
-                    "mdn",
-                    norm_message_id(fields.get("original-message-id")),
-                    _norm_addr(fields.get("final-recipient") or fields.get("original-recipient")),
-                    _disposition_type(fields.get("disposition")),
-                    FINAL_DESTINATION.lower() in fields,
-                    fields.get("failure") or fields.get("error"),
-                )
-            ]
+    children = _report_children(msg)
+    if report_type == "disposition-notification":
+        part = next((p for p in children if p.get_content_type() == "message/disposition-notification"), None)
+        if part is None:
+            return []
+        fields: dict[str, str] = {}
+        for group in _field_groups(_part_text(part)):  # tolerate stray blank lines (ETT variants)
+            fields.update(group)
+        return [
+            Notification(
+                "mdn",
+                norm_message_id(fields.get("original-message-id")),
+                _norm_addr(fields.get("final-recipient") or fields.get("original-recipient")),
+                _disposition_type(fields.get("disposition")),
+                FINAL_DESTINATION.lower() in fields,
+                _limited(fields.get("failure") or fields.get("error")),
+            )
+        ]
+    if report_type != "delivery-status":
         return []
-    status_part = next((p for p in parts if p.get_content_type() == "message/delivery-status"), None)
+    status_part = next((p for p in children if p.get_content_type() == "message/delivery-status"), None)
     if status_part is None:
         return []
     groups = _field_groups(_part_text(status_part))
@@ -254,7 +368,7 @@ def parse_notifications(msg: Message) -> list[Notification]:
     original = per_message.get("x-original-message-id") or per_message.get("original-message-id")
     if not original:
         returned = next(
-            (p for p in parts if p.get_content_type() in {"text/rfc822-headers", "message/rfc822"}), None
+            (p for p in children if p.get_content_type() in {"text/rfc822-headers", "message/rfc822"}), None
         )
         if returned is not None:
             inner = (
@@ -265,15 +379,15 @@ def parse_notifications(msg: Message) -> list[Notification]:
             original = inner.get("Message-ID")  # type: ignore[union-attr]
     out = []
     for group in groups[1:]:
-        action = group.get("action", "").lower()
+        action = group.get("action", "").strip().lower()
         out.append(
             Notification(
                 "dsn",
                 norm_message_id(original),
                 _norm_addr(group.get("final-recipient") or group.get("original-recipient")),
-                "failed" if action == "failed" else None,
+                action if action in _DSN_ACTIONS else None,
                 False,
-                group.get("diagnostic-code") or group.get("status"),
+                _limited(group.get("diagnostic-code") or group.get("status")),
             )
         )
     return out
@@ -388,16 +502,18 @@ class DeliveryTracker:
         if msg.is_final(rec.address):
             self.suppressed.append(note)  # DN-6 / PIT-11
             return None
-        if note.disposition == "processed":
+        outcome = note.outcome  # explicit mapping; a missing Disposition or a "delayed" DSN changes nothing
+        if outcome == "processed":
             if rec.state != DeliveryState.SENT:
                 return None
             return self._move(msg, rec, DeliveryState.PROCESSED, now, None)
-        if note.disposition == "dispatched":
-            if msg.reliable and not note.final_destination:
-                # DN-4: a reliable send succeeds only on dispatched *with* the final-destination field.
+        if outcome == "dispatched":
+            if msg.reliable and not note.final_destination and note.disposition == "dispatched":
+                # DN-4: a reliable send succeeds only on dispatched *with* the final-destination field
+                # (``displayed`` says the recipient saw it, which is past the final destination).
                 return None
             return self._move(msg, rec, DeliveryState.DISPATCHED, now, None)
-        if note.disposition in {"failed", "denied", "deleted", "error"}:
+        if outcome == "failed":
             return self._move(msg, rec, DeliveryState.FAILED, now, note.detail or note.disposition)
         return None
 

@@ -223,3 +223,51 @@ def test_unknown_messages_and_recipients_are_ignored():
     assert t.apply(Notification("mdn", "<other@x>", "bob@b.example", "processed"), T0) is None
     assert t.apply(note("processed", "eve@b.example"), T0) is None
     assert t.apply(note(None), T0) is None  # missing Disposition
+
+
+# --- notice policy (issue 12) --------------------------------------------------------------------------------
+def test_reports_are_read_strictly_by_their_report_type():
+    """A delivery-status report carrying a disposition-notification part is not an MDN (finding 1)."""
+    fields = (
+        "Final-Recipient: rfc822; bob@b.example\r\nOriginal-Message-ID: <abc.123@a.example>\r\n"
+        "Disposition: automatic-action/MDN-sent-automatically;dispatched\r\n"
+    )
+    relabelled = REPORT.format(fields=fields).replace(
+        "report-type=disposition-notification", "report-type=delivery-status"
+    )
+    assert parse_notifications(parse_message(relabelled.encode())) == []
+    unlabelled = REPORT.format(fields=fields).replace("; report-type=disposition-notification", "")
+    assert parse_notifications(parse_message(unlabelled.encode())) == []
+    assert (
+        parse_notifications(parse_message(REPORT.format(fields=fields).encode()))[0].outcome == "dispatched"
+    )
+
+
+@pytest.mark.parametrize(
+    ("disposition", "outcome"),
+    [
+        ("processed", "processed"),
+        ("dispatched", "dispatched"),
+        ("displayed", "dispatched"),
+        ("failed", "failed"),
+        ("deleted", "failed"),
+        ("denied", "failed"),
+        ("processed/error", "failed"),
+        ("bogus", None),
+    ],
+)
+def test_dispositions_map_explicitly(disposition, outcome):
+    fields = (
+        "Final-Recipient: rfc822; bob@b.example\r\nOriginal-Message-ID: <abc.123@a.example>\r\n"
+        f"Disposition: automatic-action/MDN-sent-automatically;{disposition}\r\n"
+    )
+    assert parse_notifications(parse_message(REPORT.format(fields=fields).encode()))[0].outcome == outcome
+
+
+def test_remote_text_is_one_line_limited_and_quoted():
+    from direct.mdn import REMOTE_TEXT_LIMIT, remote_words
+
+    assert remote_words('no "such"\r\nuser') == '"no \\"such\\" user"'
+    long = remote_words("x" * 1000)
+    assert long.startswith('"xxx') and long.endswith('..."') and len(long) <= REMOTE_TEXT_LIMIT + 2
+    assert remote_words(None) is None
