@@ -4,8 +4,19 @@ send    = build the wrapped message -> find recipient certificates (given, or ``
           (sign with our address- or domain-bound identity, encrypt to every recipient cert and to us) ->
           SMTP delivery -> track delivery (processed/dispatched MDNs, DSNs, timeouts).
 receive = unseal (decrypt with whichever identity fits, verify, trust, routing) -> if it is an MDN/DSN,
-          update the tracker; otherwise answer a signed+encrypted ``processed`` MDN (MDN-1) and, once the
-          final destination has the message, a ``dispatched`` MDN when requested (DN-2).
+          judge it by the notice policy and update the tracker; otherwise answer a signed+encrypted
+          ``processed`` MDN (MDN-1) and, once the final destination has the message, a ``dispatched`` MDN
+          when requested (DN-2).
+
+Notice policy (issue 12; docs/direct-messages.md "Notice policy"): a notice is parsed strictly by its
+``report-type`` (:func:`direct.mdn.parse_notifications`) and judged per Final-Recipient
+(:meth:`DirectAgent.judge`): it speaks for that recipient only when signed by a trusted certificate bound to
+the address or its domain (DN-7; AS 1.2 §4.1 binding, CERT-1). An unsigned notice never reports
+``processed``/``dispatched`` (AS 1.2 §2: every Direct message, MDNs included, is signed and encrypted;
+DNIG §3.1: MDNs are Direct messages). An unsigned DSN - a mail server's bounce, which no Direct certificate
+can sign - counts only when it came from a configured relay (``dsn_relays``: our own smart host); from
+anyone else it is an *unverified* report that changes nothing. Dispositions map explicitly
+(:data:`direct.mdn.OUTCOMES`); a notice without one is malformed and ignored.
 
 The agent holds no sockets of its own: delivery goes through :func:`direct.transport.deliver` to the
 configured :class:`~direct.transport.SmtpTarget`; :func:`receiving_endpoint` wires the agent to an SMTP
@@ -16,8 +27,10 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import ipaddress
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +39,12 @@ from pathlib import Path
 from cryptography import x509
 
 from direct.certs import bound_to, can_sign
-from direct.errors import DirectError, NoCertificate, NotBound
+from direct.errors import DirectError, MalformedMessage, NoCertificate, NotBound, NotEncrypted
 from direct.files import save_attachments, write_private
 from direct.mdn import (
     DEFAULT_REPORTING_UA,
     DeliveryTracker,
+    NoticeVerdict,
     Notification,
     Transition,
     build_mdn,
@@ -38,7 +52,7 @@ from direct.mdn import (
     parse_notifications,
     requests_final_destination,
 )
-from direct.message import Attachment, build_message, pack_xdm, safe_filename
+from direct.message import Attachment, build_message, pack_xdm, parse_message, safe_filename
 from direct.smime import Identity, SealOptions, UnsealResult, seal, unseal
 from direct.smime.identity import as_identities
 from direct.transport import DeliveryReceipt, ReceivingEndpoint, SmtpTarget, deliver
@@ -79,10 +93,19 @@ class ReceiveResult:
     mdn_errors: list[str] = field(default_factory=list)
     #: Notifications not applied: their signer is not bound to the recipient they report on (DN-7).
     ignored_notifications: list[Notification] = field(default_factory=list)
+    #: The notice policy's verdict on every notification, in order (:meth:`DirectAgent.judge`).
+    verdicts: list[NoticeVerdict] = field(default_factory=list)
+    #: An unsigned, unencrypted ``delivery-status`` report (a mail server's DSN), read by the notice policy.
+    unsigned_report: bool = False
 
     @property
     def ok(self) -> bool:
         return self.unsealed.ok
+
+    @property
+    def accepted(self) -> bool:
+        """Take the message (SMTP 250): a verified Direct message, or an unsigned DSN that was judged."""
+        return self.ok or self.unsigned_report
 
 
 def _utcnow() -> dt.datetime:
@@ -112,6 +135,7 @@ class DirectAgent:
         reporting_ua: str = DEFAULT_REPORTING_UA,
         clock: Callable[[], dt.datetime] = _utcnow,
         deliver_fn: Callable[..., DeliveryReceipt] = deliver,
+        dsn_relays: Sequence[str] = (),
     ):
         self.identities: list[Identity] = as_identities(identities)
         self.trust = trust
@@ -123,6 +147,9 @@ class DirectAgent:
         self.reporting_ua = reporting_ua
         self.clock = clock
         self.deliver = deliver_fn
+        #: Hosts, IP addresses or networks of the relays (our own smart host) whose unsigned DSNs count.
+        #: Empty (the default) = no unsigned DSN changes anything.
+        self.dsn_relays = list(dsn_relays)
         self._lock = threading.Lock()
 
     # --- our identities and anchors ----------------------------------------------------------------------
@@ -258,33 +285,119 @@ class DirectAgent:
         rcpt_tos: Sequence[str] | None = None,
         *,
         send_mdn: bool = True,
+        peer: str | None = None,
     ) -> ReceiveResult:
-        """Unseal one inbound message; track it if it is a notification, else answer ``processed``."""
+        """Unseal one inbound message; judge and track it if it is a notification, else answer ``processed``.
+
+        ``peer``: the IP address of the SMTP client that handed the message over (an unsigned DSN counts only
+        when it is one of :attr:`dsn_relays`).
+        """
         result = ReceiveResult(self.unseal(raw, mail_from, rcpt_tos))
         unsealed = result.unsealed
         if not unsealed.ok or unsealed.message is None:
+            if isinstance(unsealed.error, NotEncrypted):
+                self._unsigned_report(result, raw, peer)
             return result  # rejected: no processed MDN (EDGE-2)
         if is_notification(unsealed.message):
             result.notifications = parse_notifications(unsealed.message)
+            if not result.notifications:
+                log.info("a signed report with no notification of its report-type: ignored")
+            result.verdicts = [self.judge(n, unsealed.signer) for n in result.notifications]
             # DN-7 / CERT-1: a notification speaks for the Final-Recipient only when signed by a certificate
             # bound to that address or its domain; any other trust-community member could otherwise move
             # (or fail) someone else's delivery.
-            applicable = []
-            for note in result.notifications:
-                if _signed_for(unsealed.signer, note.final_recipient):
-                    applicable.append(note)
-                else:
-                    result.ignored_notifications.append(note)
+            result.ignored_notifications = [
+                v.notification for v in result.verdicts if v.reason == "not_bound"
+            ]
             if result.ignored_notifications:
                 log.warning(
                     "%d notification(s) not signed for their recipient", len(result.ignored_notifications)
                 )
-            with self._lock:
-                result.transitions = self.tracker.apply_all(applicable, self.clock())
+            self._track(result)
             return result  # never MDN an MDN (MDN-1)
         if send_mdn:
             self._answer(result, "processed")
         return result
+
+    def judge(
+        self, note: Notification, signer: x509.Certificate | None, *, from_relay: bool = False
+    ) -> NoticeVerdict:
+        """The notice policy for one notification (see the module docstring).
+
+        ``signer``: the trusted certificate that signed the notice (None when unsigned); ``from_relay``: an
+        unsigned notice handed over by one of :attr:`dsn_relays`.
+        """
+        signed = signer is not None
+        if not note.original_message_id or not note.final_recipient or note.disposition is None:
+            # DNIG §3 / RFC 8098 §3.2.4, §3.2.6: Final-Recipient and Disposition are required; a notice
+            # without them says nothing we may act on (it is not a failure).
+            return NoticeVerdict(note, False, signed, None, "malformed")
+        if signed:
+            verified = _signed_for(signer, note.final_recipient)
+            reason = "not_bound"
+        else:
+            # AS 1.2 §2: MDNs are Direct messages (signed); only a relay's DSN may come unsigned.
+            verified = note.kind == "dsn" and from_relay
+            reason = "unverified"
+        outcome = note.outcome
+        if not signed and outcome in {"processed", "dispatched"}:
+            outcome = None  # an unsigned notice never reports success
+        if not verified:
+            return NoticeVerdict(note, False, signed, None, reason)
+        if outcome is None:
+            return NoticeVerdict(note, True, signed, None, "informational")
+        return NoticeVerdict(note, True, signed, outcome, "applies")
+
+    def is_relay(self, peer: str | None) -> bool:
+        """Is ``peer`` (an IP address) one of :attr:`dsn_relays` (addresses, networks or host names)?"""
+        if not peer or not self.dsn_relays:
+            return False
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            return False
+        for entry in self.dsn_relays:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+                continue
+            except ValueError:
+                pass
+            try:
+                infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
+            except OSError:
+                continue
+            if any(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) == address for info in infos):
+                return True
+        return False
+
+    def _unsigned_report(self, result: ReceiveResult, raw: bytes, peer: str | None) -> None:
+        """A plain (not S/MIME) message: only a ``delivery-status`` report is read, and judged unsigned."""
+        try:
+            message = parse_message(raw)
+        except Exception:  # a message fault: it stays refused as not encrypted
+            return
+        report_type = (message.get_param("report-type", "") or "").lower()  # type: ignore[union-attr]
+        if not is_notification(message) or report_type != "delivery-status":
+            return  # AS 1.2 §2: anything else must be encrypted and signed (an unsigned MDN is refused)
+        notes = parse_notifications(message)
+        if not notes:
+            result.unsealed.error = MalformedMessage("a delivery-status report without its status part")
+            return
+        from_relay = self.is_relay(peer)
+        result.unsigned_report = True
+        result.unsealed.error = None
+        result.notifications = notes
+        result.verdicts = [self.judge(n, None, from_relay=from_relay) for n in notes]
+        unverified = sum(1 for v in result.verdicts if v.reason == "unverified")
+        if unverified:
+            log.info("%d unsigned delivery-status notification(s) not from a relay: unverified", unverified)
+        self._track(result)
+
+    def _track(self, result: ReceiveResult) -> None:
+        applicable = [v.notification for v in result.verdicts if v.applies]
+        with self._lock:
+            result.transitions = self.tracker.apply_all(applicable, self.clock())
 
     def dispatched(self, result: ReceiveResult) -> None:
         """The final destination has the message: send ``dispatched`` if the sender asked for it (DN-2)."""
@@ -373,12 +486,15 @@ class InboxHandler:
         self.inbox = Path(inbox_dir)
         self.on_message = on_message
 
-    def __call__(self, mail_from: str, rcpt_tos: Sequence[str], data: bytes) -> str:
-        result = self.agent.receive(data, mail_from, rcpt_tos)
-        if not result.ok:
+    #: :class:`~direct.transport.smtp_server.ReceivingEndpoint` passes the SMTP client's address (``peer``).
+    wants_peer = True
+
+    def __call__(self, mail_from: str, rcpt_tos: Sequence[str], data: bytes, peer: str | None = None) -> str:
+        result = self.agent.receive(data, mail_from, rcpt_tos, peer=peer)
+        if not result.accepted:
             assert result.unsealed.error is not None
             raise result.unsealed.error  # the endpoint words the SMTP reply (no padding oracle)
-        if not result.notifications and result.unsealed.message is not None:
+        if result.ok and not result.unsealed.is_notification and result.unsealed.message is not None:
             try:
                 self._store(result)
             except OSError as exc:
