@@ -244,6 +244,24 @@ class Settings:
     direct_inbound_port: int = _s(
         "direct", "Port of that endpoint (0 = off; MX of our Direct domain points here).", default=0
     )
+    direct_inbound_max_bytes: int = _s(
+        "direct",
+        "Largest message that endpoint takes (bytes; more gets 552). Notices are small: 2 MiB by default.",
+        default=2 * 2**20,
+    )
+    direct_inbound_max_connections: int = _s(
+        "direct", "Simultaneous SMTP sessions at that endpoint (one more gets 421, try later).", default=16
+    )
+    direct_inbound_workers: int = _s(
+        "direct", "Threads unsealing notices at that endpoint (off the event loop).", default=2
+    )
+    direct_dsn_relays: list[str] = _s(
+        "direct",
+        "Host names, IP addresses or networks (CIDR) of the relays - our own smart host - whose unsigned "
+        "DSNs may fail a transmission. Empty (default) = unsigned DSNs are recorded as unverified reports "
+        "and change nothing.",
+        default_factory=list,
+    )
     direct_subject: str = _s(
         "direct", "Subject of sent messages (no PHI).", default="Health record (Blue Button)"
     )
@@ -294,6 +312,10 @@ class Settings:
             raise ConfigError("pipeline.sweep_seconds must be between 1 and 60")
         if self.pipeline_max_attempts < 1:
             raise ConfigError("pipeline.max_attempts must be at least 1")
+        if self.direct_inbound_max_bytes < 65536:
+            raise ConfigError("direct.inbound_max_bytes must be at least 65536 (RFC 5321 §4.5.3.1.7)")
+        if self.direct_inbound_max_connections < 1 or self.direct_inbound_workers < 1:
+            raise ConfigError("direct.inbound_max_connections and direct.inbound_workers must be at least 1")
         for entry in self.server_api_keys:
             if ":" not in entry or not entry.split(":", 1)[1]:
                 raise ConfigError("server.api_keys entries must be name:key or name:sha256:<hex>")

@@ -2,68 +2,135 @@
 
 Why: a transmission is only ``sent`` when SMTP accepted it; the Direct Applicability Statement (§3.3,
 Implementation Guide for Delivery Notification) has the recipient's HISP answer with a signed and
-encrypted MDN ``processed`` (and ``dispatched`` when asked), or a failure notice. This endpoint unseals
-what arrives for our address, reads the notices and moves the matching jobs (processed → dispatched, or
-failed). Unsigned DSNs from mail servers are accepted too (they carry no PHI and cannot be signed by
-a Direct certificate). Anything else is refused; nothing about the content is logged.
+encrypted MDN ``processed`` (and ``dispatched`` when asked), or a failure notice.
+
+One code path (issue 12): the raw mail goes to :meth:`direct.agent.DirectAgent.receive`, which unseals it
+and judges every notice by the agent's notice policy (strict ``report-type``; signer bound to the
+Final-Recipient; unsigned DSNs only from ``direct.dsn_relays``; explicit dispositions). This module only
+applies the agent's verdicts to transmissions: a notice moves a transmission when the agent says it
+applies *and* its Final-Recipient is that transmission's recipient; a notice that is not verified is
+recorded in the audit trail as such and changes nothing. Text from a notice is stored only quoted and
+length-limited, as the remote system's words. Nothing about the content is logged.
+
+Limits (finding 13): ``direct.inbound_max_connections`` sessions (421 beyond), ``direct.inbound_max_bytes``
+per message (552 beyond), unsealing on ``direct.inbound_workers`` threads of the endpoint's own pool.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from direct.errors import MalformedMessage
-from direct.mdn import is_notification, norm_message_id, parse_notifications
+from direct.mdn import NoticeVerdict, norm_message_id
 
 if TYPE_CHECKING:
+    from direct.agent import DirectAgent
     from fhir_bridge.app import Sidecar
 
 log = logging.getLogger(__name__)
 
 
 class NoticeHandler:
-    """``handler(mail_from, rcpt_tos, data)`` for :class:`direct.transport.smtp_server.ReceivingEndpoint`."""
+    """``handler(mail_from, rcpt_tos, data, peer=)`` for :mod:`direct.transport.smtp_server`."""
 
-    def __init__(self, sidecar: Sidecar, identity_factory, anchors_factory):  # type: ignore[no-untyped-def]
+    #: The endpoint passes the SMTP client's address: the agent needs it for ``direct.dsn_relays``.
+    wants_peer = True
+
+    def __init__(self, sidecar: Sidecar, agent_factory: Callable[[], DirectAgent]):
         self.sidecar = sidecar
-        self._identity = identity_factory
-        self._anchors = anchors_factory
+        self._agent_factory = agent_factory
+        self._agent: DirectAgent | None = None
 
-    def __call__(self, mail_from: str, rcpt_tos: Sequence[str], data: bytes) -> str | None:
-        message = self._open(mail_from, rcpt_tos, data)
-        notes = parse_notifications(message)
-        applied = 0
-        for note in notes:
-            mid = norm_message_id(note.original_message_id)
-            disposition = note.disposition or "failed"
-            if note.kind == "dsn" and disposition not in {"failed"}:
-                continue  # a "delayed"/"relayed" DSN changes nothing
-            if self.sidecar.pipeline.apply_notice(mid, disposition, note.detail) is not None:
-                applied += 1
-        log.info("delivery notice received: %d of %d applied", applied, len(notes))
+    @property
+    def agent(self) -> DirectAgent:
+        if self._agent is None:
+            self._agent = self._agent_factory()
+        return self._agent
+
+    def __call__(
+        self, mail_from: str, rcpt_tos: Sequence[str], data: bytes, peer: str | None = None
+    ) -> str | None:
+        result = self.agent.receive(data, mail_from, rcpt_tos, send_mdn=False, peer=peer)
+        if not result.accepted:
+            raise result.unsealed.error or MalformedMessage()
+        if not result.unsigned_report and not result.unsealed.is_notification:
+            raise MalformedMessage("this endpoint accepts delivery notices only")
+        applied = sum(1 for verdict in result.verdicts if self._apply(verdict))
+        log.info("delivery notice received: %d of %d applied", applied, len(result.verdicts))
         return "250 2.0.0 notice accepted"
 
-    def _open(self, mail_from: str, rcpt_tos: Sequence[str], data: bytes) -> Any:
-        head = data[:4096].lower()
-        if b"application/pkcs7-mime" in head or b"application/x-pkcs7-mime" in head:
-            from direct.smime.seal import unseal
+    def _apply(self, verdict: NoticeVerdict) -> bool:
+        """Apply one verdict to the transmission it names; record the ones that may not act."""
+        from fhir_bridge.db.models import Transmission
 
-            result = unseal(data, [self._identity()], self._anchors(), mail_from=mail_from, rcpt_tos=rcpt_tos)
-            if not result.ok or result.message is None:
-                raise result.error or MalformedMessage()
-            message = result.message
-        else:
-            message = email.message_from_bytes(data, policy=email.policy.default)
-            # Only DSNs may come unsigned: Direct requires signed MDNs (an unsigned one could be forged).
-            if (message.get_param("report-type", "") or "").lower() != "delivery-status":
-                raise MalformedMessage("only signed notices (or DSNs) are accepted here")
-        if not is_notification(message):
-            raise MalformedMessage("this endpoint accepts delivery notices only")
-        return message
+        note = verdict.notification
+        mid = norm_message_id(note.original_message_id)
+        if not mid:
+            return False
+        with self.sidecar.db.session() as s:
+            job = s.scalar(select(Transmission).where(Transmission.message_id == mid))
+            if job is None:
+                return False
+            ids = (job.id, job.patient_id)
+            # DNIG §3.1 / DN-7: a notice speaks only for its Final-Recipient, so it moves a transmission only
+            # when that is the transmission's recipient.
+            about_this = verdict.concerns(job.message_id, job.recipient)
+        if verdict.applies and about_this:
+            assert verdict.outcome is not None
+            text = verdict.remote_text
+            detail = f"The remote system said: {text}" if text else None
+            return self.sidecar.pipeline.apply_notice(mid, verdict.outcome, detail) is not None
+        self._record(ids, verdict, "other_recipient" if verdict.applies else verdict.reason)
+        return False
+
+    def _record(self, ids: tuple[str, str], verdict: NoticeVerdict, reason: str) -> None:
+        """Audit a notice that changed nothing (unverified, not bound, malformed, another recipient's)."""
+        from fhir_bridge import audit
+
+        note = verdict.notification
+        detail: dict[str, Any] = {
+            "kind": note.kind,
+            "disposition": (note.disposition or "")[:40],
+            "signed": verdict.signed,
+            "verified": verdict.verified,
+        }
+        if reason == "unverified" and verdict.remote_text:
+            detail["remote_text"] = verdict.remote_text  # quoted, length-limited: the remote's words
+        with self.sidecar.db.session() as s:
+            audit.record(
+                s,
+                actor=audit.SYSTEM,
+                action="delivery.notice.unverified" if reason == "unverified" else "delivery.notice.ignored",
+                entity_type="transmission",
+                entity_id=ids[0],
+                patient_id=ids[1],
+                outcome=reason,
+                detail=detail,
+            )
+
+
+def notice_agent(sidecar: Sidecar) -> DirectAgent:
+    """The Direct agent that reads notices for the sidecar: our identity, our anchors, our relays."""
+    from direct.agent import DirectAgent
+    from direct.smime.identity import load_certificate_files
+    from fhir_bridge import wiring
+
+    settings = sidecar.settings
+    sender = sidecar.pipeline.sender
+    agent = getattr(sender, "agent", None)
+    if isinstance(agent, DirectAgent):
+        agent.dsn_relays = list(settings.direct_dsn_relays)
+        return agent
+    identity_of = getattr(sender, "identity", None)
+    if not callable(identity_of):
+        identity_of = wiring.DirectSender(settings, lambda: None).identity
+    identity = identity_of()
+    anchors = load_certificate_files([p for p in settings.direct_trust_anchors if wiring._exists(p)])
+    return DirectAgent([identity], anchors, dsn_relays=settings.direct_dsn_relays)
 
 
 def start_endpoint(sidecar: Sidecar) -> Any | None:
@@ -72,15 +139,13 @@ def start_endpoint(sidecar: Sidecar) -> Any | None:
     if not settings.direct_inbound_port:
         return None
     from direct.transport.smtp_server import ReceivingEndpoint
-    from fhir_bridge import wiring
 
-    sender = sidecar.pipeline.sender
-    identity = getattr(sender, "identity", None) or wiring.DirectSender(settings, lambda: None).identity
-
-    def anchors() -> list[Any]:
-        from direct.smime.identity import load_certificate_files
-
-        return load_certificate_files([p for p in settings.direct_trust_anchors if wiring._exists(p)])
-
-    handler = NoticeHandler(sidecar, identity, anchors)
-    return ReceivingEndpoint(settings.direct_inbound_host, settings.direct_inbound_port, handler).start()
+    handler = NoticeHandler(sidecar, lambda: notice_agent(sidecar))
+    return ReceivingEndpoint(
+        settings.direct_inbound_host,
+        settings.direct_inbound_port,
+        handler,
+        data_size_limit=settings.direct_inbound_max_bytes,
+        max_connections=settings.direct_inbound_max_connections,
+        workers=settings.direct_inbound_workers,
+    ).start()
