@@ -11,7 +11,9 @@ Stop rule (DISC-2, PIT-12; DCDT D5-D8): the first step that returns any certific
 its certificates are usable they are all selected (D9, D17); if none is, discovery FAILS — it does not fall
 back to the next step, because the recipient published certificates and they are all bad.
 Records that do not parse as certificates (garbage CERT data, failed IPKIX fetches) are not certificates:
-they are reported as warnings and do not trigger the stop rule.
+they are reported as warnings and do not trigger the stop rule. Nor does a DNS CERT lookup that fails
+(SERVFAIL, timeout): discovery goes on to the next step and to LDAP; when nothing is found anywhere the DNS
+failure (not ``no_certificate``) is the result.
 """
 
 from __future__ import annotations
@@ -162,9 +164,10 @@ class CertificateResolver:
         self, addr: DirectAddress, policy: TrustPolicy, local_domain: str | None, result: LookupResult
     ) -> None:
         anchors = self.anchors(local_domain)
+        dns_failures: list[DiscoveryError] = []
         steps: list[tuple[str, Binding, Callable[[], list[x509.Certificate]]]] = [
-            ("dns", "address", lambda: self._dns_certs(addr.dns_name, result.warnings)),
-            ("dns", "domain", lambda: self._dns_certs(addr.domain, result.warnings)),
+            ("dns", "address", lambda: self._dns_step(addr.dns_name, result.warnings, dns_failures)),
+            ("dns", "domain", lambda: self._dns_step(addr.domain, result.warnings, dns_failures)),
         ]
         ldap_state: dict[str, LdapDirectory | bool | None] = {}
         steps.append(("ldap", "address", lambda: self._ldap_certs(addr, addr.for_lookup, ldap_state, result)))
@@ -190,6 +193,10 @@ class CertificateResolver:
             directory = ldap_state.get("dir")
             if isinstance(directory, LdapDirectory):
                 directory.close()
+        if dns_failures:
+            # Nothing was found, but a DNS lookup failed: nobody can say the address publishes no certificate.
+            # The failure is the result (discovery_timeout stays transient: the send is retried later).
+            raise dns_failures[0]
         raise NoCertificate(f"no certificate is published for {addr} in DNS or LDAP")
 
     def _judge(
@@ -221,6 +228,22 @@ class CertificateResolver:
         )
 
     # --- DNS -----------------------------------------------------------------------------------------
+    def _dns_step(
+        self, name: str, warnings: list[str], failures: list[DiscoveryError]
+    ) -> list[x509.Certificate]:
+        """One DNS CERT step. A lookup that FAILS (SERVFAIL/REFUSED from every server, or no answer in time)
+        is not an answer: Certificate Discovery for Direct (and DCDT's lookup order, DISC-1) moves on to the
+        next step when a step yields no certificate, and the stop rule (DISC-2) is only for certificates
+        that were found but are unusable — a failed lookup found nothing, so the domain-bound name and then
+        LDAP (``_ldap._tcp`` SRV) are still asked. The failure is kept as a note, and as the result when no
+        later step finds anything."""
+        try:
+            return self._dns_certs(name, warnings)
+        except DiscoveryError as exc:
+            warnings.append(f"dns_lookup_failed: {name} ({exc.code})")
+            failures.append(exc)
+            return []
+
     def _dns_certs(self, name: str, warnings: list[str]) -> list[x509.Certificate]:
         certs: list[x509.Certificate] = []
         answer = self.dns.cert(name)
