@@ -17,8 +17,8 @@ from cryptography import x509
 
 from direct.discovery.config import parse_hostport
 from direct.errors import DirectError
-from direct.files import save_attachments
-from direct.message import Attachment, build_message, pack_xdm
+from direct.files import private_dir, save_attachments, write_private
+from direct.message import Attachment, build_message, pack_xdm, safe_filename
 from direct.smime import Identity, SealOptions, load_certificate_files
 from direct.smime import seal as seal_message
 from direct.smime import unseal as unseal_message
@@ -136,6 +136,34 @@ def _extract(result, directory: Path) -> None:
     )
 
 
+def _quarantine(result, directory: Path) -> int:
+    """The rejected message's attachments as received (owner-only files): never unpacked, since an XDM zip
+    from an unauthenticated sender is exactly what must not be opened. Returns how many were written."""
+    private_dir(directory)
+    for att in result.attachments:
+        write_private(directory / safe_filename(att.filename), att.data)
+    return len(result.attachments)
+
+
+def _write_attachments(result, extract: str | None, quarantine: str | None) -> None:
+    """``--extract`` only for a message that decrypted, verified and chained to a trusted anchor: the
+    sender's certificate MUST chain to a configured trust anchor (Applicability Statement 1.2 §4.2; direct.md
+    CERT-5, ALG-1: every Direct message is signed), and ETT's untrusted/unsigned cases must be rejected, not
+    processed (EDGE-2). Anything else is written only to the explicit ``--quarantine`` folder, as received;
+    the reason goes to stderr (stdout may be the JSON report)."""
+    if result.ok:
+        if extract:
+            _extract(result, Path(extract))
+        return
+    code = result.error.code if result.error else "rejected"
+    why = f"message rejected [{code}]: {result.error.message if result.error else 'not verified'}"
+    if quarantine and result.decrypted and result.message is not None:
+        count = _quarantine(result, Path(quarantine))
+        click.echo(f"quarantined {count} attachment(s) into {shown(quarantine)}: {why}", err=True)
+    elif extract or quarantine:
+        click.echo(f"not extracted: {why}", err=True)
+
+
 @click.command()
 @click.argument("message", required=False, type=EXISTING_FILE)
 @existing_files(
@@ -143,12 +171,23 @@ def _extract(result, directory: Path) -> None:
 )
 @existing_files("--key", "keys", required=True)
 @existing_files("--anchor", "anchors", help="Trust anchor PEM for the signer (repeatable).")
-@click.option("--extract", type=click.Path(file_okay=False), help="Write the attachments to this folder.")
+@click.option(
+    "--extract",
+    type=click.Path(file_okay=False),
+    help="Write the attachments (XDM unpacked) here; only for a decrypted, verified, trusted message.",
+)
+@click.option(
+    "--quarantine",
+    type=click.Path(file_okay=False),
+    help="Write a rejected (unsigned, untrusted...) message's attachments here, as received, not unpacked.",
+)
 @click.option("--mail-from", default=None, help="SMTP MAIL FROM, to apply the routing-tamper check.")
 @click.option("--rcpt-to", "rcpt_tos", multiple=True, help="SMTP RCPT TO (repeatable), for the same check.")
 @click.option("--accept-sha1", is_flag=True, help="Accept SHA-1 signatures (legacy AS 1.2 peers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report only.")
-def unseal(message, certs, keys, anchors, extract, mail_from, rcpt_tos, accept_sha1, as_json) -> None:
+def unseal(
+    message, certs, keys, anchors, extract, quarantine, mail_from, rcpt_tos, accept_sha1, as_json
+) -> None:
     """Decrypt and verify a Direct message; exit 0 iff it is OK."""
     identities, anchor_certs = _our_identities(certs, keys, anchors)
     raw = Path(message).read_bytes() if message else sys.stdin.buffer.read()
@@ -160,8 +199,7 @@ def unseal(message, certs, keys, anchors, extract, mail_from, rcpt_tos, accept_s
         rcpt_tos=list(rcpt_tos) or None,
         accept_sha1=accept_sha1,
     )
-    if extract and result.decrypted and result.message is not None:
-        _extract(result, Path(extract))
+    _write_attachments(result, extract, quarantine)
     report = result.to_json()
     if as_json:
         click.echo(json.dumps(report, sort_keys=False))
