@@ -9,7 +9,6 @@ every step go to ``test-artifacts/screenshots/`` (git-ignored).
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 from collections.abc import Iterator
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from werkzeug.serving import make_server
 
+from tests.support.recipients import publish_recipients, toml_text
 from tests.support.services import free_port
 from tests.support.smart_launch_server import SmartServer
 from tests.support.web_env import fhir_base, seed_patient, seed_record
@@ -67,26 +66,8 @@ class World:
 
 
 def _write_config(path: Path, values: dict[str, dict[str, Any]]) -> Path:
-    def toml(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return str(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(toml(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = []
-    for section, table in values.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {toml(v)}" for k, v in table.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(toml_text(values))
     return path
-
-
-def _cert_record(owner: str, issued: Any) -> str:
-    der = issued.cert.public_bytes(serialization.Encoding.DER)
-    return f"{owner} 300 IN CERT PKIX 0 0 ( {base64.b64encode(der).decode()} )"
 
 
 @pytest.fixture(scope="session")
@@ -108,19 +89,7 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
     inbound_port = free_port()
     anchor = pki.root_pem
     rogue_ca = pki.ca("Health App Self-Run CA")
-    identities: dict[str, Any] = {}
-    zones: dict[str, list[str]] = {}
-    for role, address in RECIPIENTS.items():
-        local, domain = address.split("@")
-        zones.setdefault(domain, [])
-        if role == "nocert":
-            continue
-        # Issued straight from the anchor: DNS CERT carries the leaf only (no intermediates to fetch).
-        issued = pki.address(address, issuer=rogue_ca if role == "app" else pki.root)
-        identities[address] = issued
-        zones[domain].append(_cert_record(local, issued))
-    for domain, records in zones.items():
-        bind.zone(domain, records or ['@ 300 IN TXT "no certificates here"'])
+    identities = publish_recipients(pki, bind, RECIPIENTS, rogue_ca=rogue_ca)
 
     smart = SmartServer(base).start()
     port = free_port()

@@ -18,20 +18,19 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import expect
 
 from tests.fixtures.openemr import OpenEmr
 from tests.openemr.pages import sign_in
 from tests.openemr.records import Chart, OpenEmrRecords
 from tests.openemr.sidecar import SidecarProcess
+from tests.support.recipients import publish_recipients
 from tests.support.services import free_port
 
 MODULE_URL = "/interface/modules/custom_modules/oe-module-bluebutton-direct"
@@ -75,11 +74,6 @@ class OeWorld:
     def global_value(self, name: str) -> str:
         rows = self.oe.sql(f"SELECT gl_value FROM globals WHERE gl_name='{name}'")
         return rows[0][0] if rows and rows[0] else ""
-
-
-def _cert_record(owner: str, issued: Any) -> str:
-    der = issued.cert.public_bytes(serialization.Encoding.DER)
-    return f"{owner} 300 IN CERT PKIX 0 0 ( {base64.b64encode(der).decode()} )"
 
 
 def _seed(records: OpenEmrRecords, direct_address: str) -> tuple[Chart, Chart]:
@@ -133,18 +127,7 @@ def oe_world(
     sender = pki.address(SENDER)
     sender_cert, sender_key = pki.write(sender, f"oe-sender-{oe.version}")
     rogue_ca = pki.ca(f"Self-Run App CA {oe.version}")
-    identities: dict[str, Any] = {}
-    zones: dict[str, list[str]] = {}
-    for role, address in addresses.items():
-        local, domain = address.split("@")
-        zones.setdefault(domain, [])
-        if role == "nocert":
-            continue
-        issued = pki.address(address, issuer=rogue_ca if role == "app" else pki.root)
-        identities[address] = issued
-        zones[domain].append(_cert_record(local, issued))
-    for domain, lines in zones.items():
-        bind.zone(domain, lines or ['@ 300 IN TXT "no certificates here"'])
+    identities = publish_recipients(pki, bind, addresses, rogue_ca=rogue_ca)
 
     port, inbound_port = free_port(), free_port()
     api_key = secrets.token_urlsafe(32)

@@ -16,25 +16,9 @@ from typing import Any
 
 import requests
 
+from tests.support.recipients import toml_text
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def toml_text(values: dict[str, dict[str, Any]]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return str(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines: list[str] = []
-    for section, table in values.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {value(v)}" for k, v in table.items()]
-        lines.append("")
-    return "\n".join(lines)
 
 
 class SidecarProcess:
