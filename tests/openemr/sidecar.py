@@ -87,3 +87,23 @@ class SidecarProcess:
         key = self.config["server"]["api_keys"][0].split(":", 1)[1]  # "name:key"
         headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+
+    def authorize(self, patient_id: str, address: str, *, send_now: bool) -> str:
+        """An *always* authorization made through the REST API as the module makes it (a clinician's, in
+        person); returns its id."""
+        created = self.api(
+            "POST",
+            "/api/v1/authorizations",
+            json={
+                "patient_id": patient_id,
+                "address": address,
+                "kind": "always",
+                "created_by": {"type": "clinician", "id": "admin"},
+                "consent_method": "in_person",
+                "attestation": "Test: the patient asked in person for their record to go to this address.",
+                "payload": {"type": "entire_record"},
+                "send_now": send_now,
+            },
+        )
+        assert created.status_code == 201, created.text
+        return created.json()["authorization"]["id"]

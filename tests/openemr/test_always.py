@@ -63,22 +63,7 @@ def count_to(world: Any, address: str) -> int:
 
 def test_changes_in_openemr_are_sent_to_an_always_recipient(world) -> None:
     clinic = world.recipients["clinic"]
-    created = world.sidecar.api(
-        "POST",
-        "/api/v1/authorizations",
-        json={
-            "patient_id": world.chart.uuid,
-            "address": clinic,
-            "kind": "always",
-            "created_by": {"type": "clinician", "id": "admin"},
-            "consent_method": "in_person",
-            "attestation": "Test: the patient asked in person for their record to go to their clinic.",
-            "payload": {"type": "entire_record"},
-            "send_now": True,
-        },
-    )
-    assert created.status_code == 201, created.text
-    authorization = created.json()["authorization"]["id"]
+    authorization = world.sidecar.authorize(world.chart.uuid, clinic, send_now=True)
     first = next_message_with(world, clinic, 0, "patient", "Rivera")
     delivery_notice(world, clinic, first)
     try:

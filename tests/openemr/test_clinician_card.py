@@ -132,22 +132,7 @@ def test_clinician_adds_and_sends_then_stops(page, world) -> None:
 def test_stop_sending_refuses_another_patients_authorization(page, world) -> None:
     """A posted authorization id of another patient (a forged form) is refused, and that sharing stays."""
     clinic = world.recipients["clinic"]
-    created = world.sidecar.api(
-        "POST",
-        "/api/v1/authorizations",
-        json={
-            "patient_id": world.other.uuid,
-            "address": clinic,
-            "kind": "always",
-            "created_by": {"type": "clinician", "id": "admin"},
-            "consent_method": "in_person",
-            "attestation": "Test: the other patient asked for it in person.",
-            "payload": {"type": "entire_record"},
-            "send_now": False,
-        },
-    )
-    assert created.status_code == 201, created.text
-    others = created.json()["authorization"]["id"]
+    others = world.sidecar.authorize(world.other.uuid, clinic, send_now=False)
 
     home = world.recipients["home"]
     sign_in(page, world.oe)
