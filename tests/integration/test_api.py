@@ -489,3 +489,46 @@ def test_concurrent_resends_through_two_sidecars_on_postgresql_queue_exactly_one
         for server in servers:
             server.task_dispatcher.shutdown()
             server.close()
+
+
+def test_the_real_sidecar_process_guards_metrics_and_readiness(tmp_path):
+    """`bbdirect serve` as operators run it: liveness open, readiness and metrics only to a key."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    from tests.support.services import free_port, wait_for_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "BBDIRECT_DATABASE_URL": f"sqlite:///{tmp_path}/serve.sqlite3",
+        "BBDIRECT_SERVER_API_KEYS": f"emr:{KEY}",
+        "BBDIRECT_SERVER_OPS_KEYS": f"prometheus:{SCRAPER}",
+        "BBDIRECT_SOURCES_SUBSCRIPTIONS": "false",
+        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
+    }
+    env.pop("BBDIRECT_CONFIG", None)
+    bbdirect = Path(sys.executable).parent / "bbdirect"
+    process = subprocess.Popen(
+        [str(bbdirect), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        for path in ("/readyz", "/metrics"):
+            r = requests.get(base + path, timeout=10)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+            assert requests.get(base + path, headers=auth_header(SCRAPER), timeout=10).status_code == 200
+            assert requests.get(base + path, headers=auth_header(), timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(30)
