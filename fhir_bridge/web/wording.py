@@ -49,6 +49,7 @@ _UNUSABLE = {
     "revoked": "it has been revoked by its issuer",
     "wrong_key_usage": "it is not meant for encrypting messages",
     "not_bound": "it is issued to a different address",
+    "weak_key": "its key is too weak (RSA keys need at least 2048 bits)",
 }
 
 
@@ -63,7 +64,7 @@ def address_error(code: str, domain: str | None, message: str = "") -> str:
                 f"No Direct certificate was found for {where}. Check the address for typos, or ask the "
                 "recipient for their Direct address."
             )
-        case "no_usable_certificate" | "expired" | "revoked" | "wrong_key_usage" | "not_bound":
+        case "no_usable_certificate" | "expired" | "revoked" | "wrong_key_usage" | "not_bound" | "weak_key":
             why = _UNUSABLE.get(code, "it cannot be used")
             return f"{where} has a Direct certificate, but {why}. Ask the recipient to check their setup."
         case "untrusted" | "untrusted_signer":
@@ -94,6 +95,15 @@ def transmission_reason(code: str | None, message: str | None, detail: str | Non
             return "The recipient's mail server is busy. We will try again."
         case "delivery_failed_notice":
             return "The recipient's system reported that it could not deliver the message."
+        case "superseded":
+            return "A newer version of the record was sent instead."
+        case "waiting_for_previous":
+            return "Waiting for the previous message to this address to go out first."
+        case "fhir_search_refused" | "fhir_incomplete_result" | "fhir_auth_failed":
+            return (
+                "Part of the record could not be read from the health record system, so nothing was sent "
+                "(a partial record never goes out). The administrator can see why in the sharing service."
+            )
         case _:
             return address_error(code, None, message or "")
 

@@ -29,6 +29,7 @@ DOCS = [{"id": "DocumentReference/7", "title": "Visit note", "date": "2024-05-01
         ("expired", "it has expired"),
         ("untrusted", "not in a trust bundle"),
         ("discovery_timeout", "did not answer"),
+        ("weak_key", "direct.x.test has a Direct certificate, but its key is too weak"),
     ],
 )
 def test_address_errors_are_plain_and_name_the_domain(code: str, expected: str) -> None:
@@ -48,6 +49,13 @@ def test_transmission_states_and_reasons() -> None:
     assert wording.status_of(TransmissionView("t", "dispatched")).tone == "delivered"
     assert wording.status_of(TransmissionView("t", "retrying")).final is False
     assert wording.status_of(None).label == "Nothing sent yet"
+    # A newer record retired an older job; a record that could not be read whole was not sent at all.
+    assert (
+        "newer version"
+        in wording.status_of(TransmissionView("t", "cancelled", reason_code="superseded")).reason
+    )
+    partial = wording.status_of(TransmissionView("t", "failed", reason_code="fhir_search_refused"))
+    assert "nothing was sent" in partial.reason and "fhir" not in partial.reason
 
 
 def test_patient_form_keeps_input_and_names_each_field() -> None:
