@@ -12,7 +12,7 @@ absent, SHA-1 or SHA-256 parameters (PIT-7). Malformed OAEP parameters are rejec
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as ax509
@@ -103,28 +103,27 @@ def check_recipient_cert(cert: x509.Certificate) -> None:
         raise WrongKeyUsage("recipient certificate does not allow keyEncipherment")
 
 
-def encrypt(
-    content: bytes,
-    recipients: Sequence[x509.Certificate],
-    *,
-    cipher: str = "aes256-cbc",
-    key_transport: str = "rsa",
-) -> bytes:
-    """DER ContentInfo(EnvelopedData or AuthEnvelopedData) of ``content`` for every recipient certificate.
+#: AES-GCM tag length we produce (RFC 5084 §3.2 aes-ICVlen 16).
+_GCM_TAG = 16
+#: Plaintext fed to the cipher per call when streaming (bounded working memory for large payloads).
+CHUNK = 1 << 18
 
-    ALG-4: AES-CBC content encryption (RFC 5751 §2.7: AES-128 CBC MUST, AES-256 CBC SHOULD+; RFC 3565 for
-    the IV parameter); ALG-9: one KeyTransRecipientInfo per recipient certificate (RFC 5652 §6.2.1,
-    issuerAndSerialNumber, version 0); ALG-6: AuthEnvelopedData/AES-GCM only on request (RFC 5083 §2.1,
-    RFC 5084 §3.2).
-    """
-    if cipher not in CIPHERS:
-        raise UnsupportedAlgorithm(f"cipher {cipher} is not supported")
-    if key_transport not in KEY_TRANSPORTS:
-        raise UnsupportedAlgorithm(f"key transport {key_transport} is not supported")
-    if not recipients:
-        raise NoCertificate("no recipient certificate to encrypt to")
-    alg_id, key_len, aead = CIPHERS[cipher]
-    cek = os.urandom(key_len)
+
+def _der_header(tag: int, length: int) -> bytes:
+    """DER identifier + definite length octets (X.690 §8.1.3) for a value of ``length`` bytes."""
+    if length < 0x80:
+        return bytes((tag, length))
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(octets))) + octets
+
+
+#: AuthEnvelopedData mac: an OCTET STRING holding the GCM tag.
+_MAC_HEADER = _der_header(0x04, _GCM_TAG)
+
+
+def _recipient_infos(
+    recipients: Sequence[x509.Certificate], cek: bytes, key_transport: str
+) -> cms.RecipientInfos:
     infos = []
     seen: set[bytes] = set()
     for cert in recipients:
@@ -152,41 +151,110 @@ def encrypt(
                 ),
             )
         )
+    return cms.RecipientInfos(infos)
+
+
+class EncryptedStream:
+    """The DER of a ContentInfo(EnvelopedData or AuthEnvelopedData), produced piece by piece.
+
+    ``length`` is the exact DER length, known before any encryption (CBC: the PKCS#7-padded plaintext
+    length; GCM: the plaintext length, then the mac OCTET STRING), so the definite-length headers come first
+    and the ciphertext is encrypted in :data:`CHUNK` slices straight from the caller's parts: neither the
+    joined plaintext nor the whole ciphertext ever exists in memory. The bytes are the DER asn1crypto dumps
+    for the same structure (tests/unit/test_seal_stream.py compares them).
+    """
+
+    def __init__(self, prefix: bytes, parts: Sequence[bytes], engine: Cipher, aead: bool):
+        self._prefix, self._parts, self._engine, self._aead = prefix, parts, engine, aead
+        plain = sum(len(p) for p in parts)
+        # RFC 5652 §6.3: CBC content is PKCS#7 padded with 1..16 bytes, each equal to their count.
+        self._pad = 0 if aead else 16 - plain % 16
+        self.length = len(prefix) + plain + self._pad + (len(_MAC_HEADER) + _GCM_TAG if aead else 0)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._prefix
+        encryptor = self._engine.encryptor()
+        for part in self._parts:
+            view = memoryview(part)
+            for start in range(0, len(view), CHUNK):
+                out = encryptor.update(view[start : start + CHUNK])
+                if out:
+                    yield out
+        tail = encryptor.update(bytes((self._pad,)) * self._pad) if self._pad else b""
+        yield tail + encryptor.finalize()
+        if self._aead:
+            yield _MAC_HEADER + encryptor.tag  # type: ignore[attr-defined]
+
+
+def encrypt_stream(
+    parts: Sequence[bytes],
+    recipients: Sequence[x509.Certificate],
+    *,
+    cipher: str = "aes256-cbc",
+    key_transport: str = "rsa",
+) -> EncryptedStream:
+    """:func:`encrypt` of ``b"".join(parts)`` as an :class:`EncryptedStream` (iterate it once)."""
+    if cipher not in CIPHERS:
+        raise UnsupportedAlgorithm(f"cipher {cipher} is not supported")
+    if key_transport not in KEY_TRANSPORTS:
+        raise UnsupportedAlgorithm(f"key transport {key_transport} is not supported")
+    if not recipients:
+        raise NoCertificate("no recipient certificate to encrypt to")
+    alg_id, key_len, aead = CIPHERS[cipher]
+    cek = os.urandom(key_len)
+    infos = _recipient_infos(recipients, cek, key_transport)
+    plain = sum(len(p) for p in parts)
+    params: object
     if aead:
         nonce = os.urandom(12)
-        encryptor = Cipher(algorithms.AES(cek), modes.GCM(nonce)).encryptor()
-        ciphertext = encryptor.update(content) + encryptor.finalize()
-        params = GCMParameters({"aes_nonce": nonce, "aes_icvlen": 16})
-        auth = cms.AuthEnvelopedData(
-            {
-                "version": "v0",
-                "recipient_infos": infos,
-                "auth_encrypted_content_info": {
-                    "content_type": "data",
-                    "content_encryption_algorithm": {"algorithm": alg_id, "parameters": params},
-                    "encrypted_content": ciphertext,
-                },
-                "mac": encryptor.tag,
-            }
-        )
-        return cms.ContentInfo({"content_type": "authenticated_enveloped_data", "content": auth}).dump()
-    iv = os.urandom(16)
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(content) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(cek), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
-    enveloped = cms.EnvelopedData(
-        {
-            "version": "v0",
-            "recipient_infos": infos,
-            "encrypted_content_info": {
-                "content_type": "data",
-                "content_encryption_algorithm": {"algorithm": alg_id, "parameters": iv},
-                "encrypted_content": ciphertext,
-            },
-        }
+        engine = Cipher(algorithms.AES(cek), modes.GCM(nonce))
+        params = GCMParameters({"aes_nonce": nonce, "aes_icvlen": _GCM_TAG})
+        content_length, trailer_length = plain, len(_MAC_HEADER) + _GCM_TAG
+        kind = "authenticated_enveloped_data"
+    else:
+        iv = os.urandom(16)
+        engine = Cipher(algorithms.AES(cek), modes.CBC(iv))
+        params = iv
+        content_length, trailer_length = plain + 16 - plain % 16, 0
+        kind = "enveloped_data"
+    # RFC 5652 §6.1 EncryptedContentInfo: contentType, contentEncryptionAlgorithm, [0] IMPLICIT OCTET STRING
+    # (RFC 5083 §2.1 reuses it as authEncryptedContentInfo; mac follows it, no authAttrs).
+    eci = cms.EncryptedContentInfo(
+        {"content_type": "data", "content_encryption_algorithm": {"algorithm": alg_id, "parameters": params}}
     )
-    return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
+    eci.dump()
+    eci_fields = eci.contents + _der_header(0x80, content_length)
+    fields = (
+        cms.CMSVersion("v0").dump()
+        + infos.dump()
+        + _der_header(0x30, len(eci_fields) + content_length)
+        + eci_fields
+    )
+    body_length = len(fields) + content_length + trailer_length
+    body_header = _der_header(0x30, body_length)
+    explicit_length = len(body_header) + body_length
+    oid = cms.ContentType(kind).dump()
+    explicit_header = _der_header(0xA0, explicit_length)
+    outer_header = _der_header(0x30, len(oid) + len(explicit_header) + explicit_length)
+    prefix = outer_header + oid + explicit_header + body_header + fields
+    return EncryptedStream(prefix, parts, engine, aead)
+
+
+def encrypt(
+    content: bytes,
+    recipients: Sequence[x509.Certificate],
+    *,
+    cipher: str = "aes256-cbc",
+    key_transport: str = "rsa",
+) -> bytes:
+    """DER ContentInfo(EnvelopedData or AuthEnvelopedData) of ``content`` for every recipient certificate.
+
+    ALG-4: AES-CBC content encryption (RFC 5751 §2.7: AES-128 CBC MUST, AES-256 CBC SHOULD+; RFC 3565 for
+    the IV parameter); ALG-9: one KeyTransRecipientInfo per recipient certificate (RFC 5652 §6.2.1,
+    issuerAndSerialNumber, version 0); ALG-6: AuthEnvelopedData/AES-GCM only on request (RFC 5083 §2.1,
+    RFC 5084 §3.2). :func:`encrypt_stream` produces the same DER without holding it whole.
+    """
+    return b"".join(encrypt_stream([content], recipients, cipher=cipher, key_transport=key_transport))
 
 
 def _matches(rid: cms.RecipientIdentifier, cert: x509.Certificate) -> bool:

@@ -12,6 +12,7 @@ trust check failed.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
@@ -96,28 +97,53 @@ def seal(
     wrapped message, encrypt the signed entity); MSG-3: RFC 5751 §3.1 wrapping as message/rfc822.
     """
     options = options or SealOptions()
-    inner_bytes = canonical_crlf(inner) if isinstance(inner, bytes) else to_bytes(inner)
-    inner_msg = parse_message(inner_bytes) if isinstance(inner, bytes) else inner
+    if isinstance(inner, bytes):
+        inner_bytes = canonical_crlf(inner)
+        # Only the headers are needed (for the outer copy): parsing a multi-megabyte body would be wasted.
+        inner_msg: Message = parse_message(mime.header_block(inner_bytes) + b"\r\n")
+    else:
+        inner_bytes, inner_msg = to_bytes(inner), inner
     # RFC 2046 §5.2.1: message/rfc822 allows only 7bit/8bit/binary; build_message keeps it 7bit.
-    wrapped = b"Content-Type: message/rfc822\r\n\r\n" + inner_bytes
+    # The payload is held once (inner_bytes): signing hashes the parts, encryption reads them in chunks and
+    # the base64 of the ciphertext is written into the one output buffer, sized up front.
+    wrapped = [WRAPPED_HEADER, inner_bytes]
     signature = signing.sign_detached(wrapped, signer, options.digest)
-    signed_entity = mime.build_signed(wrapped, signature, options.digest)
+    signed_parts = mime.build_signed_parts(wrapped, signature, options.digest)
     recipients = list(recipient_certs)
     if options.encrypt_to_self and _can_encrypt(signer.cert):
         recipients.append(signer.cert)
-    der = envelope.encrypt(
-        signed_entity, recipients, cipher=options.cipher, key_transport=options.key_transport
+    stream = envelope.encrypt_stream(
+        signed_parts, recipients, cipher=options.cipher, key_transport=options.key_transport
     )
-    headers, body = mime.build_enveloped_body(der, authenticated=options.cipher.endswith("gcm"))
-    out = b""
+    head = b""
     for name in OUTER_HEADERS:
         for value in inner_msg.get_all(name, []):
-            out += _fold(name, value)
-    out += _fold("Subject", options.outer_subject)
-    out += b"MIME-Version: 1.0\r\n"
-    for name, value in headers:
-        out += f"{name}: {value}\r\n".encode("ascii")
-    return out + b"\r\n" + body
+            head += _fold(name, value)
+    head += _fold("Subject", options.outer_subject)
+    head += b"MIME-Version: 1.0\r\n"
+    for name, value in mime.enveloped_headers(authenticated=options.cipher.endswith("gcm")):
+        head += f"{name}: {value}\r\n".encode("ascii")
+    head += b"\r\n"
+    return _write_exact(head, stream)
+
+
+#: The header of the message/rfc822 part wrapping the inner message (RFC 5751 §3.1, MSG-3).
+WRAPPED_HEADER = b"Content-Type: message/rfc822\r\n\r\n"
+
+
+def _write_exact(head: bytes, stream: envelope.EncryptedStream) -> bytes:
+    """``head`` + base64 lines of ``stream``, written into one buffer allocated at its final size: the
+    result is that buffer (``BytesIO.getvalue`` hands it over without a copy), no joined intermediate."""
+    size = len(head) + mime.base64_lines_length(stream.length)
+    out = io.BytesIO()
+    out.seek(size - 1)
+    out.write(b"\0")  # one allocation of the final size
+    out.seek(0)
+    out.write(head)
+    mime.write_base64_lines(stream, out.write)
+    if out.tell() != size:  # pragma: no cover - a length computation bug, never silently truncated
+        raise AssertionError(f"sealed message is {out.tell()} bytes, expected {size}")
+    return out.getvalue()
 
 
 # --- unseal ---------------------------------------------------------------------------------------------

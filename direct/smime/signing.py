@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import cms, core
@@ -46,8 +47,10 @@ def _from_asn1(cert: ax509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(cert.dump())
 
 
-def sign_detached(data: bytes, signer: Identity, digest: str = "sha256") -> bytes:
+def sign_detached(data: bytes | Sequence[bytes], signer: Identity, digest: str = "sha256") -> bytes:
     """A DER ContentInfo(SignedData) over ``data`` with no encapsulated content (detached).
+
+    ``data`` may be given as a sequence of parts, signed as their concatenation (never joined in memory).
 
     MSG-10: eContentType id-data (RFC 5652 §5.2, detached: eContent absent), the signer certificate and its
     chain in ``certificates`` (ETT DTS 167), signedAttrs contentType + messageDigest + signingTime (RFC 5652
@@ -56,7 +59,10 @@ def sign_detached(data: bytes, signer: Identity, digest: str = "sha256") -> byte
     """
     if digest not in _HASHES:
         raise UnsupportedAlgorithm(f"digest {digest} is not supported")
-    message_digest = hashlib.new(digest, data).digest()
+    hasher = hashlib.new(digest)
+    for part in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+        hasher.update(part)
+    message_digest = hasher.digest()
     signed_attrs = cms.CMSAttributes(
         [
             cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
