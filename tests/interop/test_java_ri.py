@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -109,7 +110,13 @@ def bbdirect(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def our_seal(
-    p: Peers, out: Path, *, cipher: str = "aes256-cbc", key_transport: str = "rsa", digest: str = "sha256"
+    p: Peers,
+    out: Path,
+    *,
+    cipher: str = "aes256-cbc",
+    key_transport: str = "rsa",
+    digest: str = "sha256",
+    attach: Path | None = None,
 ) -> Path:
     proc = bbdirect(
         "seal",
@@ -119,7 +126,7 @@ def our_seal(
         "--sign-key", str(p.ours.key),
         "--recipient-cert", str(p.ri.cert),
         "--subject", "Health information",
-        "--attach", str(p.ccda),
+        "--attach", str(attach or p.ccda),
         "--cipher", cipher,
         "--key-transport", key_transport,
         "--digest", digest,
@@ -225,6 +232,19 @@ def test_ri_extracts_our_attachment_byte_identical(java_ri, peers, tmp_path):
     res = ri_unseal(java_ri, peers, msg, extract=tmp_path / "out")
     assert res.ok, res.report
     assert (tmp_path / "out" / "ccd.xml").read_bytes() == peers.ccda.read_bytes()
+
+
+def test_ri_opens_our_5mb_message_byte_identical(java_ri, peers, tmp_path):
+    """Issue 14: the streamed seal (chunked encryption, base64 written into the output) of a 5 MB document."""
+    big = tmp_path / "big" / "ccd.xml"
+    big.parent.mkdir()
+    big.write_bytes((b"<ClinicalDocument>" + os.urandom(2_500_000).hex().encode())[:5_000_000])
+    msg = our_seal(peers, tmp_path / "ours.eml", attach=big)
+    res = ri_unseal(java_ri, peers, msg, extract=tmp_path / "out")
+    assert res.ok, res.report
+    assert res["strict"]["ok"], res["strict"]
+    assert [a["size"] for a in res["attachments"]] == [5_000_000]
+    assert (tmp_path / "out" / "ccd.xml").read_bytes() == big.read_bytes()
 
 
 def test_ri_rejects_our_message_when_it_does_not_trust_us(java_ri, peers, pki, tmp_path):

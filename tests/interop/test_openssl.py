@@ -8,6 +8,7 @@ are rejected with their own codes. OpenSSL writes LF line endings, which also ex
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def test_openssl_decrypts_and_verifies_ours(ossl, world, cipher, transport):
     original = wrapped.get_payload(0)
     xml = next(p for p in original.walk() if p.get_content_type() == "application/xml")
     assert xml.get_payload(decode=True) == CCDA
+
+
+def test_openssl_decrypts_and_verifies_our_5mb_message(ossl, world):
+    """Issue 14: the streamed seal of a 5 MB document is what ``openssl cms -decrypt`` / ``-verify`` read."""
+    bob_cert, bob_key = world["files"]["bob"]
+    big = (b"<ClinicalDocument>" + os.urandom(2_500_000).hex().encode())[:5_000_000]
+    raw = seal(
+        inner(attachments=[Attachment("ccd.xml", "application/xml", big)]),
+        world["ids"]["alice"],
+        [world["ids"]["bob"].cert],
+    )
+    decrypted = run(ossl, "cms", "-decrypt", "-recip", str(bob_cert), "-inkey", str(bob_key), data=raw)
+    content = run(ossl, "cms", "-verify", "-CAfile", str(world["root"]), "-purpose", "any", data=decrypted)
+    original = parse_message(content).get_payload(0)
+    xml = next(p for p in original.walk() if p.get_content_type() == "application/xml")
+    assert xml.get_payload(decode=True) == big
 
 
 def test_openssl_rejects_ours_when_signed_content_altered(ossl, world):

@@ -1,6 +1,7 @@
 package org.bbdirect.interop;
 
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -102,7 +103,12 @@ final class MessageInfo {
         if (out == null) return;
         byte[] data;
         try (InputStream in = p.getInputStream()) {
-            data = in.readAllBytes();
+            // Not readAllBytes(): it asks for 0 bytes once its first 8 KiB buffer is full, and JavaMail's
+            // BASE64DecoderStream answers a 0-byte read with -1 (EOF), truncating every larger attachment.
+            ByteArrayOutputStream all = new ByteArrayOutputStream();
+            byte[] chunk = new byte[65536];
+            for (int n; (n = in.read(chunk, 0, chunk.length)) != -1; ) all.write(chunk, 0, n);
+            data = all.toByteArray();
         }
         Map<String, Object> a = new LinkedHashMap<>();
         a.put("filename", filename);
