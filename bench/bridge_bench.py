@@ -27,6 +27,7 @@ import base64
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,6 +117,25 @@ class Sidecar:
         self.log.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profile(sidecar: Sidecar, out: Path) -> subprocess.Popen:
+    """py-spy attached to the sidecar until SIGINT: wall-clock samples of every thread (``--idle``)."""
+    spy = which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--idle", "--threads", "--rate", "50", "--format", "raw", "-o", str(out)]
+    process = subprocess.Popen(
+        [*command, "-p", str(sidecar.process.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    return process
+
+
 def authorize(sidecar: Sidecar, patient_id: str) -> None:
     r = sidecar.post(
         "/api/v1/authorizations",
@@ -172,6 +192,13 @@ def main() -> int:
     parser.add_argument("--debounce", type=float, default=0.0)
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--skip-polling", action="store_true", help="no polling-latency phase")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the sidecar with py-spy (bench extra) during the throughput run: OUT.txt, collapsed "
+        "stacks of every thread including idle ones (wall time), thread ids shown",
+    )
     args = parser.parse_args()
     for program in ("java", "named", "rndc"):
         if not which(program):
@@ -254,11 +281,23 @@ def main() -> int:
             targets = ids[2:]
             time.sleep(1.0)
             sink.clear()
+            spy = start_profile(hook, args.profile) if args.profile else None
+            results["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+            cpu0 = cpu_seconds(hook.process.pid), cpu_seconds(hapi.process.pid)
             t0 = time.perf_counter()
             for pid in targets:
                 hook.post(f"/api/v1/patients/{pid}/changed").raise_for_status()
             sink.wait_for(len(targets), timeout=3600)
             elapsed = time.perf_counter() - t0
+            results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+            cpu1 = cpu_seconds(hook.process.pid), cpu_seconds(hapi.process.pid)
+            results["cpu_ms_per_message"] = {
+                "sidecar": round(1000 * (cpu1[0] - cpu0[0]) / len(targets), 1),
+                "hapi": round(1000 * (cpu1[1] - cpu0[1]) / len(targets), 1),
+            }
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             results["throughput_messages"] = len(targets)
             results["throughput_msgs_per_s"] = round(len(targets) / elapsed, 2)
             results["throughput_elapsed_s"] = round(elapsed, 1)
@@ -266,39 +305,46 @@ def main() -> int:
             print(
                 "throughput",
                 results["throughput_msgs_per_s"],
-                "msg/s; RSS",
+                "msg/s; CPU ms/message",
+                results["cpu_ms_per_message"],
+                "; load",
+                results["load_average_before"],
+                "→",
+                results["load_average_after"],
+                "; RSS",
                 results["sidecar_rss_kib"],
                 flush=True,
             )
         finally:
             hook.stop()
 
-        poll = Sidecar(
-            tmp,
-            "poll",
-            {
-                **common,
-                "sources": {
-                    "subscriptions": False,
-                    "polling": True,
-                    "poll_interval": args.poll_interval,
-                    "poll_overlap": 2.0,
+        if not args.skip_polling:
+            poll = Sidecar(
+                tmp,
+                "poll",
+                {
+                    **common,
+                    "sources": {
+                        "subscriptions": False,
+                        "polling": True,
+                        "poll_interval": args.poll_interval,
+                        "poll_overlap": 2.0,
+                    },
                 },
-            },
-        )
-        try:
-            authorize(poll, ids[1])
-            time.sleep(args.poll_interval * 2 + 1)  # the first poll records the watermark
-            sink.clear()
-            poll_lat = measure_latency(hapi, sink, ids[1], max(5, args.runs // 2))
-            results["polling_latency_s"] = {
-                "p50": round(statistics.median(poll_lat), 3),
-                "p95": round(percentile(poll_lat, 0.95), 3),
-                "poll_interval_s": args.poll_interval,
-            }
-            print("polling latency", results["polling_latency_s"], flush=True)
-        finally:
-            poll.stop()
+            )
+            try:
+                authorize(poll, ids[1])
+                time.sleep(args.poll_interval * 2 + 1)  # the first poll records the watermark
+                sink.clear()
+                poll_lat = measure_latency(hapi, sink, ids[1], max(5, args.runs // 2))
+                results["polling_latency_s"] = {
+                    "p50": round(statistics.median(poll_lat), 3),
+                    "p95": round(percentile(poll_lat, 0.95), 3),
+                    "poll_interval_s": args.poll_interval,
+                }
+                print("polling latency", results["polling_latency_s"], flush=True)
+            finally:
+                poll.stop()
     finally:
         stop_hapi(hapi.process)
         sink.controller.stop()
