@@ -72,19 +72,25 @@ def gather_patient_record(
     ``$everything`` is used when the server advertises it.
     """
     caps = client.capabilities()
-    patient = client.read("Patient", patient_id)
     record = _Record()
-    record.add(patient)
     everything = caps.has_patient_everything if use_everything is None else use_everything
     if everything:
+        # The operation returns the Patient itself (its compartment's focal resource): one round trip
+        # less per record than reading it first. Read only when a server leaves it out.
+        found: list[dict] = []
         for bundle in client.search_pages(f"Patient/{patient_id}/$everything", {"_count": 200}):
             problem = search_set_problem(bundle)
             if problem:
                 raise FhirSearchRefused(f"the FHIR server answered $everything with an error ({problem})")
             for resource in shapes.bundle_resources(bundle):
                 if resource.get("resourceType") != "OperationOutcome":
-                    record.add(shapes.check_resource(resource))
+                    found.append(shapes.check_resource(resource))
+        patient = next((r for r in found if r["resourceType"] == "Patient" and r["id"] == patient_id), None)
+        record.add(patient if patient is not None else client.read("Patient", patient_id))
+        for resource in found:
+            record.add(resource)
     else:
+        record.add(client.read("Patient", patient_id))
         for rtype, param in US_CORE_PATIENT_SEARCHES:
             if not caps.can_search(rtype, param) or not _may_read(client, rtype):
                 continue
