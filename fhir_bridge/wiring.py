@@ -18,6 +18,12 @@ from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, 
 
 CCD_FILENAME = "CCD.xml"
 
+#: SMTP session reuse for bursts (``direct.transport.smtp_client.SmtpPool``); module constants, not settings
+#: yet: idle sessions kept per server, how long one may sit idle, and transactions per session before QUIT.
+SMTP_POOL_MAX_IDLE = 8
+SMTP_POOL_IDLE_SECONDS = 10.0
+SMTP_POOL_MAX_MESSAGES = 100
+
 
 class DocumentUnavailable(Exception):
     """A chosen document cannot be sent (not this patient's, or empty): permanent, shown by its code."""
@@ -25,9 +31,11 @@ class DocumentUnavailable(Exception):
     code = "document_unavailable"
     transient = False
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         self.message = message
+        if code:
+            self.code = code
 
 
 # --- FHIR -------------------------------------------------------------------------------------------
@@ -70,14 +78,20 @@ class RecordBuilder:
 
         from direct.message import Attachment as MailAttachment
         from direct.message import build_xdm, safe_filename
+        from fhir_bridge.consent import ownership
 
         files: list[MailAttachment] = []
         digest = hashlib.sha256()
         for number, doc in enumerate(auth.documents, 1):
             rtype, _, rid = doc["id"].partition("/")
             ref = self.client.read(rtype, rid)
-            if ref.get("subject", {}).get("reference") not in {f"Patient/{auth.patient_id}", None}:
-                raise DocumentUnavailable("A chosen document does not belong to this patient.")
+            if not ownership.belongs_to(ref, auth.patient_id, self.client.base_url):
+                # Fail closed: only a subject that is a literal reference to exactly this patient (re-read
+                # now, since a document can be re-filed after the authorization was saved) is sent.
+                raise DocumentUnavailable(
+                    "A chosen document is not (or no longer) filed under this patient.",
+                    ownership.NOT_PATIENTS,
+                )
             for content in ref.get("content", []):
                 att = content.get("attachment", {})
                 data = self._attachment_bytes(att)
@@ -187,6 +201,8 @@ class DirectSender:
         self.settings = settings
         self._resolver = functools.cache(resolver_factory)
         self._identity = functools.cache(identity_factory or self._load_identity)
+        self._smtp_pool = None
+        self._pool_lock = threading.Lock()
 
     def identity(self):  # type: ignore[no-untyped-def]
         """Our signing/decryption identity (loaded once)."""
@@ -242,7 +258,20 @@ class DirectSender:
             starttls="require" if s.direct_smtp_starttls else "opportunistic",
             resolver=_dns_resolver(s.direct_dns_server) if s.direct_dns_server else None,
         )
-        smtp_client.deliver(prepared.raw, prepared.mail_from, prepared.rcpt_to, target)
+        smtp_client.deliver(prepared.raw, prepared.mail_from, prepared.rcpt_to, target, pool=self.smtp_pool())
+
+    def smtp_pool(self):  # type: ignore[no-untyped-def]
+        """The SMTP sessions this sender reuses across messages (one connection per server for a burst)."""
+        from direct.transport import smtp_client
+
+        with self._pool_lock:
+            if self._smtp_pool is None:
+                self._smtp_pool = smtp_client.SmtpPool(
+                    max_idle=SMTP_POOL_MAX_IDLE,
+                    idle_seconds=SMTP_POOL_IDLE_SECONDS,
+                    max_messages=SMTP_POOL_MAX_MESSAGES,
+                )
+            return self._smtp_pool
 
 
 def _dns_resolver(server: str):  # type: ignore[no-untyped-def]
