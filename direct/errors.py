@@ -66,6 +66,19 @@ class DiscoveryTimeout(DiscoveryError):
     transient = True
 
 
+class DiscoveryDeadline(DiscoveryTimeout):
+    """Certificate discovery did not finish within its total time budget."""
+
+    code = "discovery_deadline"
+    transient = True
+
+
+class FetchRefused(DiscoveryError):
+    """A place the recipient's DNS records point to was refused by the outbound fetch policy."""
+
+    code = "fetch_refused"
+
+
 # --- trust -----------------------------------------------------------------------------------------------
 class TrustError(DirectError):
     """The certificate is not trusted."""

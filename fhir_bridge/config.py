@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from direct.netpolicy import parse_networks
+
 ENV_PREFIX = "BBDIRECT_"
 
 
@@ -227,8 +229,34 @@ class Settings:
     )
     direct_trust_bundles: list[str] = _s(
         "direct",
-        "Trust bundle URLs (PKCS#7, signed or not), refreshed on their interval.",
+        "Trust bundle URLs (PKCS#7, signed or not), refreshed on their interval. `https://` only unless "
+        "`trust_bundles_allow_http`.",
         default_factory=list,
+    )
+    direct_trust_bundle_signing_cert: str = _s(
+        "direct",
+        "PEM file with the trust community's bundle-signing certificate(s). When set, every bundle of "
+        "`trust_bundles` must be a CMS SignedData whose signature verifies with one of them (Trust Bundle "
+        "Distribution IG); a bad or missing signature is refused and the last good bundle kept.",
+        default="",
+    )
+    direct_trust_bundles_allow_http: bool = _s(
+        "direct",
+        "Accept plain `http://` trust bundle URLs (refused by default: https required).",
+        default=False,
+    )
+    direct_allow_networks: list[str] = _s(
+        "direct",
+        "Networks (CIDR, comma-separated in the environment) that certificate discovery, AIA/CRL, trust "
+        "bundle and LDAP fetches may reach although internal: loopback, private, link-local, ULA, CGNAT, "
+        "NAT64, multicast and reserved ranges are refused unless listed here (intranet peers).",
+        default_factory=list,
+    )
+    direct_lookup_deadline: float = _s(
+        "direct",
+        "Total seconds one certificate lookup (DNS, IPKIX, LDAP, AIA, CRL) may take; then it ends with "
+        "`discovery_deadline`.",
+        default=10.0,
     )
     direct_dns_server: str = _s(
         "direct", "DNS server for CERT lookups (`host[:port]`; system when empty).", default=""
@@ -322,6 +350,12 @@ class Settings:
         for entry in self.server_ops_keys:
             if ":" not in entry or not entry.split(":", 1)[1]:
                 raise ConfigError("server.ops_keys entries must be name:key or name:sha256:<hex>")
+        try:
+            parse_networks(self.direct_allow_networks)
+        except ValueError:
+            raise ConfigError("direct.allow_networks entries must be networks in CIDR form") from None
+        if self.direct_lookup_deadline <= 0:
+            raise ConfigError("direct.lookup_deadline must be positive")
         if self.pipeline_resend_min_interval < 0:
             raise ConfigError("pipeline.resend_min_interval must not be negative")
         if self.server_resend_quota_per_hour < 0 or self.server_resend_quota_per_hour_api_key < 0:

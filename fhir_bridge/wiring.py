@@ -142,20 +142,60 @@ def discovery_resolver(settings: Settings):  # type: ignore[no-untyped-def]
 
     anchors = load_certificate_files([p for p in settings.direct_trust_anchors if _exists(p)])
     nameservers = [settings.direct_dns_server] if settings.direct_dns_server else []
-    store = RefreshingBundles(settings.direct_trust_bundles) if settings.direct_trust_bundles else None
-    return CertificateResolver(DiscoveryConfig.from_strings(nameservers, anchors=anchors, trust_store=store))
+    policy = net_policy(settings)
+    store = (
+        RefreshingBundles(
+            settings.direct_trust_bundles,
+            signing_certs=load_certificate_files([settings.direct_trust_bundle_signing_cert])
+            if settings.direct_trust_bundle_signing_cert
+            else (),
+            allow_http=settings.direct_trust_bundles_allow_http,
+            policy=policy,
+        )
+        if settings.direct_trust_bundles
+        else None
+    )
+    return CertificateResolver(
+        DiscoveryConfig.from_strings(nameservers, anchors=anchors, trust_store=store, net_policy=policy)
+    )
+
+
+def net_policy(settings: Settings):  # type: ignore[no-untyped-def]
+    """The outbound fetch policy of ``direct.allow_networks`` / ``direct.lookup_deadline`` (the environment
+    variable BBDIRECT_DIRECT_ALLOW_NETWORKS is already in the settings)."""
+    from direct.netpolicy import NetPolicy
+
+    return NetPolicy.from_strings(
+        settings.direct_allow_networks, lookup_deadline=settings.direct_lookup_deadline
+    )
 
 
 class RefreshingBundles:
     """Trust bundles (``direct.trust_bundles``) refreshed on use, at most once a minute (each bundle on its
-    own interval; a failed refresh keeps the last good anchors — ``direct.trust.bundles.TrustStore``)."""
+    own interval; a failed refresh keeps the last good anchors — ``direct.trust.bundles.TrustStore``).
+    With ``signing_certs`` every bundle must be signed by one of them (``direct.trust_bundle_signing_cert``);
+    ``http://`` URLs only with ``allow_http``; fetched under the outbound fetch policy ``policy``."""
 
-    def __init__(self, urls: list[str], check_every: float = 60.0):
+    def __init__(
+        self,
+        urls: list[str],
+        check_every: float = 60.0,
+        *,
+        signing_certs: Any = (),
+        allow_http: bool = False,
+        policy: Any = None,
+    ):
         import time
 
         from direct.trust.bundles import TrustBundle, TrustStore
+        from direct.trust.fetch import HttpFetcher
 
-        self.store = TrustStore(bundles=[TrustBundle(f"bundle{i}", url) for i, url in enumerate(urls, 1)])
+        signers = tuple(signing_certs) or None
+        self.store = TrustStore(
+            bundles=[TrustBundle(f"bundle{i}", url, signing_cert=signers) for i, url in enumerate(urls, 1)],
+            fetcher=HttpFetcher(timeout=10, deadline=30, max_bytes=20_000_000, policy=policy),
+            allow_http=allow_http,
+        )
         self._clock = time.monotonic
         self._check_every = check_every
         self._last = -check_every

@@ -20,6 +20,7 @@ from direct.address import DirectAddress, parse_domain
 from direct.certs import dns_names, load_certificates, rfc822_names, sha256_hex, subject_text
 from direct.discovery import CertificateResolver, DiscoveryConfig, LookupResult, parse_nameserver
 from direct.errors import AddressError
+from direct.netpolicy import ALLOW_ENV, NetPolicy
 from direct.text import has_control, shown
 from direct.trust.anchors import AnchorFileError, load_anchor_files
 from direct.trust.policy import TrustPolicy
@@ -90,6 +91,15 @@ def _usage_error(as_json: bool, address: str, code: str, message: str) -> None:
     show_default=True,
     help="Connect timeout per LDAP server (s); a server slower than this is skipped.",
 )
+@click.option(
+    "--allow-networks",
+    "allow_networks",
+    default="",
+    envvar=ALLOW_ENV,
+    help="Comma-separated CIDR networks that IPKIX, AIA, CRL and LDAP fetches may reach although internal "
+    "(loopback, private, link-local, ULA, CGNAT, NAT64... are refused otherwise; env "
+    f"{ALLOW_ENV}, the sidecar's direct.allow_networks).",
+)
 def lookup(
     address: str,
     as_json: bool,
@@ -98,6 +108,7 @@ def lookup(
     policy: str,
     timeout: float,
     ldap_timeout: float,
+    allow_networks: str,
 ) -> None:
     """Discover the certificates of ADDRESS (DNS CERT, then LDAP) and show which are usable."""
     try:
@@ -115,10 +126,19 @@ def lookup(
     except AnchorFileError as exc:
         _usage_error(as_json, address, exc.code, str(exc))
         return
+    try:
+        net_policy = NetPolicy.from_strings(allow_networks.split(","))
+    except ValueError as exc:
+        _usage_error(as_json, address, "bad_allow_networks", str(exc))
+        return
     if policy == "trusted" and not anchor_certs:
         click.echo("warning: no trust anchors given (--anchor); no certificate can be trusted", err=True)
     config = DiscoveryConfig(
-        nameservers=servers, anchors=anchor_certs, dns_timeout=timeout, ldap_connect_timeout=ldap_timeout
+        nameservers=servers,
+        anchors=anchor_certs,
+        dns_timeout=timeout,
+        ldap_connect_timeout=ldap_timeout,
+        net_policy=net_policy,
     )
     result = CertificateResolver(config).lookup(addr, TrustPolicy(policy))
     if as_json:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from direct.netpolicy import NetPolicy
 from direct.trust.fetch import Fetcher
 
 if TYPE_CHECKING:
@@ -68,8 +69,13 @@ class DiscoveryConfig:
     #: Trust anchors always accepted (PEM files, ``--anchor``), plus those of ``trust_store`` if given.
     anchors: Sequence[x509.Certificate] = ()
     trust_store: TrustStore | None = None
-    #: Fetcher for AIA / CRL / IPKIX (default: HTTP with the limits above).
+    #: Fetcher for AIA / CRL / IPKIX (default: HTTP with the limits above, under ``net_policy``).
     fetcher: Fetcher | None = None
+    #: The outbound fetch policy (:mod:`direct.netpolicy`) for IPKIX, AIA, CRL, LDAP servers from SRV and
+    #: authoritative DNS servers: internal ranges refused unless in ``net_policy.allow``, at most
+    #: ``max_urls_per_cert`` URLs per certificate, ``lookup_deadline`` seconds per lookup in total.
+    #: Default: the strict policy plus the ``BBDIRECT_DIRECT_ALLOW_NETWORKS`` allow-list.
+    net_policy: NetPolicy = field(default_factory=NetPolicy.from_env)
     #: Purpose the discovered certificate must allow (discovery is for encrypting to the recipient).
     purpose: str = "encrypt"
     extra: dict = field(default_factory=dict)

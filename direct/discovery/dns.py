@@ -24,7 +24,9 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from direct.errors import DiscoveryError, DiscoveryTimeout
+from direct import netpolicy
+from direct.errors import DiscoveryDeadline, DiscoveryError, DiscoveryTimeout
+from direct.netpolicy import NetPolicy, NetPolicyError
 
 #: RFC 4398 §2.1 certificate types we understand.
 CERT_PKIX = 1
@@ -70,7 +72,11 @@ class DnsClient:
         max_ttl: float = 3600.0,
         authoritative_fallback: bool = True,
         authoritative_port: int = 53,
+        policy: NetPolicy | None = None,
     ):
+        #: Outbound fetch policy for servers WE did not configure (the authoritative fallback finds them in
+        #: the recipient's NS records): refused ranges are not asked unless allow-listed.
+        self.policy = policy
         if not nameservers:
             system = dns.resolver.Resolver()
             nameservers = [(ns, 53) for ns in system.nameservers]
@@ -137,9 +143,12 @@ class DnsClient:
                 servers: list[tuple[str, int]] = []
                 for target in targets:
                     try:
-                        servers += [(ip, self.authoritative_port) for ip in self.addresses(target)]
+                        ips = self.addresses(target)
                     except DiscoveryError:
                         continue
+                    if self.policy is not None:  # peer-named servers: the outbound fetch policy applies
+                        ips = [ip for ip in ips if self.policy.refusal(ip) is None]
+                    servers += [(ip, self.authoritative_port) for ip in ips]
                 if not servers:
                     return None
                 self.stats["authoritative"] += 1
@@ -158,9 +167,15 @@ class DnsClient:
             # EDNS0 (RFC 6891) with a 1232-byte payload; a TC=1 reply is retried over TCP (RFC 1035 §4.2.1
             # 512-byte UDP limit, RFC 7766 §5; DISC-4, AS §5.4 as DCDT cites it, DCDT D14).
             query = dns.message.make_query(qname, rdtype, use_edns=0, payload=1232)
+            try:
+                timeout = netpolicy.cut(self.timeout)  # never past the lookup's total budget
+            except NetPolicyError:
+                raise DiscoveryDeadline(
+                    f"DNS lookup of {name} not made: the lookup's time budget is spent"
+                ) from None
             self.stats["queries"] += 1
             try:
-                reply, tcp = dns.query.udp_with_fallback(query, host, timeout=self.timeout, port=port)
+                reply, tcp = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
             except dns.exception.Timeout as exc:
                 timed_out, last = True, exc
                 continue
@@ -181,6 +196,8 @@ class DnsClient:
                 return Answer((), self.negative_ttl, tcp)  # NODATA (possibly only a CNAME chain)
             rdatas = tuple(rd for rrset in rrsets for rd in rrset)
             return Answer(rdatas, float(min(r.ttl for r in rrsets)), tcp)
+        if timed_out and netpolicy.expired():
+            raise DiscoveryDeadline(f"DNS lookup of {name} cut off: the lookup's time budget is spent")
         if timed_out:
             raise DiscoveryTimeout(f"no DNS server answered for {name} in {self.timeout}s") from last
         raise DiscoveryError(f"DNS lookup of {name} failed", detail=type(last).__name__ if last else None)

@@ -25,8 +25,10 @@ from cryptography import x509
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
+from direct import netpolicy
 from direct.certs import load_certificates
 from direct.discovery.dns import DnsClient
+from direct.netpolicy import NetPolicy, NetPolicyError
 from direct.sockets import shutdown_after
 from direct.text import shown
 
@@ -171,7 +173,11 @@ class LdapLocator:
         rng: random.Random | None = None,
         max_entries: int = MAX_ENTRIES,
         session_deadline: float = SESSION_DEADLINE,
+        policy: NetPolicy | None = None,
     ):
+        #: Outbound fetch policy (direct.netpolicy): SRV targets are the peer's choice, so an address in a
+        #: refused range is never connected to unless allow-listed. None = the strict default.
+        self.policy = policy if policy is not None else netpolicy.STRICT
         self.max_entries = max_entries
         self.session_deadline = session_deadline
         self.dns = dns_client
@@ -204,8 +210,21 @@ class LdapLocator:
                 continue
             for ip in addresses:
                 url = f"ldap://{target.host}:{target.port}"
+                # The address our DNS gave is checked and connected to as such (pinned: ldap3 gets the IP,
+                # never the name, so nothing resolves it a second time).
+                refusal = self.policy.refusal(ip)
+                if refusal is not None:
+                    notes.append(f"ldap_blocked_address: {url} ({refusal} address, outbound fetch policy)")
+                    continue
+                try:
+                    connect_timeout = netpolicy.cut(self.connect_timeout)
+                except NetPolicyError:
+                    notes.append(f"ldap_deadline: {url} (the lookup's time budget is spent)")
+                    return None
+                left = netpolicy.remaining()
+                session = self.session_deadline if left is None else min(self.session_deadline, left)
                 server = ldap3.Server(
-                    ip, port=target.port, get_info=ldap3.DSA, connect_timeout=self.connect_timeout
+                    ip, port=target.port, get_info=ldap3.DSA, connect_timeout=connect_timeout
                 )
                 # ldap3 packs receive_timeout into SO_RCVTIMEO as an integer number of seconds
                 conn = ldap3.Connection(
@@ -214,7 +233,7 @@ class LdapLocator:
                     receive_timeout=max(1, round(self.receive_timeout)),
                     raise_exceptions=False,
                 )
-                timer = shutdown_after(self.session_deadline, lambda c=conn: getattr(c, "socket", None))
+                timer = shutdown_after(session, lambda c=conn: getattr(c, "socket", None))
                 try:
                     if not conn.bind():  # anonymous bind (Certificate Discovery IG; DISC-8, RFC 4513 §5.1.1)
                         notes.append(f"ldap_bind_failed: {url}")

@@ -14,6 +14,12 @@ Records that do not parse as certificates (garbage CERT data, failed IPKIX fetch
 they are reported as warnings and do not trigger the stop rule. Nor does a DNS CERT lookup that fails
 (SERVFAIL, timeout): discovery goes on to the next step and to LDAP; when nothing is found anywhere the DNS
 failure (not ``no_certificate``) is the result.
+
+Every fetch a lookup makes (IPKIX, AIA, CRL, LDAP servers from SRV, authoritative DNS servers) follows the
+outbound fetch policy (:mod:`direct.netpolicy`, ``config.net_policy``): internal ranges refused unless
+allow-listed, connections pinned to the checked address, at most 2 URLs per certificate, and one total
+budget per lookup (10 s by default) that ends the lookup with ``discovery_deadline``. When nothing usable
+was found and a place was refused by the policy, the result says so (``fetch_refused``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from direct import netpolicy
 from direct.address import DirectAddress
 from direct.certs import Binding, load_certificates, load_der, sha256_hex, subject_text
 from direct.discovery.config import DiscoveryConfig
@@ -35,7 +42,9 @@ from direct.errors import (
     AddressError,
     AllCertificatesUnusable,
     DirectError,
+    DiscoveryDeadline,
     DiscoveryError,
+    FetchRefused,
     NoCertificate,
 )
 from direct.text import has_control
@@ -113,6 +122,7 @@ class CertificateResolver:
             max_ttl=cfg.max_ttl,
             authoritative_fallback=cfg.authoritative_fallback,
             authoritative_port=cfg.authoritative_port,
+            policy=cfg.net_policy,
         )
         self.ldap = LdapLocator(
             self.dns,
@@ -120,10 +130,14 @@ class CertificateResolver:
             receive_timeout=cfg.ldap_receive_timeout,
             cache_ttl=cfg.ldap_cache_ttl,
             session_deadline=cfg.ldap_session_deadline,
+            policy=cfg.net_policy,
         )
-        self.fetcher: Fetcher = cfg.fetcher or HttpFetcher()
+        self.fetcher: Fetcher = cfg.fetcher or HttpFetcher(policy=cfg.net_policy)
         self.ipkix_fetcher: Fetcher = cfg.fetcher or HttpFetcher(
-            timeout=cfg.ipkix_timeout, deadline=cfg.ipkix_deadline, max_bytes=cfg.ipkix_max_bytes
+            timeout=cfg.ipkix_timeout,
+            deadline=cfg.ipkix_deadline,
+            max_bytes=cfg.ipkix_max_bytes,
+            policy=cfg.net_policy,
         )
         self.crls = CrlCache(self.fetcher)
         self.aia_fetcher: Fetcher = CachingFetcher(self.fetcher)
@@ -147,10 +161,20 @@ class CertificateResolver:
             return LookupResult(text, [], [], exc)
         result = LookupResult(str(addr), [], [])
         try:
-            self._discover(addr, policy, local_domain, result)
+            # One total budget for everything this lookup does (DNS, IPKIX, LDAP, AIA, CRL).
+            with netpolicy.budget(self.config.net_policy.lookup_deadline):
+                self._discover(addr, policy, local_domain, result)
         except DiscoveryError as exc:
             result.error = exc
         return result
+
+    def _check_budget(self, addr: DirectAddress) -> None:
+        if netpolicy.expired():
+            seconds = self.config.net_policy.lookup_deadline
+            raise DiscoveryDeadline(
+                f"discovery for {addr} did not finish within its {seconds:g} s budget "
+                "(slow DNS, LDAP or certificate servers)"
+            )
 
     def anchors(self, local_domain: str | None = None) -> list[x509.Certificate]:
         anchors = list(self.config.anchors)
@@ -174,10 +198,13 @@ class CertificateResolver:
         steps.append(("ldap", "domain", lambda: self._ldap_certs(addr, addr.domain, ldap_state, result)))
         try:
             for source, binding, fetch in steps:
+                self._check_budget(addr)
                 certs = fetch()
+                self._check_budget(addr)
                 if not certs:
                     continue
                 found = [self._judge(c, addr, source, binding, policy, anchors, certs) for c in certs]
+                self._check_budget(addr)  # verdicts cut short by the budget are not verdicts
                 result.candidates.extend(found)
                 result.selected = [c for c in found if c.usable]
                 for c in found:
@@ -193,6 +220,14 @@ class CertificateResolver:
             directory = ldap_state.get("dir")
             if isinstance(directory, LdapDirectory):
                 directory.close()
+        refused = [w for w in result.warnings if _refused_by_policy(w)]
+        if refused:
+            # Nothing was found, and something the address's records point to was refused by the outbound
+            # fetch policy: say so, rather than "no certificate is published".
+            raise FetchRefused(
+                f"no certificate found for {addr}: {len(refused)} location(s) its DNS records name were "
+                "refused by the outbound fetch policy (internal address; allow-list: direct.allow_networks)"
+            )
         if dns_failures:
             # Nothing was found, but a DNS lookup failed: nobody can say the address publishes no certificate.
             # The failure is the result (discovery_timeout stays transient: the send is retried later).
@@ -247,6 +282,7 @@ class CertificateResolver:
     def _dns_certs(self, name: str, warnings: list[str]) -> list[x509.Certificate]:
         certs: list[x509.Certificate] = []
         answer = self.dns.cert(name)
+        ipkix = 0
         for rd in answer.rdatas:
             ctype = rd.certificate_type
             if ctype == CERT_PKIX:
@@ -255,6 +291,10 @@ class CertificateResolver:
                 except ValueError:
                     warnings.append(f"dns_garbage_cert: {name} (PKIX data is not a certificate)")
             elif ctype in (CERT_IPKIX, CERT_URI):
+                ipkix += 1
+                if ipkix > self.config.net_policy.max_urls_per_cert:  # outbound fetch policy: URL cap
+                    warnings.append(f"ipkix_urls_capped: {name} (first {ipkix - 1} IPKIX URLs tried)")
+                    continue
                 certs.extend(self._ipkix_certs(name, rd.certificate, answer.ttl, warnings))
             else:
                 warnings.append(f"dns_unsupported_cert_type: {name} type {ctype}")
@@ -302,6 +342,12 @@ class CertificateResolver:
             self.ldap.remember(addr.domain, value, step)
         result.warnings.extend(step.notes)
         return list(step.certs)
+
+
+def _refused_by_policy(warning: str) -> bool:
+    return warning.startswith("ldap_blocked_address:") or (
+        warning.startswith("ipkix_unavailable:") and warning.endswith("(blocked_address)")
+    )
 
 
 __all__ = ["Candidate", "CertificateResolver", "LdapStep", "LookupResult"]

@@ -4,8 +4,17 @@ A trust bundle is a PKCS#7 certs-only file (``.p7b``/``.p7c``, DER or PEM) of tr
 trust community at a URL; it MAY be wrapped in a CMS SignedData signed by the community, in which case the
 signature is verified against the configured bundle-signing certificate (direct.md TB-1). Each bundle has
 its own refresh interval (TB-2). A failed refresh keeps the last good anchors and records the failure, so a
-community web server outage does not silently drop every recipient. Anchors are scoped per bundle: a local
-domain can be configured to trust only some bundles (TB-3, the Java RI's ``TrustBundleDomainReltn``).
+community web server outage does not silently drop every recipient.
+
+Trust Bundle Distribution IG (direct.md TB-1, TB-2): a bundle distributed as a CMS SignedData has its
+signature verified against the configured signing certificate; when one is configured for a bundle, a bundle
+whose signature does not verify — or that is not signed at all — is refused (UNMATCHED_SIGNATURE) with a
+clear reason (``last_error``/``last_reason``) and the last good anchors are kept. Bundles are fetched over
+``https`` with TLS validated (TB-4); a plain ``http://`` URL is refused unless explicitly allowed
+(``allow_http``), and every fetch follows the outbound fetch policy (:mod:`direct.netpolicy`).
+
+Anchors are scoped per bundle: a local domain can be configured to trust only some bundles (TB-3, the Java
+RI's ``TrustBundleDomainReltn``).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from asn1crypto import cms
 from cryptography import x509
@@ -47,7 +57,9 @@ class TrustBundle:
     name: str
     url: str
     refresh_interval: float = 86_400.0
-    signing_cert: x509.Certificate | None = None
+    #: The community's bundle-signing certificate(s): when set, the bundle MUST be a CMS SignedData that one
+    #: of them verifies (Trust Bundle Distribution IG).
+    signing_cert: x509.Certificate | Sequence[x509.Certificate] | None = None
 
 
 @dataclass
@@ -59,6 +71,7 @@ class BundleStatus:
     last_attempt: float | None = None
     last_success: float | None = None
     last_error: str | None = None  # stable code of the last failed refresh, None after a success
+    last_reason: str | None = None  # the words for it (no peer content), None after a success
     digest: str | None = None  # sha256 of the raw bytes last loaded
     refreshes: int = 0
 
@@ -71,9 +84,16 @@ def _pem_body(data: bytes) -> bytes:
     return base64.b64decode(b"".join(lines))
 
 
-def parse_bundle(data: bytes, signing_cert: x509.Certificate | None = None) -> list[x509.Certificate]:
-    """The anchors in a bundle file. A signed bundle must verify against ``signing_cert`` when one is given;
-    when a signing certificate is configured an unsigned bundle is refused (it could be anyone's)."""
+def parse_bundle(
+    data: bytes, signing_cert: x509.Certificate | Sequence[x509.Certificate] | None = None
+) -> list[x509.Certificate]:
+    """The anchors in a bundle file. A signed bundle must verify against ``signing_cert`` (one of them, when
+    several are given); when a signing certificate is configured an unsigned bundle is refused (it could be
+    anyone's)."""
+    if isinstance(signing_cert, x509.Certificate):
+        signers: list[x509.Certificate] = [signing_cert]
+    else:
+        signers = list(signing_cert or [])
     raw = data  # never strip DER: its last byte is a signature byte and may be whitespace
     if data.lstrip().startswith((b"-----BEGIN PKCS7", b"-----BEGIN CMS")):
         try:
@@ -83,10 +103,10 @@ def parse_bundle(data: bytes, signing_cert: x509.Certificate | None = None) -> l
     signed = _signed_content(raw)
     if signed is not None:
         content, signer_infos, _embedded = signed
-        if signing_cert is not None:
-            _verify_signature(content, signer_infos, signing_cert)
+        if signers:
+            _verify_any(content, signer_infos, signers)
         raw = content
-    elif signing_cert is not None:
+    elif signers:
         raise BundleError(
             "unmatched_signature", "the bundle is not signed but a signing certificate is configured"
         )
@@ -120,6 +140,17 @@ def _signed_content(raw: bytes):
         raise
     except (ValueError, TypeError, KeyError):
         return None
+
+
+def _verify_any(content: bytes, signer_infos, signers: Sequence[x509.Certificate]) -> None:
+    """Trust Bundle Distribution IG: the signature MUST verify with a configured signing certificate."""
+    for cert in signers[:-1]:
+        try:
+            _verify_signature(content, signer_infos, cert)
+            return
+        except BundleError:
+            continue
+    _verify_signature(content, signer_infos, signers[-1])
 
 
 def _verify_signature(content: bytes, signer_infos, signing_cert: x509.Certificate) -> None:
@@ -184,8 +215,12 @@ class TrustStore:
         outgoing_bundles: Mapping[str, Sequence[str]] | None = None,
         fetcher: Fetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
+        allow_http: bool = False,
     ):
         self.static = list(anchors)
+        #: Plain ``http://`` bundle URLs are refused (``insecure_url``) unless this is set (tests, a trusted
+        #: intranet); a signing certificate protects the content, https its freshness and privacy.
+        self.allow_http = allow_http
         self.bundles = {b.name: b for b in bundles}
         self.domain_bundles = _by_domain(domain_bundles)
         #: TB-3 / CERT-5: per local domain, the bundles trusted for mail we RECEIVE (signers of inbound
@@ -197,6 +232,7 @@ class TrustStore:
             "incoming": _by_domain(incoming_bundles),
             "outgoing": _by_domain(outgoing_bundles),
         }
+        # the default fetcher follows the outbound fetch policy (strict + BBDIRECT_DIRECT_ALLOW_NETWORKS)
         self.fetcher = fetcher or HttpFetcher(timeout=10, deadline=30, max_bytes=20_000_000)
         self.clock = clock
         self._status = {b.name: BundleStatus(b.name) for b in bundles}
@@ -238,7 +274,14 @@ class TrustStore:
         with self._lock:
             s = self._status[name]
             return BundleStatus(
-                s.name, list(s.anchors), s.last_attempt, s.last_success, s.last_error, s.digest, s.refreshes
+                s.name,
+                list(s.anchors),
+                s.last_attempt,
+                s.last_success,
+                s.last_error,
+                s.last_reason,
+                s.digest,
+                s.refreshes,
             )
 
     # --- refreshing ----------------------------------------------------------------------------------
@@ -260,6 +303,10 @@ class TrustStore:
         bundle = self.bundles[name]
         started = self.clock()
         try:
+            if urlsplit(bundle.url).scheme.lower() == "http" and not self.allow_http:
+                raise BundleError(
+                    "insecure_url", "plain http:// bundle URL refused (https required unless allowed)"
+                )
             raw = self.fetcher.get(bundle.url)
             digest = hashlib.sha256(raw).hexdigest()
             with self._lock:
@@ -268,11 +315,12 @@ class TrustStore:
         except (FetchError, BundleError) as exc:
             with self._lock:
                 st = self._status[name]
-                st.last_attempt, st.last_error = started, exc.code
+                st.last_attempt, st.last_error, st.last_reason = started, exc.code, str(exc)
             log.warning(
-                "trust bundle %s refresh failed (%s); keeping %d anchors",
+                "trust bundle %s refresh failed (%s: %s); keeping the last good %d anchors",
                 name,
                 exc.code,
+                exc,
                 len(self._status[name].anchors),
             )
         else:
@@ -281,7 +329,7 @@ class TrustStore:
                 if anchors is not None:
                     st.anchors, st.digest = anchors, digest  # replaced atomically (TB-2)
                 st.last_attempt = st.last_success = started
-                st.last_error = None
+                st.last_error = st.last_reason = None
                 st.refreshes += 1
         with self.refreshed:
             self.refreshed.notify_all()

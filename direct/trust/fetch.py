@@ -2,19 +2,21 @@
 
 This is the one I/O edge of path validation and discovery that talks to the web. Everything fetched comes
 from an untrusted peer (a URL inside a certificate or a DNS record), so every fetch has a connect/read
-timeout, a total deadline and a size cap, and only ``http``/``https`` URLs are followed.
+timeout, a total deadline and a size cap, only ``http``/``https`` URLs are followed, and where it connects
+is decided by the one outbound fetch policy (:mod:`direct.netpolicy`): internal ranges refused unless
+allow-listed, the connection pinned to the address that was checked.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
-import requests
 import urllib3
+
+from direct import netpolicy
+from direct.netpolicy import NetPolicy, NetPolicyError
 
 
 class FetchError(Exception):
@@ -32,78 +34,133 @@ class Fetcher(Protocol):
 
 
 class HttpFetcher:
-    """``GET`` with limits. ``timeout`` is per socket operation, ``deadline`` for the whole body."""
+    """``GET`` with limits under the outbound fetch policy (:mod:`direct.netpolicy`).
 
-    def __init__(self, *, timeout: float = 5.0, deadline: float = 10.0, max_bytes: int = 1_000_000):
+    ``timeout`` is per socket operation, ``deadline`` for the whole body; both are cut to what is left of
+    the current lookup's budget. ``policy`` decides where we may connect (default: the strict policy plus
+    the ``BBDIRECT_DIRECT_ALLOW_NETWORKS`` allow-list). The host is resolved once, its addresses checked,
+    and the connection made to the checked address (TLS still verifies the certificate for the host name
+    and sends it as SNI): a name that answers differently the second time cannot move the connection.
+    ``ca_certs``: a PEM bundle to verify https servers with (default: the system's).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        deadline: float = 10.0,
+        max_bytes: int = 1_000_000,
+        policy: NetPolicy | None = None,
+        ca_certs: str | None = None,
+    ):
         self.timeout = timeout
         self.deadline = deadline
         self.max_bytes = max_bytes
-        self._session = requests.Session()
-        self._session.trust_env = False  # never route test or peer URLs through an ambient proxy
+        self._policy = policy
+        self.ca_certs = ca_certs
+
+    @property
+    def policy(self) -> NetPolicy:
+        """The policy given, else the strict one plus ``BBDIRECT_DIRECT_ALLOW_NETWORKS`` (read when used, so a
+        module-level fetcher follows the environment of the command that runs)."""
+        if self._policy is not None:
+            return self._policy
+        try:
+            return NetPolicy.from_env()
+        except ValueError as exc:
+            raise FetchError("bad_allow_networks", str(exc)) from None
 
     def get(self, url: str) -> bytes:
         start = time.monotonic()
         for _hop in range(MAX_REDIRECTS + 1):
-            _check_url(url)
             body, location = self._get_once(url, start)
             if location is None:
                 return body
-            url = urljoin(url, location)
+            url = urljoin(url, location)  # each hop is checked like the first URL
         raise FetchError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
+
+    def _timeout(self, start: float, url: str) -> float:
+        left = self.deadline - (time.monotonic() - start)
+        if left <= 0:
+            raise FetchError("timeout", f"{url} took longer than {self.deadline}s")
+        try:
+            return netpolicy.cut(min(self.timeout, left))
+        except NetPolicyError as exc:
+            raise FetchError("deadline", f"{url} not fetched: the lookup's time budget is spent") from exc
 
     def _get_once(self, url: str, start: float) -> tuple[bytes, str | None]:
         """One GET without following redirects: (body, None) or (b"", Location of a redirect)."""
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise FetchError("bad_url", f"only http(s) URLs are fetched, not {parts.scheme or 'this'!r}")
         try:
-            with self._session.get(
-                url, timeout=(self.timeout, self.timeout), stream=True, allow_redirects=False
-            ) as resp:
-                if resp.is_redirect and resp.headers.get("Location"):
-                    return b"", resp.headers["Location"]
-                if resp.status_code != 200:
-                    raise FetchError("http_status", f"HTTP {resp.status_code} from {url}")
-                declared = resp.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
-                body = bytearray()
-                # read1: return whatever arrived (one socket read), so the deadline is checked after
-                # every read; iter_content(n) blocks until n bytes, which a trickling peer never completes.
-                while chunk := resp.raw.read1(16_384, decode_content=True):
-                    body.extend(chunk)
-                    if len(body) > self.max_bytes:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise FetchError("bad_url", "the URL has a bad port") from exc
+        host = parts.hostname
+        try:
+            address = self.policy.resolve(host, port, what=host)[0]  # resolved once, checked, pinned
+        except NetPolicyError as exc:
+            raise FetchError(exc.code, str(exc)) from exc
+        timeout = self._timeout(start, url)
+        pool_args = {
+            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+            "retries": False,
+            "maxsize": 1,
+        }
+        if parts.scheme == "https":
+            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
+                address,
+                port,
+                server_hostname=host,
+                assert_hostname=host,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self.ca_certs,
+                **pool_args,
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(address, port, **pool_args)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        netloc = parts.netloc.rsplit("@", 1)[-1]  # never send URL credentials
+        headers = {"Host": netloc, "User-Agent": "bbdirect", "Accept-Encoding": "identity"}
+        try:
+            with pool:
+                resp = pool.urlopen(
+                    "GET", target, headers=headers, redirect=False, retries=False, preload_content=False
+                )
+                try:
+                    if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                        return b"", resp.headers["Location"]
+                    if resp.status != 200:
+                        raise FetchError("http_status", f"HTTP {resp.status} from {url}")
+                    declared = resp.headers.get("Content-Length")
+                    if declared and declared.isdigit() and int(declared) > self.max_bytes:
                         raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
-                    if time.monotonic() - start > self.deadline:
-                        raise FetchError("timeout", f"{url} took longer than {self.deadline}s")
-                return bytes(body), None
-        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
-            raise FetchError("timeout", f"{url} did not answer in {self.timeout}s") from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            # raw reads raise urllib3's own exceptions (requests wraps them only in iter_content)
+                    body = bytearray()
+                    # read1: whatever arrived (one socket read), so the deadline is checked after every
+                    # read; read(n) blocks until n bytes, which a trickling peer never completes.
+                    while chunk := resp.read1(16_384):
+                        body.extend(chunk)
+                        if len(body) > self.max_bytes:
+                            raise FetchError("too_large", f"{url} is larger than {self.max_bytes} bytes")
+                        self._timeout(start, url)
+                    return bytes(body), None
+                finally:
+                    resp.release_conn()
+        except urllib3.exceptions.NewConnectionError as exc:  # refused (a ConnectTimeoutError subclass)
+            raise FetchError("unreachable", f"{url} is unreachable ({type(exc).__name__})") from exc
+        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            if netpolicy.expired():
+                raise FetchError("deadline", f"{url} not fetched: the lookup's time budget is spent") from exc
+            raise FetchError("timeout", f"{url} did not answer in {timeout:.1f}s") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if netpolicy.expired():
+                raise FetchError("deadline", f"{url} not fetched: the lookup's time budget is spent") from exc
             raise FetchError("unreachable", f"{url} is unreachable ({type(exc).__name__})") from exc
 
 
 #: Redirects followed (each hop's target is checked like the first URL).
 MAX_REDIRECTS = 3
-
-
-def _check_url(url: str) -> None:
-    """Only http(s), and never to a link-local (169.254/16: cloud metadata), multicast, unspecified or
-    reserved address: the URL comes from a peer's certificate or DNS record. Loopback and private networks
-    stay allowed (intranet HISPs, the test services). A name that resolves differently at connect time (DNS
-    rebinding) is not covered by this check."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise FetchError("bad_url", f"only http(s) URLs are fetched, not {parts.scheme or 'this'!r}")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except (OSError, ValueError) as exc:
-        raise FetchError("unreachable", f"{parts.hostname} does not resolve") from exc
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            raise FetchError("blocked_address", f"{parts.hostname} resolves to a blocked address")
 
 
 class NoFetcher:
@@ -126,6 +183,11 @@ class CachingFetcher:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[bytes, float]] = {}
+
+    @property
+    def policy(self) -> NetPolicy | None:
+        """The outbound fetch policy of the wrapped fetcher (its per-certificate URL cap applies)."""
+        return getattr(self.inner, "policy", None)
 
     def get(self, url: str) -> bytes:
         now = time.monotonic()

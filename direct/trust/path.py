@@ -31,6 +31,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from direct.certs import Purpose, der, fits_purpose, is_current, load_certificates, utcnow, weak_key
 from direct.errors import Expired, Revoked, TrustError, Untrusted, WeakKey, WrongKeyUsage
+from direct.netpolicy import url_cap
 from direct.trust.fetch import Fetcher, FetchError, HttpFetcher
 from direct.trust.revocation import CrlCache
 
@@ -198,9 +199,19 @@ def _aia_urls(cert: x509.Certificate) -> list[str]:
     ]
 
 
+def _cap(urls: list[str], fetcher: Fetcher) -> tuple[list[str], list[str]]:
+    cap = url_cap(fetcher)
+    return urls[:cap], urls[cap:]
+
+
 def _fetch_issuers(cert: x509.Certificate, fetcher: Fetcher, warnings: list[str]) -> list[x509.Certificate]:
     found: list[x509.Certificate] = []
-    for url in _aia_urls(cert):
+    # Outbound fetch policy (direct.netpolicy): at most a few AIA URLs per certificate — four slow ones held
+    # a web request for 20 s (issue 12, finding 3).
+    urls, dropped = _cap(_aia_urls(cert), fetcher)
+    if dropped:
+        warnings.append(f"aia_urls_capped: {len(urls)} of {len(urls) + len(dropped)} AIA URLs tried")
+    for url in urls:
         try:
             found.extend(load_certificates(fetcher.get(url)))
         except FetchError as exc:

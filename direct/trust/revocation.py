@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from direct.netpolicy import url_cap
 from direct.trust.fetch import Fetcher, FetchError
 
 
@@ -80,6 +81,11 @@ class CrlCache:
         if not urls:
             return CrlStatus(checked=False)
         problems: list[str] = []
+        # Outbound fetch policy (direct.netpolicy): at most a few CRL URLs per certificate.
+        cap = url_cap(self.fetcher)
+        if len(urls) > cap:
+            problems.append(f"crl_urls_capped: {cap} of {len(urls)} CRL URLs tried")
+            urls = urls[:cap]
         for url in urls:
             try:
                 crl = self.get(url, moment)

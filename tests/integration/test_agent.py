@@ -20,6 +20,7 @@ from direct.message import Attachment
 from direct.smime import Identity, seal
 from direct.transport import SmtpTarget
 from direct.trust.fetch import NoFetcher
+from tests.support.httpfiles import LOOPBACK
 from tests.support.services import wait_for_port
 
 pytestmark = pytest.mark.service("bind9")
@@ -51,7 +52,10 @@ def hisps(bind, pki, tmp_path_factory):
         bind.zone(zone, [f"{name} 300 IN CERT PKIX 0 0 {base64.b64encode(issued.cert_der).decode()}"])
     # DNS CERT publishes the leaf only; the intermediate is configured as an anchor (CERT-5 allows it).
     config = DiscoveryConfig(
-        nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert], fetcher=NoFetcher()
+        net_policy=LOOPBACK,
+        nameservers=[(bind.host, bind.port)],
+        anchors=[pki.intermediate.cert],
+        fetcher=NoFetcher(),
     )
     inbox_a, inbox_b = tmp_path_factory.mktemp("inbox_a"), tmp_path_factory.mktemp("inbox_b")
     got_a, got_b = Collector(), Collector()

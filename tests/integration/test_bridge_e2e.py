@@ -545,7 +545,13 @@ def test_trust_bundles_configured_by_url_become_anchors_of_discovery(tmp_path):
         url = files.put(
             "/bundle.p7b", pkcs7.serialize_certificates([community.cert], serialization.Encoding.DER)
         )
-        settings = load_settings(env={}, direct_trust_anchors=[], direct_trust_bundles=[url])
+        settings = load_settings(
+            env={},
+            direct_trust_anchors=[],
+            direct_trust_bundles=[url],
+            direct_trust_bundles_allow_http=True,  # HttpFiles serves plain http on loopback
+            direct_allow_networks=["127.0.0.0/8"],
+        )
         anchors = discovery_resolver(settings).anchors()
     finally:
         files.close()

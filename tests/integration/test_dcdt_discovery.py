@@ -23,7 +23,7 @@ from direct import certgen
 from direct.discovery import CertificateResolver, DiscoveryConfig
 from direct.discovery.dns import CERT_PKIX
 from tests.fixtures.ldap import person
-from tests.support.httpfiles import HttpFiles
+from tests.support.httpfiles import LOOPBACK, HttpFiles
 
 pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
 
@@ -197,6 +197,7 @@ class DcdtWorld:
     def resolver(self) -> CertificateResolver:
         return CertificateResolver(
             DiscoveryConfig(
+                net_policy=LOOPBACK,
                 nameservers=[(self.bind.host, self.bind.port)],
                 anchors=[self.root.cert],
                 ldap_connect_timeout=1.0,

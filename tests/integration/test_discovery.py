@@ -14,7 +14,7 @@ from direct.discovery import CertificateResolver, DiscoveryConfig
 from direct.discovery.ldap import LdapLocator
 from direct.trust.policy import TrustPolicy
 from tests.fixtures.ldap import person
-from tests.support.httpfiles import HttpFiles
+from tests.support.httpfiles import LOOPBACK, HttpFiles
 
 pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
 
@@ -28,7 +28,9 @@ def http():
 
 def _resolver(bind, pki, **kwargs) -> CertificateResolver:
     # the test PKI's leaves are issued by its intermediate, which nobody publishes: anchor it directly
-    cfg = DiscoveryConfig(nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert], **kwargs)
+    cfg = DiscoveryConfig(
+        net_policy=LOOPBACK, nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert], **kwargs
+    )
     return CertificateResolver(cfg)
 
 
@@ -63,7 +65,7 @@ def test_filter_metacharacters_are_escaped_on_the_wire(inj, bind) -> None:
     """Even values the address parser would refuse are escaped by the LDAP layer itself (RFC 4515)."""
     from direct.discovery.dns import DnsClient
 
-    locator = LdapLocator(DnsClient([(bind.host, bind.port)]))
+    locator = LdapLocator(DnsClient([(bind.host, bind.port)]), policy=LOOPBACK)
     notes: list[str] = []
     directory = locator.open("inj.test", notes)
     assert directory is not None and directory.bases == ["o=inj"]
@@ -164,7 +166,9 @@ def silent_dns():
 
 def test_dns_timeout_is_a_transient_discovery_error(silent_dns, pki) -> None:
     resolver = CertificateResolver(
-        DiscoveryConfig(nameservers=[silent_dns], dns_timeout=0.3, anchors=[pki.intermediate.cert])
+        DiscoveryConfig(
+            net_policy=LOOPBACK, nameservers=[silent_dns], dns_timeout=0.3, anchors=[pki.intermediate.cert]
+        )
     )
     res = resolver.lookup("bob@timeout.test")
     assert res.error.code == "discovery_timeout" and res.error.transient
@@ -176,7 +180,10 @@ def test_next_nameserver_is_tried_after_a_timeout(silent_dns, bind, pki) -> None
     bind.zone("fallback.test", [_pkix("dave", leaf.cert_der)])
     resolver = CertificateResolver(
         DiscoveryConfig(
-            nameservers=[silent_dns, (bind.host, bind.port)], dns_timeout=0.3, anchors=[pki.intermediate.cert]
+            net_policy=LOOPBACK,
+            nameservers=[silent_dns, (bind.host, bind.port)],
+            dns_timeout=0.3,
+            anchors=[pki.intermediate.cert],
         )
     )
     assert [c.cert for c in resolver.lookup("dave@fallback.test").selected] == [leaf.cert]
@@ -309,6 +316,7 @@ def test_servfail_on_cert_falls_back_to_the_authoritative_servers(bind, pki) -> 
     proxy = _CertServfailResolver((bind.host, bind.port))
     try:
         cfg = DiscoveryConfig(
+            net_policy=LOOPBACK,
             nameservers=[("127.0.0.1", proxy.port)],
             anchors=[pki.intermediate.cert],
             authoritative_port=bind.port,  # real authoritative servers listen on 53; the fixture does not
@@ -318,6 +326,7 @@ def test_servfail_on_cert_falls_back_to_the_authoritative_servers(bind, pki) -> 
         assert [c.cert for c in res.selected] == [leaf.cert], res.error
         off = CertificateResolver(
             DiscoveryConfig(
+                net_policy=LOOPBACK,
                 nameservers=[("127.0.0.1", proxy.port)],
                 anchors=[pki.intermediate.cert],
                 authoritative_fallback=False,
@@ -340,7 +349,7 @@ def test_ldap_search_is_size_limited_and_keeps_what_arrived(bind, ldap_servers, 
         [person(server.suffix, f"crowd{i}", "crowd@many.test", [c.cert_der]) for i, c in enumerate(certs)]
     )
     bind.zone("many.test", [f"_ldap._tcp IN SRV 0 0 {server.port} ldap.many.test.", "ldap IN A 127.0.0.1"])
-    locator = LdapLocator(DnsClient([(bind.host, bind.port)]), max_entries=3)
+    locator = LdapLocator(DnsClient([(bind.host, bind.port)]), policy=LOOPBACK, max_entries=3)
     notes: list[str] = []
     directory = locator.open("many.test", notes)
     assert directory is not None
@@ -352,7 +361,7 @@ def test_ldap_search_is_size_limited_and_keeps_what_arrived(bind, ldap_servers, 
     assert any(n.startswith("ldap_size_limit:") for n in step.notes)
     assert (
         len(
-            LdapLocator(DnsClient([(bind.host, bind.port)]))
+            LdapLocator(DnsClient([(bind.host, bind.port)]), policy=LOOPBACK)
             .open("many.test", [])
             .search("crowd@many.test")
             .certs
@@ -385,7 +394,9 @@ def test_trickling_ldap_server_is_cut_off_by_the_session_deadline(bind) -> None:
     threading.Thread(target=serve, daemon=True).start()
     port = listener.getsockname()[1]
     bind.zone("slowldap.test", [f"_ldap._tcp IN SRV 0 0 {port} ldap.slowldap.test.", "ldap IN A 127.0.0.1"])
-    locator = LdapLocator(DnsClient([(bind.host, bind.port)]), receive_timeout=1, session_deadline=2)
+    locator = LdapLocator(
+        DnsClient([(bind.host, bind.port)]), policy=LOOPBACK, receive_timeout=1, session_deadline=2
+    )
     outcome: list[object] = []
     notes: list[str] = []
     worker = threading.Thread(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from direct import certgen
+from direct.netpolicy import ALLOW_ENV
 from tests.support.services import need
 
 pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
@@ -20,13 +22,15 @@ pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
 BBDIRECT = [sys.executable, "-m", "bbdirect.cli"]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != ALLOW_ENV}  # the default policy unless given
     return subprocess.run(
         [*BBDIRECT, *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parents[2],
+        env={**environ, **(env or {})},
     )
 
 
@@ -178,6 +182,8 @@ def test_publish_output_is_discoverable(bind, ldap_servers, pki, tmp_path) -> No
             str(anchor),
             "--ldap-timeout",
             "10",
+            "--allow-networks",
+            "127.0.0.0/8",  # the test slapd is on loopback, refused by the default fetch policy
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert json.loads(proc.stdout)["selected"][0]["source"] == source
@@ -205,3 +211,45 @@ def test_lookup_table_is_aligned_and_escapes_peer_text(bind, pki, published) -> 
     proc = _run("lookup", "esc@cli2.test", "--nameserver", bind.nameserver, "--anchor", str(anchor))
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "Dr \\x1b[2J Evil" in proc.stdout
+
+
+def test_lookup_refuses_an_ipkix_url_on_loopback_unless_allow_listed(bind, pki) -> None:
+    """Issue 12, finding 3, through the CLI contract: a CERT record's IPKIX URL on 127.0.0.1 is not fetched
+    by default (exit 2, ``fetch_refused``, same JSON shape); ``BBDIRECT_DIRECT_ALLOW_NETWORKS`` allows it;
+    a bad allow-list is a usage error (exit 1)."""
+    from tests.support.httpfiles import HttpFiles
+
+    leaf = pki.address("ipa@cli-ipkix.test")
+    files = HttpFiles()
+    try:
+        url = files.put("/cli/ipa.cer", leaf.cert_der)
+        bind.zone("cli-ipkix.test", [f"ipa 300 IN CERT IPKIX 0 0 {base64.b64encode(url.encode()).decode()}"])
+        anchor = pki.write_cert(pki.intermediate.cert, "cli-ipkix-anchor")
+        args = (
+            "lookup",
+            "ipa@cli-ipkix.test",
+            "--json",
+            "--nameserver",
+            bind.nameserver,
+            "--anchor",
+            str(anchor),
+        )
+
+        refused = _run(*args)
+        assert refused.returncode == 2, refused.stderr
+        doc = json.loads(refused.stdout)
+        assert set(doc) == {"address", "selected", "candidates", "error"}
+        assert doc["error"]["code"] == "fetch_refused" and doc["selected"] == []
+        assert files.hits.get("/cli/ipa.cer", 0) == 0
+
+        allowed = _run(*args, env={ALLOW_ENV: "10.0.0.0/8, 127.0.0.0/8"})
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+        assert (
+            json.loads(allowed.stdout)["selected"][0]["sha256"] == hashlib.sha256(leaf.cert_der).hexdigest()
+        )
+
+        bad = _run(*args, env={ALLOW_ENV: "127.0.0.0/33"})
+        assert bad.returncode == 1
+        assert json.loads(bad.stdout)["error"]["code"] == "bad_allow_networks"
+    finally:
+        files.close()

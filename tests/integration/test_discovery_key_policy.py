@@ -15,6 +15,7 @@ import pytest
 
 from direct.discovery import CertificateResolver, DiscoveryConfig
 from direct.trust.policy import TrustPolicy
+from tests.support.httpfiles import LOOPBACK
 
 pytestmark = [pytest.mark.service("bind9")]
 
@@ -45,7 +46,9 @@ def weak(bind, pki):
 
 def _resolver(bind, pki) -> CertificateResolver:
     return CertificateResolver(
-        DiscoveryConfig(nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert])
+        DiscoveryConfig(
+            net_policy=LOOPBACK, nameservers=[(bind.host, bind.port)], anchors=[pki.intermediate.cert]
+        )
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from direct.discovery import CertificateResolver, DiscoveryConfig
 from tests.fixtures.ldap import person
+from tests.support.httpfiles import LOOPBACK
 
 pytestmark = [pytest.mark.service("bind9"), pytest.mark.service("slapd")]
 
@@ -41,6 +42,7 @@ def servfail(bind, ldap_servers, pki):
 
 def _resolver(nameserver: tuple[str, int], pki, bind, **kwargs) -> CertificateResolver:
     cfg = DiscoveryConfig(
+        net_policy=LOOPBACK,
         nameservers=[nameserver],
         anchors=[pki.intermediate.cert],
         authoritative_port=bind.port,  # the authoritative fallback (PIT-13) asks the same BIND: SERVFAIL too

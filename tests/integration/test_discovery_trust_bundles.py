@@ -15,7 +15,7 @@ from direct import certgen
 from direct.discovery import CertificateResolver, DiscoveryConfig
 from direct.trust.bundles import TrustBundle, TrustStore
 from direct.trust.fetch import HttpFetcher
-from tests.support.httpfiles import HttpFiles
+from tests.support.httpfiles import LOOPBACK, HttpFiles
 
 pytestmark = pytest.mark.service("bind9")
 
@@ -49,12 +49,13 @@ def test_bundles_refresh_independently_and_failures_keep_last_good(http, communi
     url_b = http.put("/bundles/b.p7b", pkcs7.serialize_certificates([b.cert], serialization.Encoding.PEM))
     now = [0.0]
     store = TrustStore(
+        allow_http=True,  # HttpFiles serves plain http on loopback
         bundles=[
             TrustBundle("a", url_a, refresh_interval=60, signing_cert=signer.cert),
             TrustBundle("b", url_b, refresh_interval=3600),
         ],
         domain_bundles={"clinic.test": ["a"], "lab.test": ["a", "b"]},
-        fetcher=HttpFetcher(timeout=2),
+        fetcher=HttpFetcher(policy=LOOPBACK, timeout=2),
         clock=lambda: now[0],
     )
     assert {s.name: s.last_error for s in store.refresh_due()} == {"a": None, "b": None}
@@ -64,7 +65,9 @@ def test_bundles_refresh_independently_and_failures_keep_last_good(http, communi
     bob = certgen.make_leaf(b, address="bob@hisp-b.test")
     bind.zone("hisp-a.test", [f"alice IN CERT PKIX 0 0 ( {base64.b64encode(alice.cert_der).decode()} )"])
     bind.zone("hisp-b.test", [f"bob IN CERT PKIX 0 0 ( {base64.b64encode(bob.cert_der).decode()} )"])
-    resolver = CertificateResolver(DiscoveryConfig(nameservers=[(bind.host, bind.port)], trust_store=store))
+    resolver = CertificateResolver(
+        DiscoveryConfig(net_policy=LOOPBACK, nameservers=[(bind.host, bind.port)], trust_store=store)
+    )
     assert resolver.lookup("alice@hisp-a.test", local_domain="clinic.test").selected[0].trusted
     scoped = resolver.lookup("bob@hisp-b.test", local_domain="clinic.test")
     assert scoped.selected == [] and scoped.candidates[0].reason == "untrusted"  # clinic trusts only A
@@ -92,11 +95,12 @@ def test_background_refresh_runs_on_schedule(http, communities) -> None:
     url_fast = http.put("/bundles/fast.p7b", _p7b(communities["a"]))
     url_slow = http.put("/bundles/slow.p7b", _p7b(communities["b"]))
     store = TrustStore(
+        allow_http=True,  # HttpFiles serves plain http on loopback
         bundles=[
             TrustBundle("fast", url_fast, refresh_interval=0.1),
             TrustBundle("slow", url_slow, refresh_interval=3600),
         ],
-        fetcher=HttpFetcher(timeout=2),
+        fetcher=HttpFetcher(policy=LOOPBACK, timeout=2),
     )
     store.start(poll=0.02)
     try:
@@ -122,13 +126,14 @@ def test_incoming_and_outgoing_bundles_are_separate_per_local_domain(http, commu
 
     a, b = communities["a"], communities["b"]
     store = TrustStore(
+        allow_http=True,  # HttpFiles serves plain http on loopback
         bundles=[
             TrustBundle("a", http.put("/bundles/dir-a.p7b", _p7b(a)), refresh_interval=0),
             TrustBundle("b", http.put("/bundles/dir-b.p7b", _p7b(b)), refresh_interval=0),
         ],
         incoming_bundles={"clinic.test": ["b"]},
         outgoing_bundles={"clinic.test": ["a"], "sendonly.test": ["a"]},
-        fetcher=HttpFetcher(timeout=2),
+        fetcher=HttpFetcher(policy=LOOPBACK, timeout=2),
     )
     store.refresh_due()
     assert store.anchors_for("clinic.test", "outgoing") == [a.cert]
@@ -141,7 +146,9 @@ def test_incoming_and_outgoing_bundles_are_separate_per_local_domain(http, commu
     bob = certgen.make_leaf(b, address="bob@dir-b.test")
     bind.zone("dir-a.test", [f"alice IN CERT PKIX 0 0 ( {base64.b64encode(alice.cert_der).decode()} )"])
     bind.zone("dir-b.test", [f"bob IN CERT PKIX 0 0 ( {base64.b64encode(bob.cert_der).decode()} )"])
-    resolver = CertificateResolver(DiscoveryConfig(nameservers=[(bind.host, bind.port)], trust_store=store))
+    resolver = CertificateResolver(
+        DiscoveryConfig(net_policy=LOOPBACK, nameservers=[(bind.host, bind.port)], trust_store=store)
+    )
     assert resolver.lookup("alice@dir-a.test", local_domain="clinic.test").selected
     assert resolver.lookup("bob@dir-b.test", local_domain="clinic.test").error.code == "no_usable_certificate"
 
@@ -157,3 +164,97 @@ def test_incoming_and_outgoing_bundles_are_separate_per_local_domain(http, commu
 
     assert verdict(bob, "bob@dir-b.test") == "ok"
     assert verdict(alice, "alice@dir-a.test") == "untrusted_signer"
+
+
+# --- issue 12, finding 11: signed bundles verified as configured, https required -------------------------
+def _signed(payload: bytes, signer) -> bytes:
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(payload)
+        .add_signer(signer.cert, signer.key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def test_http_bundle_url_is_refused_unless_allowed(http, communities) -> None:
+    """Trust Bundle Distribution over https (direct.md TB-4): a plain http:// URL was fetched and its
+    anchors trusted; now it is not even requested unless ``allow_http`` says so."""
+    url = http.put("/bundles/plain.p7b", _p7b(communities["a"]))
+    strict = TrustStore(bundles=[TrustBundle("plain", url)], fetcher=HttpFetcher(policy=LOOPBACK, timeout=2))
+    status = strict.refresh("plain")
+    assert status.last_error == "insecure_url" and "https" in (status.last_reason or "")
+    assert status.anchors == [] and http.hits.get("/bundles/plain.p7b", 0) == 0
+
+    allowed = TrustStore(
+        bundles=[TrustBundle("plain", url)], fetcher=HttpFetcher(policy=LOOPBACK, timeout=2), allow_http=True
+    )
+    assert allowed.refresh("plain").anchors == [communities["a"].cert]
+
+
+def test_bundle_on_loopback_is_refused_by_the_fetch_policy(http, communities, monkeypatch) -> None:
+    """Bundle URLs follow the one outbound fetch policy: internal addresses only when allow-listed."""
+    from direct.netpolicy import ALLOW_ENV
+
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    url = http.put("/bundles/internal.p7b", _p7b(communities["a"]))
+    store = TrustStore(bundles=[TrustBundle("internal", url)], allow_http=True)  # default fetcher
+    assert store.refresh("internal").last_error == "blocked_address"
+    assert http.hits.get("/bundles/internal.p7b", 0) == 0
+
+
+def _sidecar_resolver(tmp_path, urls: list[str], signer=None, **settings):
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.wiring import discovery_resolver
+
+    if signer is not None:
+        path = tmp_path / "bundle-signer.pem"
+        path.write_bytes(signer.cert.public_bytes(serialization.Encoding.PEM))
+        settings["direct_trust_bundle_signing_cert"] = str(path)
+    return discovery_resolver(
+        load_settings(
+            env={},
+            direct_trust_anchors=[],
+            direct_trust_bundles=urls,
+            direct_trust_bundles_allow_http=True,  # HttpFiles serves plain http on loopback
+            direct_allow_networks=["127.0.0.0/8"],
+            **settings,
+        )
+    )
+
+
+def test_sidecar_verifies_bundles_against_the_configured_signing_cert(tmp_path, http, communities) -> None:
+    """``direct.trust_bundle_signing_cert``: the sidecar verifies every bundle's CMS signature with it
+    (Trust Bundle Distribution IG; direct.md TB-1); an unsigned or wrongly signed bundle is refused with a
+    clear reason and the last good anchors are kept."""
+    a, b = communities["a"], communities["b"]
+    signer = certgen.make_leaf(a, address="signer@community-a.test")
+    impostor = certgen.make_leaf(b, address="signer@impostor.test")
+    http.put("/bundles/sidecar.p7m", _signed(_p7b(a), signer))
+    resolver = _sidecar_resolver(tmp_path, [http.url("/bundles/sidecar.p7m")], signer)
+    bundles = resolver.config.trust_store
+    assert [c.subject for c in resolver.anchors()] == [a.cert.subject]
+
+    for bad, code in ((_p7b(b), "unmatched_signature"), (_signed(_p7b(b), impostor), "unmatched_signature")):
+        http.put("/bundles/sidecar.p7m", bad)
+        status = bundles.store.refresh("bundle1")
+        assert status.last_error == code and "signing certificate" in (status.last_reason or "")
+        assert [c.subject for c in status.anchors] == [a.cert.subject]  # last good kept
+
+    # without a configured signer an unsigned bundle is what it says it is (TB-1: signing is optional)
+    http.put("/bundles/unsigned.p7b", _p7b(b))
+    plain = _sidecar_resolver(tmp_path, [http.url("/bundles/unsigned.p7b")])
+    assert [c.subject for c in plain.anchors()] == [b.cert.subject]
+
+
+def test_sidecar_refuses_http_bundle_urls_by_default(tmp_path, http, communities) -> None:
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.wiring import discovery_resolver
+
+    url = http.put("/bundles/sidecar-plain.p7b", _p7b(communities["a"]))
+    settings = load_settings(
+        env={}, direct_trust_anchors=[], direct_trust_bundles=[url], direct_allow_networks=["127.0.0.0/8"]
+    )
+    resolver = discovery_resolver(settings)
+    assert resolver.anchors() == []
+    assert resolver.config.trust_store.store.status("bundle1").last_error == "insecure_url"
+    assert http.hits.get("/bundles/sidecar-plain.p7b", 0) == 0

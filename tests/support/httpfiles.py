@@ -2,6 +2,10 @@
 
 Tests put bytes at a path (``server.put("/ca.cer", der)``) and get a URL back. Paths can also be made slow
 (``delay``), huge (``size``) or failing (``status``) to exercise the fetch limits against a real socket.
+
+The server is on loopback, which the outbound fetch policy refuses by default (``direct.netpolicy``): tests
+that fetch from it give their resolver, fetcher or trust store :data:`LOOPBACK` explicitly — the default is
+never weakened for them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,11 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from direct.netpolicy import NetPolicy
+
+#: The outbound fetch policy with loopback allow-listed (the test servers: HTTP, slapd, BIND).
+LOOPBACK = NetPolicy.from_strings(["127.0.0.0/8", "::1/128"])
 
 
 @dataclass

@@ -12,7 +12,7 @@ from direct.errors import Expired, Revoked, TrustError, Untrusted, WrongKeyUsage
 from direct.trust.fetch import HttpFetcher, NoFetcher
 from direct.trust.path import validate_chain
 from direct.trust.revocation import CrlCache
-from tests.support.httpfiles import HttpFiles
+from tests.support.httpfiles import LOOPBACK, HttpFiles
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def http():
 
 
 def _crls() -> CrlCache:
-    return CrlCache(HttpFetcher(timeout=1, deadline=2))
+    return CrlCache(HttpFetcher(policy=LOOPBACK, timeout=1, deadline=2))
 
 
 def test_valid_chain_through_intermediate(pki) -> None:
@@ -161,7 +161,9 @@ def test_missing_intermediate_fetched_from_aia(http) -> None:
     inter = certgen.make_ca("AIA Inter", issuer=root)
     url = http.put("/aia/inter.cer", inter.cert.public_bytes(serialization.Encoding.DER))
     leaf = certgen.make_leaf(inter, address="aia@b.example", aia_ca_issuers_url=url)
-    res = validate_chain(leaf.cert, anchors=[root.cert], fetcher=HttpFetcher(timeout=1), crls=_crls())
+    res = validate_chain(
+        leaf.cert, anchors=[root.cert], fetcher=HttpFetcher(policy=LOOPBACK, timeout=1), crls=_crls()
+    )
     assert res.trusted and res.path[1] == inter.cert
     assert http.hits["/aia/inter.cer"] == 1
 
@@ -171,7 +173,9 @@ def test_unreachable_aia_is_untrusted_with_warning(http) -> None:
     inter = certgen.make_ca("AIA2 Inter", issuer=root)
     leaf = certgen.make_leaf(inter, address="aia2@b.example", aia_ca_issuers_url=http.url("/aia/missing.cer"))
     with pytest.raises(Untrusted):
-        validate_chain(leaf.cert, anchors=[root.cert], fetcher=HttpFetcher(timeout=1), crls=_crls())
+        validate_chain(
+            leaf.cert, anchors=[root.cert], fetcher=HttpFetcher(policy=LOOPBACK, timeout=1), crls=_crls()
+        )
 
 
 def test_revoked_leaf_by_crl(http) -> None:
@@ -183,7 +187,11 @@ def test_revoked_leaf_by_crl(http) -> None:
     http.put("/crl/inter.crl", crl.public_bytes(serialization.Encoding.DER))
     crls = _crls()
     res = validate_chain(
-        good.cert, intermediates=[inter.cert], anchors=[root.cert], fetcher=HttpFetcher(timeout=1), crls=crls
+        good.cert,
+        intermediates=[inter.cert],
+        anchors=[root.cert],
+        fetcher=HttpFetcher(policy=LOOPBACK, timeout=1),
+        crls=crls,
     )
     assert res.revocation_checked and not res.warnings
     with pytest.raises(Revoked) as info:
@@ -191,7 +199,7 @@ def test_revoked_leaf_by_crl(http) -> None:
             bad.cert,
             intermediates=[inter.cert],
             anchors=[root.cert],
-            fetcher=HttpFetcher(timeout=1),
+            fetcher=HttpFetcher(policy=LOOPBACK, timeout=1),
             crls=crls,
         )
     assert info.value.code == "revoked"
@@ -210,7 +218,7 @@ def test_crl_signed_by_someone_else_is_soft_failure(http) -> None:
         leaf.cert,
         intermediates=[inter.cert],
         anchors=[root.cert],
-        fetcher=HttpFetcher(timeout=1),
+        fetcher=HttpFetcher(policy=LOOPBACK, timeout=1),
         crls=_crls(),
     )
     assert res.trusted and not res.revocation_checked
@@ -225,7 +233,7 @@ def test_unreachable_crl_is_reported_soft_failure(http) -> None:
         leaf.cert,
         intermediates=[inter.cert],
         anchors=[root.cert],
-        fetcher=HttpFetcher(timeout=1),
+        fetcher=HttpFetcher(policy=LOOPBACK, timeout=1),
         crls=_crls(),
     )
     assert res.trusted and not res.revocation_checked
@@ -283,7 +291,9 @@ def test_fetch_deadline_holds_against_a_trickling_server() -> None:
     def fetch() -> None:
         try:
             outcome.append(
-                HttpFetcher(timeout=1, deadline=1).get(f"http://127.0.0.1:{listener.getsockname()[1]}/x")
+                HttpFetcher(policy=LOOPBACK, timeout=1, deadline=1).get(
+                    f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+                )
             )
         except FetchError as exc:
             outcome.append(exc.code)
@@ -327,7 +337,7 @@ def test_fetcher_refuses_link_local_targets_also_after_a_redirect() -> None:
     from direct.trust.fetch import FetchError
 
     with pytest.raises(FetchError) as err:
-        HttpFetcher(timeout=1).get("http://169.254.169.254/latest/meta-data/")
+        HttpFetcher(policy=LOOPBACK, timeout=1).get("http://169.254.169.254/latest/meta-data/")
     assert err.value.code == "blocked_address"
 
     listener = socket.create_server(("127.0.0.1", 0))
@@ -343,7 +353,7 @@ def test_fetcher_refuses_link_local_targets_also_after_a_redirect() -> None:
     threading.Thread(target=serve, daemon=True).start()
     try:
         with pytest.raises(FetchError) as err:
-            HttpFetcher(timeout=1).get(f"http://127.0.0.1:{listener.getsockname()[1]}/crl")
+            HttpFetcher(policy=LOOPBACK, timeout=1).get(f"http://127.0.0.1:{listener.getsockname()[1]}/crl")
         assert err.value.code == "blocked_address"
     finally:
         listener.close()
