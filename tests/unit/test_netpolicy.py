@@ -113,3 +113,102 @@ def test_budget_cuts_timeouts_and_expires() -> None:
         with pytest.raises(netpolicy.DeadlineExceeded):
             netpolicy.cut(5.0)
     assert netpolicy.remaining() is None
+
+
+def _tls_server(tmp_path, hostname: str):
+    """An HTTPS server on 127.0.0.1 whose certificate names ``hostname``; returns (server, CA PEM path)."""
+    import datetime as dt
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from direct import certgen
+
+    ca = certgen.make_ca("TLS Test CA")
+    key = certgen.new_key()
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    cert_path, key_path, ca_path = tmp_path / "srv.pem", tmp_path / "srv.key", tmp_path / "ca.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    ca_path.write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = self.headers.get("Host", "").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, str(ca_path)
+
+
+def test_https_to_the_pinned_address_still_verifies_the_host_name(tmp_path, monkeypatch) -> None:
+    """Pinning connects to the checked IP, yet TLS is verified for (and SNI names) the URL's host: a trust
+    bundle served over https on loopback is fetched; the same server under another name is refused."""
+    real = socket.getaddrinfo
+
+    def names(host, port, *args, **kwargs):
+        if host in ("bundles.test", "other.test"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", names)
+    server, ca = _tls_server(tmp_path, "bundles.test")
+    port = server.server_address[1]
+    fetcher = HttpFetcher(timeout=2, policy=NetPolicy.from_strings(["127.0.0.1/32"]), ca_certs=ca)
+    try:
+        assert fetcher.get(f"https://bundles.test:{port}/b.p7b") == f"bundles.test:{port}".encode()
+        with pytest.raises(FetchError) as err:
+            fetcher.get(f"https://other.test:{port}/b.p7b")
+        assert err.value.code == "unreachable"  # certificate does not name other.test
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_cli_and_sidecar_read_the_same_allow_list(monkeypatch) -> None:
+    """Fixed contract: BBDIRECT_DIRECT_ALLOW_NETWORKS is honoured by ``bbdirect send`` (DiscoveryConfig's
+    default, which ``send`` uses) and by ``serve``/``worker`` (the ``direct.allow_networks`` setting)."""
+    from direct.discovery import DiscoveryConfig
+    from fhir_bridge.config import ConfigError, load_settings
+    from fhir_bridge.wiring import net_policy
+
+    monkeypatch.setenv(ALLOW_ENV, "10.9.0.0/16,127.0.0.0/8")
+    assert DiscoveryConfig().net_policy.refusal("10.9.1.1") is None
+    assert DiscoveryConfig().net_policy.refusal("10.8.1.1") is not None
+    settings = load_settings(env={ALLOW_ENV: "10.9.0.0/16,127.0.0.0/8"})
+    assert settings.direct_allow_networks == ["10.9.0.0/16", "127.0.0.0/8"]
+    assert net_policy(settings).refusal("127.0.0.1") is None and net_policy(settings).lookup_deadline == 10.0
+    assert net_policy(load_settings(env={})).refusal("127.0.0.1") is not None
+    with pytest.raises(ConfigError, match="allow_networks"):
+        load_settings(env={ALLOW_ENV: "not-a-network"})
