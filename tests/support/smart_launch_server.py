@@ -388,7 +388,7 @@ class SmartServer:
             launch = smart.new_launch(patient, username)
             query = urllib.parse.urlencode({"iss": smart.fhir_base, "launch": launch})
             return (
-                "<!doctype html><title>EHR chart</title><h1>Patient chart</h1>"
+                '<!doctype html><link rel=icon href="data:,"><title>EHR chart</title><h1>Patient chart</h1>'
                 f'<a id="launch-app" href="{escape(app_launch)}?{escape(query)}">Blue Button Direct</a>'
             )
 
@@ -561,7 +561,7 @@ def _outcome(status: int, code: str, text: str) -> Response:
 
 def _login_page(client_id: str, scope: str, error: str = "") -> str:
     err = f'<p role="alert" id="login-error">{escape(error)}</p>' if error else ""
-    return f"""<!doctype html><html lang="en"><title>Sign in</title>
+    return f"""<!doctype html><html lang="en"><link rel="icon" href="data:,"><title>Sign in</title>
 <h1>Sign in to allow {escape(client_id)}</h1>{err}
 <p>The app asks for: <span id="scopes">{escape(scope)}</span></p>
 <form method="post">
@@ -573,4 +573,4 @@ def _login_page(client_id: str, scope: str, error: str = "") -> str:
 
 
 def _error_page(error: str, description: str) -> str:
-    return f"<!doctype html><title>Error</title><h1>{escape(error)}</h1><p>{escape(description)}</p>"
+    return f"<!doctype html><link rel=icon href=data:,><title>Error</title><h1>{escape(error)}</h1><p>{escape(description)}</p>"
