@@ -160,10 +160,13 @@ class CertificateResolver:
         except AddressError as exc:
             return LookupResult(text, [], [], exc)
         result = LookupResult(str(addr), [], [])
+        # Anchors first, outside the lookup's budget: a due trust bundle refresh has its own limits and
+        # interval (a large community bundle must not be cut off by, nor eat, one recipient's lookup).
+        anchors = self.anchors(local_domain)
         try:
             # One total budget for everything this lookup does (DNS, IPKIX, LDAP, AIA, CRL).
             with netpolicy.budget(self.config.net_policy.lookup_deadline):
-                self._discover(addr, policy, local_domain, result)
+                self._discover(addr, policy, anchors, result)
         except DiscoveryError as exc:
             result.error = exc
         return result
@@ -185,9 +188,12 @@ class CertificateResolver:
 
     # --- algorithm -----------------------------------------------------------------------------------
     def _discover(
-        self, addr: DirectAddress, policy: TrustPolicy, local_domain: str | None, result: LookupResult
+        self,
+        addr: DirectAddress,
+        policy: TrustPolicy,
+        anchors: Sequence[x509.Certificate],
+        result: LookupResult,
     ) -> None:
-        anchors = self.anchors(local_domain)
         dns_failures: list[DiscoveryError] = []
         steps: list[tuple[str, Binding, Callable[[], list[x509.Certificate]]]] = [
             ("dns", "address", lambda: self._dns_step(addr.dns_name, result.warnings, dns_failures)),

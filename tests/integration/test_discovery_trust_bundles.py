@@ -258,3 +258,24 @@ def test_sidecar_refuses_http_bundle_urls_by_default(tmp_path, http, communities
     assert resolver.anchors() == []
     assert resolver.config.trust_store.store.status("bundle1").last_error == "insecure_url"
     assert http.hits.get("/bundles/sidecar-plain.p7b", 0) == 0
+
+
+def test_a_slow_bundle_refresh_is_not_cut_off_by_a_lookups_deadline(http, communities, bind) -> None:
+    """The lookup's total budget (direct.netpolicy) is for the recipient's servers; a due bundle refresh has
+    its own limits: a bundle that takes longer than one lookup's budget still loads, and the lookup that
+    triggered it still has its whole budget."""
+    from direct.netpolicy import NetPolicy
+    from fhir_bridge.wiring import RefreshingBundles  # the sidecar's store: refreshed when anchors are read
+
+    a = communities["a"]
+    url = http.put("/bundles/slow-community.p7b", _p7b(a), delay=1.5)
+    store = RefreshingBundles([url], allow_http=True, policy=LOOPBACK)  # HttpFiles: plain http on loopback
+    member = certgen.make_leaf(a, address="mo@slow-bundle.test")
+    bind.zone("slow-bundle.test", [f"mo IN CERT PKIX 0 0 ( {base64.b64encode(member.cert_der).decode()} )"])
+    policy = NetPolicy(allow=LOOPBACK.allow, lookup_deadline=1.0)
+    resolver = CertificateResolver(
+        DiscoveryConfig(net_policy=policy, nameservers=[(bind.host, bind.port)], trust_store=store)
+    )
+    res = resolver.lookup("mo@slow-bundle.test")
+    assert res.error is None and res.trusted, res.error
+    assert store.store.status("bundle1").anchors == [a.cert]
