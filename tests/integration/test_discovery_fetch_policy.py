@@ -209,3 +209,26 @@ def test_slow_aia_peers_end_the_lookup_at_its_deadline(bind, http) -> None:
     res = _resolver(bind, [root.cert], policy).lookup("sam@slow-aia.test")
     assert res.error is not None and res.error.code == "discovery_deadline"
     assert res.selected == []
+
+
+def test_sidecar_resolver_follows_direct_allow_networks(bind, pki, http) -> None:
+    """``serve`` and ``worker`` build their resolver from the settings: loopback refused by default, allowed
+    by ``direct.allow_networks``; ``direct.lookup_deadline`` is the lookup's budget."""
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.wiring import discovery_resolver
+
+    leaf = pki.address("sid@sidecar-ipkix.test")
+    url = http.put("/sidecar/sid.cer", leaf.cert_der)
+    bind.zone("sidecar-ipkix.test", [_ipkix("sid", url)])
+    anchor = pki.write_cert(pki.intermediate.cert, "sidecar-policy-anchor")
+    base = {"direct_dns_server": bind.nameserver, "direct_trust_anchors": [str(anchor)]}
+
+    strict = discovery_resolver(load_settings(env={}, **base)).lookup("sid@sidecar-ipkix.test")
+    assert strict.error is not None and strict.error.code == "fetch_refused"
+    assert http.hits.get("/sidecar/sid.cer", 0) == 0
+
+    settings = load_settings(env={ALLOW_ENV: "127.0.0.0/8"}, direct_lookup_deadline=5.0, **base)
+    resolver = discovery_resolver(settings)
+    assert resolver.config.net_policy.lookup_deadline == 5.0
+    allowed = resolver.lookup("sid@sidecar-ipkix.test")
+    assert [c.cert for c in allowed.selected] == [leaf.cert] and allowed.trusted, allowed.error
