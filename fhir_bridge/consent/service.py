@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from direct.address import DirectAddress
 from direct.errors import DirectError
 from fhir_bridge import audit
-from fhir_bridge.consent.errors import NotFound, RateLimited
+from fhir_bridge.consent.errors import InvalidRequest, NotFound, RateLimited
 from fhir_bridge.consent.fhir_consent import to_fhir_consent
 from fhir_bridge.consent.model import AuthorizationRequest
+from fhir_bridge.consent.ownership import DocumentOwnership
 from fhir_bridge.db import Database
 from fhir_bridge.db.models import AuditRecord, Authorization, Transmission, new_id, utcnow
 from fhir_bridge.pipeline.ports import AddressChecker, FhirWriter
@@ -42,12 +43,15 @@ class ConsentService:
         checker: AddressChecker,
         *,
         fhir_writer: FhirWriter | None = None,
+        ownership: DocumentOwnership | None = None,
         clock: Callable[[], datetime] = utcnow,
     ):
         self.db = db
         self.pipeline = pipeline
         self.checker = checker
         self.fhir_writer = fhir_writer
+        #: Checks chosen documents against the FHIR server (by default the sidecar's own FHIR settings).
+        self.ownership = ownership or DocumentOwnership.from_settings(pipeline.settings)
         self.clock = clock
         #: One resend decision at a time in this process (the database locks cover other processes).
         self._resend_lock = threading.Lock()
@@ -62,13 +66,19 @@ class ConsentService:
         return normalized, self.checker.check(normalized, policy)
 
     def create(self, req: AuthorizationRequest, actor: audit.Actor) -> Authorization:
-        """Check the address, then save the authorization, its first job and the audit row in one transaction.
+        """Check the chosen documents and the address, then save the authorization, its first job and the
+        audit row in one transaction.
 
-        A refused address raises its ``DirectError`` and nothing is saved (only the refusal is audited).
+        A chosen document that is not the patient's (read from the FHIR server: see
+        ``fhir_bridge.consent.ownership``) raises ``InvalidRequest`` (``document_not_patients``,
+        ``document_unreadable``); a refused address raises its ``DirectError``. Either way nothing is saved
+        (only the refusal is audited).
         """
         try:
+            if req.payload_type == "documents" or req.documents:
+                self.ownership.check(req.patient_id, req.documents)
             address, trusted = self.check_address(req.address, req.trust_policy)
-        except DirectError as exc:
+        except (DirectError, InvalidRequest) as exc:
             with self.db.session() as s:
                 audit.record(
                     s,

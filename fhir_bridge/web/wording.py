@@ -104,8 +104,28 @@ def transmission_reason(code: str | None, message: str | None, detail: str | Non
                 "Part of the record could not be read from the health record system, so nothing was sent "
                 "(a partial record never goes out). The administrator can see why in the sharing service."
             )
+        case "document_not_patients":
+            return (
+                "One of the chosen documents is not (or is no longer) filed under this patient in the health "
+                "record, so nothing was sent."
+            )
+        case "document_unavailable":
+            return "One of the chosen documents has no content that can be sent, so nothing was sent."
         case _:
             return address_error(code, None, message or "")
+
+
+def document_error(code: str) -> str:
+    """The sentence shown next to the documents choice when the chosen documents were refused at Share."""
+    if code == "document_unreadable":
+        return (
+            "The health record system did not answer while we checked your documents. Nothing was shared; "
+            "please try again in a few minutes."
+        )
+    return (
+        "One of the chosen documents is not filed under your record in the health record system, so it "
+        "cannot be shared. Nothing was shared; choose again."
+    )
 
 
 def status_of(tx: TransmissionView | None) -> Status:
