@@ -73,14 +73,21 @@ class UserFhir:
         return summarize(self.read("Patient", patient_id))
 
     def documents(self, patient_id: str) -> list[dict[str, str]]:
-        """The patient's documents a person can choose from: ``{"id", "title", "date"}``."""
+        """The patient's documents a person can choose from: ``{"id", "title", "date"}``.
+
+        Only documents whose subject is a literal reference to this patient are offered (whatever else the
+        search returns — no subject, an identifier or display only — is not known to be theirs); the consent
+        service checks the choice again against the server before anything is saved.
+        """
+        from fhir_bridge.consent.ownership import belongs_to
+
         try:
             found = self.search("DocumentReference", {"patient": patient_id})
         except FhirReadError as exc:
             if exc.status in (401, 403):
                 raise
             return []
-        return [document_choice(d) for d in found if d.get("id")]
+        return [document_choice(d) for d in found if d.get("id") and belongs_to(d, patient_id, self.base)]
 
     def record(self, patient_id: str) -> list[dict[str, Any]]:
         """The patient's resources for the preview (Patient + a search per US Core resource type)."""

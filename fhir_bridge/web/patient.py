@@ -24,6 +24,7 @@ from flask import (
 )
 
 from direct.errors import DirectError
+from fhir_bridge.consent.errors import ConsentError
 from fhir_bridge.web import forms, smart, wording
 from fhir_bridge.web.common import address_error, fhir_failure, service, status_dict, user_fhir
 from fhir_bridge.web.fhir_reads import FhirReadError
@@ -154,6 +155,13 @@ def confirm() -> Any:
         flash(address_error(exc, draft["address"]), "error")
         session["share_draft"] = draft
         return redirect(url_for("web_patient.share_again"))
+    except ConsentError as exc:
+        # A chosen document refused by the consent service (not, or no longer, filed under this patient).
+        if exc.field != "payload.documents":
+            raise
+        flash(wording.document_error(exc.code), "error-documents")
+        session["share_draft"] = draft
+        return redirect(url_for("web_patient.share_again"))
     session.pop("share_draft", None)
     return redirect(url_for("web_patient.sharing_detail", authorization_id=view.id))
 
@@ -167,8 +175,12 @@ def share_again() -> Any:
         documents = user_fhir(ctx).documents(ctx["patient"])
     except FhirReadError as exc:
         return fhir_failure(exc)
-    messages = [m for cat, m in _flashes() if cat == "error"]
+    flashes = _flashes()
+    messages = [m for cat, m in flashes if cat == "error"]
     errors = {"address": messages[0]} if messages else {}
+    refused = [m for cat, m in flashes if cat == "error-documents"]
+    if refused:
+        errors["documents"] = refused[0]
     return render_template("patient/share.html", values=draft, errors=errors, documents=documents), 422
 
 

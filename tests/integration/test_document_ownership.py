@@ -4,9 +4,9 @@ application (real FHIR client, builder, discovery and Direct sender) with its jo
 
 A patient token may create a "chosen documents" authorization only for DocumentReferences whose subject is a
 literal reference to that patient on this server: another patient's document, one with no subject, one whose
-subject is only an identifier or a display are refused at creation (422, nothing saved). The builder checks
-again when it packs: a document re-filed after the authorization was saved fails the job with
-``document_not_patients`` and nothing reaches the recipient.
+subject is only an identifier or a display are refused at creation (422, nothing saved), through the API and
+the web pages. The builder checks again when it packs: a document re-filed after the authorization was
+saved fails the job with ``document_not_patients`` and nothing reaches the recipient.
 """
 
 from __future__ import annotations
@@ -261,3 +261,64 @@ def test_a_document_refiled_after_creation_fails_the_job_and_nothing_is_sent(
     )
     run_jobs(app)
     assert smtp_sink.messages == []
+
+
+# --- the web pages ----------------------------------------------------------------------------------
+def signed_in(app, world, hapi):
+    """A browser session of the patient (the SMART sign-in itself is covered by tests/e2e)."""
+    import time
+
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess["smart"] = {
+            "role": "patient",
+            "patient": world["patient"],
+            "expires_at": time.time() + 600,
+            "iss": hapi.base_url,
+            "access_token": "t",
+            "fhir_user": f"Patient/{world['patient']}",
+        }
+        sess["csrf"] = "csrf-1"
+    return client
+
+
+def test_the_share_page_refuses_a_document_refiled_before_share_and_saves_nothing(
+    app, world, hapi, smtp_sink
+):
+    doc = hapi.create(document({"reference": f"Patient/{world['patient']}"}))
+    client = signed_in(app, world, hapi)
+    form = {
+        "csrf_token": "csrf-1",
+        "address": RECIPIENT,
+        "kind": "once",
+        "payload": "documents",
+        "documents": f"DocumentReference/{doc['id']}",
+    }
+    answer = client.post("/patient/share", data=form)
+    assert answer.status_code == 302, answer.text  # to the preview: the document is the patient's
+    refile(hapi, doc, {"reference": f"Patient/{world['other']}"})
+    answer = client.post("/patient/share/confirm", data={"csrf_token": "csrf-1"}, follow_redirects=True)
+    assert answer.status_code == 422
+    assert "is not filed under your record" in answer.text
+    assert 'id="documents-error"' in answer.text
+    assert saved(app) == (0, 0)
+    assert smtp_sink.messages == []
+
+
+def test_the_share_page_offers_and_accepts_only_the_patients_own_documents(app, world, hapi):
+    own = hapi.create(document({"reference": f"Patient/{world['patient']}"}))
+    theirs = hapi.create(document({"reference": f"Patient/{world['other']}"}))
+    client = signed_in(app, world, hapi)
+    page = client.get("/patient/share")
+    assert f"DocumentReference/{own['id']}" in page.text
+    assert f"DocumentReference/{theirs['id']}" not in page.text
+    forged = {
+        "csrf_token": "csrf-1",
+        "address": RECIPIENT,
+        "kind": "once",
+        "payload": "documents",
+        "documents": f"DocumentReference/{theirs['id']}",
+    }
+    answer = client.post("/patient/share", data=forged)
+    assert answer.status_code == 422 and 'id="documents-error"' in answer.text
+    assert saved(app) == (0, 0)
