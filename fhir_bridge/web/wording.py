@@ -72,8 +72,14 @@ def address_error(code: str, domain: str | None, message: str = "") -> str:
                 f"The certificate for {where} is not in a trust bundle we use, so the clinic cannot send "
                 "there. The patient can still share with it from their own account."
             )
-        case "discovery_timeout":
+        case "discovery_timeout" | "discovery_deadline" | "discovery_failed":
             return f"The certificate servers for {where} did not answer. Please try again in a few minutes."
+        case "fetch_refused":
+            # The internal reason names a setting; the person only needs to know the address cannot be used.
+            return (
+                f"The certificate for {where} is published on a server we do not contact, so this address "
+                "cannot be used. Ask the recipient for another Direct address."
+            )
         case _:
             return message or "This address cannot be used."
 

@@ -30,6 +30,8 @@ DOCS = [{"id": "DocumentReference/7", "title": "Visit note", "date": "2024-05-01
         ("untrusted", "not in a trust bundle"),
         ("discovery_timeout", "did not answer"),
         ("weak_key", "direct.x.test has a Direct certificate, but its key is too weak"),
+        ("discovery_deadline", "did not answer"),
+        ("fetch_refused", "published on a server we do not contact"),
     ],
 )
 def test_address_errors_are_plain_and_name_the_domain(code: str, expected: str) -> None:
