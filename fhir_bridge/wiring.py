@@ -242,6 +242,7 @@ class DirectSender:
         self._resolver = functools.cache(resolver_factory)
         self._identity = functools.cache(identity_factory or self._load_identity)
         self._smtp_pool = None
+        self._smtp_target = None
         self._pool_lock = threading.Lock()
 
     def identity(self):  # type: ignore[no-untyped-def]
@@ -291,14 +292,25 @@ class DirectSender:
     def deliver(self, prepared: Prepared) -> None:
         from direct.transport import smtp_client
 
-        s = self.settings
-        target = smtp_client.SmtpTarget(
-            host=s.direct_smtp_host or None,
-            port=s.direct_smtp_port,
-            starttls="require" if s.direct_smtp_starttls else "opportunistic",
-            resolver=_dns_resolver(s.direct_dns_server) if s.direct_dns_server else None,
+        smtp_client.deliver(
+            prepared.raw, prepared.mail_from, prepared.rcpt_to, self.smtp_target(), pool=self.smtp_pool()
         )
-        smtp_client.deliver(prepared.raw, prepared.mail_from, prepared.rcpt_to, target, pool=self.smtp_pool())
+
+    def smtp_target(self):  # type: ignore[no-untyped-def]
+        """Where messages go, from the settings (built once: a resolver per message cost as much as a
+        pooled SMTP transaction)."""
+        from direct.transport import smtp_client
+
+        with self._pool_lock:
+            if self._smtp_target is None:
+                s = self.settings
+                self._smtp_target = smtp_client.SmtpTarget(
+                    host=s.direct_smtp_host or None,
+                    port=s.direct_smtp_port,
+                    starttls="require" if s.direct_smtp_starttls else "opportunistic",
+                    resolver=_dns_resolver(s.direct_dns_server) if s.direct_dns_server else None,
+                )
+            return self._smtp_target
 
     def smtp_pool(self):  # type: ignore[no-untyped-def]
         """The SMTP sessions this sender reuses across messages (one connection per server for a burst)."""
