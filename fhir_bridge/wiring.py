@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import functools
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from direct.errors import PermanentDeliveryError, TransientDeliveryError
 from fhir_bridge.config import Settings
 from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, Prepared
+
+if TYPE_CHECKING:
+    from direct.agent import DirectAgent
 
 CCD_FILENAME = "CCD.xml"
 
@@ -243,6 +246,7 @@ class DirectSender:
         self._identity = functools.cache(identity_factory or self._load_identity)
         self._smtp_pool = None
         self._smtp_target = None
+        self._agent: DirectAgent | None = None
         self._pool_lock = threading.Lock()
 
     def identity(self):  # type: ignore[no-untyped-def]
@@ -257,36 +261,49 @@ class DirectSender:
             identity.chain.extend(load_certificate_files(self.settings.direct_identity_chain))
         return identity
 
+    @property
+    def agent(self) -> DirectAgent:
+        """The one Direct agent of the sidecar (built once): it seals what the pipeline sends and reads the
+        delivery notices that come back (``fhir_bridge.inbound`` uses this same agent), so one policy — the
+        signer bound to the From address, the recipient's certificates from discovery under the
+        authorization's trust policy, the notice rules — applies to both directions."""
+        with self._pool_lock:
+            if self._agent is None:
+                from direct.agent import DirectAgent
+                from direct.smime.identity import load_certificate_files
+
+                s = self.settings
+                anchors = load_certificate_files([p for p in s.direct_trust_anchors if _exists(p)])
+                self._agent = DirectAgent(
+                    [self._identity()], anchors, self._resolver(), dsn_relays=s.direct_dsn_relays
+                )
+            return self._agent
+
     def prepare(self, auth: AuthorizationView, document: Document) -> Prepared:
+        """Discovery, build and seal through the agent (``DirectAgent.prepare``); the pipeline stores the
+        sealed bytes before ``deliver`` so a retry re-sends them unchanged."""
+        from direct.message import XDM_SUBJECT
         from direct.message import Attachment as MailAttachment
-        from direct.message import build_message
-        from direct.smime.seal import seal
         from direct.trust.policy import TrustPolicy
 
-        lookup = self._resolver().lookup(auth.address, TrustPolicy(auth.trust_policy))
-        lookup.raise_for_error()
-        sender = self.settings.direct_from_address
-        subject = self.settings.direct_subject
-        if auth.payload_type == "documents":
-            from direct.message import XDM_SUBJECT
-
-            subject = XDM_SUBJECT  # ETT DTS 124: an XDM package is announced in the Subject
-        inner = build_message(
-            sender,
+        # ETT DTS 124: an XDM package is announced in the Subject.
+        subject = XDM_SUBJECT if auth.payload_type == "documents" else self.settings.direct_subject
+        prepared = self.agent.prepare(
+            self.settings.direct_from_address,
             [auth.address],
             subject,
             document.text,
             [MailAttachment(a.filename, a.media_type, a.content) for a in document.attachments],
+            policy=TrustPolicy(auth.trust_policy),
         )
-        raw = seal(inner, self._identity(), [c.cert for c in lookup.selected])
         return Prepared(
-            message_id=str(inner["Message-ID"]),
-            mail_from=sender,
-            rcpt_to=[auth.address],
-            raw=raw,
+            message_id=prepared.message_id,
+            mail_from=prepared.mail_from,
+            rcpt_to=list(prepared.recipients),
+            raw=prepared.raw,
             signed=True,
             encrypted=True,
-            trusted=lookup.trusted,
+            trusted=prepared.trusted,
         )
 
     def deliver(self, prepared: Prepared) -> None:
