@@ -66,6 +66,18 @@ class DiscoveryTimeout(DiscoveryError):
     transient = True
 
 
+class TooManyLookups(DiscoveryError):
+    """Too many addresses were looked up in a short time; try again shortly."""
+
+    code = "too_many_lookups"
+    transient = True
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60):
+        super().__init__(message)
+        #: Whole seconds until the same lookup is allowed again.
+        self.retry_after = max(1, int(retry_after))
+
+
 class DiscoveryDeadline(DiscoveryTimeout):
     """Certificate discovery did not finish within its total time budget."""
 

@@ -72,6 +72,12 @@ class Settings:
         "server", "Lifetime of patient-scoped API tokens, seconds.", default=3600
     )
     server_log_level: str = _s("server", "Log level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
+    server_lookups_per_minute: int = _s(
+        "server",
+        "Certificate lookups one principal (patient token, signed-in user, API key) may start per minute "
+        "from the pages or the API; more answer 429 / 'try again shortly' (0 = no limit).",
+        default=30,
+    )
     server_resend_quota_per_hour: int = _s(
         "server",
         "Resends one patient (with a patient token) may request in any sliding hour; more answer 429 "

@@ -255,6 +255,15 @@ _RATE_LIMITED = {
 }
 
 
+_TOO_MANY_LOOKUPS = {
+    **_error(
+        "`too_many_lookups`: the caller started more than `server.lookups_per_minute` certificate lookups in "
+        "the last minute. Nothing was looked up or saved."
+    ),
+    "headers": _RATE_LIMITED["headers"],
+}
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -292,8 +301,10 @@ def document() -> dict[str, Any]:
                         **_COMMON,
                         "422": _error(
                             "Invalid field, or the address was refused (bad_address, no_certificate, "
-                            "untrusted...). Nothing was saved."
+                            "untrusted...), or a chosen document is not the patient's "
+                            "(document_not_patients, document_unreadable). Nothing was saved."
                         ),
+                        "429": _TOO_MANY_LOOKUPS,
                     },
                 }
             },

@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException
 
-from direct.errors import DirectError
+from direct.errors import DirectError, TooManyLookups
 from fhir_bridge import audit
 from fhir_bridge.api import serialize
 from fhir_bridge.api.auth import KeyRing, Principal, authenticate
@@ -128,6 +128,8 @@ def _rate_limited(exc: RateLimited) -> Response:
 
 @api.errorhandler(DirectError)
 def _direct_error(exc: DirectError) -> Response:
+    if isinstance(exc, TooManyLookups):  # the caller started too many lookups: 429, like the resend limits
+        return error(429, exc.code, exc.message, "address", retry_after=exc.retry_after)
     return error(422, exc.code, exc.message, "address", exc.detail)
 
 

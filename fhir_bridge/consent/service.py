@@ -22,6 +22,7 @@ from direct.errors import DirectError
 from fhir_bridge import audit
 from fhir_bridge.consent.errors import InvalidRequest, NotFound, RateLimited
 from fhir_bridge.consent.fhir_consent import to_fhir_consent
+from fhir_bridge.consent.lookup_limit import LookupLimiter
 from fhir_bridge.consent.model import AuthorizationRequest
 from fhir_bridge.consent.ownership import DocumentOwnership
 from fhir_bridge.db import Database
@@ -55,14 +56,20 @@ class ConsentService:
         self.clock = clock
         #: One resend decision at a time in this process (the database locks cover other processes).
         self._resend_lock = threading.Lock()
+        #: Lookups one principal may start per minute (issue 12: bounded and rate-limited per principal).
+        self.lookups = LookupLimiter(pipeline.settings.server_lookups_per_minute)
 
-    def check_address(self, address: str, policy: str) -> tuple[str, bool | None]:
+    def check_address(
+        self, address: str, policy: str, principal: str | None = None
+    ) -> tuple[str, bool | None]:
         """Syntax first (no lookup for garbage), then discovery under ``policy``. Returns (address, trusted).
 
-        Raises the specific ``DirectError`` (``bad_address``, ``no_certificate``, ``untrusted``...).
+        Raises the specific ``DirectError`` (``bad_address``, ``no_certificate``, ``untrusted``...), and
+        ``too_many_lookups`` when ``principal`` (who asked) started too many lookups this minute.
         """
         parsed = DirectAddress.parse(address)
         normalized = str(parsed)
+        self.lookups.admit(principal)
         return normalized, self.checker.check(normalized, policy)
 
     def create(self, req: AuthorizationRequest, actor: audit.Actor) -> Authorization:
@@ -77,7 +84,9 @@ class ConsentService:
         try:
             if req.payload_type == "documents" or req.documents:
                 self.ownership.check(req.patient_id, req.documents)
-            address, trusted = self.check_address(req.address, req.trust_policy)
+            address, trusted = self.check_address(
+                req.address, req.trust_policy, principal=f"{actor.type}:{actor.id}"
+            )
         except (DirectError, InvalidRequest) as exc:
             with self.db.session() as s:
                 audit.record(

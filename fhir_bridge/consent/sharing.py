@@ -21,10 +21,11 @@ class ConsentSharing:
     def __init__(self, consent: ConsentService):
         self.consent = consent
 
-    def check_address(self, address: str, *, trusted_only: bool) -> Any:
+    def check_address(self, address: str, *, trusted_only: bool, principal: str | None = None) -> Any:
         from fhir_bridge.web.sharing import AddressCheck
 
-        normalized, trusted = self.consent.check_address(address, "trusted" if trusted_only else "public")
+        policy = "trusted" if trusted_only else "public"
+        normalized, trusted = self.consent.check_address(address, policy, principal)
         return AddressCheck(normalized, DirectAddress.parse(normalized).domain, bool(trusted))
 
     def create(self, request: Any) -> Any:

@@ -78,7 +78,9 @@ def share() -> Any:
     )
     if form.ok:
         try:
-            check = service().check_address(form.values["address"], trusted_only=False)
+            check = service().check_address(
+                form.values["address"], trusted_only=False, principal=f"patient:{ctx['patient']}"
+            )
             form.values["trusted"] = check.trusted
         except DirectError as exc:
             form.errors["address"] = address_error(exc, form.values["address"])

@@ -94,8 +94,11 @@ class AuthorizationView:
 class SharingService(Protocol):
     """What the pages need from the consent service. Errors are ``direct.errors.DirectError`` subclasses."""
 
-    def check_address(self, address: str, *, trusted_only: bool) -> AddressCheck:
-        """Syntax, then certificate discovery (and trust when ``trusted_only``); raises DirectError."""
+    def check_address(
+        self, address: str, *, trusted_only: bool, principal: str | None = None
+    ) -> AddressCheck:
+        """Syntax, then certificate discovery (and trust when ``trusted_only``); raises DirectError
+        (``too_many_lookups`` when ``principal`` started too many lookups this minute)."""
         ...
 
     def create(self, request: ShareRequest) -> AuthorizationView:

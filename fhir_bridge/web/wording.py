@@ -74,6 +74,8 @@ def address_error(code: str, domain: str | None, message: str = "") -> str:
             )
         case "discovery_timeout" | "discovery_deadline" | "discovery_failed":
             return f"The certificate servers for {where} did not answer. Please try again in a few minutes."
+        case "too_many_lookups":
+            return "Many addresses were checked in a short time. Please wait a minute and try again."
         case "fetch_refused":
             # The internal reason names a setting; the person only needs to know the address cannot be used.
             return (

@@ -532,3 +532,39 @@ def test_the_real_sidecar_process_guards_metrics_and_readiness(tmp_path):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_lookups_per_principal_are_limited_before_any_discovery(tmp_path):
+    """Issue 12 #3: one caller cannot make the sidecar look up addresses without bound (each lookup talks to
+    servers the address's domain names); beyond ``server.lookups_per_minute`` it gets 429, nothing is
+    looked up and nothing is saved."""
+
+    class CountingChecker(TableChecker):
+        calls = 0
+
+        def check(self, address: str, policy: str) -> bool:
+            CountingChecker.calls += 1
+            return super().check(address, policy)
+
+    settings = load_settings(
+        env={},
+        database_url=f"sqlite:///{tmp_path}/limit.sqlite3",
+        server_api_keys=[f"emr:{KEY}"],
+        server_lookups_per_minute=3,
+        fhir_write_consent=False,
+    )
+    app = create_app(settings, plugins=(), builder=Builder(), sender=Sender(), checker=CountingChecker())
+    c = app.test_client()
+    answers = [
+        c.post(
+            "/api/v1/authorizations", json=body(address=f"dr{i}@direct.example.org"), headers=auth_header()
+        )
+        for i in range(4)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201, 429]
+    refused = answers[-1]
+    assert refused.json["error"]["code"] == "too_many_lookups"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    assert CountingChecker.calls == 3
+    listed = c.get("/api/v1/patients/p1/authorizations", headers=auth_header()).json["authorizations"]
+    assert len(listed) == 3
