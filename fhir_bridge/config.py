@@ -74,9 +74,14 @@ class Settings:
     server_log_level: str = _s("server", "Log level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
     server_lookups_per_minute: int = _s(
         "server",
-        "Certificate lookups one principal (patient token, signed-in user, API key) may start per minute "
-        "from the pages or the API; more answer 429 / 'try again shortly' (0 = no limit).",
+        "Certificate lookups one patient (patient token or signed-in page) may start per minute; more answer "
+        "429 / 'try again shortly' (0 = no limit). API keys are not limited.",
         default=30,
+    )
+    server_lookups_per_minute_staff: int = _s(
+        "server",
+        "Certificate lookups one signed-in clinician may start per minute (0 = no limit).",
+        default=120,
     )
     server_resend_quota_per_hour: int = _s(
         "server",

@@ -257,8 +257,8 @@ _RATE_LIMITED = {
 
 _TOO_MANY_LOOKUPS = {
     **_error(
-        "`too_many_lookups`: the caller started more than `server.lookups_per_minute` certificate lookups in "
-        "the last minute. Nothing was looked up or saved."
+        "`too_many_lookups`: the patient started more than `server.lookups_per_minute` certificate lookups "
+        "in the last minute. Nothing was looked up or saved."
     ),
     "headers": _RATE_LIMITED["headers"],
 }

@@ -57,7 +57,12 @@ class ConsentService:
         #: One resend decision at a time in this process (the database locks cover other processes).
         self._resend_lock = threading.Lock()
         #: Lookups one principal may start per minute (issue 12: bounded and rate-limited per principal).
-        self.lookups = LookupLimiter(pipeline.settings.server_lookups_per_minute)
+        self.lookups = LookupLimiter(
+            {
+                "patient": pipeline.settings.server_lookups_per_minute,
+                "clinician": pipeline.settings.server_lookups_per_minute_staff,
+            }
+        )
 
     def check_address(
         self, address: str, policy: str, principal: str | None = None

@@ -535,9 +535,10 @@ def test_the_real_sidecar_process_guards_metrics_and_readiness(tmp_path):
 
 
 def test_lookups_per_principal_are_limited_before_any_discovery(tmp_path):
-    """Issue 12 #3: one caller cannot make the sidecar look up addresses without bound (each lookup talks to
-    servers the address's domain names); beyond ``server.lookups_per_minute`` it gets 429, nothing is
-    looked up and nothing is saved."""
+    """Issue 12 #3: a patient cannot make the sidecar look up addresses without bound (each lookup talks to
+    servers the address's domain names); beyond ``server.lookups_per_minute`` the patient's token gets 429,
+    nothing is looked up and nothing is saved — while the EMR's API key (a server-side integrator speaking
+    for a whole practice) is not held to the patient's limit."""
 
     class CountingChecker(TableChecker):
         calls = 0
@@ -555,9 +556,11 @@ def test_lookups_per_principal_are_limited_before_any_discovery(tmp_path):
     )
     app = create_app(settings, plugins=(), builder=Builder(), sender=Sender(), checker=CountingChecker())
     c = app.test_client()
+    patient = auth_header(app.extensions["bbdirect"].tokens.issue("p1"))
+    mine = {"created_by": {"type": "patient", "id": "p1"}, "consent_method": "portal", "kind": "once"}
     answers = [
         c.post(
-            "/api/v1/authorizations", json=body(address=f"dr{i}@direct.example.org"), headers=auth_header()
+            "/api/v1/authorizations", json=body(address=f"dr{i}@direct.example.org", **mine), headers=patient
         )
         for i in range(4)
     ]
@@ -568,3 +571,8 @@ def test_lookups_per_principal_are_limited_before_any_discovery(tmp_path):
     assert CountingChecker.calls == 3
     listed = c.get("/api/v1/patients/p1/authorizations", headers=auth_header()).json["authorizations"]
     assert len(listed) == 3
+    for i in range(5):  # the integrator's key is not the patient
+        made = c.post(
+            "/api/v1/authorizations", json=body(address=f"k{i}@direct.example.org"), headers=auth_header()
+        )
+        assert made.status_code == 201
