@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -59,6 +60,47 @@ def _ports():  # type: ignore[no-untyped-def]
     return Builder, PlainSender, Checker
 
 
+def _env(postgres: Any, name: str, smtp_host: str, smtp_port: int, **pipeline: str) -> dict[str, str]:
+    """The settings every scale-out test shares (a new database each), plus its own ``pipeline.*`` values."""
+    return {
+        "BBDIRECT_DATABASE_URL": postgres.create_database(name),
+        "BBDIRECT_DIRECT_SMTP_HOST": smtp_host,
+        "BBDIRECT_DIRECT_SMTP_PORT": str(smtp_port),
+        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
+        **{f"BBDIRECT_PIPELINE_{key.upper()}": value for key, value in pipeline.items()},
+        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
+        "BBDIRECT_SERVER_SECRET_KEY": f"{name}-test",
+    }
+
+
+def _core(env: dict[str, str]) -> tuple[Any, Any, bool]:
+    """(settings, sidecar, whether the queue schema was installed) for ``env``, as the tests' parent process."""
+    from fhir_bridge.app import build_sidecar
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.pipeline.pgqueue import apply_schema
+
+    settings = load_settings(env=env)
+    builder, sender, checker = _ports()
+    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
+    return settings, core, apply_schema(settings)
+
+
+def _authorize(core: Any, patient: str, address: str, **extra: object) -> Any:
+    """A clinician's *once* authorization (or ``kind=...``) with its first job queued."""
+    from fhir_bridge import audit
+    from fhir_bridge.consent.model import parse_request
+
+    body = {
+        "patient_id": patient,
+        "address": address,
+        "kind": "once",
+        "created_by": {"type": "clinician", "id": "u1"},
+        "consent_method": "in_person",
+        **extra,
+    }
+    return core.consent.create(parse_request(body), audit.Actor("clinician", "u1"))
+
+
 def _worker_main() -> None:
     from fhir_bridge.app import build_sidecar
     from fhir_bridge.config import load_settings
@@ -73,37 +115,14 @@ def _worker_main() -> None:
 @pytest.mark.service("postgres")
 @pytest.mark.slow
 def test_n_workers_run_every_job_exactly_once(postgres, smtp_sink, tmp_path):
-    from fhir_bridge import audit
-    from fhir_bridge.app import build_sidecar
-    from fhir_bridge.config import load_settings
-    from fhir_bridge.consent.model import parse_request
     from fhir_bridge.db import AuditRecord, Transmission
-    from fhir_bridge.pipeline.pgqueue import apply_schema
 
-    env = {
-        "BBDIRECT_DATABASE_URL": postgres.create_database("scale"),
-        "BBDIRECT_DIRECT_SMTP_HOST": smtp_sink.host,
-        "BBDIRECT_DIRECT_SMTP_PORT": str(smtp_sink.port),
-        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
-        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
-        "BBDIRECT_SERVER_SECRET_KEY": "scale-test",
-    }
-    settings = load_settings(env=env)
+    env = _env(postgres, "scale", smtp_sink.host, smtp_sink.port)
+    settings, sidecar, installed = _core(env)
     assert settings.queue_backend == "procrastinate"
-    builder, sender, checker = _ports()
-    sidecar = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
-    assert apply_schema(settings) is True
+    assert installed is True
     for i in range(N_JOBS):
-        req = parse_request(
-            {
-                "patient_id": f"p{i}",
-                "address": f"doc{i}@direct.example.org",
-                "kind": "once",
-                "created_by": {"type": "clinician", "id": "u1"},
-                "consent_method": "in_person",
-            }
-        )
-        sidecar.consent.create(req, audit.Actor("clinician", "u1"))
+        _authorize(sidecar, f"p{i}", f"doc{i}@direct.example.org")
     sidecar.pipeline.queue.close()
 
     child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
@@ -166,39 +185,13 @@ def test_db_upgrade_command_migrates_postgresql_and_installs_the_queue_once(post
 @pytest.mark.service("postgres")
 @pytest.mark.slow
 def test_kill_9_of_a_procrastinate_worker_mid_send_then_another_worker_sends_exactly_once(postgres, tmp_path):
-    from fhir_bridge import audit
-    from fhir_bridge.app import build_sidecar
-    from fhir_bridge.config import load_settings
-    from fhir_bridge.consent.model import parse_request
     from fhir_bridge.db import Transmission
-    from fhir_bridge.pipeline.pgqueue import apply_schema
     from tests.integration.test_bridge_e2e import StallingHisp
 
     hisp = StallingHisp()
-    env = {
-        "BBDIRECT_DATABASE_URL": postgres.create_database("kill"),
-        "BBDIRECT_DIRECT_SMTP_HOST": "127.0.0.1",
-        "BBDIRECT_DIRECT_SMTP_PORT": str(hisp.controller.port),
-        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
-        "BBDIRECT_PIPELINE_LEASE_SECONDS": "2",
-        "BBDIRECT_PIPELINE_SWEEP_SECONDS": "2",
-        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
-        "BBDIRECT_SERVER_SECRET_KEY": "kill-test",
-    }
-    settings = load_settings(env=env)
-    builder, sender, checker = _ports()
-    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
-    apply_schema(settings)
-    req = parse_request(
-        {
-            "patient_id": "p1",
-            "address": "doc@direct.example.org",
-            "kind": "once",
-            "created_by": {"type": "clinician", "id": "u1"},
-            "consent_method": "in_person",
-        }
-    )
-    auth = core.consent.create(req, audit.Actor("clinician", "u1"))
+    env = _env(postgres, "kill", "127.0.0.1", hisp.controller.port, lease_seconds="2", sweep_seconds="2")
+    _, core, _ = _core(env)
+    auth = _authorize(core, "p1", "doc@direct.example.org")
     core.pipeline.queue.close()
     child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
 
@@ -249,41 +242,15 @@ def _procrastinate_rows(url: str) -> list[tuple[str, str]]:
 def test_a_killed_workers_procrastinate_jobs_do_not_stay_in_doing(postgres, tmp_path):
     """Issue 14 #3: the task a kill -9 interrupted is recovered by procrastinate's stalled-job mechanism
     (the dead worker's heartbeat stops), not left in ``doing`` forever; the message still goes out once."""
-    from fhir_bridge import audit
-    from fhir_bridge.app import build_sidecar
-    from fhir_bridge.config import load_settings
-    from fhir_bridge.consent.model import parse_request
     from fhir_bridge.db import Transmission
-    from fhir_bridge.pipeline.pgqueue import apply_schema
     from tests.integration.test_bridge_e2e import StallingHisp
 
     hisp = StallingHisp()
-    url = postgres.create_database("stalled")
-    env = {
-        "BBDIRECT_DATABASE_URL": url,
-        "BBDIRECT_DIRECT_SMTP_HOST": "127.0.0.1",
-        "BBDIRECT_DIRECT_SMTP_PORT": str(hisp.controller.port),
-        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
-        "BBDIRECT_PIPELINE_LEASE_SECONDS": "2",
-        "BBDIRECT_PIPELINE_SWEEP_SECONDS": "2",
-        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
-        "BBDIRECT_SERVER_SECRET_KEY": "stalled-test",
-    }
-    settings = load_settings(env=env)
-    builder, sender, checker = _ports()
-    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
-    apply_schema(settings)
+    env = _env(postgres, "stalled", "127.0.0.1", hisp.controller.port, lease_seconds="2", sweep_seconds="2")
+    url = env["BBDIRECT_DATABASE_URL"]
+    _, core, _ = _core(env)
     for i in range(3):
-        req = parse_request(
-            {
-                "patient_id": f"p{i}",
-                "address": f"doc{i}@direct.example.org",
-                "kind": "once",
-                "created_by": {"type": "clinician", "id": "u1"},
-                "consent_method": "in_person",
-            }
-        )
-        core.consent.create(req, audit.Actor("clinician", "u1"))
+        _authorize(core, f"p{i}", f"doc{i}@direct.example.org")
     core.pipeline.queue.close()
     child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
 
@@ -346,45 +313,27 @@ def test_two_workers_never_deliver_an_older_record_after_a_newer_one(postgres, s
     import random
     import re
 
-    from fhir_bridge import audit
-    from fhir_bridge.app import build_sidecar
-    from fhir_bridge.config import load_settings
-    from fhir_bridge.consent.model import parse_request
     from fhir_bridge.db import Authorization, Transmission
-    from fhir_bridge.pipeline.pgqueue import apply_schema
     from fhir_bridge.pipeline.states import PENDING
 
     record = tmp_path / "record"
     record.write_text("0")
     env = {
-        "BBDIRECT_DATABASE_URL": postgres.create_database("order"),
-        "BBDIRECT_DIRECT_SMTP_HOST": smtp_sink.host,
-        "BBDIRECT_DIRECT_SMTP_PORT": str(smtp_sink.port),
-        "BBDIRECT_PIPELINE_TICK_SECONDS": "0.2",
-        "BBDIRECT_PIPELINE_DEBOUNCE_SECONDS": "0.05",
-        "BBDIRECT_PIPELINE_BACKOFF_BASE": "0.3",
-        "BBDIRECT_PIPELINE_BACKOFF_MAX": "1.0",
-        "BBDIRECT_PIPELINE_MAX_ATTEMPTS": "50",
-        "BBDIRECT_PIPELINE_SWEEP_SECONDS": "2",
-        "BBDIRECT_FHIR_WRITE_CONSENT": "false",
-        "BBDIRECT_SERVER_SECRET_KEY": "order-test",
+        **_env(
+            postgres,
+            "order",
+            smtp_sink.host,
+            smtp_sink.port,
+            debounce_seconds="0.05",
+            backoff_base="0.3",
+            backoff_max="1.0",
+            max_attempts="50",
+            sweep_seconds="2",
+        ),
         "BBDIRECT_TEST_RECORD_FILE": str(record),
     }
-    settings = load_settings(env=env)
-    builder, sender, checker = _ports()
-    core = build_sidecar(settings, builder=builder(), sender=sender(settings), checker=checker())
-    apply_schema(settings)
-    req = parse_request(
-        {
-            "patient_id": "p1",
-            "address": "doc@direct.example.org",
-            "kind": "always",
-            "created_by": {"type": "clinician", "id": "u1"},
-            "consent_method": "in_person",
-            "send_now": False,
-        }
-    )
-    auth = core.consent.create(req, audit.Actor("clinician", "u1"))
+    _, core, _ = _core(env)
+    auth = _authorize(core, "p1", "doc@direct.example.org", kind="always", send_now=False)
     child_env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
     workers = [
         subprocess.Popen(
