@@ -68,7 +68,8 @@ def toml_value(value) -> str:
 class Sidecar:
     def __init__(self, tmp: Path, name: str, settings: dict[str, dict]):
         self.port = free_port()
-        settings.setdefault("server", {}).update(
+        settings = {**settings, "server": dict(settings.get("server", {}))}
+        settings["server"].update(
             port=self.port,
             public_url=f"http://127.0.0.1:{self.port}",
             api_keys=[f"bench:{KEY}"],
@@ -184,6 +185,29 @@ def measure_latency(hapi, sink, patient_id: str, runs: int) -> list[float]:
     return samples
 
 
+def table_rows(r: dict, label: str) -> str:
+    """The run as rows of bench/README.md's Sidecar table (one column: ``label``), ready to paste."""
+    load = f"load {r['load_average_before'][0]} → {r['load_average_after'][0]}"
+    rows = [
+        f"| throughput, {r['throughput_messages']} patients pinged at once ({load}) "
+        f"| {r['throughput_msgs_per_s']} msg/s |",
+        f"| CPU per message: sidecar / HAPI | {r['cpu_ms_per_message']['sidecar']} / "
+        f"{r['cpu_ms_per_message']['hapi']} ms |",
+        f"| latency rest-hook p50 / p95 | {r['resthook_latency_s']['p50']:.2f} / "
+        f"{r['resthook_latency_s']['p95']:.2f} s |",
+    ]
+    if "polling_latency_s" in r:
+        p = r["polling_latency_s"]
+        rows.append(
+            f"| latency polling ({p['poll_interval_s']:g} s interval) p50 / p95 | {p['p50']:.2f} / "
+            f"{p['p95']:.2f} s |"
+        )
+    rows.append(f"| authorizations created through the API | {r['authorizations_per_s']} /s |")
+    rss = r["sidecar_rss_kib"]
+    rows.append(f"| sidecar RSS after the throughput run | {rss.get('VmRSS', 0) // 1024} MiB |")
+    return f"| measure | {label} |\n|---|---:|\n" + "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=1000)
@@ -192,6 +216,7 @@ def main() -> int:
     parser.add_argument("--debounce", type=float, default=0.0)
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--label", default="this tree", help="column heading of the printed table rows")
     parser.add_argument("--skip-polling", action="store_true", help="no polling-latency phase")
     parser.add_argument(
         "--profile",
@@ -225,6 +250,9 @@ def main() -> int:
         "debounce_s": args.debounce,
     }
     common = {
+        # One bench "clinician" creates every authorization through the API key: the per-clinician lookup
+        # limit (server.lookups_per_minute_staff) is not what is measured here.
+        "server": {"lookups_per_minute_staff": 0},
         "fhir": {"base_url": hapi.base_url, "write_consent": False},
         "direct": {
             "dns_server": bind.nameserver,
@@ -350,6 +378,7 @@ def main() -> int:
         sink.controller.stop()
         bind.stop()
     print(json.dumps(results, indent=2))
+    print(table_rows(results, args.label))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
