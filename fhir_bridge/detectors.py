@@ -2,8 +2,10 @@
 
 Why here: ``sources`` provides the detectors (rest-hook blueprint, SubscriptionManager, Poller); the sidecar
 owns their schedule, their persistent state (polling watermarks in the ``source_state`` table) and the
-path from a detected change to the pipeline's debounce window. Every detector reports into one
-``ChangeFanIn`` so a change seen by both the rest-hook and the poller opens one window.
+path from a detected change to the pipeline's debounce window. Every detector reports into the sidecar's one
+``ChangeFanIn`` (``Sidecar.fan_in``, built by :func:`fhir_bridge.sidecar.build_sidecar` and handed in here as
+``on_change``) so a change seen by both the rest-hook and the poller opens one window. Nothing here keeps
+state of its own: the services are the ``Sidecar``'s fields.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flask import Blueprint
 from sqlalchemy import select
 
+from fhir_bridge import audit, wiring
+from fhir_bridge.config import Settings
 from fhir_bridge.db import Database, SourceState, utcnow
-
-if TYPE_CHECKING:
-    from fhir_bridge.app import Sidecar
+from fhir_bridge.fhir.client import FhirClient
+from fhir_bridge.sources.events import ChangeEvent
+from fhir_bridge.sources.notifications import notifications_blueprint
+from fhir_bridge.sources.polling import Poller
+from fhir_bridge.sources.subscription import SubscriptionManager
 
 log = logging.getLogger(__name__)
 
@@ -58,49 +65,34 @@ class DbWatermarkStore:
                 row.updated_at = utcnow()
 
 
-def subscription_secret(sidecar: Sidecar) -> str:
+def subscription_secret(settings: Settings) -> str:
     """The configured secret, or one derived from ``server.secret_key`` (stable across restarts)."""
-    configured = sidecar.settings.sources_subscription_secret
+    configured = settings.sources_subscription_secret
     if configured:
         return configured
-    return hmac.new(sidecar.settings.server_secret_key.encode(), b"rest-hook", hashlib.sha256).hexdigest()[
-        :40
-    ]
+    return hmac.new(settings.server_secret_key.encode(), b"rest-hook", hashlib.sha256).hexdigest()[:40]
 
 
-def fan_in(sidecar: Sidecar) -> Callable[[Any], None]:
-    from fhir_bridge.sources.dedup import ChangeFanIn
-
-    if not hasattr(sidecar, "_fan_in"):
-        sidecar._fan_in = ChangeFanIn(sidecar.pipeline.on_change)  # type: ignore[attr-defined]
-    return sidecar._fan_in  # type: ignore[attr-defined]
+def subscription_manager(settings: Settings, client: FhirClient) -> SubscriptionManager:
+    """The manager of our rest-hook Subscriptions, pointing HAPI at this sidecar's public notify URL."""
+    endpoint = settings.server_public_url.rstrip("/") + NOTIFY_PATH
+    return SubscriptionManager(client, endpoint, subscription_secret(settings))
 
 
-def register(app: Any, sidecar: Sidecar) -> None:
-    """Mount the rest-hook notification endpoint (when subscriptions are on)."""
-    if not sidecar.settings.sources_subscriptions:
-        return
-    from fhir_bridge.sources.subscription import notifications_blueprint
+def rest_hook(
+    settings: Settings,
+    on_change: Callable[[ChangeEvent], None],
+    subscriptions: Callable[[], SubscriptionManager],
+) -> Blueprint:
+    """The rest-hook notification endpoint (mount at :data:`NOTIFY_PATH`). The manager is asked for only
+    when a notification without a body needs its patient resolved, so mounting it needs no FHIR client."""
 
-    manager = subscription_manager(sidecar)
-    bp = notifications_blueprint(
-        fan_in(sidecar),
-        subscription_secret(sidecar),
-        resolver=manager.resolve_patient,
-        base_url=sidecar.settings.fhir_base_url,
+    def resolve(resource_type: str, resource_id: str) -> str | None:
+        return subscriptions().resolve_patient(resource_type, resource_id)
+
+    return notifications_blueprint(
+        on_change, subscription_secret(settings), resolver=resolve, base_url=settings.fhir_base_url
     )
-    app.register_blueprint(bp, url_prefix=NOTIFY_PATH)
-
-
-def subscription_manager(sidecar: Sidecar):  # type: ignore[no-untyped-def]
-    from fhir_bridge.sources.subscription import SubscriptionManager
-
-    if not hasattr(sidecar, "_subscriptions"):
-        endpoint = sidecar.settings.server_public_url.rstrip("/") + NOTIFY_PATH
-        sidecar._subscriptions = SubscriptionManager(  # type: ignore[attr-defined]
-            sidecar.fhir_client(), endpoint, subscription_secret(sidecar)
-        )
-    return sidecar._subscriptions  # type: ignore[attr-defined]
 
 
 class _Loop:
@@ -129,12 +121,18 @@ class _Loop:
         self.thread.join(10)
 
 
-def start(sidecar: Sidecar) -> list[Any]:
-    """Start the configured detectors: Subscription upkeep (re-create if gone or in error) and polling."""
-    settings = sidecar.settings
-    services: list[Any] = []
-    if settings.sources_subscriptions:
-        manager = subscription_manager(sidecar)
+def start(
+    settings: Settings,
+    db: Database,
+    fhir: Callable[[], FhirClient],
+    on_change: Callable[[ChangeEvent], None],
+    subscriptions: Callable[[], SubscriptionManager] | None,
+) -> list[_Loop]:
+    """Start the configured detectors: Subscription upkeep (re-create if gone or in error) and polling;
+    and the AuditEvent mirror when ``fhir.write_audit`` is on."""
+    services: list[_Loop] = []
+    if subscriptions is not None:
+        manager = subscriptions()
 
         def upkeep() -> None:
             if manager.client.capabilities().has_subscriptions:
@@ -144,20 +142,14 @@ def start(sidecar: Sidecar) -> list[Any]:
             _Loop("bbdirect-subscriptions", upkeep, settings.sources_subscription_recheck).start()
         )
     if settings.sources_polling:
-        from fhir_bridge.sources.polling import Poller
-
         poller = Poller(
-            sidecar.fhir_client(),
-            DbWatermarkStore(sidecar.db),
-            fan_in(sidecar),
+            fhir(),
+            DbWatermarkStore(db),
+            on_change,
             overlap=timedelta(seconds=settings.sources_poll_overlap),
         )
         services.append(_Loop("bbdirect-poller", poller.poll_once, settings.sources_poll_interval).start())
     if settings.fhir_write_audit:
-        from fhir_bridge import audit, wiring
-
-        writer = wiring.FhirResourceWriter(sidecar.fhir_client)
-        services.append(
-            _Loop("bbdirect-audit-mirror", lambda: audit.mirror_to_fhir(sidecar.db, writer), 5.0).start()
-        )
+        writer = wiring.FhirResourceWriter(fhir)
+        services.append(_Loop("bbdirect-audit-mirror", lambda: audit.mirror_to_fhir(db, writer), 5.0).start())
     return services

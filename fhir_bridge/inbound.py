@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
+from direct.agent import DirectAgent
 from direct.errors import MalformedMessage
 from direct.mdn import NoticeVerdict, norm_message_id
-
-if TYPE_CHECKING:
-    from direct.agent import DirectAgent
-    from fhir_bridge.app import Sidecar
+from direct.transport.smtp_server import ReceivingEndpoint
+from fhir_bridge import audit
+from fhir_bridge.config import Settings
+from fhir_bridge.db import Database
+from fhir_bridge.db.models import Transmission
+from fhir_bridge.pipeline.service import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +43,16 @@ class NoticeHandler:
     #: The endpoint passes the SMTP client's address: the agent needs it for ``direct.dsn_relays``.
     wants_peer = True
 
-    def __init__(self, sidecar: Sidecar, agent_factory: Callable[[], DirectAgent]):
-        self.sidecar = sidecar
-        self._agent_factory = agent_factory
-        self._agent: DirectAgent | None = None
+    def __init__(self, db: Database, pipeline: Pipeline, agent: Callable[[], DirectAgent]):
+        self.db = db
+        self.pipeline = pipeline
+        #: The sidecar's one Direct agent, asked for on the first notice (the identity files may be
+        #: provisioned after start-up).
+        self._agent = agent
 
     @property
     def agent(self) -> DirectAgent:
-        if self._agent is None:
-            self._agent = self._agent_factory()
-        return self._agent
+        return self._agent()
 
     def __call__(
         self, mail_from: str, rcpt_tos: Sequence[str], data: bytes, peer: str | None = None
@@ -65,13 +68,11 @@ class NoticeHandler:
 
     def _apply(self, verdict: NoticeVerdict) -> bool:
         """Apply one verdict to the transmission it names; record the ones that may not act."""
-        from fhir_bridge.db.models import Transmission
-
         note = verdict.notification
         mid = norm_message_id(note.original_message_id)
         if not mid:
             return False
-        with self.sidecar.db.session() as s:
+        with self.db.session() as s:
             job = s.scalar(select(Transmission).where(Transmission.message_id == mid))
             if job is None:
                 return False
@@ -83,14 +84,12 @@ class NoticeHandler:
             assert verdict.outcome is not None
             text = verdict.remote_text
             detail = f"The remote system said: {text}" if text else None
-            return self.sidecar.pipeline.apply_notice(mid, verdict.outcome, detail) is not None
+            return self.pipeline.apply_notice(mid, verdict.outcome, detail) is not None
         self._record(ids, verdict, "other_recipient" if verdict.applies else verdict.reason)
         return False
 
     def _record(self, ids: tuple[str, str], verdict: NoticeVerdict, reason: str) -> None:
         """Audit a notice that changed nothing (unverified, not bound, malformed, another recipient's)."""
-        from fhir_bridge import audit
-
         note = verdict.notification
         detail: dict[str, Any] = {
             "kind": note.kind,
@@ -100,7 +99,7 @@ class NoticeHandler:
         }
         if reason == "unverified" and verdict.remote_text:
             detail["remote_text"] = verdict.remote_text  # quoted, length-limited: the remote's words
-        with self.sidecar.db.session() as s:
+        with self.db.session() as s:
             audit.record(
                 s,
                 actor=audit.SYSTEM,
@@ -113,34 +112,12 @@ class NoticeHandler:
             )
 
 
-def notice_agent(sidecar: Sidecar) -> DirectAgent:
-    """The Direct agent that reads notices for the sidecar: our identity, our anchors, our relays."""
-    from direct.agent import DirectAgent
-    from direct.smime.identity import load_certificate_files
-    from fhir_bridge import wiring
-
-    settings = sidecar.settings
-    sender = sidecar.pipeline.sender
-    agent = getattr(sender, "agent", None)
-    if isinstance(agent, DirectAgent):
-        agent.dsn_relays = list(settings.direct_dsn_relays)
-        return agent
-    identity_of = getattr(sender, "identity", None)
-    if not callable(identity_of):
-        identity_of = wiring.DirectSender(settings, lambda: None).identity
-    identity = identity_of()
-    anchors = load_certificate_files([p for p in settings.direct_trust_anchors if wiring._exists(p)])
-    return DirectAgent([identity], anchors, dsn_relays=settings.direct_dsn_relays)
-
-
-def start_endpoint(sidecar: Sidecar) -> Any | None:
-    """Listen on ``direct.inbound_host:inbound_port`` when a port is configured; returns the endpoint."""
-    settings = sidecar.settings
+def start_endpoint(settings: Settings, handler: NoticeHandler) -> ReceivingEndpoint | None:
+    """Listen on ``direct.inbound_host:inbound_port`` when a port is configured; returns the endpoint
+    (``Sidecar.start`` does this with ``Sidecar.notices``; a stopped endpoint is not restarted, a new one is
+    started here)."""
     if not settings.direct_inbound_port:
         return None
-    from direct.transport.smtp_server import ReceivingEndpoint
-
-    handler = NoticeHandler(sidecar, lambda: notice_agent(sidecar))
     return ReceivingEndpoint(
         settings.direct_inbound_host,
         settings.direct_inbound_port,

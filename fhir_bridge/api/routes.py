@@ -27,7 +27,7 @@ from fhir_bridge.consent.model import FHIR_ID, parse_request
 from fhir_bridge.db.models import Transmission
 
 if TYPE_CHECKING:
-    from fhir_bridge.app import Sidecar
+    from fhir_bridge.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 

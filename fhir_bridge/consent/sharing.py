@@ -2,7 +2,8 @@
 
 Why an adapter: the pages were written against five verbs and plain view objects; this maps them onto
 :class:`ConsentService` so a page and the REST API create, list and revoke through exactly the same rules
-(address check, first job in the same transaction, audit, FHIR Consent mirror).
+(address check, first job in the same transaction, audit, FHIR Consent mirror). Built once, as
+``Sidecar.sharing`` (``fhir_bridge.sidecar``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fhir_bridge.consent.errors import NotFound
 from fhir_bridge.consent.model import AuthorizationRequest
 from fhir_bridge.consent.service import ConsentService
 from fhir_bridge.db.models import Authorization, Transmission
+from fhir_bridge.web.sharing import AddressCheck, AuthorizationView, TransmissionView
 
 
 class ConsentSharing:
@@ -22,8 +24,6 @@ class ConsentSharing:
         self.consent = consent
 
     def check_address(self, address: str, *, trusted_only: bool, principal: str | None = None) -> Any:
-        from fhir_bridge.web.sharing import AddressCheck
-
         policy = "trusted" if trusted_only else "public"
         normalized, trusted = self.consent.check_address(address, policy, principal)
         return AddressCheck(normalized, DirectAddress.parse(normalized).domain, bool(trusted))
@@ -61,8 +61,6 @@ class ConsentSharing:
         return self._view(auth)
 
     def _view(self, auth: Authorization) -> Any:
-        from fhir_bridge.web.sharing import AuthorizationView
-
         return AuthorizationView(
             id=auth.id,
             patient_id=auth.patient_id,
@@ -81,8 +79,6 @@ class ConsentSharing:
 
 
 def _tx_view(tx: Transmission) -> Any:
-    from fhir_bridge.web.sharing import TransmissionView
-
     return TransmissionView(
         id=tx.id,
         state=tx.state,

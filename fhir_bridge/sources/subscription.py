@@ -9,7 +9,7 @@ or ``off``, or no longer match the endpoint or secret. Subscriptions it does not
 Delivery (HAPI): with ``payload = application/fhir+json`` HAPI sends ``PUT {endpoint}/{Type}/{id}`` with the
 resource; deletions come as ``DELETE {endpoint}/{Type}/{id}`` because we ask for them with HAPI's
 ``subscription-send-delete-messages`` extension. The notification endpoint itself is the Flask blueprint in
-``notifications`` (``notifications_blueprint`` below re-exports it so Flask stays out of this module).
+``notifications`` (which imports this module's ``SECRET_HEADER``; Flask stays out of this module).
 
 The shared secret travels in ``channel.header`` (R4 Subscription.channel.header): whoever can read
 Subscriptions on the FHIR server can read it, so use a random secret dedicated to this purpose.
@@ -18,7 +18,7 @@ Subscriptions on the FHIR server can read it, so use a random secret dedicated t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,6 @@ from fhir_bridge.fhir import shapes
 from fhir_bridge.fhir.client import FhirClient
 from fhir_bridge.fhir.errors import FhirNotFound, FhirUnsupported
 from fhir_bridge.sources.compartment import PATIENT_PATHS, patient_of
-from fhir_bridge.sources.events import ChangeEvent
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +198,3 @@ def _owned_by(subscription: dict[str, Any], owner: str) -> bool:
     return any(
         isinstance(t, dict) and t.get("system") == OWNER_TAG_SYSTEM and t.get("code") == owner for t in tags
     )
-
-
-def notifications_blueprint(
-    on_change: Callable[[ChangeEvent], None], secret: str, **options: Any
-) -> Any:  # flask.Blueprint (Flask is imported only by the notifications module)
-    """The Flask blueprint receiving notifications (see ``notifications.notifications_blueprint``)."""
-    from fhir_bridge.sources.notifications import notifications_blueprint as build
-
-    return build(on_change, secret, **options)

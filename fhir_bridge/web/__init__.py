@@ -1,8 +1,9 @@
 """The sidecar's web pages: SMART on FHIR sign-in, the patient's and the clinician's sharing flows.
 
-``create_app`` calls :func:`register`. Everything browser-facing lives here: server-side sessions, CSRF,
-the Content-Security-Policy, templates and static files. The pages reach the consent service only through
-:class:`fhir_bridge.web.sharing.SharingService` (``app.extensions["bbdirect.sharing"]``).
+``create_app`` calls :func:`register` with the ``[web]`` settings and the sidecar's ``sharing`` service.
+Everything browser-facing lives here: server-side sessions, CSRF, the Content-Security-Policy, templates and
+static files. The pages reach the consent service only through
+:class:`fhir_bridge.web.sharing.SharingService` (``app.extensions["bbdirect.sharing"]``, set here).
 """
 
 from __future__ import annotations
@@ -13,42 +14,40 @@ from typing import Any
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
+from fhir_bridge.config import Settings
+from fhir_bridge.db import Database
 from fhir_bridge.web import clinician, common, patient, security, smart
 from fhir_bridge.web.config import WebConfig
 from fhir_bridge.web.session_backends import MemoryBackend, SessionBackend, SqlBackend
 from fhir_bridge.web.session_store import ServerSessionInterface
+from fhir_bridge.web.sharing import SharingService
 
 _HERE = Path(__file__).parent
 _BLUEPRINTS = (smart.bp, patient.bp, clinician.bp, common.bp)
 _NAMES = {bp.name for bp in _BLUEPRINTS} | {"web_static"}
 
 
-def _settings_of(app: Flask) -> tuple[dict[str, Any], str]:
-    """The ``[web]`` section and public URL from the sidecar's Settings, wherever create_app put them."""
-    sidecar = app.extensions.get("bbdirect")
-    settings = getattr(sidecar, "settings", None) or app.config.get("BBDIRECT_SETTINGS")
-    if settings is None:
-        return dict(app.config.get("BBDIRECT_WEB", {})), ""
-    section = settings.section("web") if hasattr(settings, "section") else {}
-    section.update(app.config.get("BBDIRECT_WEB", {}))
-    return section, getattr(settings, "server_public_url", "")
-
-
-def _session_backend(app: Flask, config: WebConfig) -> SessionBackend:
+def _session_backend(config: WebConfig, db: Database | None) -> SessionBackend:
     """The sidecar's database when there is one (sessions shared by every process), else this process."""
-    db = getattr(app.extensions.get("bbdirect"), "db", None)
     if config.session_store == "database" and db is not None:
         return SqlBackend(db.engine)
     return MemoryBackend()
 
 
-def register(app: Flask) -> None:
-    """Attach the pages to the sidecar's Flask app."""
-    section, public_url = _settings_of(app)
-    config = WebConfig.load(section, public_url=section.get("public_url", "") or public_url)
+def load_config(settings: Settings) -> WebConfig:
+    """The ``[web]`` section of the settings; ``web.public_url`` defaults to ``server.public_url``."""
+    section = settings.section("web")
+    return WebConfig.load(section, public_url=section.get("public_url", "") or settings.server_public_url)
+
+
+def register(app: Flask, config: WebConfig, sharing: SharingService, db: Database | None = None) -> None:
+    """Attach the pages to the sidecar's Flask app: ``sharing`` is the consent service as the pages see it
+    (``Sidecar.sharing``); sessions live in ``db`` when ``web.session_store`` is ``database`` and there is
+    one, else in this process."""
+    app.extensions["bbdirect.sharing"] = sharing
     app.extensions["bbdirect.web.config"] = config
     app.session_interface = ServerSessionInterface(
-        config.session_idle_minutes, config.session_max_hours, _session_backend(app, config)
+        config.session_idle_minutes, config.session_max_hours, _session_backend(config, db)
     )
     app.config.update(
         SESSION_COOKIE_NAME="bbd_session",

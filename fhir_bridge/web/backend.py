@@ -1,7 +1,8 @@
 """Which :class:`SharingService` the pages talk to.
 
-``create_app`` puts the consent service, adapted by ``fhir_bridge.consent.sharing.ConsentSharing``, in
-``app.extensions["bbdirect.sharing"]``; an app that has only the sidecar object gets the same adapter here.
+``fhir_bridge.web.register`` puts the sidecar's one ``Sidecar.sharing`` (the consent service adapted by
+``fhir_bridge.consent.sharing.ConsentSharing``, built once by ``fhir_bridge.sidecar.build_sidecar``) in
+``app.extensions["bbdirect.sharing"]``; nothing here builds another.
 """
 
 from __future__ import annotations
@@ -18,10 +19,5 @@ class NoSharingService(RuntimeError):
 def sharing_service(app: Flask) -> SharingService:
     service = app.extensions.get("bbdirect.sharing")
     if service is None:
-        consent = getattr(app.extensions.get("bbdirect"), "consent", None)
-        if consent is None:
-            raise NoSharingService("the web pages need the sidecar's consent service (use create_app)")
-        from fhir_bridge.consent.sharing import ConsentSharing
-
-        service = app.extensions["bbdirect.sharing"] = ConsentSharing(consent)
+        raise NoSharingService("the web pages need the sidecar's consent service (use create_app)")
     return service

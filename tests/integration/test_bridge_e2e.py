@@ -125,9 +125,8 @@ def sidecar(world):
         )
     )
     # Wait until HAPI has activated every one of our Subscriptions (they start as "requested").
-    from fhir_bridge.detectors import subscription_manager
-
-    manager = subscription_manager(running.sidecar)
+    assert running.sidecar.subscriptions is not None
+    manager = running.sidecar.subscriptions()
     deadline = time.monotonic() + 90
     while not manager.all_active():
         assert time.monotonic() < deadline, "HAPI did not activate the sidecar's Subscriptions"

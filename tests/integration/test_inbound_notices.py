@@ -1,6 +1,6 @@
 """The notice policy (issue 12, findings 1, 2 and 13) on the sidecar's real inbound SMTP endpoint.
 
-The sidecar is ``fhir_bridge.app.build_sidecar`` on SQLite with its inbound endpoint started by
+The sidecar is ``fhir_bridge.sidecar.build_sidecar`` on SQLite with its inbound endpoint started by
 ``fhir_bridge.inbound.start_endpoint`` exactly as ``bbdirect serve`` and tests/e2e/conftest.py start it;
 only the record builder and the outbound sender are doubles (a transmission needs a Message-ID and
 ``sent``, nothing more). Notices travel over real SMTP (smtplib → aiosmtpd) and are real S/MIME from
@@ -95,7 +95,7 @@ class Inbound:
             **settings,
         )
         self.sidecar = build_sidecar(self.settings, builder=Record(), sender=Sender(), checker=Checker())
-        self.endpoint = start_endpoint(self.sidecar)
+        self.endpoint = start_endpoint(self.settings, self.sidecar.notices)
 
     def close(self) -> None:
         self.endpoint.stop()

@@ -19,8 +19,9 @@ from werkzeug.serving import make_server
 from fhir_bridge.fhir.client import FhirClient
 from fhir_bridge.sources.dedup import ChangeFanIn
 from fhir_bridge.sources.events import ChangeEvent
+from fhir_bridge.sources.notifications import notifications_blueprint
 from fhir_bridge.sources.polling import JsonWatermarkStore, Poller
-from fhir_bridge.sources.subscription import SECRET_HEADER, SubscriptionManager, notifications_blueprint
+from fhir_bridge.sources.subscription import SECRET_HEADER, SubscriptionManager
 from tests.fixtures.hapi import HapiServer
 
 pytestmark = pytest.mark.service("hapi")

@@ -93,7 +93,7 @@ def sidecar(hapi, bind, pki, tmp_path_factory):
         sources_subscriptions=False,
         pipeline_workers=0,
     )
-    app = create_app(settings, plugins=())
+    app = create_app(settings, web=False, detectors=False)
     recorder = Recorder(app.wsgi_app)
     app.wsgi_app = recorder
     server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=4)

@@ -241,8 +241,8 @@ def test_the_sidecar_serves_its_jwks_without_authentication(
     )
     plain = load_settings(env={}, database_url=db)
 
-    served = create_app(smart, plugins=()).test_client().get("/.well-known/jwks.json")
-    off = create_app(plain, plugins=()).test_client().get("/.well-known/jwks.json")
+    served = create_app(smart, web=False, detectors=False).test_client().get("/.well-known/jwks.json")
+    off = create_app(plain, web=False, detectors=False).test_client().get("/.well-known/jwks.json")
 
     assert served.status_code == 200 and served.mimetype == "application/jwk-set+json"
     (key,) = served.get_json()["keys"]

@@ -185,11 +185,11 @@ def test_server_side_session_ends_after_idle_and_keeps_data_off_the_cookie() -> 
 
 def _pages_app() -> Flask:
     from fhir_bridge.web import register
+    from fhir_bridge.web.config import WebConfig
 
     app = Flask("pages")
-    app.config["BBDIRECT_WEB"] = {"smart_iss": "https://ehr.test/fhir", "cookie_secure": False}
-    app.extensions["bbdirect.sharing"] = object()  # never reached by these requests
-    register(app)
+    config = WebConfig.load({"smart_iss": "https://ehr.test/fhir", "cookie_secure": False})
+    register(app, config, sharing=object())  # type: ignore[arg-type]  # never reached by these requests
     return app
 
 
