@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import datatypes as dt
+from . import xmltext as xt
 from .index import Index, Resource
 
 _Element = dt.Node
 #: What a malformed resource can make the mappers raise (wrong JSON types where FHIR has structure).
 _DATA_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 _PEOPLE = ("Practitioner", "PractitionerRole")
-_AUTHOR_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.119")
+_AUTHOR = xt.Wrap(("author", None), first=dt.template_xml("2.16.840.1.113883.10.20.22.4.119"))
 _WHO_ORDER = ("recorder", "requester", "asserter", "author", "performer")
 _WHO_FIELDS = frozenset(_WHO_ORDER)
 _TIME_FIELDS = (
@@ -112,9 +113,9 @@ class Ctx:
         if not t:
             return
         # a TS holds digits, '.', '+' and '-' only: nothing to escape
-        parent.append(f'<author>{_AUTHOR_TEMPLATE}<time value="{t}"/>')
-        practitioner_entity(self, parent, who, "assignedAuthor")
-        parent.append("</author>")
+        with _AUTHOR.into(parent) as author:
+            author.append(f'<time value="{t}"/>')
+            practitioner_entity(self, author, who, "assignedAuthor")
 
     def _who(self, res: Resource) -> Resource | None:
         if _WHO_FIELDS.isdisjoint(res):  # the usual case: the resource names nobody

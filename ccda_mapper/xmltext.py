@@ -1,4 +1,4 @@
-"""A small XML builder that writes escaped text instead of lxml elements.
+"""A small XML writer that produces escaped text instead of a tree.
 
 Why: a CCD has 5 000 to 30 000 elements and ``lxml.etree.SubElement`` costs about 1.5 µs each (a C node,
 a Python proxy, a namespace lookup), about half of the whole build.  Most elements are leaves (templateId,
@@ -6,19 +6,25 @@ id, code, statusCode, effectiveTime bounds, values) that nobody touches after th
 appended to their parent as finished strings; only elements that receive children later are :class:`Node`
 objects.  The document is then one ``"".join``: no parse, no tree walk in C.
 
+Every element is closed by construction: a leaf is one finished string (:func:`leaf`, :func:`wrapped`), a
+:class:`Node` writes its own end tag, and an entry written as text goes through a :class:`Wrap`, whose end
+tags are derived from its start tags and appended only when the ``with`` block completes (a resource that
+breaks half-way leaves nothing behind).  No caller writes an end tag by hand.
+
 Safety: every attribute value and every text goes through :func:`attr` / :func:`text` / :func:`attrs` here
-(one escape table, the rules of libxml2's serializer, so the bytes equal what lxml wrote before): ``& < >``
-and (in attributes) ``"``, line breaks and tabs become character references, and what XML 1.0 cannot carry
-(C0 controls other than tab/CR/LF, U+FFFE/U+FFFF, lone surrogates) is removed.  Element and attribute
-*names* are constants of this package, never data.  A value that is not a string raises ``TypeError`` as
-lxml did, so a malformed resource is still skipped by the section guard, never half-written.
+(one escape table, the rules of libxml2's serializer, so the output reads back as the same infoset and
+canonicalises the same): ``& < >`` and (in attributes) ``"``, line breaks and tabs become character
+references, and what XML 1.0 cannot carry (C0 controls other than tab/CR/LF, U+FFFE/U+FFFF, lone
+surrogates) is removed.  Element and attribute *names* are constants of this package, never data.  A value
+that is not a string raises ``TypeError``, so a malformed resource is skipped by the section guard, never
+half-written.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Union
+from typing import Any, Union
 
 # libxml2 xmlEscapeEntities / xmlBufAttrSerializeTxtContent, plus removal of what XML 1.0 forbids (§2.2 Char)
 _FORBIDDEN = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
@@ -35,7 +41,7 @@ Kid = Union["Node", str]
 
 
 def text(value: str) -> str:
-    """Character data, escaped (``TypeError`` for a non-string, as lxml raised)."""
+    """Character data, escaped (``TypeError`` for a non-string: see the module docstring)."""
     return value.translate(_TEXT_TABLE) if _search_text(value) else value
 
 
@@ -57,6 +63,50 @@ def leaf(tag: str, attrib: Mapping[str, str] | None = None, content: str | None 
     if content is None:
         return f"<{tag}{a}/>"
     return f"<{tag}{a}>{text(content)}</{tag}>"
+
+
+def wrapped(tag: str, attrib: Mapping[str, str] | None, inner: str) -> str:
+    """A finished element around finished XML ``inner`` (``<tag a="v"/>`` when ``inner`` is empty)."""
+    a = attrs(attrib) if attrib else ""
+    return f"<{tag}{a}>{inner}</{tag}>" if inner else f"<{tag}{a}/>"
+
+
+class Wrap:
+    """Nested start tags (outermost first) and an optional constant first child, with the matching end tags
+    derived from the same list, so the two cannot disagree.  Built once per module (the strings are
+    constants); ``with WRAP.into(parent) as kids:`` collects the content and appends
+    ``start + content + end`` to ``parent`` as one string when the block completes, nothing when it raises.
+    """
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, *tags: tuple[str, Mapping[str, str] | None], first: str = "") -> None:
+        if not tags:
+            raise ValueError("a Wrap needs at least one tag")
+        self.start = "".join([f"<{tag}{attrs(a) if a else ''}>" for tag, a in tags]) + first
+        self.end = "".join([f"</{tag}>" for tag, _ in reversed(tags)])
+
+    def into(self, parent: list[Any]) -> Writer:
+        w: Writer = _new_node(Writer)
+        w.parent = parent
+        w.wrap = self
+        return w
+
+
+class Writer(list[Any]):
+    """The content of one :class:`Wrap` while it is written (finished strings and :class:`Node` objects)."""
+
+    __slots__ = ("parent", "wrap")
+    parent: list[Any]
+    wrap: Wrap
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            wrap = self.wrap
+            self.parent.append(wrap.start + join(self) + wrap.end)
 
 
 class Node(list):  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 
 _Element = dt.Node
 
@@ -45,7 +46,7 @@ def _empty_xml(spec: Spec) -> str:
     parts: dt.Parent = []
     sec = _head(parts, spec, null=True)
     dt.leaf(sec, "text", text="No information")
-    return dt.xt.join(parts)
+    return xt.join(parts)
 
 
 def start(body: _Element, spec: Spec, headers: Sequence[str]) -> tuple[_Element, dt.Table]:

@@ -6,10 +6,9 @@ reasons as Indications (4.19).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx, practitioner_entity
 from ..index import Resource
 from .base import Spec, empty, finish, is_error, start
@@ -27,15 +26,20 @@ SPEC = Spec(
 )
 _ENC_CODES = (codes.CPT, codes.SNOMED, codes.HCPCS, codes.ACT_CODE)
 #: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
-_ENCOUNTER_OPEN = '<entry typeCode="DRIV"><encounter classCode="ENC" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.49", "2015-08-01"
+_ENCOUNTER = xt.Wrap(
+    ("entry", {"typeCode": "DRIV"}),
+    ("encounter", {"classCode": "ENC", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.49", "2015-08-01"),
 )
-_INDICATION_OPEN = (
-    '<entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">'
-    + dt.template_xml("2.16.840.1.113883.10.20.22.4.19", "2014-06-09")
+_PERFORMER = xt.Wrap(("performer", None))
+_LOCATION = xt.Wrap(("participant", {"typeCode": "LOC"}))
+_INDICATION = xt.Wrap(
+    ("entryRelationship", {"typeCode": "RSON"}),
+    ("observation", {"classCode": "OBS", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.19", "2014-06-09"),
 )
 _INDICATION_CODE = (
-    dt.xt.leaf(
+    xt.leaf(
         "code",
         {
             "code": "404684003",
@@ -90,26 +94,23 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             "; ".join(dt.cc_text(r) for r in reasons),
         )
     )
-    en: list[Any] = [_ENCOUNTER_OPEN]  # written into sec as one string once complete
-    key = ctx.index.key(res)
-    dt.identifiers(en, res, key)
-    dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
-    dt.text_ref(en, rid)
-    dt.ivl_ts(en, "effectiveTime", start_, end)
-    for part in dt.lst(res.get("participant")):
-        if not isinstance(part, dict):
-            continue
-        who = ctx.index.resolve(part.get("individual"), res)
-        if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
-            en.append("<performer>")
-            practitioner_entity(ctx, en, who, "assignedEntity")
-            en.append("</performer>")
-    for loc in locs:
-        _location(ctx, en, loc)
-    for i, r in enumerate(reasons):
-        _indication(en, r, f"{key}#reason{i}", reason_times[i] if i < len(reason_times) else start_)
-    en.append("</encounter></entry>")
-    sec.append(dt.xt.join(en))
+    with _ENCOUNTER.into(sec) as en:  # appended to sec as one string once complete
+        key = ctx.index.key(res)
+        dt.identifiers(en, res, key)
+        dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
+        dt.text_ref(en, rid)
+        dt.ivl_ts(en, "effectiveTime", start_, end)
+        for part in dt.lst(res.get("participant")):
+            if not isinstance(part, dict):
+                continue
+            who = ctx.index.resolve(part.get("individual"), res)
+            if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
+                with _PERFORMER.into(en) as performer:
+                    practitioner_entity(ctx, performer, who, "assignedEntity")
+        for loc in locs:
+            _location(ctx, en, loc)
+        for i, r in enumerate(reasons):
+            _indication(en, r, f"{key}#reason{i}", reason_times[i] if i < len(reason_times) else start_)
     return True
 
 
@@ -118,9 +119,8 @@ def _location(ctx: Ctx, en: dt.Parent, loc: Resource) -> None:
     (HSLOC)."""
     if loc.get("resourceType") != "Location":
         return
-    en.append('<participant typeCode="LOC">')
-    ctx.copy_into(en, loc, "participantRole", lambda: _location_role(ctx, loc))
-    en.append("</participant>")
+    with _LOCATION.into(en) as participant:
+        ctx.copy_into(participant, loc, "participantRole", lambda: _location_role(ctx, loc))
 
 
 def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
@@ -152,10 +152,9 @@ def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
 def _indication(en: dt.Parent, cc: object, seed: str, when: object) -> None:
     """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter, with the time it
     held (effectiveTime SHOULD be present, CONF:1098-7488) when the record has one."""
-    en.append(_INDICATION_OPEN)
-    dt.stable_id(en, seed)
-    en.append(_INDICATION_CODE)
-    if dt.ts(when):
-        dt.ivl_ts(en, "effectiveTime", when)
-    dt.cd(en, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")
-    en.append("</observation></entryRelationship>")
+    with _INDICATION.into(en) as ind:
+        dt.stable_id(ind, seed)
+        ind.append(_INDICATION_CODE)
+        if dt.ts(when):
+            dt.ivl_ts(ind, "effectiveTime", when)
+        dt.cd(ind, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")

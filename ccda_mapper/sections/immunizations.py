@@ -6,10 +6,9 @@ Immunization → Immunization Activity (4.52:2015-08-01) with Immunization Medic
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, finish, is_error, start
@@ -38,9 +37,12 @@ def build(ctx: Ctx, body: dt.Node) -> None:
 
 
 #: the fixed opening of the entries (Immunization Activity 2.16.840.1.113883.10.20.22.4.52:2015-08-01)
-_OPEN_DONE, _OPEN_NOT_DONE = (
-    '<entry typeCode="DRIV"><substanceAdministration classCode="SBADM" moodCode="EVN" '
-    f'negationInd="{neg}">' + dt.template_xml("2.16.840.1.113883.10.20.22.4.52", "2015-08-01")
+_ENTRY_DONE, _ENTRY_NOT_DONE = (
+    xt.Wrap(
+        ("entry", {"typeCode": "DRIV"}),
+        ("substanceAdministration", {"classCode": "SBADM", "moodCode": "EVN", "negationInd": neg}),
+        first=dt.template_xml("2.16.840.1.113883.10.20.22.4.52", "2015-08-01"),
+    )
     for neg in ("false", "true")
 )
 
@@ -61,23 +63,21 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         )
     )
     # written into sec as one string once complete
-    sa: list[Any] = [_OPEN_NOT_DONE if status == "not-done" else _OPEN_DONE]
-    dt.identifiers(sa, res, ctx.index.key(res))
-    dt.text_ref(sa, rid)
-    dt.leaf(sa, "statusCode", {"code": "completed"})
-    dt.ts_el(sa, "effectiveTime", when)
-    route = res.get("route")
-    if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
-        dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
-    dose = res.get("doseQuantity")
-    if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
-        dt.leaf(
-            sa,
-            "doseQuantity",
-            {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
-        )
-    product(sa, vc, rid, immunization=True, lot=lot)
-    ctx.author(sa, res.get("recorded") or when, res)
-    sa.append("</substanceAdministration></entry>")
-    sec.append(dt.xt.join(sa))
+    with (_ENTRY_NOT_DONE if status == "not-done" else _ENTRY_DONE).into(sec) as sa:
+        dt.identifiers(sa, res, ctx.index.key(res))
+        dt.text_ref(sa, rid)
+        dt.leaf(sa, "statusCode", {"code": "completed"})
+        dt.ts_el(sa, "effectiveTime", when)
+        route = res.get("route")
+        if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
+            dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
+        dose = res.get("doseQuantity")
+        if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
+            dt.leaf(
+                sa,
+                "doseQuantity",
+                {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
+            )
+        product(sa, vc, rid, immunization=True, lot=lot)
+        ctx.author(sa, res.get("recorded") or when, res)
     return True

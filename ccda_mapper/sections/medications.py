@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, finish, is_error, start
@@ -57,18 +58,23 @@ def medication_concept(ctx: Ctx, res: Resource) -> Any:
 def product(parent: dt.Parent, cc: Any, ref: str, *, immunization: bool = False, lot: str = "") -> None:
     """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54, with
     the vaccine's lot number), written as text."""
-    parent.append(_PRODUCT_OPEN_IMMUNIZATION if immunization else _PRODUCT_OPEN_MEDICATION)
-    dt.cd(parent, "code", cc, prefer=_VACCINE_CODES if immunization else DRUG_CODES, ref=ref)
-    if lot:
-        dt.leaf(parent, "lotNumberText", text=lot)
-    parent.append("</manufacturedMaterial></manufacturedProduct></consumable>")
+    with (
+        (_PRODUCT_IMMUNIZATION if immunization else _PRODUCT_MEDICATION).into(parent) as manufactured,
+        _MATERIAL.into(manufactured) as material,
+    ):
+        dt.cd(material, "code", cc, prefer=_VACCINE_CODES if immunization else DRUG_CODES, ref=ref)
+        if lot:
+            dt.leaf(material, "lotNumberText", text=lot)
 
 
 _VACCINE_CODES = (codes.CVX, codes.NDC, codes.SNOMED)
-_PRODUCT_OPEN_IMMUNIZATION, _PRODUCT_OPEN_MEDICATION = (
-    '<consumable><manufacturedProduct classCode="MANU">'
-    + dt.template_xml(root, "2014-06-09")
-    + "<manufacturedMaterial>"
+_MATERIAL = xt.Wrap(("manufacturedMaterial", None))
+_PRODUCT_IMMUNIZATION, _PRODUCT_MEDICATION = (
+    xt.Wrap(
+        ("consumable", None),
+        ("manufacturedProduct", {"classCode": "MANU"}),
+        first=dt.template_xml(root, "2014-06-09"),
+    )
     for root in ("2.16.840.1.113883.10.20.22.4.54", "2.16.840.1.113883.10.20.22.4.23")
 )
 
@@ -94,9 +100,12 @@ def _dosage(res: Resource) -> dict[str, Any]:
 
 
 #: the fixed opening of the entries (Medication Activity 2.16.840.1.113883.10.20.22.4.16:2014-06-09)
-_OPEN_EVN, _OPEN_INT = (
-    f'<entry typeCode="DRIV"><substanceAdministration classCode="SBADM" moodCode="{mood}">'
-    + dt.template_xml("2.16.840.1.113883.10.20.22.4.16", "2014-06-09")
+_ENTRY_EVN, _ENTRY_INT = (
+    xt.Wrap(
+        ("entry", {"typeCode": "DRIV"}),
+        ("substanceAdministration", {"classCode": "SBADM", "moodCode": mood}),
+        first=dt.template_xml("2.16.840.1.113883.10.20.22.4.16", "2014-06-09"),
+    )
     for mood in ("EVN", "INT")
 )
 
@@ -128,33 +137,31 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     rid = table.row(
         (dt.cc_text(cc) or "Unknown medication", instr, status, dt.display_date(start_), dt.display_date(end))
     )
-    sa: list[Any] = [_OPEN_EVN if mood == "EVN" else _OPEN_INT]  # written into sec once complete
-    dt.identifiers(sa, res, ctx.index.key(res))
-    dt.text_ref(sa, rid)
-    dt.leaf(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
-    # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
-    dt.ivl_ts(sa, "effectiveTime", start_, end, xsi_type="IVL_TS")
-    _frequency(sa, dosage)
-    route = dosage.get("route")
-    if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
-        dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
-    dose = None
-    for dr in dt.lst(dosage.get("doseAndRate")):
-        if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
-            dose = dr["doseQuantity"]
-            break
-    if dose is not None and dt.num(dose.get("value")) is not None:
-        dt.leaf(
-            sa,
-            "doseQuantity",
-            {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))},
-        )
-    else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
-        dt.leaf(sa, "doseQuantity", {"nullFlavor": "UNK"})
-    product(sa, cc, rid)
-    ctx.author(sa, res.get("authoredOn"), res)
-    sa.append("</substanceAdministration></entry>")
-    sec.append(dt.xt.join(sa))
+    with (_ENTRY_EVN if mood == "EVN" else _ENTRY_INT).into(sec) as sa:  # appended to sec once complete
+        dt.identifiers(sa, res, ctx.index.key(res))
+        dt.text_ref(sa, rid)
+        dt.leaf(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
+        # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
+        dt.ivl_ts(sa, "effectiveTime", start_, end, xsi_type="IVL_TS")
+        _frequency(sa, dosage)
+        route = dosage.get("route")
+        if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
+            dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
+        dose = None
+        for dr in dt.lst(dosage.get("doseAndRate")):
+            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
+                dose = dr["doseQuantity"]
+                break
+        if dose is not None and dt.num(dose.get("value")) is not None:
+            dt.leaf(
+                sa,
+                "doseQuantity",
+                {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))},
+            )
+        else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
+            dt.leaf(sa, "doseQuantity", {"nullFlavor": "UNK"})
+        product(sa, cc, rid)
+        ctx.author(sa, res.get("authoredOn"), res)
     return True
 
 

@@ -7,10 +7,10 @@ decoded into the narrative (they are the note); other media types are named, not
 from __future__ import annotations
 
 import binascii
-from typing import Any
 
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, finish, start
@@ -101,11 +101,11 @@ def note_text(d: Resource) -> str:
 
 
 #: the fixed opening of the entries (Note Activity 2.16.840.1.113883.10.20.22.4.202:2016-11-01)
-_CODE_OPEN = (
-    '<code code="34109-9" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC" displayName="Note"'
-)
-_OPEN = '<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.202", "2016-11-01"
+_CODE = {"code": "34109-9", "codeSystem": codes.LOINC, "codeSystemName": "LOINC", "displayName": "Note"}
+_ENTRY = xt.Wrap(
+    ("entry", {"typeCode": "DRIV"}),
+    ("act", {"classCode": "ACT", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.202", "2016-11-01"),
 )
 
 
@@ -122,18 +122,16 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool
     )
     who_name = dt.name_text(dt.best_name((who or {}).get("name"))) if who else ""
     rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
-    act: list[Any] = [_OPEN]  # written into sec as one string once complete
-    dt.identifiers(act, d, key)
-    translations = []
-    for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
-        a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
-        if a is not None and a["codeSystem"] == codes.LOINC:
-            translations.append(dt.xt.leaf("translation", a))
-    act.append(f"{_CODE_OPEN}>{''.join(translations)}</code>" if translations else f"{_CODE_OPEN}/>")
-    dt.text_ref(act, rid)
-    act.append('<statusCode code="completed"/>')
-    dt.ts_el(act, "effectiveTime", when)
-    ctx.author(act, when, {"author": d.get("author")} if who else None)
-    act.append("</act></entry>")
-    sec.append(dt.xt.join(act))
+    with _ENTRY.into(sec) as act:  # appended to sec as one string once complete
+        dt.identifiers(act, d, key)
+        translations = []
+        for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
+            a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
+            if a is not None and a["codeSystem"] == codes.LOINC:
+                translations.append(xt.leaf("translation", a))
+        act.append(xt.wrapped("code", _CODE, "".join(translations)))
+        dt.text_ref(act, rid)
+        act.append('<statusCode code="completed"/>')
+        dt.ts_el(act, "effectiveTime", when)
+        ctx.author(act, when, {"author": d.get("author")} if who else None)
     return True

@@ -6,10 +6,9 @@ Observation (4.4).  Health concerns go to their own section (health_concerns.py)
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, clinical_status, empty, finish, is_error, start
@@ -66,8 +65,10 @@ def code_list(cc: object) -> str:
 
 
 #: the fixed opening of the entries (Problem Concern Act 2.16.840.1.113883.10.20.22.4.3:2015-08-01)
-_OPEN = '<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.3", "2015-08-01"
+_ENTRY = xt.Wrap(
+    ("entry", {"typeCode": "DRIV"}),
+    ("act", {"classCode": "ACT", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.3", "2015-08-01"),
 )
 
 
@@ -84,19 +85,19 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             dt.display_date(abated),
         )
     )
-    act: list[Any] = [_OPEN]  # written into sec as one string once complete
-    key = ctx.index.key(res)
-    dt.stable_id(act, key + "#concern")
-    dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
-    active = status in ACTIVE
-    dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
-    recorded = res.get("recordedDate") or onset
-    # a completed concern says when it ended (the IG: high when statusCode is completed); UNK when unknown
-    dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active)
-    er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
-    problem_observation(ctx, er, res, rid, active)
-    act.append("</act></entry>")
-    sec.append(dt.xt.join(act))
+    with _ENTRY.into(sec) as act:  # appended to sec as one string once complete
+        key = ctx.index.key(res)
+        dt.stable_id(act, key + "#concern")
+        dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+        active = status in ACTIVE
+        dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
+        recorded = res.get("recordedDate") or onset
+        # a completed concern says when it ended (the IG: high when statusCode is completed); UNK when unknown
+        dt.ivl_ts(
+            act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active
+        )
+        er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
+        problem_observation(ctx, er, res, rid, active)
     return True
 
 

@@ -5,10 +5,9 @@ Procedure → Procedure Activity Procedure (2.16.840.1.113883.10.20.22.4.14:2014
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, finish, is_error, start
@@ -55,8 +54,10 @@ def build(ctx: Ctx, body: dt.Node) -> None:
 
 
 #: the fixed opening of the entries (Procedure Activity Procedure 2.16.840.1.113883.10.20.22.4.14:2014-06-09)
-_OPEN = '<entry typeCode="DRIV"><procedure classCode="PROC" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.14", "2014-06-09"
+_ENTRY = xt.Wrap(
+    ("entry", {"typeCode": "DRIV"}),
+    ("procedure", {"classCode": "PROC", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.14", "2014-06-09"),
 )
 
 
@@ -75,19 +76,17 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             ", ".join(dt.cc_text(s) for s in sites),
         )
     )
-    pr: list[Any] = [_OPEN]  # written into sec as one string once complete
-    dt.identifiers(pr, res, ctx.index.key(res))
-    dt.cd(pr, "code", res.get("code"), prefer=PROC_CODES, ref=rid)
-    dt.text_ref(pr, rid)
-    dt.leaf(pr, "statusCode", {"code": _STATUS.get(status, "completed")})
-    if end and dt.ts(end):
-        dt.ivl_ts(pr, "effectiveTime", start_, end)
-    else:
-        dt.ts_el(pr, "effectiveTime", start_)
-    for s in sites:
-        if dt.first_code(s, codes.SNOMED):
-            dt.cd(pr, "targetSiteCode", s, prefer=(codes.SNOMED,), text=False)
-    ctx.author(pr, start_, res)
-    pr.append("</procedure></entry>")
-    sec.append(dt.xt.join(pr))
+    with _ENTRY.into(sec) as pr:  # appended to sec as one string once complete
+        dt.identifiers(pr, res, ctx.index.key(res))
+        dt.cd(pr, "code", res.get("code"), prefer=PROC_CODES, ref=rid)
+        dt.text_ref(pr, rid)
+        dt.leaf(pr, "statusCode", {"code": _STATUS.get(status, "completed")})
+        if end and dt.ts(end):
+            dt.ivl_ts(pr, "effectiveTime", start_, end)
+        else:
+            dt.ts_el(pr, "effectiveTime", start_)
+        for s in sites:
+            if dt.first_code(s, codes.SNOMED):
+                dt.cd(pr, "targetSiteCode", s, prefer=(codes.SNOMED,), text=False)
+        ctx.author(pr, start_, res)
     return True

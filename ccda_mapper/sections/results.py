@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, finish, start
@@ -104,9 +105,18 @@ def _report(ctx: Ctx, sec: dt.Node, table: dt.Table, rep: Resource, consumed: se
 
 
 #: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
-_ORGANIZER_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.1", "2015-08-01")
-_OBSERVATION_OPEN = '<component><observation classCode="OBS" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.2", "2015-08-01"
+_BATTERY, _CLUSTER = (
+    xt.Wrap(
+        ("entry", {"typeCode": "DRIV"}),
+        ("organizer", {"classCode": cls, "moodCode": "EVN"}),
+        first=dt.template_xml("2.16.840.1.113883.10.20.22.4.1", "2015-08-01"),
+    )
+    for cls in ("BATTERY", "CLUSTER")
+)
+_OBSERVATION = xt.Wrap(
+    ("component", None),
+    ("observation", {"classCode": "OBS", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.2", "2015-08-01"),
 )
 _STATUS_XML: dict[str, str] = {}
 _UNSET: Any = object()
@@ -116,7 +126,7 @@ def _status(res: Resource) -> str:
     s = result_status(res)
     hit = _STATUS_XML.get(s)
     if hit is None:
-        hit = _STATUS_XML[s] = dt.xt.leaf("statusCode", {"code": s})
+        hit = _STATUS_XML[s] = xt.leaf("statusCode", {"code": s})
     return hit
 
 
@@ -130,60 +140,57 @@ def _organizer(
 ) -> None:
     """Result Organizer (2.16.840.1.113883.10.20.22.4.1:2015-08-01), written into ``sec`` as one string once
     complete (a resource that breaks half-way leaves nothing behind)."""
-    org: list[Any] = [
-        '<entry typeCode="DRIV"><organizer classCode="BATTERY" moodCode="EVN">'
-        if len(obs) > 1
-        else '<entry typeCode="DRIV"><organizer classCode="CLUSTER" moodCode="EVN">',
-        _ORGANIZER_TEMPLATE,
-    ]
-    if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
-        dt.stable_id(org, ctx.index.key(head) + "#organizer")
-    else:
-        dt.identifiers(org, head, ctx.index.key(head))
-    # an organizer around one plain observation has that observation's code: render the concept once
-    head_comps = _by_components(head)
-    single = len(obs) == 1 and head is obs[0] and not head_comps
-    obs_code = None
-    if single:
-        org_code, obs_code = dt.cd_pair("code", head.get("code"), _CODES, f"{table.prefix}{table.rows + 1}")
-        org.append(org_code)
-    else:
-        dt.cd(org, "code", head.get("code"), prefer=_CODES)
-    org.append(_status(head))
-    effs = [effective(o) for o in obs]
-    starts = [s for s in (dt.ts(e[0]) for e in effs) if s]
-    low, high = effs[0] if head is obs[0] else effective(head)
-    if not dt.ts(low) and starts:
-        low = None
-    lo = dt.ts(low) or (min(starts) if starts else None)
-    hi = dt.ts(high) or (max(starts) if starts else None) or lo
-    if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
-        # a TS holds digits, '.', '+' and '-' only: nothing to escape
-        org.append(
-            "<effectiveTime>"
-            + (f'<low value="{lo}"/>' if lo else '<low nullFlavor="UNK"/>')
-            + (f'<high value="{hi}"/>' if hi else '<high nullFlavor="UNK"/>')
-            + "</effectiveTime>"
-        )
-    ctx.author(org, head.get("issued"), head)
-    panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
-    for o, eff in zip(obs, effs, strict=True):
-        comps = head_comps if o is head else _by_components(o)
-        if comps:
-            for i, c in enumerate(comps):
-                sub = {
-                    **c,
-                    "resourceType": "Observation",
-                    "status": o.get("status"),
-                    "effectiveDateTime": eff[0],
-                }
-                _observation(
-                    ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
-                )
+    with (_BATTERY if len(obs) > 1 else _CLUSTER).into(sec) as org:
+        if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
+            dt.stable_id(org, ctx.index.key(head) + "#organizer")
         else:
-            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code, eff[0])
-    org.append("</organizer></entry>")
-    sec.append(dt.xt.join(org))
+            dt.identifiers(org, head, ctx.index.key(head))
+        # an organizer around one plain observation has that observation's code: render the concept once
+        head_comps = _by_components(head)
+        single = len(obs) == 1 and head is obs[0] and not head_comps
+        obs_code = None
+        if single:
+            org_code, obs_code = dt.cd_pair(
+                "code", head.get("code"), _CODES, f"{table.prefix}{table.rows + 1}"
+            )
+            org.append(org_code)
+        else:
+            dt.cd(org, "code", head.get("code"), prefer=_CODES)
+        org.append(_status(head))
+        effs = [effective(o) for o in obs]
+        starts = [s for s in (dt.ts(e[0]) for e in effs) if s]
+        low, high = effs[0] if head is obs[0] else effective(head)
+        if not dt.ts(low) and starts:
+            low = None
+        lo = dt.ts(low) or (min(starts) if starts else None)
+        hi = dt.ts(high) or (max(starts) if starts else None) or lo
+        if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
+            # a TS holds digits, '.', '+' and '-' only: nothing to escape
+            org.append(
+                xt.wrapped(
+                    "effectiveTime",
+                    None,
+                    (f'<low value="{lo}"/>' if lo else '<low nullFlavor="UNK"/>')
+                    + (f'<high value="{hi}"/>' if hi else '<high nullFlavor="UNK"/>'),
+                )
+            )
+        ctx.author(org, head.get("issued"), head)
+        panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
+        for o, eff in zip(obs, effs, strict=True):
+            comps = head_comps if o is head else _by_components(o)
+            if comps:
+                for i, c in enumerate(comps):
+                    sub = {
+                        **c,
+                        "resourceType": "Observation",
+                        "status": o.get("status"),
+                        "effectiveDateTime": eff[0],
+                    }
+                    _observation(
+                        ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
+                    )
+            else:
+                _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code, eff[0])
 
 
 def _by_components(o: Resource) -> list[dict[str, Any]]:
@@ -206,23 +213,22 @@ def _observation(
     (``start_``: its effective start when the organizer already looked it up)."""
     if start_ is _UNSET:
         start_ = effective(o)[0]
-    org.append(_OBSERVATION_OPEN)
-    dt.identifiers(org, o, key)
-    n = table.rows + 1
-    rid = f"{table.prefix}{n}"
-    if code_xml is not None:  # rendered with the organizer's (same concept, same narrative row)
-        org.append(code_xml)
-    else:
-        dt.cd(org, "code", o.get("code"), prefer=_CODES, ref=rid)
-    dt.text_ref(org, rid)
-    org.append(_status(o))
-    dt.ts_el(org, "effectiveTime", start_)
-    write_value(org, o)
-    if "interpretation" in o:
-        interpretation(org, o)
-    ctx.author(org, o.get("issued"), o)
-    rr = reference_range(org, o) if "referenceRange" in o else ""
-    org.append("</observation></component>")
+    with _OBSERVATION.into(org) as obs:
+        dt.identifiers(obs, o, key)
+        n = table.rows + 1
+        rid = f"{table.prefix}{n}"
+        if code_xml is not None:  # rendered with the organizer's (same concept, same narrative row)
+            obs.append(code_xml)
+        else:
+            dt.cd(obs, "code", o.get("code"), prefer=_CODES, ref=rid)
+        dt.text_ref(obs, rid)
+        obs.append(_status(o))
+        dt.ts_el(obs, "effectiveTime", start_)
+        write_value(obs, o)
+        if "interpretation" in o:
+            interpretation(obs, o)
+        ctx.author(obs, o.get("issued"), o)
+        rr = reference_range(obs, o) if "referenceRange" in o else ""
     interp = (
         "; ".join(dt.cc_text(i) for i in dt.lst(o.get("interpretation")) if isinstance(i, dict))
         if "interpretation" in o

@@ -6,10 +6,9 @@ Observations → Social History Observation (4.38); US Core birth sex → Birth 
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, entry, finish, start
@@ -48,7 +47,7 @@ def build(ctx: Ctx, body: dt.Node) -> None:
 
 
 #: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
-_OPEN = '<entry typeCode="DRIV"><observation classCode="OBS" moodCode="EVN">'
+_ENTRY = xt.Wrap(("entry", {"typeCode": "DRIV"}), ("observation", {"classCode": "OBS", "moodCode": "EVN"}))
 _SMOKING_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.78", "2014-06-09")
 _SOCIAL_TEMPLATE = dt.template_xml("2.16.840.1.113883.10.20.22.4.38", "2015-08-01")
 _COMPLETED = '<statusCode code="completed"/>'
@@ -61,43 +60,42 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
         ctx.index.skip(o, "smoking status without an effective time (CONF:1098-31928)")
         return False
     rid = table.row((dt.cc_text(o.get("code")) or "Social history", value_text(o), dt.display_date(start_)))
-    ob: list[Any] = [_OPEN]  # written into sec as one string once complete
-    if smoking:
-        ob.append(_SMOKING_TEMPLATE)
-        dt.identifiers(ob, o, ctx.index.key(o))
-        dt.simple_code_leaf(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
-        dt.text_ref(ob, rid)
-        ob.append(_COMPLETED)
-        dt.leaf(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
-        # CONF:1098-14817: value CD from Current Smoking Status (SNOMED)
-        cc = o.get("valueCodeableConcept")
-        if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
-            dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
+    with _ENTRY.into(sec) as ob:  # appended to sec as one string once complete
+        if smoking:
+            ob.append(_SMOKING_TEMPLATE)
+            dt.identifiers(ob, o, ctx.index.key(o))
+            dt.simple_code_leaf(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
+            dt.text_ref(ob, rid)
+            ob.append(_COMPLETED)
+            dt.leaf(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
+            # CONF:1098-14817: value CD from Current Smoking Status (SNOMED)
+            cc = o.get("valueCodeableConcept")
+            if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
+                dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
+            else:
+                dt.leaf(
+                    ob,
+                    "value",
+                    {
+                        dt.XSI_TYPE: "CD",
+                        "code": "266927001",
+                        "codeSystem": codes.SNOMED,
+                        "codeSystemName": "SNOMED CT",
+                        "displayName": "Tobacco smoking consumption unknown",
+                    },
+                )
         else:
-            dt.leaf(
-                ob,
-                "value",
-                {
-                    dt.XSI_TYPE: "CD",
-                    "code": "266927001",
-                    "codeSystem": codes.SNOMED,
-                    "codeSystemName": "SNOMED CT",
-                    "displayName": "Tobacco smoking consumption unknown",
-                },
-            )
-    else:
-        ob.append(_SOCIAL_TEMPLATE)
-        dt.identifiers(ob, o, ctx.index.key(o))
-        c = dt.cd_node(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
-        if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
-            dt.leaf(c, "translation", {"nullFlavor": "UNK"})  # CONF:1198-32951: no LOINC equivalent is known
-        dt.text_ref(ob, rid)
-        ob.append(_COMPLETED)
-        dt.ivl_ts(ob, "effectiveTime", start_, end)  # CONF:1198-31868: SHALL, low UNK when unknown
-        write_value(ob, o)
-    ctx.author(ob, o.get("issued"), o)
-    ob.append("</observation></entry>")
-    sec.append(dt.xt.join(ob))
+            ob.append(_SOCIAL_TEMPLATE)
+            dt.identifiers(ob, o, ctx.index.key(o))
+            c = dt.cd_node(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
+            if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
+                # CONF:1198-32951: no LOINC equivalent is known
+                dt.leaf(c, "translation", {"nullFlavor": "UNK"})
+            dt.text_ref(ob, rid)
+            ob.append(_COMPLETED)
+            dt.ivl_ts(ob, "effectiveTime", start_, end)  # CONF:1198-31868: SHALL, low UNK when unknown
+            write_value(ob, o)
+        ctx.author(ob, o.get("issued"), o)
     return True
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import codes
 from .. import datatypes as dt
+from .. import xmltext as xt
 from ..context import Ctx
 from ..index import Resource
 from .base import Spec, empty, finish, start
@@ -93,16 +94,20 @@ def _fixed_code() -> str:
             "displayName": "Vital signs, weight, height, head circumference, oximetry, BMI, and BSA panel",
         },
     )
-    return dt.xt.join(parts)
+    return xt.join(parts)
 
 
 #: the fixed parts of the entries, written once (the entries are built as text: see ``xmltext``)
-_ORGANIZER_OPEN = '<entry typeCode="DRIV"><organizer classCode="CLUSTER" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.26", "2015-08-01"
+_ORGANIZER = xt.Wrap(
+    ("entry", {"typeCode": "DRIV"}),
+    ("organizer", {"classCode": "CLUSTER", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.26", "2015-08-01"),
 )
 _ORGANIZER_CODE = _fixed_code() + '<statusCode code="completed"/>'
-_OBSERVATION_OPEN = '<component><observation classCode="OBS" moodCode="EVN">' + dt.template_xml(
-    "2.16.840.1.113883.10.20.22.4.27", "2014-06-09"
+_OBSERVATION = xt.Wrap(
+    ("component", None),
+    ("observation", {"classCode": "OBS", "moodCode": "EVN"}),
+    first=dt.template_xml("2.16.840.1.113883.10.20.22.4.27", "2014-06-09"),
 )
 
 
@@ -111,14 +116,12 @@ def _organizer(
 ) -> None:
     """Vital Signs Organizer (2.16.840.1.113883.10.20.22.4.26:2015-08-01), written into ``sec`` as one
     string once complete."""
-    org: list[Any] = [_ORGANIZER_OPEN]
-    dt.stable_id(org, items[0][2] + "#vitals")
-    org.append(_ORGANIZER_CODE)
-    dt.leaf(org, "effectiveTime", {"value": dt.ts(when) or ""})
-    for res, part, key in items:
-        _observation(ctx, org, table, res, part, key, when)
-    org.append("</organizer></entry>")
-    sec.append(dt.xt.join(org))
+    with _ORGANIZER.into(sec) as org:  # appended to sec as one string once complete
+        dt.stable_id(org, items[0][2] + "#vitals")
+        org.append(_ORGANIZER_CODE)
+        dt.leaf(org, "effectiveTime", {"value": dt.ts(when) or ""})
+        for res, part, key in items:
+            _observation(ctx, org, table, res, part, key, when)
 
 
 def _observation(
@@ -129,21 +132,19 @@ def _observation(
     if dt.num(q.get("value")) is None:
         ctx.index.skip(res, "vital sign value is not a number")
         return
-    obs = org
-    obs.append(_OBSERVATION_OPEN)
-    if part is res:
-        dt.identifiers(obs, res, key)
-    else:
-        dt.stable_id(obs, key)
-    rid = f"{table.prefix}{table.rows + 1}"
-    dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
-    dt.text_ref(obs, rid)
-    obs.append('<statusCode code="completed"/>')  # CONF:1098-7303
-    dt.leaf(obs, "effectiveTime", {"value": dt.ts(when) or ""})
-    dt.pq(obs, "value", q)
-    interpretation(obs, part)
-    ctx.author(obs, res.get("issued"), res)
-    obs.append("</observation></component>")
+    with _OBSERVATION.into(org) as obs:
+        if part is res:
+            dt.identifiers(obs, res, key)
+        else:
+            dt.stable_id(obs, key)
+        rid = f"{table.prefix}{table.rows + 1}"
+        dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
+        dt.text_ref(obs, rid)
+        obs.append('<statusCode code="completed"/>')  # CONF:1098-7303
+        dt.leaf(obs, "effectiveTime", {"value": dt.ts(when) or ""})
+        dt.pq(obs, "value", q)
+        interpretation(obs, part)
+        ctx.author(obs, res.get("issued"), res)
     interp = "; ".join(dt.cc_text(i) for i in dt.lst(part.get("interpretation")) if isinstance(i, dict))
     table.row(
         (dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp)
