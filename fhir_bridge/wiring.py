@@ -1,23 +1,43 @@
 """The real pieces behind the pipeline's ports: FHIR + ``ccda_mapper`` for documents, ``direct`` for sending.
 
 Why lazy: the API must start (and answer ``/healthz``) even when the FHIR server is down or the Direct
-identity files are not provisioned yet; the pieces are built on first use and a failure there becomes a
-job failure with its code (``fhir_unreachable``, ``bad_key_file``...) rather than a dead process.
+identity files are not provisioned yet; the pieces (not the modules: those are imported up front) are built
+on first use and a failure there becomes a job failure with its code (``fhir_unreachable``,
+``bad_key_file``...) rather than a dead process.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import os
+import smtplib
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
 
+import dns.resolver
+
+from ccda_mapper import document as ccda
+from direct.agent import DirectAgent
+from direct.discovery.config import DiscoveryConfig, parse_nameserver
+from direct.discovery.resolver import CertificateResolver
 from direct.errors import PermanentDeliveryError, TransientDeliveryError
+from direct.message import XDM_SUBJECT, build_xdm, safe_filename
+from direct.message import Attachment as MailAttachment
+from direct.netpolicy import NetPolicy
+from direct.smime.identity import Identity, load_certificate_files
+from direct.transport import smtp_client
+from direct.trust.bundles import TrustBundle, TrustStore
+from direct.trust.fetch import HttpFetcher
+from direct.trust.policy import TrustPolicy
 from fhir_bridge.config import Settings
+from fhir_bridge.consent import ownership
+from fhir_bridge.fhir.auth import auth_from_settings
+from fhir_bridge.fhir.client import FhirClient
+from fhir_bridge.fhir.gather import gather_patient_record
 from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, Prepared
-
-if TYPE_CHECKING:
-    from direct.agent import DirectAgent
 
 CCD_FILENAME = "CCD.xml"
 
@@ -42,10 +62,7 @@ class DocumentUnavailable(Exception):
 
 
 # --- FHIR -------------------------------------------------------------------------------------------
-def fhir_client(settings: Settings):  # type: ignore[no-untyped-def]
-    from fhir_bridge.fhir.auth import auth_from_settings
-    from fhir_bridge.fhir.client import FhirClient
-
+def fhir_client(settings: Settings) -> FhirClient:
     return FhirClient(settings.fhir_base_url, auth_from_settings(settings), timeout=settings.fhir_timeout)
 
 
@@ -68,8 +85,6 @@ class RecordBuilder:
     def build(self, auth: AuthorizationView) -> Document:
         if auth.payload_type == "documents":
             return self._documents(auth)
-        from ccda_mapper import document as ccda
-        from fhir_bridge.fhir.gather import gather_patient_record
 
         resources = gather_patient_record(self.client, auth.patient_id)
         xml = ccda.build_ccd(resources)
@@ -77,11 +92,6 @@ class RecordBuilder:
 
     def _documents(self, auth: AuthorizationView) -> Document:
         """Chosen DocumentReferences packaged as XDM (IHE ITI-32) with their file list (METADATA.XML)."""
-        import hashlib
-
-        from direct.message import Attachment as MailAttachment
-        from direct.message import build_xdm, safe_filename
-        from fhir_bridge.consent import ownership
 
         files: list[MailAttachment] = []
         digest = hashlib.sha256()
@@ -138,11 +148,7 @@ class FhirResourceWriter:
 
 
 # --- Direct -----------------------------------------------------------------------------------------
-def discovery_resolver(settings: Settings):  # type: ignore[no-untyped-def]
-    from direct.discovery.config import DiscoveryConfig
-    from direct.discovery.resolver import CertificateResolver
-    from direct.smime.identity import load_certificate_files
-
+def discovery_resolver(settings: Settings) -> CertificateResolver:
     anchors = load_certificate_files([p for p in settings.direct_trust_anchors if _exists(p)])
     nameservers = [settings.direct_dns_server] if settings.direct_dns_server else []
     policy = net_policy(settings)
@@ -163,10 +169,9 @@ def discovery_resolver(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
-def net_policy(settings: Settings):  # type: ignore[no-untyped-def]
+def net_policy(settings: Settings) -> NetPolicy:
     """The outbound fetch policy of ``direct.allow_networks`` / ``direct.lookup_deadline`` (the environment
     variable BBDIRECT_DIRECT_ALLOW_NETWORKS is already in the settings)."""
-    from direct.netpolicy import NetPolicy
 
     return NetPolicy.from_strings(
         settings.direct_allow_networks, lookup_deadline=settings.direct_lookup_deadline
@@ -188,11 +193,6 @@ class RefreshingBundles:
         allow_http: bool = False,
         policy: Any = None,
     ):
-        import time
-
-        from direct.trust.bundles import TrustBundle, TrustStore
-        from direct.trust.fetch import HttpFetcher
-
         signers = tuple(signing_certs) or None
         self.store = TrustStore(
             bundles=[TrustBundle(f"bundle{i}", url, signing_cert=signers) for i, url in enumerate(urls, 1)],
@@ -213,8 +213,6 @@ class RefreshingBundles:
 
 
 def _exists(path: str) -> bool:
-    import os
-
     return os.path.exists(path)
 
 
@@ -225,8 +223,6 @@ class DiscoveryChecker:
         self._resolver = functools.cache(resolver_factory)
 
     def check(self, address: str, policy: str) -> bool | None:
-        from direct.trust.policy import TrustPolicy
-
         result = self._resolver().lookup(address, TrustPolicy(policy))
         result.raise_for_error()
         return result.trusted
@@ -254,8 +250,6 @@ class DirectSender:
         return self._identity()
 
     def _load_identity(self):  # type: ignore[no-untyped-def]
-        from direct.smime.identity import Identity, load_certificate_files
-
         identity = Identity.load(self.settings.direct_identity_cert, self.settings.direct_identity_key)
         if self.settings.direct_identity_chain:
             identity.chain.extend(load_certificate_files(self.settings.direct_identity_chain))
@@ -269,9 +263,6 @@ class DirectSender:
         authorization's trust policy, the notice rules — applies to both directions."""
         with self._pool_lock:
             if self._agent is None:
-                from direct.agent import DirectAgent
-                from direct.smime.identity import load_certificate_files
-
                 s = self.settings
                 anchors = load_certificate_files([p for p in s.direct_trust_anchors if _exists(p)])
                 self._agent = DirectAgent(
@@ -282,9 +273,6 @@ class DirectSender:
     def prepare(self, auth: AuthorizationView, document: Document) -> Prepared:
         """Discovery, build and seal through the agent (``DirectAgent.prepare``); the pipeline stores the
         sealed bytes before ``deliver`` so a retry re-sends them unchanged."""
-        from direct.message import XDM_SUBJECT
-        from direct.message import Attachment as MailAttachment
-        from direct.trust.policy import TrustPolicy
 
         # ETT DTS 124: an XDM package is announced in the Subject.
         subject = XDM_SUBJECT if auth.payload_type == "documents" else self.settings.direct_subject
@@ -307,8 +295,6 @@ class DirectSender:
         )
 
     def deliver(self, prepared: Prepared) -> None:
-        from direct.transport import smtp_client
-
         smtp_client.deliver(
             prepared.raw, prepared.mail_from, prepared.rcpt_to, self.smtp_target(), pool=self.smtp_pool()
         )
@@ -316,7 +302,6 @@ class DirectSender:
     def smtp_target(self):  # type: ignore[no-untyped-def]
         """Where messages go, from the settings (built once: a resolver per message cost as much as a
         pooled SMTP transaction)."""
-        from direct.transport import smtp_client
 
         with self._pool_lock:
             if self._smtp_target is None:
@@ -331,7 +316,6 @@ class DirectSender:
 
     def smtp_pool(self):  # type: ignore[no-untyped-def]
         """The SMTP sessions this sender reuses across messages (one connection per server for a burst)."""
-        from direct.transport import smtp_client
 
         with self._pool_lock:
             if self._smtp_pool is None:
@@ -343,11 +327,8 @@ class DirectSender:
             return self._smtp_pool
 
 
-def _dns_resolver(server: str):  # type: ignore[no-untyped-def]
+def _dns_resolver(server: str) -> dns.resolver.Resolver:
     """A resolver asking only ``host[:port]`` (MX lookups in the same DNS as certificate discovery)."""
-    import dns.resolver
-
-    from direct.discovery.config import parse_nameserver
 
     host, port = parse_nameserver(server)
     resolver = dns.resolver.Resolver(configure=False)
@@ -358,7 +339,6 @@ def _dns_resolver(server: str):  # type: ignore[no-untyped-def]
 
 def _smtplib_deliver(settings: Settings, prepared: Prepared) -> None:
     """Plain smart-host delivery (tests of the queue only): 4xx/5xx mapped to the Direct delivery errors."""
-    import smtplib
 
     try:
         with smtplib.SMTP(

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 from fhir_bridge.pipeline.service import Pipeline
@@ -56,8 +57,6 @@ class LocalRunner:
             self.stop()
 
     def _loop(self, owner: str, sweeper: bool) -> None:
-        import time
-
         last_sweep = 0.0
         while not self._stop.is_set():
             busy = False

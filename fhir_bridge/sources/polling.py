@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -374,8 +375,6 @@ def parse_transaction_time(value: Any) -> datetime | None:
             hours = _PHP_ABBREVIATIONS.get(zone.upper())
             tz = timezone(timedelta(hours=hours)) if hours is not None else None
         elif zone_type == 3:
-            from zoneinfo import ZoneInfo
-
             tz = ZoneInfo(zone)
         else:
             tz = None
