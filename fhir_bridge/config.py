@@ -92,7 +92,9 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_int(value: Any) -> int:
-    if isinstance(value, int | float | str) and not isinstance(value, bool):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int | str) and not isinstance(value, bool):
         try:
             return int(value)
         except ValueError:

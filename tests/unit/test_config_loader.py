@@ -70,6 +70,16 @@ def test_other_kinds_fail_the_same_way_in_every_section(web_key, core_key, value
     assert _reason(web) == _reason(core) and _reason(web).startswith(reason)
 
 
+@pytest.mark.parametrize(("value", "expected"), [(7, 7), (7.0, 7), ("7", 7), (7.5, None), ("7.5", None)])
+def test_an_integer_setting_takes_whole_numbers_only(value, expected):
+    # a fraction used to be cut silently (`workers = 2.9` ran 2 workers)
+    if expected is None:
+        with pytest.raises(ConfigError, match=r"pipeline\.workers .*expected an integer, got a"):
+            load_section(Settings, {"pipeline": {"workers": value}}, {})
+    else:
+        assert load_section(Settings, {"pipeline": {"workers": value}}, {}).pipeline_workers == expected
+
+
 def test_a_secret_is_never_echoed():
     with pytest.raises(ConfigError) as exc:
         load_settings(env={"BBDIRECT_SERVER_PORT": SECRET_LOOKING})
