@@ -26,7 +26,6 @@ web pages' ``[web]`` section, :class:`fhir_bridge.web.config.WebConfig`) - with 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import secrets
 import tomllib
@@ -477,15 +476,15 @@ class Settings:
             raise ConfigError("server.resend_quota_per_hour* must not be negative")
 
 
-def _fields() -> list[dataclasses.Field]:
+def _fields() -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(Settings) if f.metadata.get("section")]
 
 
-def env_name(f: dataclasses.Field) -> str:
+def env_name(f: dataclasses.Field[Any]) -> str:
     return ENV_PREFIX + f.name.upper()
 
 
-def file_key(f: dataclasses.Field) -> tuple[str, str]:
+def file_key(f: dataclasses.Field[Any]) -> tuple[str, str]:
     section = f.metadata["section"]
     return section, f.name[len(section) + 1 :]
 
@@ -529,9 +528,15 @@ def section_keys(declaration: type) -> dict[str, tuple[str, str]]:
     return keys
 
 
-@functools.cache
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
 def _adapter(declaration: type) -> TypeAdapter[Any]:
-    return TypeAdapter(declaration)
+    """One validator per declaration, built once (building inspects every field; a race builds it twice)."""
+    adapter = _ADAPTERS.get(declaration)
+    if adapter is None:
+        adapter = _ADAPTERS[declaration] = TypeAdapter(declaration)
+    return adapter
 
 
 def load_section(
@@ -561,7 +566,8 @@ def load_section(
         if variable in env:
             values[name], origin[name] = env[variable], f"from {variable}"
     try:
-        return _adapter(declaration).validate_python(values)
+        built: D = _adapter(declaration).validate_python(values)
+        return built
     except ValidationError as exc:
         raise _invalid(exc, keys, origin) from None  # `from None`: the pydantic error holds the value
 
