@@ -20,31 +20,28 @@ Defaults chosen to work against OpenEMR (7.0.3 and 8.1) as well as any SMART ser
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import os
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import jwt
 import requests
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey, RSAKey
 
+from fhir_bridge.fhir import oauth
 from fhir_bridge.fhir import scopes as smart_scopes
+from fhir_bridge.fhir.capabilities import Capabilities
 from fhir_bridge.fhir.errors import FhirAuthError, FhirInvalidResponse, FhirUnreachable
 
 log = logging.getLogger(__name__)
 
-#: RFC 7523 §2.2 client assertion type.
-JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: SMART Backend Services: the assertion's ``exp`` is no more than five minutes in the future.
 ASSERTION_LIFETIME_S = 300
 SUPPORTED_ALGS = ("RS384", "ES384")
@@ -125,6 +122,7 @@ class SmartBackendAuth:
             raise ValueError("token_url or fhir_base_url (for discovery) is required")
         self.client_id = client_id
         self._key = load_signing_key(private_key)
+        self._jose_key = jose_key(self._key)
         self.alg = algorithm_for(self._key)
         self.public_jwk = public_jwk(self._key, alg=self.alg, kid=kid)
         self.kid = str(self.public_jwk["kid"])
@@ -192,21 +190,26 @@ class SmartBackendAuth:
             return False
         return None
 
-    def client_assertion(self) -> str:
-        """The signed JWT that authenticates us at the token endpoint (SMART Backend Services §Protocol)."""
+    def client_assertion(self, token_url: str | None = None) -> str:
+        """The signed JWT that authenticates us at the token endpoint (SMART Backend Services §Protocol).
+
+        Authlib (RFC 7523) signs it: ``iss`` = ``sub`` = our client id, ``aud`` = the token URL, a fresh
+        ``jti`` per assertion (the server rejects replays); we set ``iat``/``exp`` from our clock (at most
+        five minutes apart) and the ``kid`` (+ ``jku``) header the server finds our key by."""
         now = int(self.clock())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.token_url,
-            "iat": now,
-            "exp": now + ASSERTION_LIFETIME_S,
-            "jti": uuid.uuid4().hex,  # unique per assertion: the server rejects replays
-        }
-        headers: dict[str, Any] = {"kid": self.kid, "typ": "JWT"}
+        header: dict[str, Any] = {"kid": self.kid, "typ": "JWT"}
         if self.jku:
-            headers["jku"] = self.jku
-        return jwt.encode(claims, self._key, algorithm=self.alg, headers=headers)
+            header["jku"] = self.jku
+        assertion: str = private_key_jwt_sign(
+            self._jose_key,
+            client_id=self.client_id,
+            token_endpoint=token_url or self.token_url,
+            alg=self.alg,
+            issued_at=now,
+            expires_at=now + ASSERTION_LIFETIME_S,
+            header=header,
+        )
+        return assertion
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set to register with the authorization server (never contains the private key)."""
@@ -214,30 +217,26 @@ class SmartBackendAuth:
 
     def _request_token(self) -> tuple[str, float]:
         self._check_signing_alg()
-        form = {
-            "grant_type": "client_credentials",
-            "scope": self.scopes,
-            "client_assertion_type": JWT_BEARER,
-            "client_assertion": self.client_assertion(),
-        }
         try:
-            response = self.session.post(
-                self.token_url, data=form, headers={"Accept": "application/json"}, timeout=self.timeout
+            answer = oauth.request_token(
+                self.token_url,
+                client_id=self.client_id,
+                auth_method=oauth.AssertionAuth(self.client_assertion),
+                timeout=self.timeout,
+                grant_type="client_credentials",
+                scope=self.scopes,
             )
         except requests.exceptions.RequestException as exc:
             raise FhirUnreachable("token endpoint could not be reached") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200:
-            error = body.get("error") if isinstance(body, dict) else None
+        body = answer.body
+        if answer.status != 200:
+            error = body.get("error")
             raise FhirAuthError(
-                f"token endpoint refused the client ({response.status_code})",
-                status=response.status_code,
+                f"token endpoint refused the client ({answer.status})",
+                status=answer.status,
                 detail=error if isinstance(error, str) else None,
             )
-        token = body.get("access_token") if isinstance(body, dict) else None
+        token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise FhirInvalidResponse("token response has no access_token")
         if str(body.get("token_type", "bearer")).lower() != "bearer":
@@ -272,8 +271,6 @@ class SmartBackendAuth:
         statement = self._json_field(f"{self._fhir_base_url}/metadata", None) if self._fhir_base_url else None
         server_types = None
         if isinstance(statement, dict) and statement.get("resourceType") == "CapabilityStatement":
-            from fhir_bridge.fhir.client import Capabilities  # (client imports this module)
-
             caps = Capabilities.from_statement(statement)
             # A statement without resources (security-only, as some servers publish) says nothing of types.
             server_types = [t for t in caps.resources if caps.can(t, "read") or caps.can(t, "search-type")]
@@ -287,10 +284,15 @@ class SmartBackendAuth:
     def _smart_configuration(self) -> dict[str, Any]:
         """``{base}/.well-known/smart-configuration`` (SMART App Launch §Discovery), read once, or {}."""
         if self._smart_config is None:
-            body = None
+            found = None
             if self._fhir_base_url:
-                body = self._json_field(f"{self._fhir_base_url}/.well-known/smart-configuration", None)
-            self._smart_config = body if isinstance(body, dict) else {}
+                try:
+                    found = oauth.smart_configuration(
+                        self._fhir_base_url, timeout=self.timeout, session=self.session
+                    )
+                except requests.exceptions.RequestException as exc:
+                    raise FhirUnreachable("SMART configuration could not be read") from exc
+            self._smart_config = found or {}
         return self._smart_config
 
     def _discover_token_url(self) -> str:
@@ -299,8 +301,6 @@ class SmartBackendAuth:
         base = self._fhir_base_url
         token_url = self._smart_configuration().get("token_endpoint")
         if token_url is None:
-            from fhir_bridge.fhir.client import Capabilities  # (client imports this module)
-
             statement = self._json_field(f"{base}/metadata", None)
             if isinstance(statement, dict):
                 token_url = Capabilities.from_statement(statement).token_url
@@ -310,13 +310,9 @@ class SmartBackendAuth:
 
     def _json_field(self, url: str, key: str | None) -> Any:
         try:
-            response = self.session.get(url, headers={"Accept": "application/json"}, timeout=self.timeout)
+            body = oauth.get_json(url, timeout=self.timeout, session=self.session)
         except requests.exceptions.RequestException as exc:
             raise FhirUnreachable("SMART configuration could not be read") from exc
-        try:
-            body = response.json() if response.status_code == 200 else None
-        except ValueError:
-            body = None
         if key is None:
             return body
         return body.get(key) if isinstance(body, dict) else None
@@ -358,33 +354,24 @@ def new_signing_key(alg: str = "RS384") -> bytes:
     )
 
 
+def jose_key(key: SigningKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> RSAKey | ECKey:
+    """``key`` as a JOSE key of joserfc, the JOSE library Authlib signs with (``authlib.jose`` is deprecated
+    in its favour)."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return RSAKey.import_key(key)
+    return ECKey.import_key(key)
+
+
 def public_jwk(key: SigningKey, *, alg: str | None = None, kid: str | None = None) -> dict[str, Any]:
     """The public half of ``key`` as a JWK (RFC 7517), ``kid`` defaulting to its RFC 7638 thumbprint."""
-    public = key.public_key()
-    if isinstance(public, rsa.RSAPublicKey):
-        numbers = public.public_numbers()
-        core = {"e": _b64_int(numbers.e), "kty": "RSA", "n": _b64_int(numbers.n)}
-    else:
-        assert isinstance(public, ec.EllipticCurvePublicKey)
-        numbers_ec = public.public_numbers()
-        core = {"crv": "P-384", "kty": "EC", "x": _b64_int(numbers_ec.x, 48), "y": _b64_int(numbers_ec.y, 48)}
-    thumbprint = hashlib.sha256(json.dumps(core, sort_keys=True, separators=(",", ":")).encode()).digest()
+    public = jose_key(key.public_key())
     return {
-        **core,
-        "kid": kid or _b64(thumbprint),
+        **public.as_dict(private=False),
+        "kid": kid or public.thumbprint(),
         "alg": alg or algorithm_for(key),
         "use": "sig",
         "key_ops": ["verify"],
     }
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _b64_int(value: int, length: int | None = None) -> str:
-    size = length or max(1, (value.bit_length() + 7) // 8)
-    return _b64(value.to_bytes(size, "big"))
 
 
 def load_or_create_key(path: str | os.PathLike[str], *, create: bool = True) -> bytes:

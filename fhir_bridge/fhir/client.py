@@ -14,7 +14,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -22,6 +21,7 @@ import requests
 
 from fhir_bridge.fhir import shapes
 from fhir_bridge.fhir.auth import Auth, NoAuth
+from fhir_bridge.fhir.capabilities import Capabilities, ResourceCapabilities
 from fhir_bridge.fhir.errors import (
     FhirAuthError,
     FhirError,
@@ -37,6 +37,16 @@ from fhir_bridge.fhir.errors import (
     FhirUnsupported,
 )
 
+#: ``Capabilities`` is re-exported: its parser lives in ``capabilities`` so ``auth`` can use it without
+#: importing this module (which imports ``auth``).
+__all__ = [
+    "Capabilities",
+    "FhirClient",
+    "ResourceCapabilities",
+    "search_params",
+    "search_set_problem",
+]
+
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
@@ -50,90 +60,6 @@ _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 RESULT_PARAMS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_contained"}
 )
-
-
-@dataclass(frozen=True)
-class ResourceCapabilities:
-    """What the server says it can do with one resource type."""
-
-    interactions: frozenset[str] = frozenset()
-    search_params: frozenset[str] = frozenset()
-    operations: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """The features the sidecar picks from the server's CapabilityStatement."""
-
-    fhir_version: str = ""
-    software: str = ""
-    resources: Mapping[str, ResourceCapabilities] = field(default_factory=dict)
-    system_operations: frozenset[str] = frozenset()
-    system_interactions: frozenset[str] = frozenset()
-    #: SMART token endpoint advertised in rest.security (oauth-uris extension), when present.
-    token_url: str | None = None
-
-    @classmethod
-    def from_statement(cls, statement: Mapping[str, Any]) -> Capabilities:
-        """Parse a CapabilityStatement (pure; tolerant of missing parts, strict on types)."""
-        rests = statement.get("rest") or []
-        server = next(
-            (r for r in rests if isinstance(r, dict) and r.get("mode", "server") == "server"),
-            {},
-        )
-        resources: dict[str, ResourceCapabilities] = {}
-        for res in server.get("resource") or []:
-            if not isinstance(res, dict) or not isinstance(res.get("type"), str):
-                continue
-            resources[res["type"]] = ResourceCapabilities(
-                interactions=_names(res.get("interaction"), "code"),
-                search_params=_names(res.get("searchParam"), "name"),
-                operations=_names(res.get("operation"), "name"),
-            )
-        token_url = None
-        security = server.get("security") if isinstance(server.get("security"), dict) else {}
-        for ext in security.get("extension") or []:
-            if isinstance(ext, dict) and str(ext.get("url", "")).endswith("oauth-uris"):
-                for sub in ext.get("extension") or []:
-                    if isinstance(sub, dict) and sub.get("url") == "token":
-                        token_url = sub.get("valueUri") if isinstance(sub.get("valueUri"), str) else None
-        software = statement.get("software") if isinstance(statement.get("software"), dict) else {}
-        return cls(
-            fhir_version=str(statement.get("fhirVersion") or ""),
-            software=str(software.get("name") or ""),
-            resources=resources,
-            system_operations=_names(server.get("operation"), "name"),
-            system_interactions=_names(server.get("interaction"), "code"),
-            token_url=token_url,
-        )
-
-    def supports(self, resource_type: str) -> bool:
-        return resource_type in self.resources
-
-    def can(self, resource_type: str, interaction: str) -> bool:
-        """``interaction`` is a CapabilityStatement code: read, search-type, create, update, delete..."""
-        return interaction in self.resources.get(resource_type, ResourceCapabilities()).interactions
-
-    def can_search(self, resource_type: str, param: str) -> bool:
-        caps = self.resources.get(resource_type)
-        return bool(caps) and "search-type" in caps.interactions and param in caps.search_params
-
-    @property
-    def has_subscriptions(self) -> bool:
-        """The server stores Subscription resources (R4 rest-hook delivery is then HAPI's job)."""
-        return self.can("Subscription", "create")
-
-    @property
-    def has_patient_everything(self) -> bool:
-        ops = self.resources.get("Patient", ResourceCapabilities()).operations
-        return "everything" in ops or "patient-everything" in ops
-
-    @property
-    def has_system_export(self) -> bool:
-        return "export" in self.system_operations
-
-    def supports_last_updated(self, resource_type: str) -> bool:
-        return self.can_search(resource_type, "_lastUpdated")
 
 
 def search_params(
@@ -184,12 +110,6 @@ def search_set_problem(bundle: Mapping[str, Any]) -> str | None:
                 code = issue.get("code")
                 return code if isinstance(code, str) else "error"
     return None
-
-
-def _names(items: Any, key: str) -> frozenset[str]:
-    if not isinstance(items, list):
-        return frozenset()
-    return frozenset(i[key] for i in items if isinstance(i, dict) and isinstance(i.get(key), str))
 
 
 class FhirClient:

@@ -10,13 +10,13 @@ The flow (SMART App Launch 2.x, "App Launch: Launch and Authorization"):
 5. the token response's ``patient`` decides whose record the pages show; the ``id_token`` (OpenID Connect,
    signature checked against the server's ``jwks_uri``) names the user (``fhirUser``).
 
-Tokens stay in the server-side session (see :mod:`session_store`); the browser never sees them.
+Tokens stay in the server-side session (see :mod:`session_store`); the browser never sees them. Discovery,
+PKCE and the token request are the ones SMART Backend Services uses too (:mod:`fhir_bridge.fhir.oauth`, on
+Authlib); this module adds the launch's policy, the id_token check and the pages.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import secrets
 import time
@@ -28,6 +28,7 @@ import jwt
 import requests
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
+from fhir_bridge.fhir.oauth import get_json, pkce_pair, request_token, smart_configuration
 from fhir_bridge.web.config import WebConfig
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,11 @@ class SmartConfiguration:
 
 def discover(iss: str, timeout: float = 10.0) -> SmartConfiguration:
     """Read ``{iss}/.well-known/smart-configuration``; a server without it (or without S256) is not usable."""
-    url = f"{iss.rstrip('/')}/.well-known/smart-configuration"
     try:
-        answer = requests.get(url, headers={"Accept": "application/json"}, timeout=timeout)
-        data = answer.json() if answer.status_code == 200 else None
-    except (requests.RequestException, ValueError):
+        data = smart_configuration(iss, timeout=timeout)
+    except requests.RequestException:
         data = None
-    if not isinstance(data, dict):
+    if data is None:
         raise SmartError("not_smart")
     try:
         authorize, token = str(data["authorization_endpoint"]), str(data["token_endpoint"])
@@ -100,13 +99,8 @@ def oidc_issuer(
         candidates.append(base)
     for candidate in candidates:
         try:
-            answer = requests.get(
-                f"{candidate.rstrip('/')}/.well-known/openid-configuration",
-                headers={"Accept": "application/json"},
-                timeout=timeout,
-            )
-            found = answer.json() if answer.status_code == 200 else None
-        except (requests.RequestException, ValueError):
+            found = get_json(f"{candidate.rstrip('/')}/.well-known/openid-configuration", timeout=timeout)
+        except requests.RequestException:
             continue
         if (
             isinstance(found, dict)
@@ -116,13 +110,6 @@ def oidc_issuer(
         ):
             return candidate, found["jwks_uri"]
     return declared, jwks_uri
-
-
-def pkce_pair() -> tuple[str, str]:
-    """(code_verifier, S256 code_challenge) per RFC 7636 §4.1-4.2."""
-    verifier = secrets.token_urlsafe(64)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    return verifier, challenge
 
 
 def authorize_url(
@@ -156,32 +143,28 @@ def authorize_url(
 def exchange_code(
     pending: dict[str, Any], code: str, client: tuple[str, str], redirect_uri: str
 ) -> dict[str, Any]:
-    """POST the code + verifier to the token endpoint as ``client`` = (id, secret); raises SmartError."""
+    """POST the code + verifier to the token endpoint as ``client`` = (id, secret); raises SmartError.
+
+    A confidential client (with a secret) authenticates with HTTP Basic (``client_secret_basic``, RFC 6749
+    §2.3.1), a public one names itself in the form (``none``); Authlib builds either."""
     client_id, client_secret = client
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": pending["verifier"],
-    }
-    auth = None
-    if client_secret:
-        auth = (client_id, client_secret)
-    else:
-        form["client_id"] = client_id
     try:
-        answer = requests.post(
+        answer = request_token(
             pending["token_endpoint"],
-            data=form,
-            auth=auth,
+            client_id=client_id,
+            client_secret=client_secret or None,
+            auth_method="client_secret_basic" if client_secret else "none",
             timeout=15,
-            headers={"Accept": "application/json"},
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=pending["verifier"],
         )
-        token = answer.json()
-    except (requests.RequestException, ValueError):
+    except requests.RequestException:
         raise SmartError("token_failed") from None
-    if answer.status_code != 200 or not isinstance(token, dict) or not token.get("access_token"):
-        raise SmartError("token_failed", str(token.get("error", "")) if isinstance(token, dict) else "")
+    token = answer.body
+    if answer.status != 200 or not token.get("access_token"):
+        raise SmartError("token_failed", str(token.get("error", "")))
     return token
 
 
