@@ -1,17 +1,20 @@
 """The OpenAPI 3 document of the REST API, served at ``/openapi.json``.
 
-Why hand-written: the document is the contract the EMR plugin and integrators code against (and the
-schemathesis run in tests/integration checks the server against it), so it is reviewed like code rather
-than generated from whatever the routes happen to do.
+Why the schemas are generated and the paths written: the bodies are declared once, as the pydantic models of
+:mod:`fhir_bridge.api.models` that also validate requests and shape answers, so the document cannot drift from
+what the server does; the paths, operations, status codes and security are the contract the EMR plugin and
+integrators code against (and the schemathesis run in tests/integration checks the server against), so they
+stay written out here and are reviewed like code.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fhir_bridge import __version__
+from pydantic.json_schema import models_json_schema
 
-FHIR_ID = "^[A-Za-z0-9\\-.]{1,64}$"
+from fhir_bridge import __version__
+from fhir_bridge.api.models import FHIR_ID_PATTERN, SCHEMA_MODELS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -26,217 +29,59 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("ErrorResponse"), description)
 
 
-_NULLABLE_TS = {"type": "string", "format": "date-time", "nullable": True}
-
-
-def _nullable_ref(name: str) -> dict[str, Any]:
-    """A reference that may also be null. OpenAPI 3.0 ignores ``nullable`` next to ``allOf``/``$ref``
-    (validators then reject null), so null is spelled out as its own alternative."""
-    return {"anyOf": [_ref(name), {"type": "object", "nullable": True, "enum": [None]}]}
-
-
-_ACTOR = {
-    "type": "object",
-    "required": ["type", "id"],
-    "properties": {
-        "type": {"type": "string", "enum": ["patient", "clinician"]},
-        "id": {"type": "string", "minLength": 1, "maxLength": 128},
-    },
-}
 _AUTH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
-_PID = {"name": "pid", "in": "path", "required": True, "schema": {"type": "string", "pattern": FHIR_ID}}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["code", "message"],
-        "properties": {
-            "code": {
-                "type": "string",
-                "description": "Stable machine code (e.g. bad_address, no_certificate).",
-            },
-            "message": {"type": "string"},
-            "field": {"type": "string", "nullable": True},
-            "detail": {"type": "string", "nullable": True},
-            "retry_after": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "With 429: seconds after which the same request passes (= Retry-After).",
-            },
-        },
-    },
-    "ErrorResponse": {"type": "object", "required": ["error"], "properties": {"error": _ref("Error")}},
-    "Actor": _ACTOR,
-    "Payload": {
-        "type": "object",
-        "required": ["type"],
-        "properties": {
-            "type": {"type": "string", "enum": ["entire_record", "documents"]},
-            "documents": {
-                "type": "array",
-                "maxItems": 50,
-                "description": "With type=documents: the DocumentReferences packaged as XDM.",
-                "items": {
-                    "type": "object",
-                    "required": ["id"],
-                    "properties": {
-                        "id": {"type": "string", "example": "DocumentReference/123"},
-                        "title": {"type": "string"},
-                    },
-                },
-            },
-        },
-    },
-    "AuthorizationCreate": {
-        "type": "object",
-        "required": ["patient_id", "address", "kind", "created_by"],
-        "properties": {
-            "patient_id": {"type": "string", "pattern": FHIR_ID},
-            "address": {"type": "string", "maxLength": 320, "example": "dr.smith@direct.example.org"},
-            "kind": {"type": "string", "enum": ["once", "always"]},
-            "created_by": _ACTOR,
-            "consent_method": {
-                "type": "string",
-                "enum": ["portal", "in_person", "clipboard"],
-                "description": "portal (patients); in_person or clipboard + attestation (clinicians).",
-            },
-            "attestation": {"type": "string", "maxLength": 2000, "nullable": True},
-            "payload": _ref("Payload"),
-            "send_now": {"type": "boolean", "default": True},
-            "min_interval_seconds": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 2592000,
-                "description": "Frequency cap, seconds between two sends (default: pipeline setting).",
-            },
-        },
-    },
-    "Transmission": {
-        "type": "object",
-        "required": ["id", "authorization_id", "state", "trigger", "attempts"],
-        "properties": {
-            "id": {"type": "string"},
-            "authorization_id": {"type": "string"},
-            "patient_id": {"type": "string"},
-            "recipient": {"type": "string"},
-            "trigger": {"type": "string", "enum": ["initial", "change", "resend"]},
-            "state": {
-                "type": "string",
-                "enum": [
-                    "queued",
-                    "building",
-                    "sending",
-                    "sent",
-                    "processed",
-                    "dispatched",
-                    "retrying",
-                    "failed",
-                    "skipped",
-                    "cancelled",
-                ],
-            },
-            "reason": _nullable_ref("Error"),
-            "attempts": {"type": "integer"},
-            "next_at": _NULLABLE_TS,
-            "message_id": {"type": "string", "nullable": True},
-            "signed": {"type": "boolean", "nullable": True},
-            "encrypted": {"type": "boolean", "nullable": True},
-            "trusted": {"type": "boolean", "nullable": True},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "sent_at": _NULLABLE_TS,
-            "processed_at": _NULLABLE_TS,
-            "dispatched_at": _NULLABLE_TS,
-        },
-    },
-    "Authorization": {
-        "type": "object",
-        "required": [
-            "id",
-            "patient_id",
-            "address",
-            "kind",
-            "status",
-            "created_by",
-            "consent_method",
-            "payload",
-        ],
-        "properties": {
-            "id": {"type": "string"},
-            "patient_id": {"type": "string"},
-            "address": {"type": "string"},
-            "kind": {"type": "string", "enum": ["once", "always"]},
-            "status": {"type": "string", "enum": ["active", "revoked"]},
-            "created_by": _ACTOR,
-            "consent_method": {"type": "string", "enum": ["portal", "in_person", "clipboard"]},
-            "attestation": {"type": "string", "nullable": True},
-            "payload": _ref("Payload"),
-            "trust_policy": {"type": "string", "enum": ["public", "trusted"]},
-            "recipient_trusted": {"type": "boolean", "nullable": True},
-            "min_interval_seconds": {"type": "number", "nullable": True},
-            "created_at": {"type": "string", "format": "date-time"},
-            "revoked_at": _NULLABLE_TS,
-            "revoked_by": {"type": "object", "nullable": True},
-            "last_sent_at": _NULLABLE_TS,
-            "fhir_consent_id": {"type": "string", "nullable": True},
-            "latest_transmission": _nullable_ref("Transmission"),
-        },
-    },
-    "AuthorizationResponse": {
-        "type": "object",
-        "required": ["authorization"],
-        "properties": {"authorization": _ref("Authorization")},
-    },
-    "AuthorizationList": {
-        "type": "object",
-        "required": ["authorizations"],
-        "properties": {"authorizations": {"type": "array", "items": _ref("Authorization")}},
-    },
-    "TransmissionResponse": {
-        "type": "object",
-        "required": ["transmission"],
-        "properties": {"transmission": _ref("Transmission")},
-    },
-    "TransmissionList": {
-        "type": "object",
-        "required": ["transmissions"],
-        "properties": {"transmissions": {"type": "array", "items": _ref("Transmission")}},
-    },
-    "Revoke": {
-        "type": "object",
-        "properties": {"actor": _ACTOR},
-        "description": "Who revoked (default: the caller, i.e. the token's patient or the API key).",
-    },
-    "Ping": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "Optional: what changed (lets the sidecar recognise the same change seen twice).",
-        "properties": {
-            "resource_type": {"type": "string", "example": "Observation"},
-            "resource_id": {"type": "string"},
-            "version": {"type": "string"},
-            "reason": {"type": "string", "maxLength": 200},
-        },
-    },
-    "PatientToken": {
-        "type": "object",
-        "required": ["token", "token_type", "expires_in", "patient_id"],
-        "properties": {
-            "token": {"type": "string"},
-            "token_type": {"type": "string", "enum": ["Bearer"]},
-            "expires_in": {"type": "integer"},
-            "patient_id": {"type": "string"},
-        },
-    },
-    "ChangeAccepted": {
-        "type": "object",
-        "required": ["patient_id", "due_at"],
-        "properties": {
-            "patient_id": {"type": "string"},
-            "due_at": {"type": "string", "format": "date-time", "description": "End of the debounce window."},
-        },
-    },
+_PID = {
+    "name": "pid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": FHIR_ID_PATTERN},
 }
+
+
+def _openapi30(node: Any) -> Any:
+    """Turn pydantic's JSON Schema (2020-12) into the OpenAPI 3.0 dialect the document declares.
+
+    ``X | None`` becomes ``nullable``; a nullable reference is spelled as its own null alternative, because
+    OpenAPI 3.0 ignores ``nullable`` next to ``$ref`` (validators then reject null); ``const`` becomes a
+    one-value ``enum``; generated titles and ``default: null`` are dropped (they say nothing a reader needs).
+    """
+    if isinstance(node, list):
+        return [_openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "default" and value is None:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+            continue
+        out[key] = _openapi30(value) if key != "properties" else {k: _openapi30(v) for k, v in value.items()}
+    alternatives = out.get("anyOf")
+    if isinstance(alternatives, list) and {"type": "null"} in alternatives:
+        rest = [a for a in alternatives if a != {"type": "null"}]
+        del out["anyOf"]
+        if len(rest) == 1 and "$ref" in rest[0]:
+            out["anyOf"] = [rest[0], {"type": "object", "nullable": True, "enum": [None]}]
+        elif len(rest) == 1:
+            out = {**rest[0], **out, "nullable": True}
+        else:
+            out["anyOf"] = rest
+            out["nullable"] = True
+    return out
+
+
+def _schemas() -> dict[str, Any]:
+    """``components.schemas``: one entry per model of :mod:`fhir_bridge.api.models` (and what they use)."""
+    _, generated = models_json_schema(
+        [(model, "validation") for model in SCHEMA_MODELS], ref_template="#/components/schemas/{model}"
+    )
+    return {name: _openapi30(schema) for name, schema in generated.get("$defs", {}).items()}
+
+
+SCHEMAS: dict[str, Any] = _schemas()
 
 _COMMON = {"401": _error("Missing or invalid credential."), "403": _error("Not allowed for this caller.")}
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException
 
@@ -21,9 +22,10 @@ from direct.errors import DirectError, TooManyLookups
 from fhir_bridge import audit
 from fhir_bridge.api import serialize
 from fhir_bridge.api.auth import KeyRing, Principal, authenticate
+from fhir_bridge.api.models import FHIR_ID, ChangeAccepted, PatientToken, Revoke
 from fhir_bridge.api.openapi import document
 from fhir_bridge.consent.errors import ConsentError, Forbidden, InvalidRequest, NotFound, RateLimited
-from fhir_bridge.consent.model import FHIR_ID, parse_request
+from fhir_bridge.consent.model import parse_request
 from fhir_bridge.db.models import Transmission
 
 if TYPE_CHECKING:
@@ -91,14 +93,12 @@ def _caller_actor(body_actor: Any = None) -> audit.Actor:
     if body_actor is not None:
         if not isinstance(body_actor, dict):
             raise InvalidRequest("actor must be an object {type, id}", field="actor")
-        kind, ident = body_actor.get("type"), body_actor.get("id")
-        if (
-            kind not in {"patient", "clinician"}
-            or not isinstance(ident, str)
-            or not 0 < len(ident.strip()) <= 128
-        ):
-            raise InvalidRequest("actor must be {type: patient|clinician, id}", field="actor")
-        return audit.Actor(kind, ident.strip())
+        try:
+            actor = Revoke.model_validate({"actor": body_actor}).actor
+        except ValidationError:
+            raise InvalidRequest("actor must be {type: patient|clinician, id}", field="actor") from None
+        if actor is not None:
+            return audit.Actor(actor.type, actor.id)
     return audit.Actor("api_key", p.id)
 
 
@@ -258,13 +258,13 @@ def issue_patient_token(pid: str) -> tuple[Response, int]:
             patient_id=pid,
             outcome="success",
         )
-    body = {
-        "token": sc.tokens.issue(pid),
-        "token_type": "Bearer",
-        "expires_in": sc.tokens.ttl,
-        "patient_id": pid,
-    }
-    return jsonify(body), 201
+    body = PatientToken(
+        token=sc.tokens.issue(pid),
+        token_type="Bearer",  # noqa: S106  # the OAuth token type, not a secret
+        expires_in=sc.tokens.ttl,
+        patient_id=pid,
+    )
+    return jsonify(serialize.body(body)), 201
 
 
 # --- change pings ----------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def patient_changed(pid: str) -> tuple[Response, int]:
     except PingError as exc:
         raise InvalidRequest(exc.message, code=exc.code) from None
     due = sidecar().pipeline.notify(event.patient_id, event.source)
-    return jsonify({"patient_id": pid, "due_at": due.isoformat().replace("+00:00", "Z")}), 202
+    return jsonify(serialize.body(ChangeAccepted(patient_id=pid, due_at=due))), 202
 
 
 # --- operations ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Why separate from the views: the rules (an address, a choice of once/always, at least one document when
 "some documents" is chosen, an attestation for clinician consent) are checked before anything is saved, and
 each error belongs to one field so the page can show it next to that field while keeping what was typed.
+The allowed values and limits are the API's (``fhir_bridge.api.models``); only the wording is the page's.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any
 
 from direct.address import DirectAddress
 from direct.errors import AddressError
-
-MAX_ADDRESS = 320
+from fhir_bridge.api.models import CLINICIAN_METHODS, KINDS, MAX_ADDRESS, PAYLOAD_TYPES
 
 
 @dataclass
@@ -48,9 +48,9 @@ def patient_share(data: dict[str, Any], documents: list[dict[str, str]]) -> Form
         }
     )
     _address(form, str(data.get("address", "")))
-    if form.values["kind"] not in {"once", "always"}:
+    if form.values["kind"] not in KINDS:
         form.errors["kind"] = "Choose how often to send your record."
-    if form.values["payload"] not in {"entire_record", "documents"}:
+    if form.values["payload"] not in PAYLOAD_TYPES:
         form.values["payload"] = "entire_record"
     if form.values["payload"] == "documents":
         known = {d["id"] for d in documents}
@@ -73,7 +73,7 @@ def clinician_add(data: dict[str, Any]) -> Form:
         }
     )
     _address(form, str(data.get("address", "")))
-    if form.values["method"] not in {"in_person", "clipboard"}:
+    if form.values["method"] not in CLINICIAN_METHODS:
         form.errors["method"] = "Choose how the patient gave consent."
     if not form.values["attest"]:
         form.errors["attest"] = "Confirm that the patient gave this consent."

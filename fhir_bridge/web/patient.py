@@ -29,7 +29,7 @@ from fhir_bridge.web import forms, smart, wording
 from fhir_bridge.web.common import address_error, fhir_failure, service, status_dict, user_fhir
 from fhir_bridge.web.fhir_reads import FhirReadError
 from fhir_bridge.web.security import PREVIEW_CSP
-from fhir_bridge.web.sharing import ShareRequest
+from fhir_bridge.web.sharing import PayloadType, ShareRequest
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def confirm() -> Any:
     draft = session.get("share_draft")
     if not draft:
         return redirect(url_for("web_patient.share"))
-    payload = "documents" if draft.get("chosen") else "entire_record"
+    payload: PayloadType = "documents" if draft.get("chosen") else "entire_record"
     req = ShareRequest(
         patient_id=ctx["patient"],
         address=draft["address"],
@@ -149,7 +149,7 @@ def confirm() -> Any:
         created_by_id=ctx["fhir_user"] or f"Patient/{ctx['patient']}",
         consent_method="portal",
         payload_type=payload,
-        documents=draft.get("chosen") or None,
+        documents=draft.get("chosen") or [],
     )
     try:
         view = service().create(req)
