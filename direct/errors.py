@@ -12,18 +12,24 @@ from __future__ import annotations
 
 
 class DirectError(Exception):
-    """Base of every Direct failure. ``code`` is stable; ``message`` is for people (no PHI, no keys)."""
+    """Base of every Direct failure. ``code`` is stable; ``message`` is for people (no PHI, no keys).
 
-    code = "direct_error"
+    The four attributes are the project's one error protocol (``fhir_bridge.errors.DomainError``), declared
+    here because this library never imports the sidecar.
+    """
+
+    code: str = "direct_error"
     #: True when trying again later may succeed (network, 4xx SMTP, DNS timeout).
-    transient = False
+    transient: bool = False
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, detail: str | None = None):
-        self.message = message or self.__class__.__doc__.strip().splitlines()[0]
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, detail: str | None = None
+    ) -> None:
+        self.message: str = message or (self.__class__.__doc__ or type(self).__name__).strip().splitlines()[0]
         if code:
             self.code = code
         #: Extra machine-readable detail (e.g. the SMTP server's reply text); never PHI.
-        self.detail = detail
+        self.detail: str | None = detail
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, str]:
@@ -72,7 +78,7 @@ class TooManyLookups(DiscoveryError):
     code = "too_many_lookups"
     transient = True
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 60):
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(message)
         #: Whole seconds until the same lookup is allowed again.
         self.retry_after = max(1, int(retry_after))

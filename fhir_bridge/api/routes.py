@@ -18,13 +18,13 @@ from pydantic import ValidationError
 from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException
 
-from direct.errors import DirectError, TooManyLookups
 from fhir_bridge import audit
-from fhir_bridge.api import serialize
+from fhir_bridge.api import errors, serialize
 from fhir_bridge.api.auth import KeyRing, Principal, authenticate
+from fhir_bridge.api.errors import error
 from fhir_bridge.api.models import FHIR_ID, ChangeAccepted, PatientToken, Revoke
 from fhir_bridge.api.openapi import document
-from fhir_bridge.consent.errors import ConsentError, Forbidden, InvalidRequest, NotFound, RateLimited
+from fhir_bridge.consent.errors import Forbidden, InvalidRequest, NotFound, NotJson
 from fhir_bridge.consent.model import parse_request
 from fhir_bridge.db.models import Transmission
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 api = Blueprint("bbdirect_api", __name__)
+errors.register(api)  # domain errors -> HTTP statuses: the one table in fhir_bridge/api/errors.py
 ops = Blueprint("bbdirect_ops", __name__)
 
 _ID = re.compile(r"[A-Za-z0-9\-]{1,64}\Z")
@@ -41,29 +42,6 @@ _ID = re.compile(r"[A-Za-z0-9\-]{1,64}\Z")
 
 def sidecar() -> Sidecar:
     return current_app.extensions["bbdirect"]
-
-
-def error(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    detail: str | None = None,
-    *,
-    retry_after: int | None = None,
-) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message, "field": field}
-    if detail:
-        body["detail"] = detail
-    if retry_after is not None:
-        body["retry_after"] = retry_after
-    response = jsonify({"error": body})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="bbdirect"'
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
 
 
 # --- authentication --------------------------------------------------------------------------
@@ -109,28 +87,8 @@ def _json_body(required: bool) -> Any:
         return {}
     body = request.get_json(silent=True)
     if body is None:
-        err = InvalidRequest("the body is not valid JSON", code="bad_json")
-        err.status = 400
-        raise err
+        raise NotJson("the body is not valid JSON")
     return body
-
-
-@api.errorhandler(ConsentError)
-def _consent_error(exc: ConsentError) -> Response:
-    return error(exc.status, exc.code, exc.message, exc.field)
-
-
-@api.errorhandler(RateLimited)
-def _rate_limited(exc: RateLimited) -> Response:
-    """429: the same request passes after ``Retry-After`` seconds (also in the body as ``retry_after``)."""
-    return error(exc.status, exc.code, exc.message, exc.field, retry_after=exc.retry_after)
-
-
-@api.errorhandler(DirectError)
-def _direct_error(exc: DirectError) -> Response:
-    if isinstance(exc, TooManyLookups):  # the caller started too many lookups: 429, like the resend limits
-        return error(429, exc.code, exc.message, "address", retry_after=exc.retry_after)
-    return error(422, exc.code, exc.message, "address", exc.detail)
 
 
 @api.errorhandler(HTTPException)
@@ -231,10 +189,7 @@ def resend_transmission(tx_id: str) -> tuple[Response, int]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not re.fullmatch(r"[A-Za-z0-9_\-.:]{1,100}", key):
         raise InvalidRequest("Idempotency-Key: letters, digits and -_.: only", field="Idempotency-Key")
-    try:
-        job = sidecar().consent.resend(tx.id, _caller_actor(), key)
-    except PermissionError:
-        return error(409, "revoked", "The authorization was revoked; nothing can be sent."), 409
+    job = sidecar().consent.resend(tx.id, _caller_actor(), key)
     return jsonify({"transmission": serialize.transmission(job)}), 202
 
 

@@ -28,6 +28,7 @@ from fhir_bridge.consent.ownership import DocumentOwnership
 from fhir_bridge.db import Database
 from fhir_bridge.db.models import AuditRecord, Authorization, Transmission, new_id, utcnow
 from fhir_bridge.pipeline.ports import AddressChecker, FhirWriter
+from fhir_bridge.pipeline.errors import AuthorizationRevoked
 from fhir_bridge.pipeline.service import Pipeline
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ class ConsentService:
             auth = s.get(Authorization, old.authorization_id, with_for_update={"key_share": True})
             assert auth is not None
             if not auth.active:
-                raise PermissionError("revoked")
+                raise AuthorizationRevoked()
             replay = key is not None and s.scalar(
                 select(Transmission.id).where(Transmission.idempotency_key == f"{auth.id}:resend:{key}")
             )

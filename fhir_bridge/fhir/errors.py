@@ -7,20 +7,20 @@ Messages never carry PHI: at most an HTTP status, a resource type and the server
 
 from __future__ import annotations
 
+from fhir_bridge.errors import BridgeError
 
-class FhirError(Exception):
+
+class FhirError(BridgeError):
     """The FHIR server could not be used."""
 
     code = "fhir_error"
     transient = False
 
     def __init__(self, message: str | None = None, *, status: int | None = None, detail: str | None = None):
-        self.message = message or (self.__class__.__doc__ or "").strip().splitlines()[0]
+        #: ``detail``: machine-readable (e.g. an OperationOutcome issue code), never PHI.
+        super().__init__(message, detail=detail)
         #: HTTP status when the server answered.
         self.status = status
-        #: Machine-readable detail (e.g. an OperationOutcome issue code), never PHI.
-        self.detail = detail
-        super().__init__(self.message)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"code": self.code, "message": self.message}

@@ -1,8 +1,10 @@
 """Classifying failures of a job: retry (transient) or stop and surface (permanent), with a stable code.
 
-Why here: the worker must decide for any exception, including ones from the FHIR client or the mapper that
-are not Direct errors. Unknown failures are treated as transient (a bug or an outage should not lose a
-transmission) but still end as ``failed`` after ``pipeline.max_attempts``.
+Why here: the worker must decide for any exception, from the Direct agent, the FHIR client or the mapper.
+Each of them raises domain errors that satisfy :class:`fhir_bridge.errors.DomainError`, which says all the
+worker needs. Anything else is a bug of ours, not an outage: it ends the job at once as a permanent
+``internal_error`` with a log line (retrying a bug eight times only delays the report), and the code
+location is logged so it can be fixed.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
+from typing import TypeGuard
 
-from direct.errors import DirectError
+from fhir_bridge.errors import BridgeError, DomainError
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +27,32 @@ class Failure:
     detail: str | None = None
 
 
+class TransmissionNotFound(BridgeError):
+    """No such transmission."""
+
+    code = "not_found"
+
+
+class AuthorizationRevoked(BridgeError):
+    """The authorization was revoked; nothing can be sent."""
+
+    code = "revoked"
+
+
+def _is_domain_error(exc: BaseException) -> TypeGuard[DomainError]:
+    """The protocol, with its values' types (a runtime Protocol check only sees that the names exist)."""
+    return (
+        isinstance(exc, DomainError)
+        and isinstance(exc.code, str)
+        and isinstance(exc.message, str)
+        and isinstance(exc.transient, bool)
+        and (exc.detail is None or isinstance(exc.detail, str))
+    )
+
+
 def classify(exc: BaseException) -> Failure:
-    if isinstance(exc, DirectError):
-        return Failure(bool(exc.transient), exc.code, exc.message, exc.detail)
-    code = getattr(exc, "code", None)
-    transient = getattr(exc, "transient", None)
-    if isinstance(code, str) and isinstance(
-        transient, bool
-    ):  # another package's small taxonomy (FHIR, mapper)
-        message = getattr(exc, "message", None) or type(exc).__name__
-        return Failure(transient, code, str(message))
+    if _is_domain_error(exc):
+        return Failure(exc.transient, exc.code, exc.message or type(exc).__name__, exc.detail)
     # Never put str(exc) here: it may quote clinical content. The class name and the code location (stack
     # frames, without the message or any values) are enough to start a diagnosis.
     log.error(
@@ -42,5 +61,5 @@ def classify(exc: BaseException) -> Failure:
         "".join(traceback.format_tb(exc.__traceback__)),
     )
     return Failure(
-        True, "internal_error", f"Unexpected {type(exc).__name__} while processing the transmission."
+        False, "internal_error", f"Unexpected {type(exc).__name__} while processing the transmission."
     )

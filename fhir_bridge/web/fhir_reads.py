@@ -13,15 +13,20 @@ from urllib.parse import urlsplit
 
 import requests
 
+from fhir_bridge.errors import BridgeError
 from fhir_bridge.web.config import CCD_RESOURCES
 
 
-class FhirReadError(Exception):
+class FhirReadError(BridgeError):
     """A FHIR read failed; ``status`` is the HTTP status (401 = token no longer valid)."""
 
+    code = "fhir_read_failed"
+
     def __init__(self, status: int):
-        super().__init__(f"FHIR read failed with HTTP {status}")
+        super().__init__(f"FHIR read failed with HTTP {status}", detail=str(status))
         self.status = status
+        #: A server error or a "slow down" may pass later; a refusal (401, 403, 404...) will not.
+        self.transient = status >= 500 or status == 429
 
 
 @dataclass(frozen=True)

@@ -283,13 +283,14 @@ def test_transient_failures_end_after_max_attempts(env):
     assert states(env) == ["failed"]
 
 
-def test_unexpected_errors_retry_without_leaking_their_text(env):
+def test_unexpected_errors_fail_permanently_without_leaking_their_text(env):
+    # Issue 13: an unknown exception is a bug of ours, not an outage: permanent (it was "retrying" before).
     env.record.fail = RuntimeError("Patient John Smith has diabetes")
     env.authorize("once")
     run(env)
     with env.db.session() as s:
         tx = s.scalars(select(Transmission)).one()
-    assert tx.state == "retrying" and tx.reason_code == "internal_error"
+    assert tx.state == "failed" and tx.reason_code == "internal_error"
     assert "Smith" not in (tx.reason_message or "")
 
 
