@@ -3,7 +3,8 @@
 Why a table of its own: operators and patients must be able to answer "who shared my record with whom, and
 did it arrive?" long after the logs rotated. Rows are only ever inserted (the migration installs triggers
 that refuse UPDATE and DELETE). ``detail`` holds codes and identifiers, never clinical content. Where the
-FHIR server allows writes, the same facts are mirrored as FHIR ``AuditEvent`` resources (best effort).
+FHIR server allows writes, the same facts are mirrored as FHIR ``AuditEvent`` resources (best effort), each
+checked against the FHIR R4 model before it is written (:mod:`fhir_bridge.fhir.validation`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fhir_bridge.db.models import AuditRecord, utcnow
+from fhir_bridge.fhir.validation import fhir_datetime, validated
 
 ACTOR_TYPES = frozenset({"patient", "clinician", "api_key", "system"})
 
@@ -80,7 +82,10 @@ _ACTIONS = {"authorization.create": "C", "authorization.revoke": "U", "send.atte
 
 
 def to_fhir_audit_event(row: AuditRecord) -> dict[str, Any]:
-    """The audit row as an R4 ``AuditEvent`` (export = DCM 110106 for sends, else a consent change)."""
+    """The audit row as a valid R4 ``AuditEvent`` (export = DCM 110106 for sends, else a consent change).
+
+    ``FhirResourceInvalid`` when the builder made an invalid one: the mirror stops at that row, loudly,
+    rather than skipping it or writing it."""
     is_send = row.action.startswith("send")
     outcome = "0" if row.outcome in {"success", "skipped"} else ("4" if row.outcome == "retry" else "8")
     event: dict[str, Any] = {
@@ -91,7 +96,7 @@ def to_fhir_audit_event(row: AuditRecord) -> dict[str, Any]:
             "display": "Export" if is_send else "Patient Record",
         },
         "action": _ACTIONS.get(row.action, "E"),
-        "recorded": row.at.isoformat(),
+        "recorded": fhir_datetime(row.at),
         "outcome": outcome,
         "outcomeDesc": row.action + ": " + row.outcome,
         "agent": [
@@ -109,7 +114,7 @@ def to_fhir_audit_event(row: AuditRecord) -> dict[str, Any]:
     }
     if row.patient_id:
         event["entity"].append({"what": {"reference": "Patient/" + row.patient_id}, "role": {"code": "1"}})
-    return event
+    return validated(event)
 
 
 def mirror_to_fhir(db: Any, writer: Any, batch: int = 100) -> int:

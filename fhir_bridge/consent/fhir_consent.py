@@ -3,7 +3,8 @@
 Why mirror it in FHIR: the EHR is the system of record for a patient's consents; writing it there (where the
 server allows writes) lets clinicians see the sharing in the chart. Scope ``patient-privacy``, category
 LOINC 59284-0 ("Patient Consent"), a ``permit`` provision for the recipient (``Consent.provision.actor`` with
-role IRCP = information recipient) and the disclosure purpose; ``status`` follows revocation.
+role IRCP = information recipient) and the disclosure purpose; ``status`` follows revocation. The resource
+is checked against the FHIR R4 model before it is handed to a writer (:mod:`fhir_bridge.fhir.validation`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_bridge.db.models import Authorization
+from fhir_bridge.fhir.validation import fhir_datetime, validated
 
 _CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 _LOINC = "http://loinc.org"
@@ -20,9 +22,10 @@ _IDENTIFIER_SYSTEM = "urn:bbdirect:authorization"
 
 
 def to_fhir_consent(auth: Authorization) -> dict[str, Any]:
-    period: dict[str, str] = {"start": auth.created_at.isoformat()}
+    """The authorization as a valid R4 ``Consent`` (``FhirResourceInvalid`` if the builder made it bad)."""
+    period: dict[str, str] = {"start": fhir_datetime(auth.created_at)}
     if auth.revoked_at:
-        period["end"] = auth.revoked_at.isoformat()
+        period["end"] = fhir_datetime(auth.revoked_at)
     resource: dict[str, Any] = {
         "resourceType": "Consent",
         "identifier": [{"system": _IDENTIFIER_SYSTEM, "value": auth.id}],
@@ -30,7 +33,7 @@ def to_fhir_consent(auth: Authorization) -> dict[str, Any]:
         "scope": {"coding": [{"system": _CONSENT_SCOPE, "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": _LOINC, "code": "59284-0", "display": "Patient Consent"}]}],
         "patient": {"reference": f"Patient/{auth.patient_id}"},
-        "dateTime": auth.created_at.isoformat(),
+        "dateTime": fhir_datetime(auth.created_at),
         "policyRule": {
             "text": f"Blue Button Direct: send {'once' if auth.kind == 'once' else 'on every update'}"
         },
@@ -65,4 +68,4 @@ def to_fhir_consent(auth: Authorization) -> dict[str, Any]:
         ]
     if auth.fhir_consent_id:
         resource["id"] = auth.fhir_consent_id
-    return resource
+    return validated(resource)
