@@ -37,6 +37,7 @@ from fhir_bridge.api.models import (
     Kind,
     Payload,
     PayloadType,
+    TrustPolicy,
 )
 from fhir_bridge.consent.errors import InvalidRequest
 
@@ -74,7 +75,7 @@ class AuthorizationRequest:
     min_interval_seconds: float | None = None
 
     @property
-    def trust_policy(self) -> str:
+    def trust_policy(self) -> TrustPolicy:
         """Patient-created: a publicly discovered, valid certificate is enough; clinician-created: it must be
         trusted (chain to one of our anchors). See the Direct discovery issue and docs/direct.md.
         """
