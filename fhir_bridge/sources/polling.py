@@ -130,6 +130,8 @@ class Poller:
         #: Versions already reported inside the overlap window: (type, id, version) -> lastUpdated.
         self._seen: dict[tuple[str, str, str], datetime] = {}
         self._now: datetime | None = None
+        #: Types asked for by the running ``$export`` (empty: none asked yet).
+        self._export_types: set[str] = set()
 
     def plan(self) -> tuple[list[str], list[str]]:
         """(types polled by ``_lastUpdated``, types left to ``$export``), from the server's capabilities.
@@ -305,7 +307,7 @@ class Poller:
     def _export_resources(self, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
         needs_token = bool(manifest.get("requiresAccessToken", True))
         ours = urlsplit(self.client.base_url)
-        wanted = getattr(self, "_export_types", None)
+        wanted = self._export_types
         for output in manifest.get("output", []):
             url = output.get("url") if isinstance(output, dict) else None
             if not isinstance(url, str):
