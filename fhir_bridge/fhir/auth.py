@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
-from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
@@ -200,16 +199,15 @@ class SmartBackendAuth:
         header: dict[str, Any] = {"kid": self.kid, "typ": "JWT"}
         if self.jku:
             header["jku"] = self.jku
-        assertion: str = private_key_jwt_sign(
+        return oauth.sign_assertion(
             self._jose_key,
             client_id=self.client_id,
-            token_endpoint=token_url or self.token_url,
+            token_url=token_url or self.token_url,
             alg=self.alg,
             issued_at=now,
             expires_at=now + ASSERTION_LIFETIME_S,
             header=header,
         )
-        return assertion
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set to register with the authorization server (never contains the private key)."""

@@ -51,13 +51,15 @@ class Capabilities:
                 operations=_names(res.get("operation"), "name"),
             )
         token_url = None
-        security = server.get("security") if isinstance(server.get("security"), dict) else {}
+        declared = server.get("security")
+        security: Mapping[str, Any] = declared if isinstance(declared, dict) else {}
         for ext in security.get("extension") or []:
             if isinstance(ext, dict) and str(ext.get("url", "")).endswith("oauth-uris"):
                 for sub in ext.get("extension") or []:
                     if isinstance(sub, dict) and sub.get("url") == "token":
                         token_url = sub.get("valueUri") if isinstance(sub.get("valueUri"), str) else None
-        software = statement.get("software") if isinstance(statement.get("software"), dict) else {}
+        named = statement.get("software")
+        software: Mapping[str, Any] = named if isinstance(named, dict) else {}
         return cls(
             fhir_version=str(statement.get("fhirVersion") or ""),
             software=str(software.get("name") or ""),
@@ -76,7 +78,7 @@ class Capabilities:
 
     def can_search(self, resource_type: str, param: str) -> bool:
         caps = self.resources.get(resource_type)
-        return bool(caps) and "search-type" in caps.interactions and param in caps.search_params
+        return caps is not None and "search-type" in caps.interactions and param in caps.search_params
 
     @property
     def has_subscriptions(self) -> bool:

@@ -178,14 +178,13 @@ def fhir_user_of(token: dict[str, Any], pending: dict[str, Any], client_id: str)
         raise SmartError("token_failed", "id_token without jwks_uri")
     try:
         key = id_token_key(jwt.PyJWKClient(jwks_uri, timeout=10).get_jwk_set().keys, id_token)
-        options = {"verify_iss": bool(pending.get("issuer"))}
         claims = jwt.decode(
             id_token,
             key,
             algorithms=["RS256", "RS384", "ES256", "ES384"],
             audience=client_id,
             issuer=pending.get("issuer"),
-            options=options,
+            options={"verify_iss": bool(pending.get("issuer"))},
             leeway=60,
         )
     except jwt.PyJWTError as exc:
@@ -240,7 +239,8 @@ def role_of(fhir_user: str | None, flow: str) -> str:
 
 # --- routes ---------------------------------------------------------------------------------------------
 def _config() -> WebConfig:
-    return current_app.extensions["bbdirect.web.config"]
+    config: WebConfig = current_app.extensions["bbdirect.web.config"]
+    return config
 
 
 def _redirect_uri() -> str:
@@ -318,14 +318,14 @@ def callback() -> Any:
         session.pop("smart_pending", None)
         code = "denied" if request.args["error"] == "access_denied" else "auth_error"
         return error_page(code, 403)
-    code = request.args.get("code")
-    if not code:
+    grant = request.args.get("code")
+    if not grant:
         return error_page("auth_error", 400)
     config = _config()
     try:
         # The client that started this launch finishes it (the secret never leaves the server).
         client = config.client_for(pending["flow"])
-        token = exchange_code(pending, code, client, _redirect_uri())
+        token = exchange_code(pending, grant, client, _redirect_uri())
         fhir_user = fhir_user_of(token, pending, client[0])
     except SmartError as exc:
         log.warning("SMART token exchange failed: %s %s", exc.code, exc.detail)
@@ -415,7 +415,7 @@ def error_page(code: str, status: int) -> Any:
 
 def current() -> dict[str, Any]:
     """The signed-in SMART context, or abort to the right page (expired session / not signed in)."""
-    ctx = session.get("smart")
+    ctx: dict[str, Any] | None = session.get("smart")
     if not ctx:
         abort(401)
     if ctx.get("expires_at", 0) < time.time():  # the EHR's access token ran out: sign in again
