@@ -90,7 +90,7 @@ def time_medplum(files: list[Path], runs: int, warmup: int, out_dir: Path) -> di
 def counts(xml: bytes | None, enabled: bool) -> tuple[int, int] | None:
     if xml is None or not enabled:
         return None
-    from ccda_mapper.validate import validate
+    from ccda_mapper import validate
 
     report = validate(xml)
     return len(report.xsd_errors) + len(report.schematron_errors), len(report.schematron_warnings)

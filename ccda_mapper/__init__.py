@@ -1,15 +1,19 @@
 """FHIR R4 (US Core) → C-CDA R2.1 Continuity of Care Document.
 
-Pure: resources in, bytes out; no I/O.  ``render_html`` and ``validate`` live in their own modules and are
-imported on first use, so this package imports without them (and without their heavier dependencies).
+Pure: resources in, bytes out; no I/O.  :func:`render_html` and :func:`validate` are plain functions whose
+modules (:mod:`.render`, :mod:`.validation`) are imported on first call, so this package imports without
+them and without lxml (``bbdirect ccda`` builds a document faster that way).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .document import BuildResult, build, build_ccd, clinical_hash
 from .errors import CcdaMapperError, NoPatient, NotFhir
+
+if TYPE_CHECKING:
+    from .validation import ValidationReport
 
 __all__ = [
     "BuildResult",
@@ -24,13 +28,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "render_html":
-        from .render import render_html
+def render_html(xml: bytes) -> str:
+    """Render a C-CDA document as a self-contained, script-free, accessible HTML page
+    (:func:`ccda_mapper.render.render_html`)."""
+    from .render import render_html as render
 
-        return render_html
-    if name == "validate":
-        from .validate import validate
+    return render(xml)
 
-        return validate
-    raise AttributeError(name)
+
+def validate(xml: bytes) -> ValidationReport:
+    """Validate one C-CDA document against the CDA SDTC XSD and the HL7 C-CDA R2.1 Schematron
+    (:func:`ccda_mapper.validation.validate`; the validator is built on first use and shared)."""
+    from .validation import validate as check
+
+    return check(xml)

@@ -69,7 +69,7 @@ class Ctx:
         return self.index.skipped
 
     def each(
-        self, rtype: str | list[Resource], fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()
+        self, rtype: str | list[Resource], fn: Callable[[Resource], Any], undo: Sequence[dt.Parent] = ()
     ) -> list[Any]:
         """Run ``fn`` on every resource of a type (or of an already filtered list); a resource that breaks
         the mapper is skipped with the reason, never the whole document (one bad resource must not stop the
@@ -85,7 +85,7 @@ class Ctx:
                 out.append(r)
         return out
 
-    def guard(self, res: Resource, fn: Callable[[Resource], Any], undo: Sequence[_Element] = ()) -> Any:
+    def guard(self, res: Resource, fn: Callable[[Resource], Any], undo: Sequence[dt.Parent] = ()) -> Any:
         """``fn(res)``; None with ``res`` listed as skipped (its partial XML removed) when it breaks."""
         marks = tuple(map(len, undo))
         try:

@@ -108,6 +108,11 @@ def str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def str_or(value: Any, default: str) -> str:
+    """The value when it is a string (even empty), else ``default``."""
+    return value if isinstance(value, str) else default
+
+
 def clean(text: Any) -> str:
     """Text safe for XML 1.0 (forbidden control characters removed); non-strings become ''."""
     if not isinstance(text, str):
@@ -761,7 +766,7 @@ class Table:
         table = el(self.text, "table", {"border": "1", "width": "100%"})
         table.append("<thead><tr>" + "".join(_leaf("th", None, h) for h in headers) + "</tr></thead>")
         self.tbody = el(table, "tbody")
-        self.pending: list[str] = self.tbody.kids  # type: ignore[assignment]
+        self.pending: list[str] = self.tbody.kids
 
     def row(self, cells: Sequence[str], *, extra: Sequence[str] = ()) -> str:
         """Add a row; return the ID of its first cell (the entry's ``text/reference``).  ``extra`` IDs are put

@@ -7,7 +7,6 @@ is ``now=`` or the newest date in the record (never the wall clock), and section
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,18 +18,6 @@ from .header import header
 from .index import Index, Resource, build_index
 from .sections import ORDER, observations
 from .sections.base import empty
-
-
-@functools.cache
-def safe_parser() -> Any:
-    """Parser for documents we read back (clinical_hash): no DTD, no entities, no network (XXE-safe).
-
-    lxml is imported here, on first use: building a document does not need it, and ``bbdirect ccda``
-    starts faster without it."""
-    from lxml import etree
-
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
-
 
 _XML_DECL = b"<?xml version='1.0' encoding='UTF-8'?>\n"
 _DATE_FIELDS = frozenset(
@@ -90,11 +77,11 @@ def _newest_date(idx: Index) -> str | None:
 
 def _now_ts(now: Any, idx: Index) -> str:
     if isinstance(now, _dt.datetime):
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=_dt.UTC)
-        return now.strftime("%Y%m%d%H%M%S%z")
-    if isinstance(now, str) and dt.ts(now, min_day=True):
-        return dt.ts(now, min_day=True) or ""
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_dt.UTC)
+        return aware.strftime("%Y%m%d%H%M%S%z")
+    given = dt.ts(now, min_day=True) if isinstance(now, str) else None
+    if given:
+        return given
     newest = _newest_date(idx)
     t = dt.ts(newest, min_day=True) if newest else None
     return t or "19700101"
@@ -194,10 +181,14 @@ def clinical_hash(xml: bytes | str) -> str:
     "send on update" trigger skips it. The patient's demographics count: a new address or phone is an update
     an *always* recipient must get."""
     data = xml.encode() if isinstance(xml, str) else xml
+    # lxml is imported on first use: building a document does not need it, and ``bbdirect ccda`` starts
+    # faster without it
     from lxml import etree
 
+    from .safexml import has_doctype, safe_parser
+
     root = etree.fromstring(data, safe_parser())
-    if root.getroottree().docinfo.doctype:
+    if has_doctype(root):
         # our documents never carry a DTD; one that does may smuggle entities, so it is refused, not hashed
         raise ValueError("C-CDA with a DOCTYPE is not accepted")
     digest = hashlib.sha256()

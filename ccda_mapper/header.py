@@ -152,7 +152,8 @@ def _organization(parent: _Element, ctx: Ctx, org: Resource, tag: str) -> _Eleme
     dt.identifiers(o, org, ctx.index.key(org) if org.get("resourceType") else "custodian")
     dt.leaf(o, "name", text=dt.clean(org.get("name")) or "Unknown organization")
     dt.telecom(o, org.get("telecom"))
-    addrs = org.get("address") if isinstance(org.get("address"), list) else []
+    address = org.get("address")
+    addrs = address if isinstance(address, list) else []
     dt.addr(o, next((a for a in addrs if isinstance(a, dict)), None))
     return o
 

@@ -95,7 +95,8 @@ class Index:
         if target.startswith("#"):
             if container is None:
                 return None
-            for c in container.get("contained") if isinstance(container.get("contained"), list) else ():
+            contained = container.get("contained")
+            for c in contained if isinstance(contained, list) else ():
                 if isinstance(c, dict) and c.get("id") == target[1:]:
                     return c
             return None

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from lxml import etree
 from lxml import html as lhtml
 
+from .safexml import has_doctype, safe_parser
+
 V3 = "urn:hl7-org:v3"
 SDTC = "urn:hl7-org:sdtc"
 NS = {"v3": V3, "sdtc": SDTC}
@@ -87,8 +89,20 @@ def _q(tag: str) -> str:
     return f"{{{V3}}}{tag}"
 
 
-def _local(node: etree._Element) -> str:
-    return etree.QName(node).localname if isinstance(node.tag, str) else ""
+def _local(node: etree._Element | None) -> str:
+    return etree.QName(node).localname if node is not None and isinstance(node.tag, str) else ""
+
+
+def _words(node: etree._Element | None) -> str:
+    """All text of ``node`` with whitespace runs collapsed ("" for no node)."""
+    if node is None:
+        return ""
+    return " ".join("".join(t for t in node.itertext() if isinstance(t, str)).split())
+
+
+def _date_of(node: etree._Element | None) -> str | None:
+    """``human_date`` of a TS element's ``value`` (None for no element)."""
+    return human_date(node.get("value")) if node is not None else None
 
 
 def _el(tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -193,13 +207,11 @@ def _patient_facts(doc: etree._Element) -> list[tuple[str, str]]:
             facts.append((label, value))
 
     if patient is not None:
-        names = [_person_name(n) for n in patient.iterfind(_q("name"))]
-        names = [n for n in names if n]
+        names = [n for n in (_person_name(x) for x in patient.iterfind(_q("name"))) if n]
         fact("Name", names[0] if names else None)
         if len(names) > 1:
             fact("Also known as", "; ".join(dict.fromkeys(names[1:])))
-        fact("Date of birth", human_date(patient.find(_q("birthTime")).get("value"))
-             if patient.find(_q("birthTime")) is not None else None)  # fmt: skip
+        fact("Date of birth", _date_of(patient.find(_q("birthTime"))))
         gender = patient.find(_q("administrativeGenderCode"))
         if gender is not None:
             fact("Sex", gender.get("displayName") or _SEX.get(gender.get("code") or "", None))
@@ -219,9 +231,10 @@ def _patient_facts(doc: etree._Element) -> list[tuple[str, str]]:
         langs: list[str] = []
         for comm in patient.iterfind(_q("languageCommunication")):
             code = comm.find(_q("languageCode"))
-            if code is None or not code.get("code"):
+            tag = code.get("code") if code is not None else None
+            if not tag:
                 continue
-            lang = _LANG.get(code.get("code", "").split("-")[0].lower(), code.get("code"))
+            lang = _LANG.get(tag.split("-")[0].lower(), tag)
             pref = comm.find(_q("preferenceInd"))
             langs.append(f"{lang} (preferred)" if pref is not None and pref.get("value") == "true" else lang)
         fact("Language", ", ".join(langs))
@@ -326,7 +339,7 @@ def _fix_table(table: etree._Element) -> None:
     if caption is not None and table.index(caption) != 0:
         table.remove(caption)
         table.insert(0, caption)
-    label = " ".join("".join(caption.itertext()).split()) if caption is not None else ""
+    label = _words(caption)
     wrapper = table.getparent()
     if wrapper is not None and label:
         wrapper.set("aria-label", label)
@@ -335,17 +348,12 @@ def _fix_table(table: etree._Element) -> None:
 def _section(section: etree._Element, parent: etree._Element, level: int, index: list[int]) -> None:
     index[0] += 1
     anchor = f"section-{index[0]}"
-    title = (
-        " ".join("".join(section.find(_q("title")).itertext()).split())
-        if section.find(_q("title")) is not None
-        else ""
-    )
-    title = title or _coded(section.find(_q("code"))) or "Section"
+    title = _words(section.find(_q("title"))) or _coded(section.find(_q("code"))) or "Section"
     box = _add(parent, "section", aria_labelledby=anchor)
     _add(box, f"h{min(level, 6)}", title, id=anchor)
     text = section.find(_q("text"))
     has_content = text is not None and (len(text) or (text.text and text.text.strip()))
-    if section.get("nullFlavor") or not has_content:
+    if section.get("nullFlavor") or text is None or not has_content:
         _add(box, "p", "No information", class_="empty")
     else:
         body = _add(box, "div", class_="narrative")
@@ -370,12 +378,11 @@ def _sections(doc: etree._Element) -> Iterable[etree._Element]:
 def _parse(xml: bytes) -> etree._Element:
     if isinstance(xml, str):
         xml = xml.encode("utf-8")
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False, huge_tree=True)
     try:
-        root = etree.fromstring(xml, parser)
+        root = etree.fromstring(xml, safe_parser())
     except etree.XMLSyntaxError as exc:
         raise RenderError(f"not well-formed XML: {exc}") from None
-    if root.getroottree().docinfo.doctype:
+    if has_doctype(root):
         raise RenderError("a document type declaration (DOCTYPE) is not allowed")  # XXE guard
     if root.tag != _q("ClinicalDocument"):
         raise RenderError("not a CDA document (root element is not hl7:ClinicalDocument)")
@@ -385,15 +392,9 @@ def _parse(xml: bytes) -> etree._Element:
 def render_html(xml: bytes) -> str:
     """Render a C-CDA document as a self-contained, script-free, accessible HTML page."""
     doc = _parse(xml)
-    title = (
-        " ".join("".join(doc.find(_q("title")).itertext()).split())
-        if doc.find(_q("title")) is not None
-        else ""
-    )
-    title = title or "Health summary"
-    lang = (
-        doc.find(_q("languageCode")).get("code") if doc.find(_q("languageCode")) is not None else None
-    ) or "en"
+    title = _words(doc.find(_q("title"))) or "Health summary"
+    language = doc.find(_q("languageCode"))
+    lang = (language.get("code") if language is not None else None) or "en"
     page = _el("html", lang=lang if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", lang) else "en")
     head = _add(page, "head")
     _add(head, "meta", charset="utf-8")
@@ -415,11 +416,7 @@ def render_html(xml: bytes) -> str:
     else:
         _add(box, "p", "No patient information", class_="empty")
     meta = []
-    created = (
-        human_date(doc.find(_q("effectiveTime")).get("value"))
-        if doc.find(_q("effectiveTime")) is not None
-        else None
-    )
+    created = _date_of(doc.find(_q("effectiveTime")))
     if created:
         meta.append(f"Created {created}")
     source = _organization(doc, "v3:custodian/v3:assignedCustodian/v3:representedCustodianOrganization")
@@ -443,4 +440,5 @@ def render_html(xml: bytes) -> str:
         _add(main, "p", "This document holds an attachment that cannot be shown here.", class_="empty")
     else:
         _add(main, "p", "No information", class_="empty")
-    return "<!DOCTYPE html>\n" + lhtml.tostring(page, encoding="unicode", method="html")
+    html: str = lhtml.tostring(page, encoding="unicode", method="html")
+    return "<!DOCTYPE html>\n" + html

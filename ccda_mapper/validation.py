@@ -31,14 +31,15 @@ import re
 import sys
 import tempfile
 import threading
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from lxml import isoschematron as iso
+from lxml import isoschematron as iso  # type: ignore[attr-defined]  # not in lxml-stubs 0.5
+
+from .safexml import has_doctype, safe_parser
 
 _log = logging.getLogger(__name__)
 
@@ -129,13 +130,6 @@ class ValidationReport:
         }
 
 
-def safe_parser() -> etree.XMLParser:
-    """Parser for untrusted documents: no network, no DTD loading, no entity expansion (XXE-safe)."""
-    return etree.XMLParser(
-        no_network=True, resolve_entities=False, load_dtd=False, dtd_validation=False, huge_tree=True
-    )
-
-
 # --------------------------------------------------------------------------------------------- cache --
 def cache_dirs() -> Iterator[Path]:
     """Candidate directories for the compiled stylesheet, most preferred first."""
@@ -148,12 +142,18 @@ def cache_dirs() -> Iterator[Path]:
     yield Path(tempfile.gettempdir()) / f"bbdirect-ccda-schematron-{uid}"
 
 
+def _elements(node: etree._Element | etree._ElementTree, path: str, **variables: Any) -> list[etree._Element]:
+    """The elements an XPath selects (``xpath()`` is typed as any XPath result: number, string, nodes)."""
+    result = node.xpath(path, **variables)
+    return [n for n in result if isinstance(n, etree._Element)] if isinstance(result, list) else []
+
+
 def _load_schematron() -> tuple[etree._ElementTree, list[str]]:
     """Parse the .sch and apply :data:`ERRATA`; returns the tree and the assert ids actually corrected."""
     tree = etree.parse(str(SCH_PATH), safe_parser())
     fixed: list[str] = []
     for assert_id, (shipped, corrected) in ERRATA.items():
-        for node in tree.xpath("//sch:assert[@id=$id]", namespaces=_SCH_NS, id=assert_id):
+        for node in _elements(tree, "//sch:assert[@id=$id]", namespaces=_SCH_NS, id=assert_id):
             test = node.get("test", "")
             if shipped in test:
                 node.set("test", test.replace(shipped, corrected))
@@ -220,16 +220,22 @@ def _select_rule_contexts(xslt: etree._ElementTree) -> None:
             contexts.setdefault(mode, []).append(branch if branch.startswith("/") else "//" + branch)
         for call in t.iter(_XSL + "apply-templates"):
             if call.get("select") == "@*|*" and call.get("mode") == mode:
-                call.getparent().remove(call)
+                _drop(call)
     main = next(t for t in templates if t.get("match") == "/" and not t.get("mode"))
     for call in list(main.iter(_XSL + "apply-templates")):
-        mode = call.get("mode")
-        if mode is None and call.get("select") is None:
-            call.getparent().remove(call)  # default-mode walk inside <svrl:active-pattern>: outputs nothing
-        elif mode in contexts and call.get("select") == "/":
-            call.set("select", " | ".join(contexts[mode]))
-        elif mode is not None and re.fullmatch(r"M\d+", mode):
-            call.getparent().remove(call)  # a pattern without rules
+        call_mode = call.get("mode")
+        if call_mode is None and call.get("select") is None:
+            _drop(call)  # default-mode walk inside <svrl:active-pattern>: outputs nothing
+        elif call_mode in contexts and call.get("select") == "/":
+            call.set("select", " | ".join(contexts[call_mode]))
+        elif call_mode is not None and re.fullmatch(r"M\d+", call_mode):
+            _drop(call)  # a pattern without rules
+
+
+def _drop(node: etree._Element) -> None:
+    parent = node.getparent()
+    if parent is not None:
+        parent.remove(node)
 
 
 def _compile(sch: etree._ElementTree, direct: bool = True) -> bytes:
@@ -282,7 +288,7 @@ class _SchematronEngine:
 
 class _LibxsltEngine(_SchematronEngine):
     def __init__(self, stylesheet: Path) -> None:
-        ac = etree.XSLTAccessControl(
+        ac = etree.XSLTAccessControl(  # type: ignore[call-arg]  # lxml-stubs 0.5 lists no keywords
             read_network=False, write_file=False, create_dir=False, write_network=False
         )
         self._xslt = etree.XSLT(etree.parse(str(stylesheet)), access_control=ac)
@@ -347,7 +353,7 @@ def _line_of(root: etree._Element, location: str) -> int | None:
         return None
     if not isinstance(hits, list) or not hits:
         return None
-    node = hits[0]
+    node: Any = hits[0]  # an element, or an attribute value (a string that knows its parent)
     if getattr(node, "is_attribute", False):
         node = node.getparent()
     return getattr(node, "sourceline", None)
@@ -365,7 +371,8 @@ class Validator:
         except (OSError, etree.LxmlError) as exc:
             raise ValidatorSetupError(f"cannot load the C-CDA schemas: {exc}") from exc
         self._warning_patterns = {
-            a.get("pattern") for a in sch.xpath("sch:phase[@id='warnings']/sch:active", namespaces=_SCH_NS)
+            a.get("pattern")
+            for a in _elements(sch, "sch:phase[@id='warnings']/sch:active", namespaces=_SCH_NS)
         }
         self._engine = _make_engine(engine, self._stylesheet)
         self._lock = threading.Lock()  # XMLSchema error logs and the Saxon executable are not re-entrant
@@ -391,7 +398,7 @@ class Validator:
         except etree.XMLSyntaxError as exc:
             report.xsd_errors.append(Issue("xml", f"not well-formed XML: {exc}", line=exc.lineno))
             return report
-        if root.getroottree().docinfo.doctype:
+        if has_doctype(root):
             # CDA documents never need a DTD; one in a received or generated document is a sign of an
             # entity-expansion attempt. Entities were not expanded (and libxml2's schema validator cannot
             # handle the unexpanded references), so the document is rejected before any further check.
@@ -399,7 +406,9 @@ class Validator:
             return report
         with self._lock:
             self._schema.validate(root)
-            report.xsd_errors.extend(Issue("xsd", e.message, line=e.line) for e in self._schema.error_log)
+            log = self._schema.error_log
+            # _ErrorLog is iterable at run time; lxml-stubs 0.5 does not say so
+            report.xsd_errors.extend(Issue("xsd", e.message, line=e.line) for e in log)  # type: ignore[attr-defined]
             svrl = self._engine.run(root)
         pattern: str | None = None
         for node in svrl:
@@ -441,23 +450,11 @@ def validate(xml: bytes) -> ValidationReport:
     return get_validator().validate(xml)
 
 
-class _CallableModule(types.ModuleType):
-    """The package contract (docs/architecture.md) is ``ccda_mapper.validate(xml) -> report``, but once this
-    submodule is imported Python binds ``ccda_mapper.validate`` to the *module*; making the module callable
-    keeps the contract true whichever import ran first."""
-
-    def __call__(self, xml: bytes) -> ValidationReport:
-        return validate(xml)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ccda_mapper.validate FILE...``: exit 0 when every file is valid, 1 otherwise."""
+    """``python -m ccda_mapper.validation FILE...``: exit 0 when every file is valid, 1 otherwise."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m ccda_mapper.validate FILE.xml [...]", file=sys.stderr)
+        print("usage: python -m ccda_mapper.validation FILE.xml [...]", file=sys.stderr)
         return 2
     status = 0
     for name in args:

@@ -109,18 +109,20 @@ class Writer(list[Any]):
             self.parent.append(wrap.start + join(self) + wrap.end)
 
 
-class Node(list):  # type: ignore[type-arg]
+class Node(list[Any]):
     """An element that can still receive children.  The list items are its children, Nodes and finished XML
     strings in document order (so the undo logic's ``len`` / ``del node[mark:]`` / ``node[-1]`` are plain
     list operations); ``text`` (already escaped) comes before them.  Equality is identity, as for elements.
     """
 
     __slots__ = ("attrib", "parent", "start", "tag", "text")
-    __eq__ = object.__eq__  # type: ignore[assignment]
-    __ne__ = object.__ne__  # type: ignore[assignment]
-    __hash__ = object.__hash__  # type: ignore[assignment]
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]  # list declares __hash__ None; a Node hashes by id
 
-    def __init__(self, tag: str, attrib: Mapping[str, str] | None = None, parent: Node | None = None) -> None:
+    def __init__(
+        self, tag: str, attrib: Mapping[str, str] | None = None, parent: list[Any] | None = None
+    ) -> None:
         super().__init__()
         self.tag = tag
         self.attrib = attrib
@@ -134,7 +136,7 @@ class Node(list):  # type: ignore[type-arg]
     def kids(self) -> Node:
         return self
 
-    def getparent(self) -> Node | None:
+    def getparent(self) -> list[Any] | None:
         return self.parent
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -174,7 +176,7 @@ _new_node = list.__new__
 
 
 def element(
-    parent: Node, tag: str, attrib: Mapping[str, str] | None = None, content: str | None = None
+    parent: list[Any], tag: str, attrib: Mapping[str, str] | None = None, content: str | None = None
 ) -> Node:
     """A child Node of ``parent`` (the hot path: no ``__init__`` frame)."""
     e: Node = _new_node(Node)
@@ -187,18 +189,18 @@ def element(
     return e
 
 
-def join(parts: list[Kid]) -> str:
+def join(parts: list[Any]) -> str:
     """Finished XML from a plain list used as a parent (strings, and Nodes helpers may have added)."""
     try:
-        return "".join(parts)  # type: ignore[arg-type]  # the usual case: only finished strings
+        return "".join(parts)  # the usual case: only finished strings
     except TypeError:  # a Node among them
         pass
     out: list[str] = []
     for k in parts:
         if k.__class__ is str:
-            out.append(k)  # type: ignore[arg-type]
+            out.append(k)
         else:
-            _write(k, out)  # type: ignore[arg-type]
+            _write(k, out)
     return "".join(out)
 
 
@@ -209,9 +211,9 @@ def _write(node: Node, out: list[str]) -> None:
             out.append(node.text)
         for k in node:
             if k.__class__ is str:
-                out.append(k)  # type: ignore[arg-type]
+                out.append(k)
             else:
-                _write(k, out)  # type: ignore[arg-type]
+                _write(k, out)
         out.append(f"</{node.tag}>")
     elif node.text is not None:
         out.append(f"{node.start}>{node.text}</{node.tag}>")

@@ -73,7 +73,7 @@ def ccda(
 
         Path(html_out).write_text(render_html(result.xml), encoding="utf-8")
     if do_validate:
-        from ccda_mapper.validate import validate
+        from ccda_mapper import validate
 
         report = validate(result.xml)
         click.echo(

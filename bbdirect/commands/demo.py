@@ -125,7 +125,7 @@ def run_demo(
     facts: dict[str, Any] = {"bytes": len(built.xml), "skipped": len(built.skipped)}
     line = f"C-CDA R2.1 CCD built: {len(built.xml) // 1024} KB"
     if validate:
-        from ccda_mapper.validate import validate as validate_ccd
+        from ccda_mapper import validate as validate_ccd
 
         checked = validate_ccd(built.xml)
         facts.update(

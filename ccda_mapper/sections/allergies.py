@@ -84,7 +84,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             manifest_texts.append(dt.cc_text(m))
         if isinstance(r.get("severity"), str):
             severities.append(r["severity"])
-    crit = res.get("criticality") if isinstance(res.get("criticality"), str) else ""
+    crit = dt.str_or(res.get("criticality"), "")
     n = table.rows + 1
     react_ids = [f"{table.prefix}{n}r{i + 1}" for i in range(len(reactions))]
     rid = table.row(
@@ -122,7 +122,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
         cats = dt.lst(res.get("category"))
         cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
-        typ = res.get("type") if isinstance(res.get("type"), str) else None
+        typ = dt.str_or_none(res.get("type"))
         code, disp = (
             _TYPE.get((cat, typ))
             or _TYPE.get((cat, None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .. import codes
 from .. import datatypes as dt
@@ -73,19 +74,20 @@ def finish(body: _Element, sec: _Element, table: dt.Table, spec: Spec) -> None:
         empty(body, spec)
 
 
-def clinical_status(res: dict, default: str = "active") -> str:
+def clinical_status(res: dict[str, Any], default: str = "active") -> str:
     """FHIR clinicalStatus code (first coding), or ``default``."""
     cs = res.get("clinicalStatus")
     if isinstance(cs, str):  # STU3-style plain code, seen in dirty data
         return cs
     if isinstance(cs, dict):
         for c in dt.lst(cs.get("coding")):
-            if isinstance(c, dict) and isinstance(c.get("code"), str):
-                return c["code"]
+            code = c.get("code") if isinstance(c, dict) else None
+            if isinstance(code, str):
+                return code
     return default
 
 
-def is_error(res: dict) -> bool:
+def is_error(res: dict[str, Any]) -> bool:
     """entered-in-error resources are not part of the record (FHIR R4 status semantics)."""
     if res.get("status") == "entered-in-error":
         return True

@@ -26,7 +26,7 @@ def build(ctx: Ctx, body: dt.Node) -> None:
 
 
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
-    status = res.get("lifecycleStatus") if isinstance(res.get("lifecycleStatus"), str) else "active"
+    status = dt.str_or(res.get("lifecycleStatus"), "active")
     targets = [t for t in dt.lst(res.get("target")) if isinstance(t, dict)]
     due = next((t.get("dueDate") for t in targets if isinstance(t.get("dueDate"), str)), None)
     start_ = res.get("startDate")

@@ -50,7 +50,7 @@ _ENTRY_DONE, _ENTRY_NOT_DONE = (
 def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("date")  # STU3 field name, seen in older exports
-    status = res.get("status") if isinstance(res.get("status"), str) else "completed"
+    status = dt.str_or(res.get("status"), "completed")
     vc = res.get("vaccineCode")
     lot = dt.clean(res.get("lotNumber"))
     rid = table.row(

@@ -50,7 +50,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource) -> bool:
             if isinstance(n, dict) and dt.clean(n.get("name")):
                 name = dt.clean(n["name"])
                 break
-    status = d.get("status") if isinstance(d.get("status"), str) else ""
+    status = dt.str_or(d.get("status"), "")
     code = udi(d)
     rid = table.row((name or "Device", code, status, dt.display_date(d.get("expirationDate"))))
     sup = dt.el(entry(sec), "supply", {"classCode": "SPLY", "moodCode": "EVN"})

@@ -116,10 +116,10 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         ctx.index.skip(res, "no medication code or resolvable Medication")
         return False
     dosage = _dosage(res)
-    status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
+    status = dt.str_or(res.get("status"), "unknown")
     if res.get("resourceType") == "MedicationRequest":
         start_, end = dt.period_of(dt.obj(res.get("dispenseRequest")), "validity")
-        timing = dosage.get("timing") if isinstance(dosage.get("timing"), dict) else {}
+        timing = dt.obj(dosage.get("timing"))
         bounds = (
             dt.obj(timing.get("repeat")).get("boundsPeriod")
             if isinstance(timing.get("repeat"), dict)
@@ -173,7 +173,8 @@ def _frequency(sa: dt.Parent, dosage: dict[str, Any]) -> None:
         return
     period = dt.num(rep.get("period"))
     unit = _UNITS_OF_TIME.get(dt.str_or_none(rep.get("periodUnit")) or "")
-    freq = rep.get("frequency") if isinstance(rep.get("frequency"), int) else 1
+    frequency = rep.get("frequency")
+    freq = frequency if isinstance(frequency, int) else 1
     if period is None or unit is None or freq < 1:
         return
     seconds = float(period) * _SECONDS[unit] / freq

@@ -75,7 +75,8 @@ def build(ctx: Ctx, body: dt.Node) -> None:
         undo=(sec, table.pending),
     )
     for note, key in extra:
-        ctx.guard(note, lambda n, k=key: _one(ctx, sec, table, n, k), (sec, table.pending))
+        # guard calls the function at once: the loop's current key is the one used
+        ctx.guard(note, lambda n: _one(ctx, sec, table, n, key), (sec, table.pending))  # noqa: B023
     finish(body, sec, table, SPEC)
 
 
@@ -86,7 +87,7 @@ def note_text(d: Resource) -> str:
         att = c.get("attachment") if isinstance(c, dict) else None
         if not isinstance(att, dict):
             continue
-        ctype = att.get("contentType") if isinstance(att.get("contentType"), str) else ""
+        ctype = dt.str_or(att.get("contentType"), "")
         data = att.get("data")
         if ctype.startswith("text/") and "html" not in ctype and isinstance(data, str):
             try:

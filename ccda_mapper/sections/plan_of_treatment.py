@@ -53,7 +53,7 @@ def build(ctx: Ctx, body: dt.Node) -> None:
 
 
 def _plan(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
-    status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
+    status = dt.str_or(res.get("status"), "unknown")
     start_, _ = dt.period_of(res, "period")
     cats = [c for c in dt.lst(res.get("category")) if isinstance(c, dict)]
     title = (
@@ -71,7 +71,7 @@ def _plan(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             _planned_act(ctx, sec, res, concept, rid, start_, ctx.index.key(res))
         return True
     for i, d in enumerate(details):
-        dstatus = d.get("status") if isinstance(d.get("status"), str) else status
+        dstatus = dt.str_or(d.get("status"), status)
         when, _ = dt.period_of(d, "scheduled")
         rid = table.row((dt.cc_text(d.get("code")) or title, title, dstatus, dt.display_date(when or start_)))
         if status in _CURRENT and dstatus in _CURRENT:
@@ -94,7 +94,7 @@ def _planned_act(ctx: Ctx, sec: dt.Node, res: Resource, concept: Any, rid: str, 
 
 
 def _request(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
-    status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
+    status = dt.str_or(res.get("status"), "unknown")
     when, _ = dt.period_of(res, "occurrence")
     when = when or res.get("authoredOn")
     cats = [c for c in dt.lst(res.get("category")) if isinstance(c, dict)]

@@ -65,7 +65,7 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     from .problems import code_list
 
     start_, end = dt.period_of(res, "performed")
-    status = res.get("status") if isinstance(res.get("status"), str) else "unknown"
+    status = dt.str_or(res.get("status"), "unknown")
     sites = [s for s in dt.lst(res.get("bodySite")) if isinstance(s, dict)]
     rid = table.row(
         (

@@ -56,7 +56,8 @@ def build(ctx: Ctx, body: dt.Node) -> None:
             if mem:
                 consumed.add(id(o))
                 consumed.update(id(m) for m in mem)
-                ctx.guard(o, lambda r, mem=mem: _organizer(ctx, sec, table, r, mem), undo)
+                # guard calls the function at once: the loop's current members are the ones written
+                ctx.guard(o, lambda r: _organizer(ctx, sec, table, r, mem), undo)  # noqa: B023
     for o in observations:
         if id(o) not in consumed:
             consumed.add(id(o))

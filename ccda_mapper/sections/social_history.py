@@ -28,8 +28,9 @@ _SEX = {"M": "Male", "F": "Female"}
 
 def _birth_sex(ctx: Ctx) -> str | None:
     for ext in dt.lst(ctx.index.patient.get("extension")):
-        if isinstance(ext, dict) and ext.get("url") == _BIRTHSEX and isinstance(ext.get("valueCode"), str):
-            return ext["valueCode"]
+        code = ext.get("valueCode") if isinstance(ext, dict) and ext.get("url") == _BIRTHSEX else None
+        if isinstance(code, str):
+            return code
     return None
 
 

@@ -67,7 +67,7 @@ def build(ctx: Ctx, body: dt.Node) -> None:
         if not dt.ts(when):
             ctx.index.skip(o, "vital sign without an effective time")
             continue
-        enc = o.get("encounter") if isinstance(o.get("encounter"), dict) else {}
+        enc = dt.obj(o.get("encounter"))
         gkey = (str(when), str(enc.get("reference", "")))
         groups.setdefault(gkey, []).extend((o, part, k) for part, k in parts)
     if not groups:
@@ -75,9 +75,8 @@ def build(ctx: Ctx, body: dt.Node) -> None:
         return
     sec, table = start(body, SPEC, ("Date", "Vital sign", "Value", "Interpretation"))
     for (when, _enc), items in groups.items():
-        ctx.guard(
-            items[0][0], lambda _r, w=when, i=items: _organizer(ctx, sec, table, w, i), (sec, table.pending)
-        )
+        # guard calls the function at once: the loop's current group is the one written
+        ctx.guard(items[0][0], lambda _r: _organizer(ctx, sec, table, when, items), (sec, table.pending))  # noqa: B023
     finish(body, sec, table, SPEC)
 
 

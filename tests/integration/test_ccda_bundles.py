@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ccda_mapper import build, clinical_hash
-from ccda_mapper.validate import validate
+from ccda_mapper import build, clinical_hash, validate
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "fhir"
 BUNDLES = sorted(DATA.glob("*.json"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from ccda_mapper import validate as v
+from ccda_mapper import validation as v
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ccda"
 IG_CCD = DATA / "HL7_C-CDA_R2-1_CCD.xml"

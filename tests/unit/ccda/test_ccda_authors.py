@@ -3,7 +3,7 @@ PractitionerRole in the input (CONF:1098-31671), and the document still validate
 
 from __future__ import annotations
 
-from ccda_mapper.validate import validate
+from ccda_mapper import validate
 from tests.unit.ccda.ccda_helpers import NS, doc, section
 
 PRAC = {

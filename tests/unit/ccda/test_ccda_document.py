@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from ccda_mapper import NoPatient, NotFhir, build, build_ccd, clinical_hash
+from ccda_mapper import NoPatient, NotFhir, build, build_ccd, clinical_hash, validate
 from ccda_mapper import datatypes as dt
-from ccda_mapper.validate import validate
 from tests.unit.ccda.ccda_helpers import NOW, NS, PATIENT, bundle, section
 
 V3 = "{urn:hl7-org:v3}"

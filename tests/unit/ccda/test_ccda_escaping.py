@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from ccda_mapper import build, xmltext
-from ccda_mapper.document import safe_parser
-from ccda_mapper.validate import validate
+from ccda_mapper import build, validate, xmltext
+from ccda_mapper.safexml import safe_parser
 from tests.unit.ccda.ccda_helpers import NOW, PATIENT, bundle
 
 EVIL = "<b>&amp;\"quoted\" 'single' </td></tr><script>alert(1)</script>]]>\x01\x0b\x1f\ud800\ufffe\r\n\tend"

@@ -17,7 +17,7 @@ import pytest
 from lxml import etree
 
 from ccda_mapper import NoPatient, NotFhir, build
-from ccda_mapper.validate import XSD_PATH, validate
+from ccda_mapper.validation import XSD_PATH, validate
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "fhir"
 WEIRD: list[Any] = [
