@@ -38,11 +38,12 @@ import yaml
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 from direct.netpolicy import parse_networks
+from fhir_bridge.errors import BridgeError
 
 ENV_PREFIX = "BBDIRECT_"
 
 
-class ConfigError(ValueError):
+class ConfigError(BridgeError, ValueError):
     """The configuration file or an environment variable is invalid (names the setting, never its value)."""
 
     code = "bad_config"

@@ -34,6 +34,7 @@ from direct.trust.fetch import HttpFetcher
 from direct.trust.policy import TrustPolicy
 from fhir_bridge.config import Settings
 from fhir_bridge.consent import ownership
+from fhir_bridge.errors import BridgeError
 from fhir_bridge.fhir.auth import auth_from_settings
 from fhir_bridge.fhir.client import FhirClient
 from fhir_bridge.fhir.gather import gather_patient_record
@@ -48,17 +49,14 @@ SMTP_POOL_IDLE_SECONDS = 10.0
 SMTP_POOL_MAX_MESSAGES = 100
 
 
-class DocumentUnavailable(Exception):
+class DocumentUnavailable(BridgeError):
     """A chosen document cannot be sent (not this patient's, or empty): permanent, shown by its code."""
 
     code = "document_unavailable"
     transient = False
 
     def __init__(self, message: str, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
+        super().__init__(message, code=code)
 
 
 # --- FHIR -------------------------------------------------------------------------------------------

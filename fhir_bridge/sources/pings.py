@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_bridge.errors import BridgeError
 from fhir_bridge.fhir.shapes import ID_RE, TYPE_RE
 from fhir_bridge.sources.events import SOURCE_PING, ChangeEvent
 
 _ALLOWED_KEYS = {"resource_type", "resource_id", "version", "reason"}
 
 
-class PingError(ValueError):
+class PingError(BridgeError, ValueError):
     """A ping that cannot be accepted; ``code`` is stable for the API's error body."""
 
     def __init__(self, code: str, message: str):
-        self.code = code
-        self.message = message
-        super().__init__(message)
+        super().__init__(message, code=code)
 
 
 def ping_event(patient_id: str, body: Any = None) -> ChangeEvent:

@@ -28,6 +28,7 @@ import jwt
 import requests
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
+from fhir_bridge.errors import BridgeError
 from fhir_bridge.fhir.oauth import get_json, pkce_pair, request_token, smart_configuration
 from fhir_bridge.web.config import WebConfig
 
@@ -36,13 +37,11 @@ log = logging.getLogger(__name__)
 bp = Blueprint("web_smart", __name__, template_folder="templates")
 
 
-class SmartError(Exception):
+class SmartError(BridgeError):
     """A SMART launch could not complete. ``code`` selects the page shown; never contains tokens or PHI."""
 
     def __init__(self, code: str, detail: str = ""):
-        super().__init__(code)
-        self.code = code
-        self.detail = detail
+        super().__init__(code, code=code, detail=detail)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,15 @@ import pytest
 
 from ccda_mapper.errors import CcdaMapperError, NoPatient, NotFhir
 from direct.errors import DirectError, NoCertificate, TransientDeliveryError
+from fhir_bridge.config import ConfigError
 from fhir_bridge.consent.errors import ConsentError, NotFound, RateLimited
 from fhir_bridge.errors import BridgeError, DomainError
 from fhir_bridge.fhir.errors import FhirError, FhirServerError
 from fhir_bridge.pipeline.errors import AuthorizationRevoked, TransmissionNotFound, classify
+from fhir_bridge.sources.pings import PingError
 from fhir_bridge.web.fhir_reads import FhirReadError
+from fhir_bridge.web.smart import SmartError
+from fhir_bridge.wiring import DocumentUnavailable
 
 
 @pytest.mark.parametrize(
@@ -28,6 +32,10 @@ from fhir_bridge.web.fhir_reads import FhirReadError
         AuthorizationRevoked(),
         TransmissionNotFound(),
         FhirReadError(502),
+        ConfigError("fhir.auth must be none, bearer or smart"),
+        SmartError("not_smart"),
+        DocumentUnavailable("no content"),
+        PingError("bad_patient_id", "patient id is not a valid FHIR id"),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -58,6 +66,11 @@ def test_a_record_without_a_patient_is_a_permanent_no_patient_failure():
         (FhirServerError(status=503), True, "fhir_server_error"),
         (NotFound("no such transmission"), False, "not_found"),
         (RateLimited("later", retry_after=5), True, "rate_limited"),
+        (
+            DocumentUnavailable("not this patient's", code="document_not_patients"),
+            False,
+            "document_not_patients",
+        ),
     ],
 )
 def test_domain_errors_keep_their_code_and_transience(exc, transient, code):
