@@ -5,7 +5,9 @@ service like ours reads a record: an OAuth 2.0 ``client_credentials`` grant auth
 (``private_key_jwt``, RFC 7523) instead of a shared secret. The server registered our public key (``jwks()``
 prints it; the sidecar serves it at ``/.well-known/jwks.json`` and ``bbdirect fhir jwks`` prints it); at
 each token request we sign a short-lived assertion with the private key. Tokens are cached until shortly
-before they expire and re-fetched on a 401. Neither the key nor any token is ever logged.
+before they expire and re-fetched on a 401. Neither the key nor any token is ever logged. The OAuth work
+(discovery, the token request, signing the assertion) is Authlib's, shared with the browser launch in
+:mod:`fhir_bridge.fhir.oauth`; the public JWK comes from joserfc, Authlib's JOSE layer.
 
 Defaults chosen to work against OpenEMR (7.0.3 and 8.1) as well as any SMART server:
 
