@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from direct.agent import DirectAgent
+from direct.discovery.resolver import CertificateResolver
 from direct.smime.identity import load_certificate_files
 from fhir_bridge import detectors, inbound, wiring
 from fhir_bridge.api.auth import KeyRing, PatientTokens
@@ -134,7 +135,7 @@ def build_sidecar(
     def client() -> FhirClient:
         return wiring.fhir_client(settings)
 
-    def resolver():  # type: ignore[no-untyped-def]
+    def resolver() -> CertificateResolver:
         return wiring.discovery_resolver(settings)
 
     fhir = Lazy(client)
@@ -188,7 +189,7 @@ def _direct_agent(settings: Settings, sender: Sender) -> Callable[[], DirectAgen
         return shared
 
     def notices_only() -> DirectAgent:
-        identity = wiring.DirectSender(settings, lambda: None).identity()
+        identity = wiring.load_identity(settings)
         anchors = load_certificate_files([p for p in settings.direct_trust_anchors if os.path.exists(p)])
         return DirectAgent([identity], anchors, dsn_relays=settings.direct_dsn_relays)
 

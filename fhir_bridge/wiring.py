@@ -15,6 +15,7 @@ import os
 import smtplib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dns.resolver
@@ -67,14 +68,14 @@ def fhir_client(settings: Settings) -> FhirClient:
 class RecordBuilder:
     """DocumentBuilder: the patient's record as a C-CDA CCD, or the chosen documents as an XDM package."""
 
-    def __init__(self, client_factory, sender_address: str):  # type: ignore[no-untyped-def]
+    def __init__(self, client_factory: Callable[[], FhirClient], sender_address: str):
         self._factory = client_factory
-        self._client = None
+        self._client: FhirClient | None = None
         self._lock = threading.Lock()
         self.sender_address = sender_address
 
     @property
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> FhirClient:
         with self._lock:
             if self._client is None:
                 self._client = self._factory()
@@ -90,7 +91,6 @@ class RecordBuilder:
 
     def _documents(self, auth: AuthorizationView) -> Document:
         """Chosen DocumentReferences packaged as XDM (IHE ITI-32) with their file list (METADATA.XML)."""
-
         files: list[MailAttachment] = []
         digest = hashlib.sha256()
         for number, doc in enumerate(auth.documents, 1):
@@ -126,9 +126,9 @@ class RecordBuilder:
 class FhirResourceWriter:
     """FhirWriter: create or update Consent / AuditEvent where the server's CapabilityStatement allows it."""
 
-    def __init__(self, client_factory):  # type: ignore[no-untyped-def]
+    def __init__(self, client_factory: Callable[[], FhirClient]):
         self._factory = client_factory
-        self._client = None
+        self._client: FhirClient | None = None
 
     def write(self, resource: dict[str, Any]) -> str | None:
         if self._client is None:
@@ -139,10 +139,15 @@ class FhirResourceWriter:
         if resource.get("id"):
             if not caps.can(rtype, "update"):
                 return None
-            return client.update(resource).get("id")
+            return _id_of(client.update(resource))
         if not caps.can(rtype, "create"):
             return None
-        return client.create(resource).get("id")
+        return _id_of(client.create(resource))
+
+
+def _id_of(resource: dict[str, Any]) -> str | None:
+    rid = resource.get("id")
+    return rid if isinstance(rid, str) else None
 
 
 # --- Direct -----------------------------------------------------------------------------------------
@@ -170,7 +175,6 @@ def discovery_resolver(settings: Settings) -> CertificateResolver:
 def net_policy(settings: Settings) -> NetPolicy:
     """The outbound fetch policy of ``direct.allow_networks`` / ``direct.lookup_deadline`` (the environment
     variable BBDIRECT_DIRECT_ALLOW_NETWORKS is already in the settings)."""
-
     return NetPolicy.from_strings(
         settings.direct_allow_networks, lookup_deadline=settings.direct_lookup_deadline
     )
@@ -217,13 +221,21 @@ def _exists(path: str) -> bool:
 class DiscoveryChecker:
     """AddressChecker: certificate discovery under the authorization's trust policy (DCDT algorithm)."""
 
-    def __init__(self, resolver_factory):  # type: ignore[no-untyped-def]
+    def __init__(self, resolver_factory: Callable[[], CertificateResolver]):
         self._resolver = functools.cache(resolver_factory)
 
     def check(self, address: str, policy: str) -> bool | None:
         result = self._resolver().lookup(address, TrustPolicy(policy))
         result.raise_for_error()
         return result.trusted
+
+
+def load_identity(settings: Settings) -> Identity:
+    """Our signing/decryption identity from ``direct.identity_cert`` / ``identity_key`` (+ chain)."""
+    identity = Identity.load(settings.direct_identity_cert, settings.direct_identity_key)
+    if settings.direct_identity_chain:
+        identity.chain.extend(load_certificate_files(settings.direct_identity_chain))
+    return identity
 
 
 class DirectSender:
@@ -234,24 +246,23 @@ class DirectSender:
     one MDN; recipients de-duplicate on Message-ID).
     """
 
-    def __init__(self, settings: Settings, resolver_factory, identity_factory=None):  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        settings: Settings,
+        resolver_factory: Callable[[], CertificateResolver],
+        identity_factory: Callable[[], Identity] | None = None,
+    ):
         self.settings = settings
         self._resolver = functools.cache(resolver_factory)
-        self._identity = functools.cache(identity_factory or self._load_identity)
-        self._smtp_pool = None
-        self._smtp_target = None
+        self._identity = functools.cache(identity_factory or (lambda: load_identity(settings)))
+        self._smtp_pool: smtp_client.SmtpPool | None = None
+        self._smtp_target: smtp_client.SmtpTarget | None = None
         self._agent: DirectAgent | None = None
         self._pool_lock = threading.Lock()
 
-    def identity(self):  # type: ignore[no-untyped-def]
+    def identity(self) -> Identity:
         """Our signing/decryption identity (loaded once)."""
         return self._identity()
-
-    def _load_identity(self):  # type: ignore[no-untyped-def]
-        identity = Identity.load(self.settings.direct_identity_cert, self.settings.direct_identity_key)
-        if self.settings.direct_identity_chain:
-            identity.chain.extend(load_certificate_files(self.settings.direct_identity_chain))
-        return identity
 
     @property
     def agent(self) -> DirectAgent:
@@ -271,7 +282,6 @@ class DirectSender:
     def prepare(self, auth: AuthorizationView, document: Document) -> Prepared:
         """Discovery, build and seal through the agent (``DirectAgent.prepare``); the pipeline stores the
         sealed bytes before ``deliver`` so a retry re-sends them unchanged."""
-
         # ETT DTS 124: an XDM package is announced in the Subject.
         subject = XDM_SUBJECT if auth.payload_type == "documents" else self.settings.direct_subject
         prepared = self.agent.prepare(
@@ -297,10 +307,9 @@ class DirectSender:
             prepared.raw, prepared.mail_from, prepared.rcpt_to, self.smtp_target(), pool=self.smtp_pool()
         )
 
-    def smtp_target(self):  # type: ignore[no-untyped-def]
+    def smtp_target(self) -> smtp_client.SmtpTarget:
         """Where messages go, from the settings (built once: a resolver per message cost as much as a
         pooled SMTP transaction)."""
-
         with self._pool_lock:
             if self._smtp_target is None:
                 s = self.settings
@@ -312,9 +321,8 @@ class DirectSender:
                 )
             return self._smtp_target
 
-    def smtp_pool(self):  # type: ignore[no-untyped-def]
+    def smtp_pool(self) -> smtp_client.SmtpPool:
         """The SMTP sessions this sender reuses across messages (one connection per server for a burst)."""
-
         with self._pool_lock:
             if self._smtp_pool is None:
                 self._smtp_pool = smtp_client.SmtpPool(
@@ -327,7 +335,6 @@ class DirectSender:
 
 def _dns_resolver(server: str) -> dns.resolver.Resolver:
     """A resolver asking only ``host[:port]`` (MX lookups in the same DNS as certificate discovery)."""
-
     host, port = parse_nameserver(server)
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [host]
@@ -337,14 +344,14 @@ def _dns_resolver(server: str) -> dns.resolver.Resolver:
 
 def _smtplib_deliver(settings: Settings, prepared: Prepared) -> None:
     """Plain smart-host delivery (tests of the queue only): 4xx/5xx mapped to the Direct delivery errors."""
-
     try:
         with smtplib.SMTP(
             settings.direct_smtp_host or "localhost", settings.direct_smtp_port, timeout=60
         ) as smtp:
             refused = smtp.sendmail(prepared.mail_from, prepared.rcpt_to, prepared.raw)
     except smtplib.SMTPResponseException as exc:
-        text = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+        said = exc.smtp_error
+        text = f"{exc.smtp_code} {said.decode(errors='replace') if isinstance(said, bytes) else said}"
         cls = TransientDeliveryError if 400 <= exc.smtp_code < 500 else PermanentDeliveryError
         raise cls(detail=text) from None
     except smtplib.SMTPRecipientsRefused as exc:

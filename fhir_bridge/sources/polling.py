@@ -215,8 +215,10 @@ class Poller:
 
     def _event(self, resource: dict[str, Any], source: str, updated: datetime) -> ChangeEvent | None:
         meta = resource.get("meta") or {}
-        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else format_instant(updated)
-        key = (resource["resourceType"], resource["id"], version)
+        version: str = (
+            meta["versionId"] if isinstance(meta.get("versionId"), str) else format_instant(updated)
+        )
+        key: tuple[str, str, str] = (resource["resourceType"], resource["id"], version)
         if key in self._seen:
             return None
         self._seen[key] = updated

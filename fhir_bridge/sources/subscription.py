@@ -109,8 +109,8 @@ class SubscriptionManager:
 
     def matches(self, existing: dict[str, Any], resource_type: str) -> bool:
         """An existing Subscription still does our job for ``resource_type`` (pure)."""
-        channel = existing.get("channel") if isinstance(existing.get("channel"), dict) else {}
-        headers = channel.get("header") if isinstance(channel.get("header"), list) else []
+        channel: dict[str, Any] = existing["channel"] if isinstance(existing.get("channel"), dict) else {}
+        headers: list[Any] = channel["header"] if isinstance(channel.get("header"), list) else []
         return (
             existing.get("status") in LIVE_STATUSES
             and existing.get("criteria") == f"{resource_type}?"

@@ -17,7 +17,7 @@ class NoSharingService(RuntimeError):
 
 
 def sharing_service(app: Flask) -> SharingService:
-    service = app.extensions.get("bbdirect.sharing")
+    service: SharingService | None = app.extensions.get("bbdirect.sharing")
     if service is None:
         raise NoSharingService("the web pages need the sidecar's consent service (use create_app)")
     return service
