@@ -178,7 +178,8 @@ class DirectAgent:
             if "direction" in inspect.signature(anchors_for).parameters:
                 return list(anchors_for(local_domain, direction=direction))
             return list(anchors_for(local_domain))
-        return list(self.trust)  # type: ignore[call-overload]
+        anchors: list[x509.Certificate] = list(self.trust)  # type: ignore[call-overload]  # trust: an anchor iterable here
+        return anchors
 
     # --- sending ------------------------------------------------------------------------------------------
     def recipient_certificates(
@@ -187,7 +188,7 @@ class DirectAgent:
         """Certificates to encrypt to for ``address`` via the resolver, and whether all are anchored."""
         if self.resolver is None:
             raise NoCertificate(f"no certificate given for {address} and no resolver configured")
-        lookup = self.resolver.lookup  # type: ignore[attr-defined]
+        lookup = self.resolver.lookup  # type: ignore[attr-defined]  # any resolver: duck-typed ``lookup``
         result = lookup(address) if policy is None else lookup(address, policy=policy)
         selected = list(getattr(result, "selected", []) or [])
         if not selected:
@@ -247,7 +248,7 @@ class DirectAgent:
         **kwargs: object,
     ) -> SendReceipt:
         """Build, seal, deliver (MAIL FROM = From, RCPT TO = To + Cc; MSG-5) and start tracking."""
-        prepared = self.prepare(from_addr, to_addrs, subject, text, attachments, **kwargs)  # type: ignore[arg-type]
+        prepared = self.prepare(from_addr, to_addrs, subject, text, attachments, **kwargs)  # type: ignore[arg-type]  # prepare()'s options
         # Track before delivering: the receiver may answer with an MDN before our DATA command returns.
         with self._lock:
             self.tracker.track(prepared.message_id, prepared.recipients, self.clock(), reliable)
@@ -377,7 +378,7 @@ class DirectAgent:
             message = parse_message(raw)
         except Exception:  # a message fault: it stays refused as not encrypted
             return
-        report_type = (message.get_param("report-type", "") or "").lower()  # type: ignore[union-attr]
+        report_type = (message.get_param("report-type", "") or "").lower()  # type: ignore[union-attr]  # an RFC 2231 tuple only if encoded; a token is not
         if not is_notification(message) or report_type != "delivery-status":
             return  # AS 1.2 §2: anything else must be encrypted and signed (an unsigned MDN is refused)
         notes = parse_notifications(message)

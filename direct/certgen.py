@@ -21,6 +21,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from direct.files import write_private
 
+#: The digests cryptography signs a certificate with (its ``CertificateBuilder.sign`` accepts no other).
+SigningHash = (
+    hashes.SHA224
+    | hashes.SHA256
+    | hashes.SHA384
+    | hashes.SHA512
+    | hashes.SHA3_224
+    | hashes.SHA3_256
+    | hashes.SHA3_384
+    | hashes.SHA3_512
+)
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -92,7 +104,7 @@ def make_ca(
     crl_url: str | None = None,
     not_before: _dt.datetime | None = None,
     not_after: _dt.datetime | None = None,
-    hash_alg: hashes.HashAlgorithm | None = None,
+    hash_alg: SigningHash | None = None,
 ) -> Issued:
     """A root CA (``issuer=None``) or an intermediate CA signed by ``issuer``.
 
@@ -198,7 +210,7 @@ def make_leaf(
     extra_sans: Sequence[x509.GeneralName] = (),
     aia_ca_issuers_url: str | None = None,
     crl_url: str | None = None,
-    hash_alg: hashes.HashAlgorithm | None = None,
+    hash_alg: SigningHash | None = None,
     serial: int | None = None,
 ) -> Issued:
     """An end-entity Direct certificate.

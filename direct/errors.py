@@ -21,6 +21,9 @@ class DirectError(Exception):
     code: str = "direct_error"
     #: True when trying again later may succeed (network, 4xx SMTP, DNS timeout).
     transient: bool = False
+    #: Set by unseal: decided with our private key before any signature verified, so its reply must not
+    #: differ by timing or text (see ``direct.smime.seal._secret_dependent``).
+    secret_dependent: bool = False
 
     def __init__(
         self, message: str | None = None, *, code: str | None = None, detail: str | None = None

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
+from typing import cast
 
 from direct.message import DNO_HEADER, parse_message
 from direct.text import one_line
@@ -154,7 +155,7 @@ def build_mdn(
         "Content-Transfer-Encoding: 7bit\r\n\r\n" + "\r\n".join(fields) + "\r\n\r\n"
         f"--{boundary}--\r\n"
     )
-    return parse_message(raw.encode("ascii", "replace"))  # type: ignore[return-value]
+    return parse_message(raw.encode("ascii", "replace"))
 
 
 def build_dsn(
@@ -191,7 +192,7 @@ def build_dsn(
         f"Message-ID: {norm_message_id(original_message_id)}\r\n\r\n"
         f"--{boundary}--\r\n"
     )
-    return parse_message(raw.encode("ascii", "replace"))  # type: ignore[return-value]
+    return parse_message(raw.encode("ascii", "replace"))
 
 
 # --- parsing -----------------------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def _part_text(part: Message) -> str:
         # Their fields as received (raw_items): as_string() would re-fold long ones into RFC 2047 words.
         # What follows a stray blank line is the sub-message's "body" (ETT extra_line_break_mdn).
         blocks = []
-        for sub in payload:
+        for sub in cast("list[Message]", payload):  # message/* parts: a list of sub-messages
             body = sub.get_payload()
             head = "\n".join(f"{k}: {v}" for k, v in sub.raw_items())
             blocks.append(head + ("\n\n" + body if isinstance(body, str) and body.strip() else ""))
@@ -339,7 +340,7 @@ def parse_notifications(msg: Message) -> list[Notification]:
     """
     if not is_notification(msg):
         return []
-    report_type = (msg.get_param("report-type", "") or "").lower()  # type: ignore[union-attr]
+    report_type = (msg.get_param("report-type", "") or "").lower()  # type: ignore[union-attr]  # an RFC 2231 tuple only if encoded; a token is not
     children = _report_children(msg)
     if report_type == "disposition-notification":
         part = next((p for p in children if p.get_content_type() == "message/disposition-notification"), None)
@@ -371,12 +372,12 @@ def parse_notifications(msg: Message) -> list[Notification]:
             (p for p in children if p.get_content_type() in {"text/rfc822-headers", "message/rfc822"}), None
         )
         if returned is not None:
-            inner = (
-                returned.get_payload(0)
-                if returned.is_multipart()
-                else parse_message(returned.get_payload(decode=True) or b"")
-            )
-            original = inner.get("Message-ID")  # type: ignore[union-attr]
+            if returned.is_multipart():
+                inner = cast(Message, returned.get_payload(0))  # message/rfc822: the returned message
+            else:
+                raw = returned.get_payload(decode=True)  # text/rfc822-headers: bytes (or None)
+                inner = parse_message(raw if isinstance(raw, bytes) else b"")
+            original = inner.get("Message-ID")
     out = []
     for group in groups[1:]:
         action = group.get("action", "").strip().lower()

@@ -167,7 +167,7 @@ class _Generator(BytesGenerator):
     def _write_lines(self, lines: str) -> None:
         if not lines:
             return
-        nl = self._NL  # type: ignore[attr-defined]
+        nl: str = self._NL  # type: ignore[attr-defined]  # Generator._NL: private, not in typeshed
         if "\r" not in lines:
             # Bodies set through set_content have "\n" line ends only. Converted and encoded a slice at a
             # time, so a large attachment is not held three times over (text, converted text, bytes).
@@ -201,7 +201,7 @@ def to_bytes(msg: Message) -> bytes:
     ]
     for _attempt in range(_BOUNDARY_TRIES):
         for part in fresh:
-            part.set_boundary(Generator._make_boundary())  # type: ignore[attr-defined]
+            part.set_boundary(Generator._make_boundary())  # type: ignore[attr-defined]  # private, not in typeshed
         data = _flatten(msg)
         if all(_boundary_unique(data, part) for part in fresh):
             return canonical_crlf(data)
@@ -237,7 +237,7 @@ def canonical_crlf(data: bytes) -> bytes:
 
 
 def parse_message(data: bytes) -> EmailMessage:
-    return BytesParser(policy=email_policy.default).parsebytes(data)  # type: ignore[return-value]
+    return BytesParser(policy=email_policy.default).parsebytes(data)
 
 
 def addresses(msg: Message, *headers: str) -> list[str]:
@@ -254,7 +254,7 @@ def text_body(msg: EmailMessage) -> str | None:
         if msg.is_multipart() or msg.get_content_type() == "text/plain"
         else None
     )
-    return body.get_content() if body is not None else None  # type: ignore[union-attr]
+    return body.get_content() if body is not None else None
 
 
 def attachments_of(msg: Message) -> list[Attachment]:
@@ -276,9 +276,9 @@ def attachments_of(msg: Message) -> list[Attachment]:
             continue
         if not filename and ctype == "message/rfc822":
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)  # bytes (or None) for a leaf part
         name = safe_filename(filename or f"part{len(out) + 1}{mimetypes.guess_extension(ctype) or '.bin'}")
-        out.append(Attachment(name, ctype, payload))
+        out.append(Attachment(name, ctype, payload if isinstance(payload, bytes) else b""))
     return out
 
 

@@ -142,7 +142,7 @@ class NetPolicy:
 
     @classmethod
     def from_strings(cls, networks: Iterable[str], **kwargs: float | int) -> NetPolicy:
-        return cls(allow=parse_networks(networks), **kwargs)  # type: ignore[arg-type]
+        return cls(allow=parse_networks(networks), **kwargs)  # type: ignore[arg-type]  # the int/float limit fields
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NetPolicy:

@@ -13,7 +13,13 @@ import threading
 from collections.abc import Callable
 
 
-def shutdown_after(seconds: float, current_socket: Callable[[], socket.socket | None]) -> threading.Timer:
+class DeadlineTimer(threading.Timer):
+    """A timer whose ``expired`` Event tells afterwards whether the deadline fired."""
+
+    expired: threading.Event
+
+
+def shutdown_after(seconds: float, current_socket: Callable[[], socket.socket | None]) -> DeadlineTimer:
     """Start a daemon timer that shuts down ``current_socket()`` after ``seconds``; ``cancel()`` it when the
     session ends. ``timer.expired`` (an Event) tells afterwards whether the deadline fired."""
     expired = threading.Event()
@@ -27,8 +33,8 @@ def shutdown_after(seconds: float, current_socket: Callable[[], socket.socket | 
             except OSError:
                 pass
 
-    timer = threading.Timer(seconds, expire)
-    timer.expired = expired  # type: ignore[attr-defined]
+    timer = DeadlineTimer(seconds, expire)
+    timer.expired = expired
     timer.daemon = True
     timer.start()
     return timer

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from direct.certs import Purpose
 from direct.netpolicy import NetPolicy
 from direct.trust.fetch import Fetcher
 
@@ -77,9 +78,9 @@ class DiscoveryConfig:
     #: Default: the strict policy plus the ``BBDIRECT_DIRECT_ALLOW_NETWORKS`` allow-list.
     net_policy: NetPolicy = field(default_factory=NetPolicy.from_env)
     #: Purpose the discovered certificate must allow (discovery is for encrypting to the recipient).
-    purpose: str = "encrypt"
-    extra: dict = field(default_factory=dict)
+    purpose: Purpose = "encrypt"
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_strings(cls, nameservers: Sequence[str] = (), **kwargs) -> DiscoveryConfig:
+    def from_strings(cls, nameservers: Sequence[str] = (), **kwargs: Any) -> DiscoveryConfig:
         return cls(nameservers=[parse_nameserver(n) for n in nameservers], **kwargs)

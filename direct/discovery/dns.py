@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -23,6 +24,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 
 from direct import netpolicy
 from direct.errors import DiscoveryDeadline, DiscoveryError, DiscoveryTimeout
@@ -36,12 +38,12 @@ CERT_URI = 253  # private "URI" type some implementations (dnsjava, the Java RI)
 
 @dataclass(frozen=True)
 class Answer:
-    rdatas: tuple
+    rdatas: tuple[Any, ...]  # the record types' own Rdata classes (CERT, NS, A, AAAA, CNAME)
     ttl: float
     tcp: bool = False
 
 
-def _owners(qname: dns.name.Name, answer: Sequence) -> set[dns.name.Name]:
+def _owners(qname: dns.name.Name, answer: Sequence[dns.rrset.RRset]) -> set[dns.name.Name]:
     """The queried name plus every CNAME target reached from it in the answer section (RFC 1034 §4.3.2).
 
     Records owned by any other name are not an answer to our question (a confused or hostile server), so
@@ -79,7 +81,8 @@ class DnsClient:
         self.policy = policy
         if not nameservers:
             system = dns.resolver.Resolver()
-            nameservers = [(ns, 53) for ns in system.nameservers]
+            # From resolv.conf: addresses (str), never Nameserver objects (those are only ever set in code).
+            nameservers = [(ns, 53) for ns in system.nameservers if isinstance(ns, str)]
         self.nameservers = list(nameservers)
         self.timeout = timeout
         self.negative_ttl = negative_ttl
@@ -166,7 +169,9 @@ class DnsClient:
         for host, port in servers:
             # EDNS0 (RFC 6891) with a 1232-byte payload; a TC=1 reply is retried over TCP (RFC 1035 §4.2.1
             # 512-byte UDP limit, RFC 7766 §5; DISC-4, AS §5.4 as DCDT cites it, DCDT D14).
-            query = dns.message.make_query(qname, rdtype, use_edns=0, payload=1232)
+            query = dns.message.make_query(
+                qname, dns.rdatatype.RdataType.make(rdtype), use_edns=0, payload=1232
+            )
             try:
                 timeout = netpolicy.cut(self.timeout)  # never past the lookup's total budget
             except NetPolicyError:

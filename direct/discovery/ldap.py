@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -233,7 +234,7 @@ class LdapLocator:
                     receive_timeout=max(1, round(self.receive_timeout)),
                     raise_exceptions=False,
                 )
-                timer = shutdown_after(session, lambda c=conn: getattr(c, "socket", None))
+                timer = shutdown_after(session, functools.partial(getattr, conn, "socket", None))  # this conn
                 try:
                     if not conn.bind():  # anonymous bind (Certificate Discovery IG; DISC-8, RFC 4513 §5.1.1)
                         notes.append(f"ldap_bind_failed: {url}")

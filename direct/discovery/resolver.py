@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 
@@ -65,8 +66,8 @@ class Candidate:
     trusted: bool
     warnings: list[str] = field(default_factory=list)
 
-    def to_dict(self, *, with_verdict: bool = True) -> dict:
-        out = {
+    def to_dict(self, *, with_verdict: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "sha256": sha256_hex(self.cert),
             "source": self.source,
             "binding": self.binding,
@@ -93,7 +94,7 @@ class LookupResult:
         """True when every selected certificate chains to an anchor (always True under TRUSTED)."""
         return bool(self.selected) and all(c.trusted for c in self.selected)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The fixed ``bbdirect lookup --json`` contract."""
         return {
             "address": self.address,
@@ -199,7 +200,7 @@ class CertificateResolver:
             ("dns", "address", lambda: self._dns_step(addr.dns_name, result.warnings, dns_failures)),
             ("dns", "domain", lambda: self._dns_step(addr.domain, result.warnings, dns_failures)),
         ]
-        ldap_state: dict[str, LdapDirectory | bool | None] = {}
+        ldap_state: dict[str, LdapDirectory | None] = {}
         steps.append(("ldap", "address", lambda: self._ldap_certs(addr, addr.for_lookup, ldap_state, result)))
         steps.append(("ldap", "domain", lambda: self._ldap_certs(addr, addr.domain, ldap_state, result)))
         try:
@@ -261,7 +262,7 @@ class CertificateResolver:
             intermediates=others,
             purpose=self.config.purpose,
             fetcher=self.aia_fetcher,
-            crls=self.crls,  # type: ignore[arg-type]
+            crls=self.crls,
             moment=moment,
         )
         return Candidate(
@@ -335,7 +336,11 @@ class CertificateResolver:
 
     # --- LDAP ----------------------------------------------------------------------------------------
     def _ldap_certs(
-        self, addr: DirectAddress, value: str, state: dict, result: LookupResult
+        self,
+        addr: DirectAddress,
+        value: str,
+        state: dict[str, LdapDirectory | None],
+        result: LookupResult,
     ) -> list[x509.Certificate]:
         step = self.ldap.cached(addr.domain, value)
         if step is None:

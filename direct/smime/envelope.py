@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as ax509
@@ -42,7 +43,12 @@ CIPHERS = {
 KEY_TRANSPORTS = ("rsa", "rsa-oaep", "rsa-oaep-sha256")
 _CBC_IN = {"aes128_cbc": 16, "aes192_cbc": 24, "aes256_cbc": 32}
 _GCM_IN = {"aes128_gcm": 16, "aes192_gcm": 24, "aes256_gcm": 32}
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 #: ``detail`` of the DecryptionFailed raised when no RecipientInfo names any of our certificates.
 NOT_FOR_US = "not_for_us"
 #: Private-key operations tried per message before giving up: each RecipientInfo naming our certificate
@@ -52,7 +58,7 @@ MAX_UNWRAP_ATTEMPTS = 4
 MIN_RSA_BITS = 2048
 
 
-class GCMParameters(core.Sequence):
+class GCMParameters(core.Sequence):  # type: ignore[misc]  # asn1crypto ships no type information
     """RFC 5084 §3.2 GCMParameters (not modelled by asn1crypto)."""
 
     _fields = [("aes_nonce", core.OctetString), ("aes_icvlen", core.Integer, {"default": 12})]
@@ -62,7 +68,7 @@ def _asn1_cert(cert: x509.Certificate) -> ax509.Certificate:
     return ax509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _oaep_algorithm(transport: str) -> dict:
+def _oaep_algorithm(transport: str) -> dict[str, Any]:
     if transport == "rsa":
         return {"algorithm": "rsaes_pkcs1v15", "parameters": core.Null()}
     if transport == "rsa-oaep":
@@ -105,6 +111,8 @@ def check_recipient_cert(cert: x509.Certificate) -> None:
 
 #: AES-GCM tag length we produce (RFC 5084 §3.2 aes-ICVlen 16).
 _GCM_TAG = 16
+#: The content-encryption modes we write: AES-CBC (AS 1.3 default) or AES-GCM (RFC 5084).
+_Mode = modes.CBC | modes.GCM
 #: Plaintext fed to the cipher per call when streaming (bounded working memory for large payloads).
 CHUNK = 1 << 18
 
@@ -146,7 +154,7 @@ def _recipient_infos(
                             ),
                         ),
                         "key_encryption_algorithm": _oaep_algorithm(key_transport),
-                        "encrypted_key": cert.public_key().encrypt(cek, _padding_for(key_transport)),  # type: ignore[union-attr]
+                        "encrypted_key": cert.public_key().encrypt(cek, _padding_for(key_transport)),  # type: ignore[union-attr]  # RSA: check_recipient_cert
                     }
                 ),
             )
@@ -164,7 +172,7 @@ class EncryptedStream:
     for the same structure (tests/unit/test_seal_stream.py compares them).
     """
 
-    def __init__(self, prefix: bytes, parts: Sequence[bytes], engine: Cipher, aead: bool):
+    def __init__(self, prefix: bytes, parts: Sequence[bytes], engine: Cipher[_Mode], aead: bool) -> None:
         self._prefix, self._parts, self._engine, self._aead = prefix, parts, engine, aead
         plain = sum(len(p) for p in parts)
         # RFC 5652 §6.3: CBC content is PKCS#7 padded with 1..16 bytes, each equal to their count.
@@ -183,7 +191,7 @@ class EncryptedStream:
         tail = encryptor.update(bytes((self._pad,)) * self._pad) if self._pad else b""
         yield tail + encryptor.finalize()
         if self._aead:
-            yield _MAC_HEADER + encryptor.tag  # type: ignore[attr-defined]
+            yield _MAC_HEADER + encryptor.tag  # type: ignore[attr-defined]  # GCM (aead) only: AEADEncryptionContext
 
 
 def encrypt_stream(
@@ -205,6 +213,7 @@ def encrypt_stream(
     infos = _recipient_infos(recipients, cek, key_transport)
     plain = sum(len(p) for p in parts)
     params: object
+    engine: Cipher[_Mode]
     if aead:
         nonce = os.urandom(12)
         engine = Cipher(algorithms.AES(cek), modes.GCM(nonce))
@@ -260,11 +269,11 @@ def encrypt(
 def _matches(rid: cms.RecipientIdentifier, cert: x509.Certificate) -> bool:
     acert = _asn1_cert(cert)
     if rid.name == "issuer_and_serial_number":
-        return (
+        return bool(
             acert.issuer == rid.chosen["issuer"] and acert.serial_number == rid.chosen["serial_number"].native
         )
     if rid.name == "subject_key_identifier":
-        return acert.key_identifier == rid.chosen.native
+        return bool(acert.key_identifier == rid.chosen.native)
     return False
 
 
@@ -303,7 +312,7 @@ def _unwrap_key(ktri: cms.KeyTransRecipientInfo, identity: Identity) -> bytes:
 def envelope_kind(der: bytes) -> str:
     """``enveloped_data`` or ``authenticated_enveloped_data`` (raises MalformedMessage otherwise)."""
     try:
-        kind = cms.ContentInfo.load(der)["content_type"].native
+        kind: str = cms.ContentInfo.load(der)["content_type"].native
     except Exception as exc:
         raise MalformedMessage("the encrypted part is not valid CMS") from exc
     if kind not in {"enveloped_data", "authenticated_enveloped_data"}:

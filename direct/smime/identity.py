@@ -35,7 +35,7 @@ class Identity:
     @classmethod
     def from_issued(cls, issued: object) -> Identity:
         """Adapt anything with ``cert``, ``key`` and ``chain`` (e.g. :class:`direct.certgen.Issued`)."""
-        return cls(issued.cert, issued.key, list(getattr(issued, "chain", []) or []))  # type: ignore[attr-defined]
+        return cls(issued.cert, issued.key, list(getattr(issued, "chain", []) or []))  # type: ignore[attr-defined]  # duck-typed Issued
 
     @classmethod
     def load(cls, cert_path: str | Path, key_path: str | Path, password: bytes | None = None) -> Identity:
@@ -47,7 +47,7 @@ class Identity:
             key = load_private_key(Path(key_path).read_bytes(), password)
         except (ValueError, TypeError) as exc:  # also "only RSA and EC private keys are supported"
             raise MalformedMessage(f"cannot read private key {key_path}", code="bad_key_file") from exc
-        if key.public_key().public_numbers() != certs[0].public_key().public_numbers():  # type: ignore[union-attr]
+        if key.public_key().public_numbers() != certs[0].public_key().public_numbers():  # type: ignore[union-attr]  # RSA/EC keys only
             raise MalformedMessage(
                 f"key {key_path} does not match certificate {cert_path}", code="bad_key_file"
             )

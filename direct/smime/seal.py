@@ -16,6 +16,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -74,7 +75,7 @@ class SealOptions:
 
 
 def _fold(name: str, value: object) -> bytes:
-    return WIRE.fold_binary(name, value)  # type: ignore[arg-type]
+    return WIRE.fold_binary(name, value)  # type: ignore[arg-type]  # header values: str or email Header
 
 
 def _can_encrypt(cert: x509.Certificate) -> bool:
@@ -182,7 +183,7 @@ class UnsealResult:
         if self.error is not None:
             raise self.error
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The fixed ``bbdirect unseal --json`` shape (issue 3, CLI contract)."""
         return {
             "ok": self.ok,
@@ -216,7 +217,7 @@ def _bound(cert: x509.Certificate, address: str) -> bool:
 
 
 def _smime_type(msg: Message) -> str:
-    return (msg.get_param("smime-type", "", header="content-type") or "").lower()  # type: ignore[union-attr]
+    return (msg.get_param("smime-type", "", header="content-type") or "").lower()  # type: ignore[union-attr]  # an RFC 2231 tuple only if encoded; a token is not
 
 
 def unseal(
@@ -252,7 +253,7 @@ def unseal(
         # Malformed input deep in MIME/CMS/X.509 parsing: a message fault, never a crash of the endpoint.
         result.error = MalformedMessage(f"the message is malformed ({type(exc).__name__})")
     if result.error is not None:
-        result.error.secret_dependent = _secret_dependent(result)  # type: ignore[attr-defined]
+        result.error.secret_dependent = _secret_dependent(result)
     return result
 
 
@@ -342,7 +343,7 @@ def _unseal(
             for value in outer.get_all(name, []):
                 if name not in message:
                     message[name] = value
-    result.message = message  # type: ignore[assignment]
+    result.message = message
     result.from_addr = next(iter(addresses(message, "From")), result.from_addr)
     result.to_addrs = addresses(message, "To", "Cc") or result.to_addrs
     result.message_id = message.get("Message-ID") or result.message_id

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asn1crypto import cms, core
+from asn1crypto import algos, cms, core
 from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -32,7 +32,12 @@ from direct.smime.identity import Identity
 
 #: RFC 5751 §3.4.3.2 micalg spellings, by asn1crypto digest name.
 MICALG = {"sha1": "sha-1", "sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512", "md5": "md5"}
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 #: SignerInfos verified per signature at most (a Direct message has one; each costs a public-key operation).
 MAX_SIGNERS = 8
 #: AS 1.3 / JRI 8: MD5 and SHA-1 are no longer allowed for signatures (ALG-3); SHA-1 only behind a switch.
@@ -109,7 +114,8 @@ def sign_detached(data: bytes | Sequence[bytes], signer: Identity, digest: str =
             "signer_infos": [signer_info],
         }
     )
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    der: bytes = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return der
 
 
 @dataclass
@@ -166,7 +172,9 @@ def _find_signer(sid: cms.SignerIdentifier, certs: list[ax509.Certificate]) -> a
     return None
 
 
-def _check_pss(params: object, digest: str, accept_sha1: bool) -> tuple[hashes.HashAlgorithm, int]:
+def _check_pss(
+    params: algos.RSASSAPSSParams, digest: str, accept_sha1: bool
+) -> tuple[hashes.HashAlgorithm, int]:
     """The PSS hash and salt length of RSASSA-PSS ``params`` (RFC 4055 §3.1) once they pass our policy.
 
     ALG-3 (AS 1.3, ANSI/DS 2019-01-100-2021: SHA-1 is disallowed for signatures; JRI
@@ -175,8 +183,8 @@ def _check_pss(params: object, digest: str, accept_sha1: bool) -> tuple[hashes.H
     unless ``accept_sha1``. RFC 4056 §3 / RFC 5754: the PSS hash and the MGF1 hash must be the SignerInfo's
     digestAlgorithm (a signature over a SHA-256 digest is not made weaker, or different, by its padding).
     """
-    pss_name = params["hash_algorithm"]["algorithm"].native  # type: ignore[index]
-    mgf = params["mask_gen_algorithm"]  # type: ignore[index]
+    pss_name = params["hash_algorithm"]["algorithm"].native
+    mgf = params["mask_gen_algorithm"]
     if mgf["algorithm"].native != "mgf1":
         raise UnsupportedAlgorithm("RSASSA-PSS mask generation other than MGF1 is not supported")
     mgf_name = mgf["parameters"]["algorithm"].native
@@ -187,9 +195,10 @@ def _check_pss(params: object, digest: str, accept_sha1: bool) -> tuple[hashes.H
         raise UnsupportedAlgorithm(
             f"RSASSA-PSS hash {pss_name} / MGF1 {mgf_name} does not match the digest algorithm {digest}"
         )
-    if params["trailer_field"].native not in ("trailer_field_bc", 1):  # type: ignore[index]
+    if params["trailer_field"].native not in ("trailer_field_bc", 1):
         raise UnsupportedAlgorithm("RSASSA-PSS trailer field other than 0xBC is not supported")
-    return _HASHES[digest](), params["salt_length"].native  # type: ignore[index]
+    salt_length: int = params["salt_length"].native
+    return _HASHES[digest](), salt_length
 
 
 def _verify_raw(

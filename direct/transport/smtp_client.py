@@ -96,7 +96,8 @@ def _address_of(host: str, resolver: dns.resolver.Resolver | None) -> str:
     if resolver is None:
         return host
     try:
-        return resolver.resolve(host, "A")[0].to_text()
+        address: str = resolver.resolve(host, "A")[0].to_text()
+        return address
     except dns.resolver.NXDOMAIN as exc:
         raise PermanentDeliveryError(f"mail host {host} does not exist", detail="NXDOMAIN") from exc
     except dns.exception.DNSException as exc:
@@ -117,7 +118,7 @@ def _send_one(
         return _converse(client, raw, mail_from, rcpts, host, target, connect_to)
     except DirectError as exc:
         # whatever the cut-off socket made smtplib believe, this is a timeout
-        if timer.expired.is_set():  # type: ignore[attr-defined]
+        if timer.expired.is_set():
             raise _deadline_error(host, target) from exc
         raise
     finally:
@@ -157,7 +158,7 @@ def _open(client: smtplib.SMTP, host: str, target: SmtpTarget, connect_to: str |
         if code != 220:
             raise _classify(code, greeting, "connect")
         # TLS server-name checks and SNI must use the MX name even when we connected to its address.
-        client._host = host
+        client._host = host  # type: ignore[attr-defined]  # private smtplib attribute starttls() reads
     except smtplib.SMTPConnectError as exc:
         raise _classify(exc.smtp_code, exc.smtp_error, "connect") from exc
     except (OSError, smtplib.SMTPException) as exc:
@@ -384,6 +385,10 @@ class _Session:
     idle_since: float = 0.0
 
 
+#: What makes two pooled sessions interchangeable: host, connect-to address, port and the TLS/auth settings.
+_PoolKey = tuple[object, ...]
+
+
 class SmtpPool:
     """Open SMTP sessions reused across messages: a burst to one server pays connect, EHLO, STARTTLS and
     AUTH once per connection instead of once per message (RFC 5321 §3.3 allows any number of mail
@@ -412,7 +417,7 @@ class SmtpPool:
         self.max_messages = max_messages
         self._clock = clock
         self._lock = threading.Lock()
-        self._idle: dict[tuple, list[_Session]] = {}
+        self._idle: dict[_PoolKey, list[_Session]] = {}
         self._watchdog = _Watchdog()
         #: Sessions opened so far (tests and benchmarks read it).
         self.opened = 0
@@ -475,7 +480,7 @@ class SmtpPool:
 
     def _run(
         self,
-        key: tuple,
+        key: _PoolKey,
         session: _Session,
         raw: bytes,
         mail_from: str,
@@ -498,7 +503,7 @@ class SmtpPool:
         self._give_back(key, session)
         return receipt
 
-    def _take(self, key: tuple) -> _Session | None:
+    def _take(self, key: _PoolKey) -> _Session | None:
         now = self._clock()
         stale: list[_Session] = []
         found = None
@@ -514,7 +519,7 @@ class SmtpPool:
             _quit(session.client)
         return found
 
-    def _give_back(self, key: tuple, session: _Session) -> None:
+    def _give_back(self, key: _PoolKey, session: _Session) -> None:
         if session.messages < self.max_messages:
             session.idle_since = self._clock()
             with self._lock:

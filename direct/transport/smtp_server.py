@@ -22,10 +22,10 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from direct.errors import DirectError
 from direct.text import one_line
@@ -96,8 +96,8 @@ class _Bridge:
             return self.handler(mail_from, rcpt_tos, data, peer=peer)
         return self.handler(mail_from, rcpt_tos, data)
 
-    async def handle_DATA(self, server, session, envelope) -> str:
-        data = bytes(envelope.original_content or envelope.content or b"")
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = bytes(envelope.original_content or envelope.content or b"")  # type: ignore[arg-type]  # decode_data off: bytes
         peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
         loop = asyncio.get_running_loop()
         try:
@@ -144,8 +144,8 @@ class _Controller(Controller):
 
     def _trigger_server(self) -> None:
         if self.port == 0 and self.server is not None:
-            self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+            self.port = cast(asyncio.Server, self.server).sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
 
 
 class ReceivingEndpoint:
@@ -167,10 +167,10 @@ class ReceivingEndpoint:
         workers: int = DEFAULT_WORKERS,
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
-        authenticator: Callable | None = None,
+        authenticator: Callable[..., Any] | None = None,
         server_hostname: str | None = None,
     ):
-        kwargs: dict = {"data_size_limit": data_size_limit}
+        kwargs: dict[str, Any] = {"data_size_limit": data_size_limit}
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=require_starttls)
         if authenticator is not None:

@@ -39,7 +39,12 @@ from direct.trust.fetch import Fetcher, FetchError, HttpFetcher
 
 log = logging.getLogger(__name__)
 
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 
 
 class BundleError(Exception):
@@ -119,7 +124,7 @@ def parse_bundle(
     return certs
 
 
-def _signed_content(raw: bytes):
+def _signed_content(raw: bytes) -> tuple[bytes, cms.SignerInfos, cms.CertificateSet] | None:
     """(eContent, signer_infos, certificates) when ``raw`` is a SignedData WITH signers, else None."""
     try:
         info = cms.ContentInfo.load(raw)
@@ -142,7 +147,7 @@ def _signed_content(raw: bytes):
         return None
 
 
-def _verify_any(content: bytes, signer_infos, signers: Sequence[x509.Certificate]) -> None:
+def _verify_any(content: bytes, signer_infos: cms.SignerInfos, signers: Sequence[x509.Certificate]) -> None:
     """Trust Bundle Distribution IG: the signature MUST verify with a configured signing certificate."""
     for cert in signers[:-1]:
         try:
@@ -153,7 +158,7 @@ def _verify_any(content: bytes, signer_infos, signers: Sequence[x509.Certificate
     _verify_signature(content, signer_infos, signers[-1])
 
 
-def _verify_signature(content: bytes, signer_infos, signing_cert: x509.Certificate) -> None:
+def _verify_signature(content: bytes, signer_infos: cms.SignerInfos, signing_cert: x509.Certificate) -> None:
     """CMS (RFC 5652 §5.4) signature check of any SignerInfo by ``signing_cert``."""
     for si in signer_infos:
         sid = si["sid"]

@@ -103,11 +103,7 @@ class HttpFetcher:
         except NetPolicyError as exc:
             raise FetchError(exc.code, str(exc)) from exc
         timeout = self._timeout(start, url)
-        pool_args = {
-            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
-            "retries": False,
-            "maxsize": 1,
-        }
+        pool_timeout = urllib3.Timeout(connect=timeout, read=timeout)
         if parts.scheme == "https":
             pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
                 address,
@@ -116,10 +112,12 @@ class HttpFetcher:
                 assert_hostname=host,
                 cert_reqs="CERT_REQUIRED",
                 ca_certs=self.ca_certs,
-                **pool_args,
+                timeout=pool_timeout,
+                retries=False,
+                maxsize=1,
             )
         else:
-            pool = urllib3.HTTPConnectionPool(address, port, **pool_args)
+            pool = urllib3.HTTPConnectionPool(address, port, timeout=pool_timeout, retries=False, maxsize=1)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         netloc = parts.netloc.rsplit("@", 1)[-1]  # never send URL credentials
         headers = {"Host": netloc, "User-Agent": "bbdirect", "Accept-Encoding": "identity"}

@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from direct.netpolicy import url_cap
 from direct.trust.fetch import Fetcher, FetchError
@@ -95,7 +97,8 @@ class CrlCache:
             if issuer is None:
                 problems.append(f"crl_unverifiable: {url} (issuer unknown)")
                 continue
-            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):
+            issuer_key = cast(CertificateIssuerPublicKeyTypes, issuer.public_key())  # a CA's key signs
+            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer_key):
                 problems.append(f"crl_invalid: {url} (not signed by the issuer)")
                 continue
             return CrlStatus(
