@@ -6,8 +6,11 @@ wheel with no source tree, on SQLite and on PostgreSQL alike.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -69,6 +72,17 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+@dataclass
+class WriterStats:
+    """Counters of :meth:`Database.writer` transactions (the bench reads them per message)."""
+
+    transactions: int = 0
+    #: Seconds spent waiting for the write lock (this process's, then SQLite's ``BEGIN IMMEDIATE``).
+    lock_wait_s: float = 0.0
+    #: Seconds the write lock was held (from acquired to committed or rolled back).
+    held_s: float = 0.0
+
+
 class Database:
     """One engine and its session factory; ``with db.session() as s:`` commits, or rolls back on error."""
 
@@ -76,6 +90,9 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        #: Serialises this process's writer transactions on SQLite (see :meth:`writer`).
+        self._write_lock = threading.Lock()
+        self.writer_stats = WriterStats()
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,6 +109,42 @@ class Database:
             raise
         finally:
             s.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[Session]:
+        """A session for a transaction that will write: like :meth:`session`, but on SQLite it holds the
+        database's write lock from its first statement to its commit.
+
+        Why: SQLite has one writer at a time. A deferred transaction that reads first and writes later
+        fails outright (``SQLITE_BUSY``, no retry) when another connection committed meanwhile, and the
+        waits that can be retried go through SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between
+        tries — several worker threads contending oversleep most of their time (profiled: about two
+        thirds of the workers' wall time). So the writers of this process queue on a lock here (handed
+        over as soon as it is released) and then take SQLite's lock with ``BEGIN IMMEDIATE`` (which only
+        waits for other processes). On PostgreSQL this is :meth:`session` (row locks, no global writer).
+        """
+        if not self.is_sqlite:
+            with self.session() as s:
+                yield s
+            return
+        stats = self.writer_stats
+        started = time.perf_counter()
+        with self._write_lock:
+            s = self._factory()
+            acquired = started
+            try:
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                acquired = time.perf_counter()
+                stats.lock_wait_s += acquired - started
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                s.close()
+                stats.transactions += 1
+                stats.held_s += time.perf_counter() - acquired
 
     def upgrade(self, revision: str = "head") -> None:
         upgrade(self.engine, revision)

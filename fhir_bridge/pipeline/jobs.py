@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -221,18 +221,57 @@ def move(
 
 def due_ids(session: Session, now: datetime, limit: int = 10) -> list[str]:
     """Jobs a worker may take now: runnable and due, or leased by a worker whose lease expired (crashed)."""
-    query = (
-        select(Transmission.id)
-        .where(
-            or_(
-                and_(Transmission.state.in_([str(s) for s in RUNNABLE]), Transmission.next_at <= now),
-                and_(Transmission.state.in_([str(s) for s in LEASED]), Transmission.lease_until < now),
-            )
-        )
-        .order_by(Transmission.next_at)
-        .limit(limit)
-    )
+    query = select(Transmission.id).where(_due(now)).order_by(Transmission.next_at).limit(limit)
     return list(session.scalars(query))
+
+
+def _due(now: datetime) -> Any:
+    """SQL condition: runnable and due, or leased by a worker whose lease expired (crashed)."""
+    return or_(
+        and_(Transmission.state.in_([str(s) for s in RUNNABLE]), Transmission.next_at <= now),
+        and_(Transmission.state.in_([str(s) for s in LEASED]), Transmission.lease_until < now),
+    )
+
+
+def claim_due(
+    session: Session, owner: str, now: datetime, lease: float, limit: int
+) -> list[tuple[str, State]]:
+    """Take up to ``limit`` due jobs for this worker in one statement, earliest due first. Returns
+    ``(job id, state it now holds)`` pairs, as :func:`claim` would for each.
+
+    Why one statement: workers that each list the due jobs and then claim them one by one all list the same
+    jobs, and every losing claim is a write transaction too (SQLite's single writer lock, taken for
+    nothing). Here the selection and the compare-and-set are one UPDATE: the WHERE is re-checked on each row
+    (PostgreSQL re-evaluates it on a row another transaction changed; ``SKIP LOCKED`` passes over rows another
+    worker is claiming), so a job is claimed by one worker only.
+    """
+    if limit <= 0:
+        return []
+    due = _due(now)
+    ids = select(Transmission.id).where(due).order_by(Transmission.next_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    stored = and_(Transmission.message_id.is_not(None), Transmission.raw_message.is_not(None))
+    # A stored sealed message means it may already have reached SMTP: resume by re-sending those exact bytes.
+    target = case(
+        (or_(stored, Transmission.state == str(State.SENDING)), str(State.SENDING)),
+        else_=str(State.BUILDING),
+    )
+    rows = session.execute(
+        update(Transmission)
+        .where(Transmission.id.in_(ids.scalar_subquery()), due)
+        .values(
+            state=target,
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease),
+            attempts=Transmission.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Transmission.id, Transmission.state, Transmission.next_at)
+        .execution_options(synchronize_session=False)
+    ).all()
+    rows.sort(key=lambda r: (r.next_at is None, r.next_at))
+    return [(r.id, State(r.state)) for r in rows]
 
 
 def claim(session: Session, job: Transmission, owner: str, now: datetime, lease: float) -> State | None:

@@ -25,7 +25,7 @@ from fhir_bridge.config import Settings
 from fhir_bridge.db import Database
 from fhir_bridge.db.models import Authorization, Transmission, utcnow
 from fhir_bridge.pipeline import debounce, jobs
-from fhir_bridge.pipeline.errors import AuthorizationRevoked, Failure, TransmissionNotFound, classify
+from fhir_bridge.pipeline.errors import Failure, classify
 from fhir_bridge.pipeline.ports import AuthorizationView, DocumentBuilder, Prepared, Sender
 from fhir_bridge.pipeline.states import AWAITING_MDN, State
 
@@ -48,6 +48,26 @@ class NullQueue:
 
     def window_opened(self, patient_id: str, due_at: datetime) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A job this worker holds, with what running it needs (read when it was claimed)."""
+
+    job_id: str
+    held: State
+    auth: AuthorizationView
+    trigger: str
+    last_hash: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A sealed message stored and past the delivery gate: this worker may hand it to SMTP now."""
+
+    prepared: Prepared
+    doc_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,7 @@ class Pipeline:
     def notify(self, patient_id: str, source: str = "ping") -> datetime:
         """A change of this patient's record was seen (rest-hook, poll, ping): open or extend its window."""
         now = self.clock()
-        with self.db.session() as s:
+        with self.db.writer() as s:
             due = debounce.note_change(s, patient_id, source, now, self.settings.pipeline_debounce_seconds)
         self.queue.window_opened(patient_id, due)
         self.wakeup.set()
@@ -123,11 +143,11 @@ class Pipeline:
         with self.db.session() as s:
             old = s.get(Transmission, transmission_id)
             if old is None:
-                raise TransmissionNotFound("no such transmission")
+                raise LookupError(transmission_id)
             auth = s.get(Authorization, old.authorization_id)
             assert auth is not None
             if not auth.active:
-                raise AuthorizationRevoked()
+                raise PermissionError("revoked")
             idem = f"{auth.id}:resend:{key or uuid.uuid4()}"
             job, created = jobs.create(s, auth, trigger="resend", idempotency_key=idem, now=now)
             if created:
@@ -152,34 +172,41 @@ class Pipeline:
     # --- debounce windows ----------
     def flush_due(self) -> list[str]:
         """Close every window whose quiet period passed; create one job per authorization. Returns job ids."""
-        now = self.clock()
+        with self.db.writer() as s:
+            created = self._flush_due(s, self.clock())
+        self.after_commit(created)
+        return created
+
+    def _flush_due(self, s: Session, now: datetime) -> list[str]:
         created: list[str] = []
-        with self.db.session() as s:
-            windows = debounce.due_windows(s, now)
-        for window in windows:
-            created += self.flush_window(window.patient_id, now=now)
+        for window in debounce.due_windows(s, now):
+            created += self._close_window(s, window, now)
         return created
 
     def flush_window(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
         """Close this patient's window if due (and still unchanged): idempotent per window."""
         now = now or self.clock()
-        created: list[str] = []
-        with self.db.session() as s:
+        with self.db.writer() as s:
             window = s.get(debounce.PendingChange, patient_id)
             if window is None or window.due_at > now:
                 return []
-            if not debounce.close(s, window):
-                return []
-            auths = s.scalars(
-                select(Authorization).where(
-                    Authorization.patient_id == patient_id, Authorization.revoked_at.is_(None)
-                )
-            ).all()
-            for auth in auths:
-                job_id = self._job_for_change(s, auth, window, now)
-                if job_id:
-                    created.append(job_id)
+            created = self._close_window(s, window, now)
         self.after_commit(created)
+        return created
+
+    def _close_window(self, s: Session, window: debounce.PendingChange, now: datetime) -> list[str]:
+        if not debounce.close(s, window):
+            return []
+        created: list[str] = []
+        auths = s.scalars(
+            select(Authorization).where(
+                Authorization.patient_id == window.patient_id, Authorization.revoked_at.is_(None)
+            )
+        ).all()
+        for auth in auths:
+            job_id = self._job_for_change(s, auth, window, now)
+            if job_id:
+                created.append(job_id)
         return created
 
     def _job_for_change(
@@ -218,36 +245,74 @@ class Pipeline:
         return job.id
 
     # --- running one job ----------
-    def run_due(self, owner: str, limit: int = 10) -> list[RunResult]:
-        """Local worker step: close due windows, then run the jobs that are due (each claimed atomically)."""
-        self.flush_due()
-        with self.db.session() as s:
-            ids = jobs.due_ids(s, self.clock(), limit)
-        return [self.run_job(job_id, owner) for job_id in ids]
+    def run_due(self, owner: str, limit: int = 5) -> list[RunResult]:
+        """Local worker step: close due windows and claim up to ``limit`` due jobs (one transaction), then
+        run the claimed jobs one after the other.
+
+        Why one transaction and a batch: on SQLite every write transaction queues for the one write lock;
+        closing windows, then claiming each job separately (and losing most claims to the other workers,
+        which listed the same due jobs) cost several lock turns per message.
+        """
+        now = self.clock()
+        lease = self.settings.pipeline_lease_seconds
+        with self.db.writer() as s:
+            created = self._flush_due(s, now)
+            claimed = jobs.claim_due(s, owner, now, lease, limit)
+            started = self._start(s, claimed)
+        self.after_commit(created)
+        return [self._run_claimed(job, owner) for job in started]
 
     def run_job(self, job_id: str, owner: str) -> RunResult:
         """Claim and run one job to its next resting state. Safe to call twice: only one caller wins."""
         now = self.clock()
         lease = self.settings.pipeline_lease_seconds
-        with self.db.session() as s:
+        with self.db.writer() as s:
             job = s.get(Transmission, job_id)
             if job is None:
                 return RunResult(job_id, None)
             held = jobs.claim(s, job, owner, now, lease)
             if held is None:
                 return RunResult(job_id, None)
-            auth = s.get(Authorization, job.authorization_id)
-            assert auth is not None
-            if held is State.BUILDING and not auth.active:
-                jobs.move(s, job_id, held, State.CANCELLED, reason_code="revoked", lease_owner=None)
-                return RunResult(job_id, State.CANCELLED)
-            auth_view = view(auth)
-            trigger, last_hash, attempts = job.trigger, auth.last_sent_hash, job.attempts + 1
-        if held is State.BUILDING:
-            outcome = self._build(job_id, auth_view, trigger, last_hash, attempts, owner)
-            if outcome is not State.SENDING:
-                return RunResult(job_id, outcome)
-        return RunResult(job_id, self._deliver(job_id, auth_view, attempts, owner))
+            [started] = self._start(s, [(job_id, held)])
+        return self._run_claimed(started, owner)
+
+    def _start(self, s: Session, claimed: list[tuple[str, State]]) -> list[_Claimed]:
+        """What the claimed jobs need to run (read in the claiming transaction); a job whose authorization
+        was revoked before it was built is cancelled here."""
+        if not claimed:
+            return []
+        held = dict(claimed)
+        rows = {
+            row.id: row
+            for row in s.execute(
+                select(Transmission.id, Transmission.trigger, Transmission.attempts, Authorization)
+                .join(Authorization, Authorization.id == Transmission.authorization_id)
+                .where(Transmission.id.in_(list(held)))
+            )
+        }
+        started: list[_Claimed] = []
+        for job_id, state in claimed:
+            row = rows[job_id]
+            auth = row.Authorization
+            if state is State.BUILDING and not auth.active:
+                jobs.move(s, job_id, state, State.CANCELLED, reason_code="revoked", lease_owner=None)
+                started.append(_Claimed(job_id, State.CANCELLED, view(auth), row.trigger, None, row.attempts))
+                continue
+            # ``attempts`` was counted by the claim: this run is attempt number ``row.attempts``.
+            last_hash = auth.last_sent_hash
+            started.append(_Claimed(job_id, state, view(auth), row.trigger, last_hash, row.attempts))
+        return started
+
+    def _run_claimed(self, job: _Claimed, owner: str) -> RunResult:
+        if job.held is State.CANCELLED:
+            return RunResult(job.job_id, State.CANCELLED)
+        ready = None
+        if job.held is State.BUILDING:
+            outcome = self._build(job.job_id, job.auth, job.trigger, job.last_hash, job.attempts, owner)
+            if not isinstance(outcome, _Ready):
+                return RunResult(job.job_id, outcome)
+            ready = outcome
+        return RunResult(job.job_id, self._deliver(job.job_id, job.auth, job.attempts, owner, ready))
 
     def _build(
         self,
@@ -257,7 +322,7 @@ class Pipeline:
         last_hash: str | None,
         attempts: int,
         owner: str,
-    ) -> State | None:
+    ) -> State | _Ready | None:
         try:
             document = self.builder.build(auth)
             if trigger == "change" and last_hash is not None and document.clinical_hash == last_hash:
@@ -271,13 +336,17 @@ class Pipeline:
 
     def _hand_over(
         self, job_id: str, auth: AuthorizationView, doc_hash: str, prepared: Prepared, owner: str
-    ) -> State | None:
+    ) -> State | _Ready | None:
         """Store the sealed message, then move to ``sending``: from here on revocation cannot stop it.
 
-        None when this worker lost the job meanwhile (its lease was taken over): it must not deliver.
+        In the same transaction the job passes the delivery gate (:func:`jobs.delivery_gate`): retired when
+        a newer job of its authorization exists, deferred while an older message is on the wire, else
+        ``_Ready`` to be handed to SMTP. None when this worker lost the job meanwhile (its lease was taken
+        over): it must not deliver.
         """
         now = self.clock()
-        with self.db.session() as s:
+        with self.db.writer() as s:
+            jobs.lock_authorization(s, auth.id)  # first, as in delivery_gate: one lock order, no deadlock
             current = s.get(Authorization, auth.id)
             if current is None or not current.active:
                 jobs.move(s, job_id, State.BUILDING, State.CANCELLED, reason_code="revoked", lease_owner=None)
@@ -299,17 +368,66 @@ class Pipeline:
             )
             if not ok:  # cancelled by a revoke that committed first, or taken over by another worker
                 return None
-        return State.SENDING
+            return self._gate(s, job_id, auth, owner, now) or _Ready(prepared, doc_hash)
 
-    def _deliver(self, job_id: str, auth: AuthorizationView, attempts: int, owner: str = "") -> State:
-        """Hand the stored message to SMTP, in the authorization's order (see :func:`jobs.delivery_gate`)."""
+    def _gate(
+        self, s: Session, job_id: str, auth: AuthorizationView, owner: str, now: datetime
+    ) -> State | None:
+        """The delivery gate's verdict applied: the job's new state, or None when it may go on the wire."""
+        gate = jobs.delivery_gate(s, job_id, now)
+        if gate.action == jobs.SUPERSEDED:
+            return self._retire(s, job_id, auth, owner)
+        if gate.action == "wait":
+            return self._wait_for_previous(s, job_id, now, gate, owner)
+        return None
+
+    def _deliver(
+        self,
+        job_id: str,
+        auth: AuthorizationView,
+        attempts: int,
+        owner: str = "",
+        ready: _Ready | None = None,
+    ) -> State:
+        """Hand the stored message to SMTP, in the authorization's order (see :func:`jobs.delivery_gate`).
+
+        ``ready``: the message this worker just stored and gated (:meth:`_hand_over`); otherwise (a job
+        resumed in ``sending``) the stored one, once it passes the gate.
+        """
+        if ready is None:
+            ready = self._resume(job_id, auth, owner)
+            if not isinstance(ready, _Ready):
+                return ready
+        prepared, doc_hash = ready.prepared, ready.doc_hash
+        try:
+            self.sender.deliver(prepared)
+        except Exception as exc:
+            return self._failed(job_id, State.SENDING, auth, classify(exc), attempts)
         now = self.clock()
-        with self.db.session() as s:
-            gate = jobs.delivery_gate(s, job_id, now)
-            if gate.action == jobs.SUPERSEDED:
-                return self._retire(s, job_id, auth, owner)
-            if gate.action == "wait":
-                return self._wait_for_previous(s, job_id, now, gate, owner)
+        with self.db.writer() as s:
+            jobs.lock_authorization(s, auth.id)  # first, as in delivery_gate: one lock order, no deadlock
+            if not jobs.move(
+                s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
+            ):
+                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+            current = s.get(Authorization, auth.id)
+            job = s.get(Transmission, job_id)
+            # last_sent_* describe the newest accepted message: they only ever move forward (a job that
+            # lost its lease while on the wire may still finish after a newer one was accepted).
+            if current is not None and job is not None and not jobs.newer_accepted(s, job):
+                current.last_sent_hash = doc_hash
+                current.last_sent_at = now
+            detail = {"message_id": prepared.message_id, "attempt": attempts, "worker": owner[:64]}
+            self._audit(s, job_id, auth, "success", detail)
+        return State.SENT
+
+    def _resume(self, job_id: str, auth: AuthorizationView, owner: str) -> State | _Ready:
+        """The stored message of a job claimed in ``sending``, if the delivery gate lets it go."""
+        now = self.clock()
+        with self.db.writer() as s:
+            verdict = self._gate(s, job_id, auth, owner, now)
+            if verdict is not None:
+                return verdict
             row = s.execute(
                 select(
                     Transmission.message_id,
@@ -331,27 +449,7 @@ class Pipeline:
             encrypted=bool(row.encrypted),
             trusted=row.trusted,
         )
-        try:
-            self.sender.deliver(prepared)
-        except Exception as exc:
-            return self._failed(job_id, State.SENDING, auth, classify(exc), attempts)
-        now = self.clock()
-        with self.db.session() as s:
-            jobs.lock_authorization(s, auth.id)  # first, as in delivery_gate: one lock order, no deadlock
-            if not jobs.move(
-                s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
-            ):
-                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
-            current = s.get(Authorization, auth.id)
-            job = s.get(Transmission, job_id)
-            # last_sent_* describe the newest accepted message: they only ever move forward (a job that
-            # lost its lease while on the wire may still finish after a newer one was accepted).
-            if current is not None and job is not None and not jobs.newer_accepted(s, job):
-                current.last_sent_hash = row.document_hash
-                current.last_sent_at = now
-            detail = {"message_id": row.message_id, "attempt": attempts, "worker": owner[:64]}
-            self._audit(s, job_id, auth, "success", detail)
-        return State.SENT
+        return _Ready(prepared, row.document_hash)
 
     def _retire(self, s: Session, job_id: str, auth: AuthorizationView, owner: str) -> State:
         """A newer job of this authorization exists: this job's stored message is never (re-)sent."""
@@ -409,7 +507,7 @@ class Pipeline:
         if failure.transient and attempts < self.settings.pipeline_max_attempts:
             delay = _backoff(self.settings, attempts)
             now = self.clock()
-            with self.db.session() as s:
+            with self.db.writer() as s:
                 moved = jobs.move(
                     s,
                     job_id,
@@ -451,7 +549,7 @@ class Pipeline:
             fields.update(
                 reason_code=reason, reason_message="The clinical content has not changed since the last send."
             )
-        with self.db.session() as s:
+        with self.db.writer() as s:
             if not jobs.move(s, job_id, old, new, owner=owner, **fields):
                 return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
             self._audit(s, job_id, auth, outcome, {"code": failure.code if failure else reason})
@@ -480,7 +578,7 @@ class Pipeline:
         Returns the job's new state (None when the Message-ID is not ours or the notice is out of order).
         """
         now = self.clock()
-        with self.db.session() as s:
+        with self.db.writer() as s:
             job = s.scalar(select(Transmission).where(Transmission.message_id == message_id))
             if job is None or State(job.state) not in AWAITING_MDN:
                 return None
@@ -523,7 +621,7 @@ class Pipeline:
         """Fail transmissions with no processed MDN within ``pipeline.mdn_timeout`` (code ``mdn_timeout``)."""
         cutoff = self.clock() - timedelta(seconds=self.settings.pipeline_mdn_timeout)
         count = 0
-        with self.db.session() as s:
+        with self.db.writer() as s:
             ids = s.scalars(
                 select(Transmission.id).where(
                     Transmission.state == str(State.SENT), Transmission.sent_at < cutoff
