@@ -26,7 +26,7 @@ from fhir_bridge.api.models import FHIR_ID, ChangeAccepted, PatientToken, Revoke
 from fhir_bridge.api.openapi import document
 from fhir_bridge.consent.errors import Forbidden, InvalidRequest, NotFound, NotJson
 from fhir_bridge.consent.model import parse_request
-from fhir_bridge.db.models import Transmission
+from fhir_bridge.db.models import Authorization, Transmission
 
 if TYPE_CHECKING:
     from fhir_bridge.sidecar import Sidecar
@@ -130,7 +130,7 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-def _owned_authorization(auth_id: str):  # type: ignore[no-untyped-def]
+def _owned_authorization(auth_id: str) -> Authorization:
     auth = sidecar().consent.get(_check_id(auth_id, "authorization"))
     if not principal().may_act_on(auth.patient_id):
         raise NotFound("no such authorization", field="id")  # do not reveal other patients' ids
