@@ -8,9 +8,18 @@ import logging
 import pytest
 
 from ccda_mapper.errors import CcdaMapperError, NoPatient, NotFhir
-from direct.errors import DirectError, NoCertificate, TransientDeliveryError
+from direct.errors import DirectError, NoCertificate, Revoked, TooManyLookups, TransientDeliveryError
+from fhir_bridge.api.errors import status_of
 from fhir_bridge.config import ConfigError
-from fhir_bridge.consent.errors import ConsentError, NotFound, RateLimited
+from fhir_bridge.consent.errors import (
+    Conflict,
+    ConsentError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    NotJson,
+    RateLimited,
+)
 from fhir_bridge.errors import BridgeError, DomainError
 from fhir_bridge.fhir.errors import FhirError, FhirServerError
 from fhir_bridge.pipeline.errors import AuthorizationRevoked, TransmissionNotFound, classify
@@ -106,3 +115,30 @@ def test_an_object_with_look_alike_attributes_of_the_wrong_type_is_not_trusted()
         detail = None
 
     assert classify(LookAlike()).code == "internal_error"
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "field"),
+    [
+        (Revoked(), 422, "address"),  # the recipient's certificate: Direct's own code ``revoked``...
+        (AuthorizationRevoked(), 409, None),  # ...and a resend of a revoked authorization: same code, not 422
+        (TooManyLookups(retry_after=7), 429, "address"),
+        (NoCertificate(), 422, "address"),
+        (NotJson("the body is not valid JSON"), 400, None),
+        (InvalidRequest("a JSON body is required", code="bad_json"), 422, None),
+        (RateLimited("later", retry_after=5, code="resend_too_soon"), 429, None),
+        (NotFound("no such authorization", field="id"), 404, None),
+        (Forbidden("no"), 403, None),
+        (Conflict("no"), 409, None),
+        (FhirError("not an API error"), 500, None),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_the_api_table_gives_each_error_its_status(exc, status, field):
+    assert status_of(exc) == (status, field)
+
+
+def test_a_revoked_resend_answers_as_before():
+    """The body the route used to build by hand for PermissionError."""
+    exc = AuthorizationRevoked()
+    assert (exc.code, exc.message) == ("revoked", "The authorization was revoked; nothing can be sent.")
