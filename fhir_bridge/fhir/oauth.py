@@ -99,7 +99,7 @@ def sign_assertion(
     return assertion
 
 
-class AssertionAuth(PrivateKeyJWT):  # type: ignore[misc]  # PrivateKeyJWT is untyped (Any)
+class AssertionAuth(PrivateKeyJWT):
     """``private_key_jwt`` (RFC 7523 §2.2) whose assertion is made by ``sign(token_endpoint)``.
 
     Why not Authlib's own signing: SMART Backend Services wants the assertion's ``exp`` at most five minutes
