@@ -53,16 +53,16 @@ class Ctx:
                     self._roles.setdefault(id(target), role)
         return self._roles.get(id(prac))  # every resource outlives the build: id() is unambiguous here
 
-    def copy_into(self, parent: dt.Parent, res: Resource, tag: str, make: Callable[[], _Element]) -> None:
-        """Append the element ``make()`` builds for (resource, tag), building and serialising it only once per
-        document: people and places recur in many entries, and appending the finished text is far cheaper
-        than a rebuild from the dict."""
+    def entity_xml(self, res: Resource, tag: str, make: Callable[[], _Element]) -> str:
+        """The element ``make()`` builds for (resource, tag), built and serialised only once per document:
+        people and places recur in many entries, and reusing the finished text is far cheaper than a rebuild
+        from the dict."""
         key = (id(res), tag)
         cached = self._entities.get(key)
         if cached is None or cached[0] is not res:
             cached = (res, make().serialize())
             self._entities[key] = cached
-        parent.append(cached[1])
+        return cached[1]
 
     @property
     def skipped(self) -> list[str]:
@@ -113,9 +113,7 @@ class Ctx:
         if not t:
             return
         # a TS holds digits, '.', '+' and '-' only: nothing to escape
-        with _AUTHOR.into(parent) as author:
-            author.append(f'<time value="{t}"/>')
-            practitioner_entity(self, author, who, "assignedAuthor")
+        parent.append(_AUTHOR.around(f'<time value="{t}"/>' + practitioner_xml(self, who, "assignedAuthor")))
 
     def _who(self, res: Resource) -> Resource | None:
         if _WHO_FIELDS.isdisjoint(res):  # the usual case: the resource names nobody
@@ -144,19 +142,27 @@ class Ctx:
 
 
 def practitioner_entity(ctx: Ctx, parent: dt.Parent, who: Resource, tag: str) -> None:
+    """Append :func:`practitioner_xml` to ``parent``."""
+    parent.append(practitioner_xml(ctx, who, tag))
+
+
+def practitioner_xml(ctx: Ctx, who: Resource, tag: str) -> str:
     """``<tag>`` (assignedAuthor / assignedEntity) for a Practitioner or PractitionerRole: id (NPI when
     known), code (NUCC from PractitionerRole), addr, telecom, assignedPerson.
 
     The same clinician appears in many entries (every author, every performer): the element is built once per
-    resource and tag, then its finished text is reused.
+    resource and tag, then its finished text is reused (looked up first: most calls are repeats).
     """
+    cached = ctx._entities.get((id(who), tag))
+    if cached is not None and cached[0] is who:
+        return cached[1]
 
     def make() -> _Element:
         el = dt.Node(tag)
         _practitioner_elements(ctx, el, who)
         return el
 
-    ctx.copy_into(parent, who, tag, make)
+    return ctx.entity_xml(who, tag, make)
 
 
 def _practitioner_elements(ctx: Ctx, parent: _Element, who: Resource) -> None:

@@ -98,73 +98,74 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         ),
         extra=(react_ids[0] if react_ids else "",),
     )
-    with _ENTRY.into(sec) as act:  # appended to sec as one string once complete
-        dt.stable_id(act, key + "#concern")
-        dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
-        active = status == "active"
-        dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
-        recorded = res.get("recordedDate") or onset
-        # CONF:1198-10085: a completed concern SHALL have a high (UNK when the record has no usable date)
-        dt.ivl_ts(
-            act,
-            "effectiveTime",
-            recorded,
-            None if active else res.get("lastOccurrence") or recorded,
-            high_null=not active,
-        )
-        er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
-        obs = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
-        dt.template(obs, "2.16.840.1.113883.10.20.22.4.7", "2014-06-09")
-        dt.identifiers(obs, res, key)
-        dt.simple_code_leaf(obs, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
-        dt.text_ref(obs, rid)
-        dt.leaf(obs, "statusCode", {"code": "completed"})
-        dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
-        cats = dt.lst(res.get("category"))
-        cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
-        typ = dt.str_or_none(res.get("type"))
-        code, disp = (
-            _TYPE.get((cat, typ))
-            or _TYPE.get((cat, None))
-            or _TYPE.get((None, typ))
-            or ("420134006", "Propensity to adverse reactions")
-        )
+    act = _ENTRY.open()  # appended to sec as one string once complete
+    dt.stable_id(act, key + "#concern")
+    dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+    active = status == "active"
+    dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
+    recorded = res.get("recordedDate") or onset
+    # CONF:1198-10085: a completed concern SHALL have a high (UNK when the record has no usable date)
+    dt.ivl_ts(
+        act,
+        "effectiveTime",
+        recorded,
+        None if active else res.get("lastOccurrence") or recorded,
+        high_null=not active,
+    )
+    er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
+    obs = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+    dt.template(obs, "2.16.840.1.113883.10.20.22.4.7", "2014-06-09")
+    dt.identifiers(obs, res, key)
+    dt.simple_code_leaf(obs, "code", "ASSERTION", codes.ACT_CODE, "Assertion", "ActCode")
+    dt.text_ref(obs, rid)
+    dt.leaf(obs, "statusCode", {"code": "completed"})
+    dt.ivl_ts(obs, "effectiveTime", onset, res.get("lastOccurrence") if status == "resolved" else None)
+    cats = dt.lst(res.get("category"))
+    cat = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], str) else None
+    typ = dt.str_or_none(res.get("type"))
+    code, disp = (
+        _TYPE.get((cat, typ))
+        or _TYPE.get((cat, None))
+        or _TYPE.get((None, typ))
+        or ("420134006", "Propensity to adverse reactions")
+    )
+    dt.leaf(
+        obs,
+        "value",
+        {
+            dt.XSI_TYPE: "CD",
+            "code": code,
+            "displayName": disp,
+            "codeSystem": codes.SNOMED,
+            "codeSystemName": "SNOMED CT",
+        },
+    )
+    ctx.author(obs, res.get("recordedDate"), res)
+    part = dt.el(obs, "participant", {"typeCode": "CSM"})
+    pr = dt.el(part, "participantRole", {"classCode": "MANU"})
+    pe = dt.el(pr, "playingEntity", {"classCode": "MMAT"})
+    dt.cd(pe, "code", res.get("code"), prefer=_SUBSTANCE, ref=rid)
+    for i, r in enumerate(reactions):
+        _reaction(obs, r, key, i, react_ids[0] if i == 0 else None)
+    if crit in _CRIT:
+        er = dt.el(obs, "entryRelationship", {"typeCode": "SUBJ", "inversionInd": "true"})
+        co = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
+        dt.template(co, "2.16.840.1.113883.10.20.22.4.145")
+        dt.simple_code_leaf(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
+        dt.leaf(co, "statusCode", {"code": "completed"})
+        c, d = _CRIT[crit]
         dt.leaf(
-            obs,
+            co,
             "value",
             {
                 dt.XSI_TYPE: "CD",
-                "code": code,
-                "displayName": disp,
-                "codeSystem": codes.SNOMED,
-                "codeSystemName": "SNOMED CT",
+                "code": c,
+                "displayName": d,
+                "codeSystem": "2.16.840.1.113883.5.1063",
+                "codeSystemName": "HL7ObservationValue",
             },
         )
-        ctx.author(obs, res.get("recordedDate"), res)
-        part = dt.el(obs, "participant", {"typeCode": "CSM"})
-        pr = dt.el(part, "participantRole", {"classCode": "MANU"})
-        pe = dt.el(pr, "playingEntity", {"classCode": "MMAT"})
-        dt.cd(pe, "code", res.get("code"), prefer=_SUBSTANCE, ref=rid)
-        for i, r in enumerate(reactions):
-            _reaction(obs, r, key, i, react_ids[0] if i == 0 else None)
-        if crit in _CRIT:
-            er = dt.el(obs, "entryRelationship", {"typeCode": "SUBJ", "inversionInd": "true"})
-            co = dt.el(er, "observation", {"classCode": "OBS", "moodCode": "EVN"})
-            dt.template(co, "2.16.840.1.113883.10.20.22.4.145")
-            dt.simple_code_leaf(co, "code", "82606-5", codes.LOINC, "Criticality", "LOINC")
-            dt.leaf(co, "statusCode", {"code": "completed"})
-            c, d = _CRIT[crit]
-            dt.leaf(
-                co,
-                "value",
-                {
-                    dt.XSI_TYPE: "CD",
-                    "code": c,
-                    "displayName": d,
-                    "codeSystem": "2.16.840.1.113883.5.1063",
-                    "codeSystemName": "HL7ObservationValue",
-                },
-            )
+    _ENTRY.close_into(sec, act)
     return True
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import codes
 from .. import datatypes as dt
 from .. import xmltext as xt
-from ..context import Ctx, practitioner_entity
+from ..context import Ctx, practitioner_xml
 from ..index import Resource
 from .base import Spec, empty, finish, is_error, start
 
@@ -94,23 +94,23 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             "; ".join(dt.cc_text(r) for r in reasons),
         )
     )
-    with _ENCOUNTER.into(sec) as en:  # appended to sec as one string once complete
-        key = ctx.index.key(res)
-        dt.identifiers(en, res, key)
-        dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
-        dt.text_ref(en, rid)
-        dt.ivl_ts(en, "effectiveTime", start_, end)
-        for part in dt.lst(res.get("participant")):
-            if not isinstance(part, dict):
-                continue
-            who = ctx.index.resolve(part.get("individual"), res)
-            if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
-                with _PERFORMER.into(en) as performer:
-                    practitioner_entity(ctx, performer, who, "assignedEntity")
-        for loc in locs:
-            _location(ctx, en, loc)
-        for i, r in enumerate(reasons):
-            _indication(en, r, f"{key}#reason{i}", reason_times[i] if i < len(reason_times) else start_)
+    en = _ENCOUNTER.open()  # appended to sec as one string once complete
+    key = ctx.index.key(res)
+    dt.identifiers(en, res, key)
+    dt.cd(en, "code", concept, prefer=_ENC_CODES, ref=rid)
+    dt.text_ref(en, rid)
+    dt.ivl_ts(en, "effectiveTime", start_, end)
+    for part in dt.lst(res.get("participant")):
+        if not isinstance(part, dict):
+            continue
+        who = ctx.index.resolve(part.get("individual"), res)
+        if who is not None and who.get("resourceType") in ("Practitioner", "PractitionerRole"):
+            en.append(_PERFORMER.around(practitioner_xml(ctx, who, "assignedEntity")))
+    for loc in locs:
+        _location(ctx, en, loc)
+    for i, r in enumerate(reasons):
+        _indication(en, r, f"{key}#reason{i}", reason_times[i] if i < len(reason_times) else start_)
+    _ENCOUNTER.close_into(sec, en)
     return True
 
 
@@ -119,8 +119,8 @@ def _location(ctx: Ctx, en: dt.Parent, loc: Resource) -> None:
     (HSLOC)."""
     if loc.get("resourceType") != "Location":
         return
-    with _LOCATION.into(en) as participant:
-        ctx.copy_into(participant, loc, "participantRole", lambda: _location_role(ctx, loc))
+    role = ctx.entity_xml(loc, "participantRole", lambda: _location_role(ctx, loc))
+    en.append(_LOCATION.around(role))
 
 
 def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
@@ -152,9 +152,10 @@ def _location_role(ctx: Ctx, loc: Resource) -> dt.Node:
 def _indication(en: dt.Parent, cc: object, seed: str, when: object) -> None:
     """Indication (2.16.840.1.113883.10.20.22.4.19:2014-06-09): the reason for the encounter, with the time it
     held (effectiveTime SHOULD be present, CONF:1098-7488) when the record has one."""
-    with _INDICATION.into(en) as ind:
-        dt.stable_id(ind, seed)
-        ind.append(_INDICATION_CODE)
-        if dt.ts(when):
-            dt.ivl_ts(ind, "effectiveTime", when)
-        dt.cd(ind, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")
+    ind = _INDICATION.open()
+    dt.stable_id(ind, seed)
+    ind.append(_INDICATION_CODE)
+    if dt.ts(when):
+        dt.ivl_ts(ind, "effectiveTime", when)
+    dt.cd(ind, "value", cc, prefer=(codes.SNOMED, codes.ICD10CM), xsi_type="CD")
+    _INDICATION.close_into(en, ind)

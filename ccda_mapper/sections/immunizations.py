@@ -63,21 +63,23 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
         )
     )
     # written into sec as one string once complete
-    with (_ENTRY_NOT_DONE if status == "not-done" else _ENTRY_DONE).into(sec) as sa:
-        dt.identifiers(sa, res, ctx.index.key(res))
-        dt.text_ref(sa, rid)
-        dt.leaf(sa, "statusCode", {"code": "completed"})
-        dt.ts_el(sa, "effectiveTime", when)
-        route = res.get("route")
-        if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
-            dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
-        dose = res.get("doseQuantity")
-        if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
-            dt.leaf(
-                sa,
-                "doseQuantity",
-                {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
-            )
-        product(sa, vc, rid, immunization=True, lot=lot)
-        ctx.author(sa, res.get("recorded") or when, res)
+    wrap = _ENTRY_NOT_DONE if status == "not-done" else _ENTRY_DONE
+    sa = wrap.open()
+    dt.identifiers(sa, res, ctx.index.key(res))
+    dt.text_ref(sa, rid)
+    dt.leaf(sa, "statusCode", {"code": "completed"})
+    dt.ts_el(sa, "effectiveTime", when)
+    route = res.get("route")
+    if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
+        dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
+    dose = res.get("doseQuantity")
+    if isinstance(dose, dict) and dt.num(dose.get("value")) is not None:
+        dt.leaf(
+            sa,
+            "doseQuantity",
+            {"value": dt.num(dose.get("value")) or "", "unit": dt.clean(dt.ucum_unit(dose))},
+        )
+    product(sa, vc, rid, immunization=True, lot=lot)
+    ctx.author(sa, res.get("recorded") or when, res)
+    wrap.close_into(sec, sa)
     return True

@@ -58,13 +58,14 @@ def medication_concept(ctx: Ctx, res: Resource) -> Any:
 def product(parent: dt.Parent, cc: Any, ref: str, *, immunization: bool = False, lot: str = "") -> None:
     """consumable/manufacturedProduct: Medication Information (4.23) or Immunization Medication (4.54, with
     the vaccine's lot number), written as text."""
-    with (
-        (_PRODUCT_IMMUNIZATION if immunization else _PRODUCT_MEDICATION).into(parent) as manufactured,
-        _MATERIAL.into(manufactured) as material,
-    ):
-        dt.cd(material, "code", cc, prefer=_VACCINE_CODES if immunization else DRUG_CODES, ref=ref)
-        if lot:
-            dt.leaf(material, "lotNumberText", text=lot)
+    wrap = _PRODUCT_IMMUNIZATION if immunization else _PRODUCT_MEDICATION
+    manufactured = wrap.open()
+    material = _MATERIAL.open()
+    dt.cd(material, "code", cc, prefer=_VACCINE_CODES if immunization else DRUG_CODES, ref=ref)
+    if lot:
+        dt.leaf(material, "lotNumberText", text=lot)
+    _MATERIAL.close_into(manufactured, material)
+    wrap.close_into(parent, manufactured)
 
 
 _VACCINE_CODES = (codes.CVX, codes.NDC, codes.SNOMED)
@@ -137,31 +138,33 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
     rid = table.row(
         (dt.cc_text(cc) or "Unknown medication", instr, status, dt.display_date(start_), dt.display_date(end))
     )
-    with (_ENTRY_EVN if mood == "EVN" else _ENTRY_INT).into(sec) as sa:  # appended to sec once complete
-        dt.identifiers(sa, res, ctx.index.key(res))
-        dt.text_ref(sa, rid)
-        dt.leaf(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
-        # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
-        dt.ivl_ts(sa, "effectiveTime", start_, end, xsi_type="IVL_TS")
-        _frequency(sa, dosage)
-        route = dosage.get("route")
-        if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
-            dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
-        dose = None
-        for dr in dt.lst(dosage.get("doseAndRate")):
-            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
-                dose = dr["doseQuantity"]
-                break
-        if dose is not None and dt.num(dose.get("value")) is not None:
-            dt.leaf(
-                sa,
-                "doseQuantity",
-                {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))},
-            )
-        else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
-            dt.leaf(sa, "doseQuantity", {"nullFlavor": "UNK"})
-        product(sa, cc, rid)
-        ctx.author(sa, res.get("authoredOn"), res)
+    wrap = _ENTRY_EVN if mood == "EVN" else _ENTRY_INT
+    sa = wrap.open()  # appended to sec once complete
+    dt.identifiers(sa, res, ctx.index.key(res))
+    dt.text_ref(sa, rid)
+    dt.leaf(sa, "statusCode", {"code": _STATUS.get(status, "completed")})
+    # CONF:1098-7508: effectiveTime IVL_TS with low (a start) — unknown start is nullFlavor UNK
+    dt.ivl_ts(sa, "effectiveTime", start_, end, xsi_type="IVL_TS")
+    _frequency(sa, dosage)
+    route = dosage.get("route")
+    if isinstance(route, dict) and dt.first_code(route, "2.16.840.1.113883.3.26.1.1"):
+        dt.cd(sa, "routeCode", route, prefer=("2.16.840.1.113883.3.26.1.1",), text=False)
+    dose = None
+    for dr in dt.lst(dosage.get("doseAndRate")):
+        if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
+            dose = dr["doseQuantity"]
+            break
+    if dose is not None and dt.num(dose.get("value")) is not None:
+        dt.leaf(
+            sa,
+            "doseQuantity",
+            {"value": dt.num(dose.get("value")) or "1", "unit": dt.clean(dt.ucum_unit(dose))},
+        )
+    else:  # CONF:1098-7516: doseQuantity SHALL be present; the dose is not in the record
+        dt.leaf(sa, "doseQuantity", {"nullFlavor": "UNK"})
+    product(sa, cc, rid)
+    ctx.author(sa, res.get("authoredOn"), res)
+    wrap.close_into(sec, sa)
     return True
 
 

@@ -123,16 +123,17 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, d: Resource, key: str) -> bool
     )
     who_name = dt.name_text(dt.best_name((who or {}).get("name"))) if who else ""
     rid = table.row((dt.cc_text(d.get("type")) or "Note", dt.display_date(when), who_name, note_text(d)))
-    with _ENTRY.into(sec) as act:  # appended to sec as one string once complete
-        dt.identifiers(act, d, key)
-        translations = []
-        for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
-            a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
-            if a is not None and a["codeSystem"] == codes.LOINC:
-                translations.append(xt.leaf("translation", a))
-        act.append(xt.wrapped("code", _CODE, "".join(translations)))
-        dt.text_ref(act, rid)
-        act.append('<statusCode code="completed"/>')
-        dt.ts_el(act, "effectiveTime", when)
-        ctx.author(act, when, {"author": d.get("author")} if who else None)
+    act = _ENTRY.open()  # appended to sec as one string once complete
+    dt.identifiers(act, d, key)
+    translations = []
+    for coding in dt.lst(dt.obj(d.get("type")).get("coding")):
+        a = dt.coding_attrs(coding) if isinstance(coding, dict) else None
+        if a is not None and a["codeSystem"] == codes.LOINC:
+            translations.append(xt.leaf("translation", a))
+    act.append(xt.wrapped("code", _CODE, "".join(translations)))
+    dt.text_ref(act, rid)
+    act.append('<statusCode code="completed"/>')
+    dt.ts_el(act, "effectiveTime", when)
+    ctx.author(act, when, {"author": d.get("author")} if who else None)
+    _ENTRY.close_into(sec, act)
     return True

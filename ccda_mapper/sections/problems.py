@@ -85,19 +85,18 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             dt.display_date(abated),
         )
     )
-    with _ENTRY.into(sec) as act:  # appended to sec as one string once complete
-        key = ctx.index.key(res)
-        dt.stable_id(act, key + "#concern")
-        dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
-        active = status in ACTIVE
-        dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
-        recorded = res.get("recordedDate") or onset
-        # a completed concern says when it ended (the IG: high when statusCode is completed); UNK when unknown
-        dt.ivl_ts(
-            act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active
-        )
-        er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
-        problem_observation(ctx, er, res, rid, active)
+    act = _ENTRY.open()  # appended to sec as one string once complete
+    key = ctx.index.key(res)
+    dt.stable_id(act, key + "#concern")
+    dt.simple_code_leaf(act, "code", "CONC", codes.ACT_CLASS, "Concern", "HL7ActClass")
+    active = status in ACTIVE
+    dt.leaf(act, "statusCode", {"code": "active" if active else "completed"})
+    recorded = res.get("recordedDate") or onset
+    # a completed concern says when it ended (the IG: high when statusCode is completed); UNK when unknown
+    dt.ivl_ts(act, "effectiveTime", recorded, None if active else (abated or recorded), high_null=not active)
+    er = dt.el(act, "entryRelationship", {"typeCode": "SUBJ"})
+    problem_observation(ctx, er, res, rid, active)
+    _ENTRY.close_into(sec, act)
     return True
 
 

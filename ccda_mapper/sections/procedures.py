@@ -76,17 +76,18 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, res: Resource) -> bool:
             ", ".join(dt.cc_text(s) for s in sites),
         )
     )
-    with _ENTRY.into(sec) as pr:  # appended to sec as one string once complete
-        dt.identifiers(pr, res, ctx.index.key(res))
-        dt.cd(pr, "code", res.get("code"), prefer=PROC_CODES, ref=rid)
-        dt.text_ref(pr, rid)
-        dt.leaf(pr, "statusCode", {"code": _STATUS.get(status, "completed")})
-        if end and dt.ts(end):
-            dt.ivl_ts(pr, "effectiveTime", start_, end)
-        else:
-            dt.ts_el(pr, "effectiveTime", start_)
-        for s in sites:
-            if dt.first_code(s, codes.SNOMED):
-                dt.cd(pr, "targetSiteCode", s, prefer=(codes.SNOMED,), text=False)
-        ctx.author(pr, start_, res)
+    pr = _ENTRY.open()  # appended to sec as one string once complete
+    dt.identifiers(pr, res, ctx.index.key(res))
+    dt.cd(pr, "code", res.get("code"), prefer=PROC_CODES, ref=rid)
+    dt.text_ref(pr, rid)
+    dt.leaf(pr, "statusCode", {"code": _STATUS.get(status, "completed")})
+    if end and dt.ts(end):
+        dt.ivl_ts(pr, "effectiveTime", start_, end)
+    else:
+        dt.ts_el(pr, "effectiveTime", start_)
+    for s in sites:
+        if dt.first_code(s, codes.SNOMED):
+            dt.cd(pr, "targetSiteCode", s, prefer=(codes.SNOMED,), text=False)
+    ctx.author(pr, start_, res)
+    _ENTRY.close_into(sec, pr)
     return True

@@ -141,57 +141,57 @@ def _organizer(
 ) -> None:
     """Result Organizer (2.16.840.1.113883.10.20.22.4.1:2015-08-01), written into ``sec`` as one string once
     complete (a resource that breaks half-way leaves nothing behind)."""
-    with (_BATTERY if len(obs) > 1 else _CLUSTER).into(sec) as org:
-        if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
-            dt.stable_id(org, ctx.index.key(head) + "#organizer")
-        else:
-            dt.identifiers(org, head, ctx.index.key(head))
-        # an organizer around one plain observation has that observation's code: render the concept once
-        head_comps = _by_components(head)
-        single = len(obs) == 1 and head is obs[0] and not head_comps
-        obs_code = None
-        if single:
-            org_code, obs_code = dt.cd_pair(
-                "code", head.get("code"), _CODES, f"{table.prefix}{table.rows + 1}"
+    wrap = _BATTERY if len(obs) > 1 else _CLUSTER
+    org = wrap.open()
+    if head is obs[0]:  # an organizer around one observation: its own id, not the observation's
+        dt.stable_id(org, ctx.index.key(head) + "#organizer")
+    else:
+        dt.identifiers(org, head, ctx.index.key(head))
+    # an organizer around one plain observation has that observation's code: render the concept once
+    head_comps = _by_components(head)
+    single = len(obs) == 1 and head is obs[0] and not head_comps
+    obs_code = None
+    if single:
+        org_code, obs_code = dt.cd_pair("code", head.get("code"), _CODES, f"{table.prefix}{table.rows + 1}")
+        org.append(org_code)
+    else:
+        dt.cd(org, "code", head.get("code"), prefer=_CODES)
+    org.append(_status(head))
+    effs = [effective(o) for o in obs]
+    starts = [s for s in (dt.ts(e[0]) for e in effs) if s]
+    low, high = effs[0] if head is obs[0] else effective(head)
+    if not dt.ts(low) and starts:
+        low = None
+    lo = dt.ts(low) or (min(starts) if starts else None)
+    hi = dt.ts(high) or (max(starts) if starts else None) or lo
+    if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
+        # a TS holds digits, '.', '+' and '-' only: nothing to escape
+        org.append(
+            xt.wrapped(
+                "effectiveTime",
+                None,
+                (f'<low value="{lo}"/>' if lo else '<low nullFlavor="UNK"/>')
+                + (f'<high value="{hi}"/>' if hi else '<high nullFlavor="UNK"/>'),
             )
-            org.append(org_code)
-        else:
-            dt.cd(org, "code", head.get("code"), prefer=_CODES)
-        org.append(_status(head))
-        effs = [effective(o) for o in obs]
-        starts = [s for s in (dt.ts(e[0]) for e in effs) if s]
-        low, high = effs[0] if head is obs[0] else effective(head)
-        if not dt.ts(low) and starts:
-            low = None
-        lo = dt.ts(low) or (min(starts) if starts else None)
-        hi = dt.ts(high) or (max(starts) if starts else None) or lo
-        if lo or hi:  # CONF:1198-32488/32489: an organizer effectiveTime has both low and high
-            # a TS holds digits, '.', '+' and '-' only: nothing to escape
-            org.append(
-                xt.wrapped(
-                    "effectiveTime",
-                    None,
-                    (f'<low value="{lo}"/>' if lo else '<low nullFlavor="UNK"/>')
-                    + (f'<high value="{hi}"/>' if hi else '<high nullFlavor="UNK"/>'),
+        )
+    ctx.author(org, head.get("issued"), head)
+    panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
+    for o, eff in zip(obs, effs, strict=True):
+        comps = head_comps if o is head else _by_components(o)
+        if comps:
+            for i, c in enumerate(comps):
+                sub = {
+                    **c,
+                    "resourceType": "Observation",
+                    "status": o.get("status"),
+                    "effectiveDateTime": eff[0],
+                }
+                _observation(
+                    ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
                 )
-            )
-        ctx.author(org, head.get("issued"), head)
-        panel = dt.cc_text(head.get("code")) if len(obs) > 1 or head is not obs[0] else ""
-        for o, eff in zip(obs, effs, strict=True):
-            comps = head_comps if o is head else _by_components(o)
-            if comps:
-                for i, c in enumerate(comps):
-                    sub = {
-                        **c,
-                        "resourceType": "Observation",
-                        "status": o.get("status"),
-                        "effectiveDateTime": eff[0],
-                    }
-                    _observation(
-                        ctx, org, table, sub, dt.cc_text(o.get("code")), f"{ctx.index.key(o)}#component{i}"
-                    )
-            else:
-                _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code, eff[0])
+        else:
+            _observation(ctx, org, table, o, panel, pseudo_key or ctx.index.key(o), obs_code, eff[0])
+    wrap.close_into(sec, org)
 
 
 def _by_components(o: Resource) -> list[dict[str, Any]]:
@@ -214,22 +214,23 @@ def _observation(
     (``start_``: its effective start when the organizer already looked it up)."""
     if start_ is _UNSET:
         start_ = effective(o)[0]
-    with _OBSERVATION.into(org) as obs:
-        dt.identifiers(obs, o, key)
-        n = table.rows + 1
-        rid = f"{table.prefix}{n}"
-        if code_xml is not None:  # rendered with the organizer's (same concept, same narrative row)
-            obs.append(code_xml)
-        else:
-            dt.cd(obs, "code", o.get("code"), prefer=_CODES, ref=rid)
-        dt.text_ref(obs, rid)
-        obs.append(_status(o))
-        dt.ts_el(obs, "effectiveTime", start_)
-        write_value(obs, o)
-        if "interpretation" in o:
-            interpretation(obs, o)
-        ctx.author(obs, o.get("issued"), o)
-        rr = reference_range(obs, o) if "referenceRange" in o else ""
+    obs = _OBSERVATION.open()
+    dt.identifiers(obs, o, key)
+    n = table.rows + 1
+    rid = f"{table.prefix}{n}"
+    if code_xml is not None:  # rendered with the organizer's (same concept, same narrative row)
+        obs.append(code_xml)
+    else:
+        dt.cd(obs, "code", o.get("code"), prefer=_CODES, ref=rid)
+    dt.text_ref(obs, rid)
+    obs.append(_status(o))
+    dt.ts_el(obs, "effectiveTime", start_)
+    write_value(obs, o)
+    if "interpretation" in o:
+        interpretation(obs, o)
+    ctx.author(obs, o.get("issued"), o)
+    rr = reference_range(obs, o) if "referenceRange" in o else ""
+    _OBSERVATION.close_into(org, obs)
     interp = (
         "; ".join(dt.cc_text(i) for i in dt.lst(o.get("interpretation")) if isinstance(i, dict))
         if "interpretation" in o

@@ -61,42 +61,43 @@ def _one(ctx: Ctx, sec: dt.Node, table: dt.Table, o: Resource) -> bool:
         ctx.index.skip(o, "smoking status without an effective time (CONF:1098-31928)")
         return False
     rid = table.row((dt.cc_text(o.get("code")) or "Social history", value_text(o), dt.display_date(start_)))
-    with _ENTRY.into(sec) as ob:  # appended to sec as one string once complete
-        if smoking:
-            ob.append(_SMOKING_TEMPLATE)
-            dt.identifiers(ob, o, ctx.index.key(o))
-            dt.simple_code_leaf(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
-            dt.text_ref(ob, rid)
-            ob.append(_COMPLETED)
-            dt.leaf(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
-            # CONF:1098-14817: value CD from Current Smoking Status (SNOMED)
-            cc = o.get("valueCodeableConcept")
-            if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
-                dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
-            else:
-                dt.leaf(
-                    ob,
-                    "value",
-                    {
-                        dt.XSI_TYPE: "CD",
-                        "code": "266927001",
-                        "codeSystem": codes.SNOMED,
-                        "codeSystemName": "SNOMED CT",
-                        "displayName": "Tobacco smoking consumption unknown",
-                    },
-                )
+    ob = _ENTRY.open()  # appended to sec as one string once complete
+    if smoking:
+        ob.append(_SMOKING_TEMPLATE)
+        dt.identifiers(ob, o, ctx.index.key(o))
+        dt.simple_code_leaf(ob, "code", "72166-2", codes.LOINC, "Tobacco smoking status", "LOINC")
+        dt.text_ref(ob, rid)
+        ob.append(_COMPLETED)
+        dt.leaf(ob, "effectiveTime", {"value": dt.ts(start_) or ""})
+        # CONF:1098-14817: value CD from Current Smoking Status (SNOMED)
+        cc = o.get("valueCodeableConcept")
+        if isinstance(cc, dict) and dt.first_code(cc, codes.SNOMED):
+            dt.cd(ob, "value", cc, prefer=(codes.SNOMED,), xsi_type="CD")
         else:
-            ob.append(_SOCIAL_TEMPLATE)
-            dt.identifiers(ob, o, ctx.index.key(o))
-            c = dt.cd_node(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
-            if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
-                # CONF:1198-32951: no LOINC equivalent is known
-                dt.leaf(c, "translation", {"nullFlavor": "UNK"})
-            dt.text_ref(ob, rid)
-            ob.append(_COMPLETED)
-            dt.ivl_ts(ob, "effectiveTime", start_, end)  # CONF:1198-31868: SHALL, low UNK when unknown
-            write_value(ob, o)
-        ctx.author(ob, o.get("issued"), o)
+            dt.leaf(
+                ob,
+                "value",
+                {
+                    dt.XSI_TYPE: "CD",
+                    "code": "266927001",
+                    "codeSystem": codes.SNOMED,
+                    "codeSystemName": "SNOMED CT",
+                    "displayName": "Tobacco smoking consumption unknown",
+                },
+            )
+    else:
+        ob.append(_SOCIAL_TEMPLATE)
+        dt.identifiers(ob, o, ctx.index.key(o))
+        c = dt.cd_node(ob, "code", o.get("code"), prefer=(codes.LOINC, codes.SNOMED), ref=rid)
+        if c.get("codeSystem") != codes.LOINC and c.find("translation") is None:
+            # CONF:1198-32951: no LOINC equivalent is known
+            dt.leaf(c, "translation", {"nullFlavor": "UNK"})
+        dt.text_ref(ob, rid)
+        ob.append(_COMPLETED)
+        dt.ivl_ts(ob, "effectiveTime", start_, end)  # CONF:1198-31868: SHALL, low UNK when unknown
+        write_value(ob, o)
+    ctx.author(ob, o.get("issued"), o)
+    _ENTRY.close_into(sec, ob)
     return True
 
 

@@ -115,12 +115,13 @@ def _organizer(
 ) -> None:
     """Vital Signs Organizer (2.16.840.1.113883.10.20.22.4.26:2015-08-01), written into ``sec`` as one
     string once complete."""
-    with _ORGANIZER.into(sec) as org:  # appended to sec as one string once complete
-        dt.stable_id(org, items[0][2] + "#vitals")
-        org.append(_ORGANIZER_CODE)
-        dt.leaf(org, "effectiveTime", {"value": dt.ts(when) or ""})
-        for res, part, key in items:
-            _observation(ctx, org, table, res, part, key, when)
+    org = _ORGANIZER.open()  # appended to sec as one string once complete
+    dt.stable_id(org, items[0][2] + "#vitals")
+    org.append(_ORGANIZER_CODE)
+    dt.leaf(org, "effectiveTime", {"value": dt.ts(when) or ""})
+    for res, part, key in items:
+        _observation(ctx, org, table, res, part, key, when)
+    _ORGANIZER.close_into(sec, org)
 
 
 def _observation(
@@ -131,19 +132,20 @@ def _observation(
     if dt.num(q.get("value")) is None:
         ctx.index.skip(res, "vital sign value is not a number")
         return
-    with _OBSERVATION.into(org) as obs:
-        if part is res:
-            dt.identifiers(obs, res, key)
-        else:
-            dt.stable_id(obs, key)
-        rid = f"{table.prefix}{table.rows + 1}"
-        dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
-        dt.text_ref(obs, rid)
-        obs.append('<statusCode code="completed"/>')  # CONF:1098-7303
-        dt.leaf(obs, "effectiveTime", {"value": dt.ts(when) or ""})
-        dt.pq(obs, "value", q)
-        interpretation(obs, part)
-        ctx.author(obs, res.get("issued"), res)
+    obs = _OBSERVATION.open()
+    if part is res:
+        dt.identifiers(obs, res, key)
+    else:
+        dt.stable_id(obs, key)
+    rid = f"{table.prefix}{table.rows + 1}"
+    dt.cd(obs, "code", part.get("code"), prefer=(codes.LOINC,), ref=rid)
+    dt.text_ref(obs, rid)
+    obs.append('<statusCode code="completed"/>')  # CONF:1098-7303
+    dt.leaf(obs, "effectiveTime", {"value": dt.ts(when) or ""})
+    dt.pq(obs, "value", q)
+    interpretation(obs, part)
+    ctx.author(obs, res.get("issued"), res)
+    _OBSERVATION.close_into(org, obs)
     interp = "; ".join(dt.cc_text(i) for i in dt.lst(part.get("interpretation")) if isinstance(i, dict))
     table.row(
         (dt.display_date(when), dt.cc_text(part.get("code")) or "Vital sign", dt.quantity_text(q), interp)

@@ -18,25 +18,53 @@ from ccda_mapper.safexml import has_doctype, safe_parser
 PACKAGE = Path(ccda_mapper.__file__).resolve().parent
 
 
-def test_wrap_closes_in_reverse_order_with_escaped_attributes() -> None:
+EXPECTED = '<entry typeCode="DRIV"><act note="a&quot;&lt;b"><templateId/><id/><code code="x"/></act></entry>'
+
+
+def _write_entry(parent: list[object]) -> None:
     wrap = xt.Wrap(("entry", {"typeCode": "DRIV"}), ("act", {"note": 'a"<b'}), first="<templateId/>")
-    parent: list[object] = ["<before/>"]
-    with wrap.into(parent) as kids:
-        kids.append("<id/>")
-        xt.element(kids, "code", {"code": "x"})  # a Node among the strings is serialised too
-    assert parent == [
-        "<before/>",
-        '<entry typeCode="DRIV"><act note="a&quot;&lt;b"><templateId/><id/><code code="x"/></act></entry>',
-    ]
-    etree.fromstring(parent[1])  # well-formed
+    kids = wrap.open()
+    kids.append("<id/>")
+    xt.element(kids, "code", {"code": "x"})  # a Node among the strings is serialised too
+    wrap.close_into(parent, kids)
 
 
-def test_wrap_writes_nothing_when_its_block_raises() -> None:
+def test_wrap_closes_in_reverse_order_with_escaped_attributes() -> None:
+    section = xt.Node("section")
+    section.append("<before/>")
+    _write_entry(section)
+    assert list(section) == ["<before/>", EXPECTED]  # one finished string under a Node
+    etree.fromstring(EXPECTED)  # well-formed
+
+
+def test_wrap_inside_a_wrap_is_joined_once_with_it() -> None:
+    parts: list[object] = ["<before/>"]
+    _write_entry(parts)  # the plain content list of an enclosing Wrap receives the parts
+    assert xt.join(parts) == "<before/>" + EXPECTED
+
+
+def test_a_wrap_closes_only_what_it_opened() -> None:
+    performer, participant = xt.Wrap(("performer", None)), xt.Wrap(("participant", None))
+    parent: list[object] = []
+    kids = performer.open()
+    with pytest.raises(ValueError):
+        participant.close_into(parent, kids)
+    assert parent == []
+
+
+def test_content_reaches_the_parent_only_when_closed() -> None:
+    """A resource that breaks half-way (the section guard catches the error) leaves nothing behind."""
     wrap = xt.Wrap(("performer", None))
     parent: list[object] = []
-    with pytest.raises(TypeError), wrap.into(parent) as kids:
+
+    def write() -> None:
+        kids = wrap.open()
         kids.append("<assignedEntity>")  # half-written content ...
-        xt.leaf("name", None, 42)  # type: ignore[arg-type]  # ... then a malformed value
+        kids.append(xt.leaf("name", None, 42))  # type: ignore[arg-type]  # ... then a malformed value
+        wrap.close_into(parent, kids)
+
+    with pytest.raises(TypeError):
+        write()
     assert parent == []
 
 
