@@ -27,8 +27,8 @@ from fhir_bridge.consent.model import AuthorizationRequest
 from fhir_bridge.consent.ownership import DocumentOwnership
 from fhir_bridge.db import Database
 from fhir_bridge.db.models import AuditRecord, Authorization, Transmission, new_id, utcnow
-from fhir_bridge.pipeline.ports import AddressChecker, FhirWriter
 from fhir_bridge.pipeline.errors import AuthorizationRevoked
+from fhir_bridge.pipeline.ports import AddressChecker, FhirWriter
 from fhir_bridge.pipeline.service import Pipeline
 
 log = logging.getLogger(__name__)
