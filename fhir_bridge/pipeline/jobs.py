@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from fhir_bridge.db.models import Authorization, Transmission, new_id, utcnow
 from fhir_bridge.pipeline.states import CANCELLABLE, LEASED, RUNNABLE, State, check
@@ -119,18 +119,23 @@ def supersede_older(session: Session, job: Transmission, now: datetime) -> int:
     return result.rowcount
 
 
-def lock_authorization(session: Session, auth_id: str) -> None:
+def lock_authorization(session: Session, auth_id: str, *, active: bool = False) -> bool:
     """Serialise the ordering decisions of one authorization's jobs until this transaction ends.
 
     A no-op UPDATE takes the row lock on PostgreSQL and the database write lock on SQLite (whose deferred
-    transactions would otherwise only lock at their first write, after the reads that decided).
+    transactions would otherwise only lock at their first write, after the reads that decided). With
+    ``active``, only a not-revoked authorization is locked. True when the row was locked.
     """
-    session.execute(
+    conditions = [Authorization.id == auth_id]
+    if active:
+        conditions.append(Authorization.revoked_at.is_(None))
+    result = session.execute(
         update(Authorization)
-        .where(Authorization.id == auth_id)
+        .where(*conditions)
         .values(last_sent_hash=Authorization.last_sent_hash)
         .execution_options(synchronize_session=False)
     )
+    return result.rowcount == 1
 
 
 @dataclass(frozen=True)
@@ -141,18 +146,20 @@ class Gate:
     until: datetime | None = None
 
 
-def delivery_gate(session: Session, job_id: str, now: datetime) -> Gate:
+def delivery_gate(session: Session, job_id: str, now: datetime, *, locked: bool = False) -> Gate:
     """Decide, under the authorization's lock, whether this job may put its message on the wire now.
 
     The per-authorization order: a message must never arrive after a newer one. So a job with a newer
     (not revocation-cancelled) job is retired, and a job whose older sibling is on the wire right now
     (``sending`` under a live lease) waits for that exchange to end — otherwise the network, not we, would
     pick the order. An older job whose lease expired (its worker died) is not waited for: when taken over it
-    meets this gate and retires, since this job is newer.
+    meets this gate and retires, since this job is newer. ``locked``: the caller holds the authorization's
+    lock (:func:`lock_authorization`) already.
     """
     job = session.get(Transmission, job_id)
     assert job is not None
-    lock_authorization(session, job.authorization_id)
+    if not locked:
+        lock_authorization(session, job.authorization_id)
     siblings = (Transmission.authorization_id == job.authorization_id, Transmission.id != job.id)
     newer = session.scalar(
         select(func.count())
@@ -178,20 +185,34 @@ def delivery_gate(session: Session, job_id: str, now: datetime) -> Gate:
     return Gate("go")
 
 
-def newer_accepted(session: Session, job: Transmission) -> bool:
-    """Whether a job newer than ``job`` of the same authorization was already accepted by SMTP."""
-    return bool(
-        session.scalar(
-            select(func.count())
-            .select_from(Transmission)
-            .where(
-                Transmission.authorization_id == job.authorization_id,
-                Transmission.id != job.id,
-                _newer_than(job),
-                Transmission.sent_at.is_not(None),
-            )
+def advance_last_sent(
+    session: Session, job_id: str, auth_id: str, doc_hash: str | None, at: datetime
+) -> bool:
+    """Record ``job_id``'s message as the authorization's last sent one, unless a newer job of the same
+    authorization was already accepted (``last_sent_*`` only ever move forward). One statement: the
+    decision and the write cannot be separated by another writer. True when recorded.
+    """
+    job, other = aliased(Transmission), aliased(Transmission)
+    newer_accepted = (
+        select(other.id)
+        .where(
+            job.id == job_id,
+            other.authorization_id == auth_id,
+            other.id != job_id,
+            or_(
+                other.created_at > job.created_at, and_(other.created_at == job.created_at, other.id > job.id)
+            ),
+            other.sent_at.is_not(None),
         )
+        .exists()
     )
+    result = session.execute(
+        update(Authorization)
+        .where(Authorization.id == auth_id, ~newer_accepted)
+        .values(last_sent_hash=doc_hash, last_sent_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def move(

@@ -346,9 +346,8 @@ class Pipeline:
         """
         now = self.clock()
         with self.db.writer() as s:
-            jobs.lock_authorization(s, auth.id)  # first, as in delivery_gate: one lock order, no deadlock
-            current = s.get(Authorization, auth.id)
-            if current is None or not current.active:
+            # The authorization's lock first, as in delivery_gate: one lock order, no deadlock.
+            if not jobs.lock_authorization(s, auth.id, active=True):  # revoked (or gone) meanwhile
                 jobs.move(s, job_id, State.BUILDING, State.CANCELLED, reason_code="revoked", lease_owner=None)
                 return State.CANCELLED
             ok = jobs.move(
@@ -368,13 +367,19 @@ class Pipeline:
             )
             if not ok:  # cancelled by a revoke that committed first, or taken over by another worker
                 return None
-            return self._gate(s, job_id, auth, owner, now) or _Ready(prepared, doc_hash)
+            return self._gate(s, job_id, auth, owner, now, locked=True) or _Ready(prepared, doc_hash)
 
     def _gate(
-        self, s: Session, job_id: str, auth: AuthorizationView, owner: str, now: datetime
+        self,
+        s: Session,
+        job_id: str,
+        auth: AuthorizationView,
+        owner: str,
+        now: datetime,
+        locked: bool = False,
     ) -> State | None:
         """The delivery gate's verdict applied: the job's new state, or None when it may go on the wire."""
-        gate = jobs.delivery_gate(s, job_id, now)
+        gate = jobs.delivery_gate(s, job_id, now, locked=locked)
         if gate.action == jobs.SUPERSEDED:
             return self._retire(s, job_id, auth, owner)
         if gate.action == "wait":
@@ -410,13 +415,9 @@ class Pipeline:
                 s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
             ):
                 return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
-            current = s.get(Authorization, auth.id)
-            job = s.get(Transmission, job_id)
             # last_sent_* describe the newest accepted message: they only ever move forward (a job that
             # lost its lease while on the wire may still finish after a newer one was accepted).
-            if current is not None and job is not None and not jobs.newer_accepted(s, job):
-                current.last_sent_hash = doc_hash
-                current.last_sent_at = now
+            jobs.advance_last_sent(s, job_id, auth.id, doc_hash, now)
             detail = {"message_id": prepared.message_id, "attempt": attempts, "worker": owner[:64]}
             self._audit(s, job_id, auth, "success", detail)
         return State.SENT

@@ -154,3 +154,25 @@ def test_workers_claiming_together_on_postgresql_claim_each_job_once(postgres):
     everything = [job_id for ids in claimed.values() for job_id in ids]
     assert len(everything) == len(set(everything)) == 12
     db.dispose()
+
+
+def test_last_sent_only_moves_forward(env):  # noqa: F811
+    """An older job accepted after a newer one (it lost its lease on the wire) leaves last_sent_* alone."""
+    auth = env.authorize("always", send_now=False)
+    with env.db.writer() as s:
+        older, _ = jobs.create(
+            s, s.get(Authorization, auth.id), trigger="change", idempotency_key="a", now=env.clock.now
+        )
+        newer, _ = jobs.create(
+            s, s.get(Authorization, auth.id), trigger="change", idempotency_key="b", now=env.clock.now
+        )
+        s.execute(
+            text("UPDATE transmissions SET sent_at = :t WHERE id = :id"), {"t": env.clock.now, "id": newer.id}
+        )
+        assert jobs.advance_last_sent(s, newer.id, auth.id, "new", env.clock.now)
+    env.clock.advance(5)
+    with env.db.writer() as s:
+        assert not jobs.advance_last_sent(s, older.id, auth.id, "old", env.clock.now)
+    with env.db.session() as s:
+        current = s.get(Authorization, auth.id)
+        assert current.last_sent_hash == "new"
