@@ -25,7 +25,7 @@ from fhir_bridge.config import Settings
 from fhir_bridge.db import Database
 from fhir_bridge.db.models import Authorization, Transmission, utcnow
 from fhir_bridge.pipeline import debounce, jobs
-from fhir_bridge.pipeline.errors import Failure, classify
+from fhir_bridge.pipeline.errors import AuthorizationRevoked, Failure, TransmissionNotFound, classify
 from fhir_bridge.pipeline.ports import AuthorizationView, DocumentBuilder, Prepared, Sender
 from fhir_bridge.pipeline.states import AWAITING_MDN, State
 
@@ -143,11 +143,11 @@ class Pipeline:
         with self.db.session() as s:
             old = s.get(Transmission, transmission_id)
             if old is None:
-                raise LookupError(transmission_id)
+                raise TransmissionNotFound("no such transmission")
             auth = s.get(Authorization, old.authorization_id)
             assert auth is not None
             if not auth.active:
-                raise PermissionError("revoked")
+                raise AuthorizationRevoked()
             idem = f"{auth.id}:resend:{key or uuid.uuid4()}"
             job, created = jobs.create(s, auth, trigger="resend", idempotency_key=idem, now=now)
             if created:
