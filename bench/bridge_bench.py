@@ -18,6 +18,8 @@ through the REST API, so each one passes certificate discovery).
 Nothing here is a test: numbers depend on the machine and its load.
 
 Usage:  .venv/bin/python bench/bridge_bench.py [--patients 1000] [--runs 20] [--workers 4] [--json OUT]
+            [--skip-polling] [--profile OUT.txt] [--label COLUMN]
+        .venv/bin/python bench/bridge_bench.py --db-only 300   (the pipeline's write path alone, seconds)
 """
 
 from __future__ import annotations
@@ -185,6 +187,83 @@ def measure_latency(hapi, sink, patient_id: str, runs: int) -> list[float]:
     return samples
 
 
+def pipeline_db_only(patients: int, workers: int) -> int:
+    """The pipeline's database work alone: ``bbdirect``'s Pipeline and LocalRunner threads on a real SQLite
+    file, with the record, sealing and SMTP replaced by the unit tests' doubles (sleeping 10 / 5 / 3 ms,
+    releasing the GIL like the network would). ``patients`` always-patients pinged at once from a thread.
+
+    Why: on a shared machine the full run's msg/s moves with the other work more than with a change; this
+    isolates the write path and prints per-message counters that move less: write transactions, time
+    waiting for / holding the write lock (``Database.writer_stats``, where the tree has it), CPU.
+    """
+    import threading
+
+    from fhir_bridge import audit
+    from fhir_bridge.config import load_settings
+    from fhir_bridge.consent.model import parse_request
+    from fhir_bridge.consent.service import ConsentService
+    from fhir_bridge.db import Database
+    from fhir_bridge.pipeline.runner import LocalRunner
+    from fhir_bridge.pipeline.service import Pipeline
+    from tests.unit import test_pipeline as doubles
+
+    class Record(doubles.RecordDouble):
+        def build(self, auth):  # type: ignore[no-untyped-def]
+            time.sleep(0.010)
+            return super().build(auth)
+
+    class Sender(doubles.SenderDouble):
+        def prepare(self, auth, document):  # type: ignore[no-untyped-def]
+            time.sleep(0.005)
+            return super().prepare(auth, document)
+
+        def deliver(self, prepared) -> None:  # type: ignore[no-untyped-def]
+            time.sleep(0.003)
+            self.delivered.append(prepared)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bbdirect-pipeline-bench-"))
+    settings = load_settings(env={}, database_url=f"sqlite:///{tmp}/p.sqlite3", pipeline_debounce_seconds=0.0)
+    db = Database(settings.database_url)
+    db.upgrade()
+    sender = Sender()
+    pipeline = Pipeline(db, settings, Record(), sender)
+    consent = ConsentService(db, pipeline, doubles.Checker())
+    for n in range(patients):
+        request = {
+            "patient_id": f"p{n}",
+            "address": "doc@direct.example.org",
+            "kind": "always",
+            "created_by": {"type": "patient", "id": f"p{n}"},
+            "send_now": False,
+        }
+        consent.create(parse_request(request), audit.Actor("patient", f"p{n}"))
+    runner = LocalRunner(pipeline, threads=workers, tick=0.1).start()
+    stats = getattr(db, "writer_stats", None)
+    before = (stats.transactions, stats.lock_wait_s, stats.held_s) if stats else (0, 0.0, 0.0)
+    load = os.getloadavg()[0]
+    cpu0, t0 = time.process_time(), time.perf_counter()
+
+    def ping() -> None:
+        for n in range(patients):
+            pipeline.notify(f"p{n}")
+
+    threading.Thread(target=ping, daemon=True).start()
+    while len(sender.delivered) < patients:
+        time.sleep(0.01)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    runner.stop()
+    line = f"pipeline DB only: {patients / elapsed:.1f} msg/s, CPU {1000 * cpu / patients:.2f} ms/message"
+    if stats:
+        line += (
+            f", write transactions {(stats.transactions - before[0]) / patients:.2f}/message, write lock"
+            f" waited {1000 * (stats.lock_wait_s - before[1]) / patients:.1f} ms/message (all threads),"
+            f" held {1000 * (stats.held_s - before[2]) / patients:.2f} ms/message"
+        )
+    print(f"{line}; load {load:.2f} → {os.getloadavg()[0]:.2f}")
+    db.dispose()
+    return 0
+
+
 def table_rows(r: dict, label: str) -> str:
     """The run as rows of bench/README.md's Sidecar table (one column: ``label``), ready to paste."""
     load = f"load {r['load_average_before'][0]} → {r['load_average_after'][0]}"
@@ -224,7 +303,15 @@ def main() -> int:
         help="record the sidecar with py-spy (bench extra) during the throughput run: OUT.txt, collapsed "
         "stacks of every thread including idle ones (wall time), thread ids shown",
     )
+    parser.add_argument(
+        "--db-only",
+        type=int,
+        metavar="N",
+        help="no HAPI/BIND/SMTP: N patients through the pipeline with doubles, the write path's counters",
+    )
     args = parser.parse_args()
+    if args.db_only:
+        return pipeline_db_only(args.db_only, args.workers)
     for program in ("java", "named", "rndc"):
         if not which(program):
             print(f"{program} is not installed (make setup)", file=sys.stderr)
