@@ -58,10 +58,6 @@ class Lazy(Generic[T]):
                 self._value = self._factory()
             return self._value
 
-    @property
-    def built(self) -> bool:
-        return self._value is not None
-
 
 class Stoppable(Protocol):
     """A running background service (worker threads, detector loops, the inbound SMTP endpoint)."""
