@@ -25,7 +25,7 @@ SDTC = "urn:hl7-org:sdtc"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 NSMAP = {None: V3, "sdtc": SDTC, "xsi": XSI}
 XSI_TYPE = "xsi:type"
-#: the root element's namespace declarations, as lxml wrote them for NSMAP
+#: the root element's namespace declarations (NSMAP, default namespace first)
 ROOT_NS = f' xmlns="{V3}" xmlns:sdtc="{SDTC}" xmlns:xsi="{XSI}"'
 Node = xt.Node
 #: what the writing helpers append to: a Node, or a plain list of parts of an entry written as one string
@@ -617,6 +617,9 @@ _ADDR_USE = {"home": "H", "work": "WP", "temp": "TMP", "billing": "PST"}
 _TEL_USE = {"home": "HP", "work": "WP", "mobile": "MC", "temp": "TMP"}
 # CDA R2 EntityNameUse has no "old"/"maiden"/"anonymous": such names are not emitted as the person's name.
 _NAME_USE = {"usual": "L", "official": "L", "nickname": "P", "temp": "L"}
+#: ``<addr>`` / ``<name>`` with each possible use ("" for none), so their end tags come from their start tags
+_ADDR_WRAPS = {u: xt.Wrap(("addr", {"use": u} if u else None)) for u in ("", *_ADDR_USE.values())}
+_NAME_WRAPS = {u: xt.Wrap(("name", {"use": u} if u else None)) for u in ("", *_NAME_USE.values())}
 
 
 def addr(parent: Parent, a: Any, *, required: bool = True) -> str | None:
@@ -626,8 +629,8 @@ def addr(parent: Parent, a: Any, *, required: bool = True) -> str | None:
             parent.append('<addr nullFlavor="NI"/>')
             return "addr"
         return None
-    use = _ADDR_USE.get(str_or_none(a.get("use")) or "")
-    out = [f'<addr use="{use}">' if use else "<addr>"]
+    wrap = _ADDR_WRAPS[_ADDR_USE.get(str_or_none(a.get("use")) or "", "")]
+    out = wrap.open()
     lines = [clean(x) for x in lst(a.get("line")) if clean(x)]
     if not lines and clean(a.get("text")):
         lines = [clean(a.get("text"))]
@@ -650,8 +653,7 @@ def addr(parent: Parent, a: Any, *, required: bool = True) -> str | None:
         out.append('<postalCode nullFlavor="NI"/>')
     if country:
         out.append(_leaf("country", None, country))
-    out.append("</addr>")
-    parent.append("".join(out))
+    wrap.close_into(parent, out)
     return "addr"
 
 
@@ -719,8 +721,8 @@ def person_name(parent: Parent, n: Any, *, patient: bool = False) -> None:
     if not isinstance(n, dict):
         parent.append('<name nullFlavor="UNK"/>')
         return
-    use = _NAME_USE.get(str_or_none(n.get("use")) or "")
-    out = [f'<name use="{use}">' if use else "<name>"]
+    wrap = _NAME_WRAPS[_NAME_USE.get(str_or_none(n.get("use")) or "", "")]
+    out = wrap.open()
     for p in lst(n.get("prefix")):
         if clean(p):
             out.append(_leaf("prefix", None, clean(p)))
@@ -737,8 +739,7 @@ def person_name(parent: Parent, n: Any, *, patient: bool = False) -> None:
     for s in lst(n.get("suffix")):
         if clean(s):
             out.append(_leaf("suffix", None, clean(s)))
-    out.append("</name>")
-    parent.append("".join(out))
+    wrap.close_into(parent, out)
 
 
 # ------------------------------------------------------------------------------------------- narrative --
@@ -748,6 +749,12 @@ def _cell(c: Any) -> str:
     if not c:
         return ""
     return _text(c) if c.__class__ is str else _text(clean(c))
+
+
+_HEAD_ROW = xt.Wrap(("thead", None), ("tr", None))
+#: a row's start and end from one Wrap; rows are the hottest writes, so they are joined inline
+_ROW = xt.Wrap(("tr", None))
+_ROW_START, _ROW_END = _ROW.start, _ROW.end
 
 
 class Table:
@@ -764,7 +771,7 @@ class Table:
         self.prefix = prefix
         self._n = 0
         table = el(self.text, "table", {"border": "1", "width": "100%"})
-        table.append("<thead><tr>" + "".join(_leaf("th", None, h) for h in headers) + "</tr></thead>")
+        table.append(_HEAD_ROW.around("".join(_leaf("th", None, h) for h in headers)))
         self.tbody = el(table, "tbody")
         self.pending: list[str] = self.tbody.kids
 
@@ -776,14 +783,19 @@ class Table:
         if cells and not extra:  # the usual row: only the first cell has an ID
             first = _cell(cells[0])
             rid_attr = xt.attr(rid)
-            row = [f'<tr><td ID="{rid_attr}">{first}</td>' if first else f'<tr><td ID="{rid_attr}"/>']
+            row = [
+                f'{_ROW_START}<td ID="{rid_attr}">{first}</td>'
+                if first
+                else f'{_ROW_START}<td ID="{rid_attr}"/>'
+            ]
             for c in cells[1:]:
-                text = _cell(c)
+                # _cell inlined (the hottest loop of a build): escaped, non-strings through clean()
+                text = (_text(c) if c.__class__ is str else _text(clean(c))) if c else ""
                 row.append(f"<td>{text}</td>" if text else "<td/>")
-            row.append("</tr>")
+            row.append(_ROW_END)
             self.pending.append("".join(row))
             return rid
-        parts = ["<tr>"]
+        parts = [_ROW_START]
         n_ids = len(extra) + 1
         for i, c in enumerate(cells):
             # XML-illegal characters are dropped by the escape itself; non-strings go through clean()
@@ -794,7 +806,7 @@ class Table:
                 parts.append(f"{opening}>{text}</td>" if text else opening + "/>")
             else:
                 parts.append(f"<td>{text}</td>" if text else "<td/>")
-        parts.append("</tr>")
+        parts.append(_ROW_END)
         self.pending.append("".join(parts))
         return rid
 

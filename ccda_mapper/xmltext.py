@@ -107,8 +107,11 @@ class Wrap:
         kids.append(self.end)
         if parent.__class__ is list:  # the content of an enclosing Wrap: joined once, with it
             parent.extend(kids)
-        else:
-            parent.append(join(kids))
+            return
+        try:
+            parent.append("".join(kids))  # the usual case: only finished strings
+        except TypeError:  # a Node among them
+            parent.append(_join_nodes(kids))
 
 
 class Node(list[Any]):
@@ -196,7 +199,10 @@ def join(parts: list[Any]) -> str:
     try:
         return "".join(parts)  # the usual case: only finished strings
     except TypeError:  # a Node among them
-        pass
+        return _join_nodes(parts)
+
+
+def _join_nodes(parts: list[Any]) -> str:
     out: list[str] = []
     for k in parts:
         if k.__class__ is str:
