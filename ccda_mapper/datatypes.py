@@ -743,14 +743,6 @@ def person_name(parent: Parent, n: Any, *, patient: bool = False) -> None:
 
 
 # ------------------------------------------------------------------------------------------- narrative --
-def _cell(c: Any) -> str:
-    """A narrative cell's text, escaped (XML-illegal characters dropped by the escape; non-strings through
-    clean())."""
-    if not c:
-        return ""
-    return _text(c) if c.__class__ is str else _text(clean(c))
-
-
 _HEAD_ROW = xt.Wrap(("thead", None), ("tr", None))
 #: a row's start and end from one Wrap; rows are the hottest writes, so they are joined inline
 _ROW = xt.Wrap(("tr", None))
@@ -764,11 +756,12 @@ class Table:
     failed entry's row is rolled back like its XML: ``del pending[mark:]``).
     """
 
-    __slots__ = ("_n", "pending", "prefix", "tbody", "text")
+    __slots__ = ("_n", "_plain", "pending", "prefix", "tbody", "text")
 
     def __init__(self, section: Node, prefix: str, headers: Sequence[str]) -> None:
         self.text = el(section, "text")
         self.prefix = prefix
+        self._plain = xt.attr(prefix) == prefix  # then no row ID (prefix + digits) needs escaping
         self._n = 0
         table = el(self.text, "table", {"border": "1", "width": "100%"})
         table.append(_HEAD_ROW.around("".join(_leaf("th", None, h) for h in headers)))
@@ -781,15 +774,16 @@ class Table:
         self._n += 1
         rid = f"{self.prefix}{self._n}"
         if cells and not extra:  # the usual row: only the first cell has an ID
-            first = _cell(cells[0])
-            rid_attr = xt.attr(rid)
+            # a cell's text, escaped (XML-illegal characters dropped); non-strings go through clean()
+            c = cells[0]
+            first = (_text(c) if c.__class__ is str else _text(clean(c))) if c else ""
+            rid_attr = rid if self._plain else xt.attr(rid)
             row = [
                 f'{_ROW_START}<td ID="{rid_attr}">{first}</td>'
                 if first
                 else f'{_ROW_START}<td ID="{rid_attr}"/>'
             ]
             for c in cells[1:]:
-                # _cell inlined (the hottest loop of a build): escaped, non-strings through clean()
                 text = (_text(c) if c.__class__ is str else _text(clean(c))) if c else ""
                 row.append(f"<td>{text}</td>" if text else "<td/>")
             row.append(_ROW_END)
