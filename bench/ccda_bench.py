@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         oe, ow = fmt_counts(r["ours_counts"])
         me, mw = fmt_counts(r["medplum_counts"])
-        mp = f"{r['medplum_ms']:.1f}" if r["medplum_ms"] is not None else f"failed: {r['medplum_error']}"
+        if r["medplum_ms"] is not None:
+            mp = f"{r['medplum_ms']:.1f}"
+        else:
+            mp = "not run" if args.no_medplum else f"failed: {r['medplum_error']}"
         print(f"| {r['bundle']} | {r['resources']} | {r['ours_ms']:.1f} | {mp} | {oe} / {ow} | {me} / {mw} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
