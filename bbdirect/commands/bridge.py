@@ -18,7 +18,7 @@ import click
 CONFIG_HELP = "Config file (TOML or YAML); BBDIRECT_* environment variables override it."
 
 
-def _settings(config: str | None):  # type: ignore[no-untyped-def]
+def _settings(config: str | None):
     from fhir_bridge.config import ConfigError, load_settings
 
     try:
@@ -38,7 +38,7 @@ def _logging(level: str) -> None:
 def _term_as_interrupt() -> None:
     """SIGTERM (docker stop, systemd) stops as cleanly as Ctrl-C."""
 
-    def handler(signum, frame):  # type: ignore[no-untyped-def]
+    def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -85,7 +86,7 @@ def init(
 @click.option("--json", "as_json", is_flag=True)
 def show(files: tuple[Path, ...], as_json: bool) -> None:
     """Print the Direct-relevant facts of every certificate in FILES (PEM, DER or PKCS#7)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for path in files:
         try:
             found = load_certificates(path.read_bytes())

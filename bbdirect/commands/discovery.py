@@ -38,7 +38,8 @@ class _Command(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
-            exc.exit_code = EXIT_USAGE
+            # click's exit_code is a class default; this instance exits 1 (the contract's usage code).
+            exc.exit_code = EXIT_USAGE  # type: ignore[misc]  # instance override of click's ClassVar default
             raise
 
 

@@ -57,9 +57,10 @@ class PipelineCollector(Collector):
         for outcome in ("success", "retry", "failure", "skipped"):
             sends.add_metric([outcome], outcomes.get(outcome, 0))
         yield sends
-        latencies = [((sent - (change or created)).total_seconds()) for created, change, sent in recent]
-        buckets = [[str(b), sum(1 for x in latencies if x <= b)] for b in BUCKETS]
-        buckets.append(["+Inf", len(latencies)])
+        # The query keeps sent_at IS NOT NULL rows only; created_at is NOT NULL in the schema.
+        latencies = [(sent - (change or created)).total_seconds() for created, change, sent in recent if sent]
+        buckets: list[tuple[str, float]] = [(str(b), sum(1 for x in latencies if x <= b)) for b in BUCKETS]
+        buckets.append(("+Inf", len(latencies)))
         hist = HistogramMetricFamily(
             "bbdirect_send_latency_seconds",
             f"Change (or request) to SMTP acceptance, last {LATENCY_WINDOW} sends.",

@@ -187,7 +187,8 @@ def share_again() -> Any:
 
 
 def _flashes() -> list[tuple[str, str]]:
-    return list(get_flashed_messages(with_categories=True))
+    # with_categories=True gives (category, message) pairs; Flask's return type also covers plain strings.
+    return [(str(item[0]), str(item[1])) for item in get_flashed_messages(with_categories=True)]
 
 
 @bp.get("/patient/sharing")

@@ -73,7 +73,7 @@ class ServerSessionInterface(SessionInterface):
                 self.backend.touch(sid, now)
             return ServerSession(sid, item.data, created=item.created)
         expired = item is not None
-        if expired and (item.data or item.touched != self.ENDED):
+        if item is not None and (item.data or item.touched != self.ENDED):
             # Keep a data-less marker instead of deleting: several requests may carry the ended id (a page
             # and its background poll), and each of them must learn the session ended, not just the first.
             # touched = ENDED can never be fresh again; pruning removes the marker like any old session.
@@ -82,17 +82,14 @@ class ServerSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
         name = self.get_cookie_name(app)
-        cookie = {
-            "domain": self.get_cookie_domain(app),
-            "path": self.get_cookie_path(app),
-            "secure": self.get_cookie_secure(app),
-            "httponly": True,
-            "samesite": self.get_cookie_samesite(app),
-        }
+        domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
+        secure, samesite = self.get_cookie_secure(app), self.get_cookie_samesite(app)
         if not session:
             if not session.new:
                 self.backend.delete(session.sid)
-                response.delete_cookie(name, **cookie)
+                response.delete_cookie(
+                    name, path=path, domain=domain, secure=secure, httponly=True, samesite=samesite
+                )
             return
         if session.modified or session.new:
             now = time.time()
@@ -100,7 +97,9 @@ class ServerSessionInterface(SessionInterface):
             # Keep the creation time: the total limit counts from sign-in.
             self.backend.save(session.sid, StoredSession(dict(session), session.created, now))
         # No Expires: a browser session cookie; the server enforces the idle and total limits.
-        response.set_cookie(name, session.sid, **cookie)
+        response.set_cookie(
+            name, session.sid, path=path, domain=domain, secure=secure, httponly=True, samesite=samesite
+        )
 
     def rotate(self, session: ServerSession) -> None:
         """New id for the same data (call at sign-in: a pre-login id can never reach a signed-in session)."""
