@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from fhir_bridge.db.models import Authorization, Transmission, new_id, utcnow
+from fhir_bridge.db.models import Authorization, Transmission, UtcDateTime, new_id, utcnow
 from fhir_bridge.pipeline.states import CANCELLABLE, LEASED, RUNNABLE, State, check
 
 
@@ -185,6 +185,35 @@ def delivery_gate(session: Session, job_id: str, now: datetime, *, locked: bool 
     return Gate("go")
 
 
+def _advance_last_sent_statement() -> Any:
+    job, other = aliased(Transmission), aliased(Transmission)
+    newer_accepted = (
+        select(other.id)
+        .where(
+            job.id == bindparam("job_id"),
+            other.authorization_id == bindparam("auth_id"),
+            other.id != bindparam("job_id"),
+            or_(
+                other.created_at > job.created_at,
+                and_(other.created_at == job.created_at, other.id > job.id),
+            ),
+            other.sent_at.is_not(None),
+        )
+        .exists()
+    )
+    return (
+        update(Authorization)
+        .where(Authorization.id == bindparam("auth_id"), ~newer_accepted)
+        .values(last_sent_hash=bindparam("doc_hash"), last_sent_at=bindparam("at", type_=UtcDateTime))
+        .execution_options(synchronize_session=False)
+    )
+
+
+#: Built once: constructing the aliased subquery per call cost more Python than running it, under the
+#: write lock (profiled).
+_ADVANCE_LAST_SENT = _advance_last_sent_statement()
+
+
 def advance_last_sent(
     session: Session, job_id: str, auth_id: str, doc_hash: str | None, at: datetime
 ) -> bool:
@@ -192,27 +221,8 @@ def advance_last_sent(
     authorization was already accepted (``last_sent_*`` only ever move forward). One statement: the
     decision and the write cannot be separated by another writer. True when recorded.
     """
-    job, other = aliased(Transmission), aliased(Transmission)
-    newer_accepted = (
-        select(other.id)
-        .where(
-            job.id == job_id,
-            other.authorization_id == auth_id,
-            other.id != job_id,
-            or_(
-                other.created_at > job.created_at, and_(other.created_at == job.created_at, other.id > job.id)
-            ),
-            other.sent_at.is_not(None),
-        )
-        .exists()
-    )
-    result = session.execute(
-        update(Authorization)
-        .where(Authorization.id == auth_id, ~newer_accepted)
-        .values(last_sent_hash=doc_hash, last_sent_at=at)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    params = {"job_id": job_id, "auth_id": auth_id, "doc_hash": doc_hash, "at": at}
+    return session.execute(_ADVANCE_LAST_SENT, params).rowcount == 1
 
 
 def move(
