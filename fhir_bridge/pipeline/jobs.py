@@ -76,14 +76,6 @@ SUPERSEDED_MESSAGE = (
 )
 
 
-def _newer_than(job: Transmission) -> Any:
-    """SQL condition: a transmission created after ``job`` (ties of ``created_at`` broken by id)."""
-    return or_(
-        Transmission.created_at > job.created_at,
-        and_(Transmission.created_at == job.created_at, Transmission.id > job.id),
-    )
-
-
 def _older_than(job: Transmission) -> Any:
     return or_(
         Transmission.created_at < job.created_at,
@@ -146,6 +138,37 @@ class Gate:
     until: datetime | None = None
 
 
+def _gate_statements() -> tuple[Any, Any]:
+    """The delivery gate's two queries, built once with bind parameters (see ``_ADVANCE_LAST_SENT``)."""
+    job_id, created_at = bindparam("job_id"), bindparam("created_at", type_=UtcDateTime)
+    siblings = (Transmission.authorization_id == bindparam("auth_id"), Transmission.id != job_id)
+    newer = (
+        select(func.count())
+        .select_from(Transmission)
+        .where(
+            *siblings,
+            or_(
+                Transmission.created_at > created_at,
+                and_(Transmission.created_at == created_at, Transmission.id > job_id),
+            ),
+            or_(Transmission.state != str(State.CANCELLED), Transmission.reason_code == SUPERSEDED),
+        )
+    )
+    on_wire = select(func.max(Transmission.lease_until)).where(
+        *siblings,
+        or_(
+            Transmission.created_at < created_at,
+            and_(Transmission.created_at == created_at, Transmission.id < job_id),
+        ),
+        Transmission.state == str(State.SENDING),
+        Transmission.lease_until >= bindparam("now", type_=UtcDateTime),
+    )
+    return newer, on_wire
+
+
+_NEWER_SIBLINGS, _OLDER_ON_WIRE = _gate_statements()
+
+
 def delivery_gate(session: Session, job_id: str, now: datetime, *, locked: bool = False) -> Gate:
     """Decide, under the authorization's lock, whether this job may put its message on the wire now.
 
@@ -160,26 +183,10 @@ def delivery_gate(session: Session, job_id: str, now: datetime, *, locked: bool 
     assert job is not None
     if not locked:
         lock_authorization(session, job.authorization_id)
-    siblings = (Transmission.authorization_id == job.authorization_id, Transmission.id != job.id)
-    newer = session.scalar(
-        select(func.count())
-        .select_from(Transmission)
-        .where(
-            *siblings,
-            _newer_than(job),
-            or_(Transmission.state != str(State.CANCELLED), Transmission.reason_code == SUPERSEDED),
-        )
-    )
-    if newer:
+    params = {"auth_id": job.authorization_id, "job_id": job.id, "created_at": job.created_at, "now": now}
+    if session.scalar(_NEWER_SIBLINGS, params):
         return Gate(SUPERSEDED)
-    on_wire = session.scalar(
-        select(func.max(Transmission.lease_until)).where(
-            *siblings,
-            _older_than(job),
-            Transmission.state == str(State.SENDING),
-            Transmission.lease_until >= now,
-        )
-    )
+    on_wire = session.scalar(_OLDER_ON_WIRE, params)
     if on_wire is not None:
         return Gate("wait", on_wire)
     return Gate("go")
