@@ -27,7 +27,8 @@ Then changes stop, faults stop, and the sidecar drains. Invariants (exit 1 if an
    lost, newest last);
 2. no out-of-order delivery: no message accepted with an older counter than one already accepted for that
    recipient;
-3. one Message-ID, one message: no Message-ID accepted with two different contents;
+3. one job, one message: no Message-ID accepted with two different contents, and no accepted Message-ID
+   that no transmission carries (a job that replaced its stored message with a new one);
 4. the API agrees with the sink: per authorization the newest sent transmission's Message-ID is the last
    one the recipient accepted, ``last_sent_at`` is its ``sent_at``, every transmission is settled and none
    failed, and every Message-ID the API calls sent was accepted.
@@ -577,6 +578,7 @@ def verdict(run: Run, judge: Judge, addresses: list[str], auth_ids: list[str]) -
     sink_mids = {a.message_id for a in judge.accepted}
     sent_not_accepted = 0
     accepted_not_sent = 0
+    unknown_to_api = 0
     api_states: dict[str, int] = {}
     for n, auth_id in enumerate(auth_ids):
         address = addresses[n]
@@ -591,6 +593,10 @@ def verdict(run: Run, judge: Judge, addresses: list[str], auth_ids: list[str]) -
         for t in sent:
             sent_not_accepted += t["message_id"] not in sink_mids
         api_mids = {t["message_id"] for t in sent}
+        every_mid = {t["message_id"] for t in txs if t["message_id"]}
+        # A Message-ID the recipient holds that no transmission carries: a job replaced its stored message
+        # (a second, different message from one job).
+        unknown_to_api += len({a.message_id for a in by_recipient[address]} - every_mid)
         accepted_not_sent += len({a.message_id for a in by_recipient[address]} - api_mids)
         open_or_failed = [t["state"] for t in txs if t["state"] in OPEN_STATES | {"failed"}]
         if open_or_failed:
@@ -616,7 +622,7 @@ def verdict(run: Run, judge: Judge, addresses: list[str], auth_ids: list[str]) -
         "invariants": {
             "every_recipient_has_newest": not not_newest,
             "no_out_of_order": not out_of_order,
-            "one_message_per_message_id": not two_contents,
+            "one_message_per_job": not two_contents and not unknown_to_api,
             "api_agrees_with_sink": not api_problems,
             "all_messages_decrypted": not undecryptable,
         },
@@ -624,6 +630,7 @@ def verdict(run: Run, judge: Judge, addresses: list[str], auth_ids: list[str]) -
         "out_of_order": len(out_of_order),
         "out_of_order_examples": out_of_order[:5],
         "message_ids_with_two_contents": two_contents[:5],
+        "accepted_message_ids_no_job_has": unknown_to_api,
         "api_problems": api_problems[:20],
         "messages_accepted": len(judge.accepted),
         "duplicates_identical": duplicates,
