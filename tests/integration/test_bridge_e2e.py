@@ -492,8 +492,11 @@ def test_kill_9_of_a_worker_mid_send_then_restart_delivers_exactly_one_message(w
     auth = core.consent.create(req, audit.Actor("clinician", "dr-who"))
 
     def worker() -> subprocess.Popen:
+        # One job thread: with the short lease, a sibling thread of the same worker would take the job over
+        # whenever its own send outlasts 2 s on a loaded machine (attempt 3); the takeover under test is the
+        # restarted worker's, after the killed one's lease ran out.
         return subprocess.Popen(
-            [sys.executable, "-m", "bbdirect.cli", "worker", "--config", str(config)],
+            [sys.executable, "-m", "bbdirect.cli", "worker", "--config", str(config), "--concurrency", "1"],
             env={**os.environ, "PYTHONPATH": os.getcwd()},
             stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / "worker.log", "ab"),
