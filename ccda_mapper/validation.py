@@ -31,10 +31,10 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 from lxml import isoschematron as iso  # type: ignore[attr-defined]  # not in lxml-stubs 0.5
@@ -407,8 +407,8 @@ class Validator:
         with self._lock:
             self._schema.validate(root)
             log = self._schema.error_log
-            # _ErrorLog is iterable at run time; lxml-stubs 0.5 does not say so
-            report.xsd_errors.extend(Issue("xsd", e.message, line=e.line) for e in log)  # type: ignore[attr-defined]
+            errors = cast("Iterable[Any]", log)  # _ErrorLog is iterable at run time; lxml-stubs 0.5 says not
+            report.xsd_errors.extend(Issue("xsd", e.message, line=e.line) for e in errors)
             svrl = self._engine.run(root)
         pattern: str | None = None
         for node in svrl:

@@ -56,7 +56,7 @@ def create_app(
     app = Flask("fhir_bridge")
     app.config["SECRET_KEY"] = settings.server_secret_key
     app.config["MAX_CONTENT_LENGTH"] = 2 * 2**20
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's attribute
     app.extensions["bbdirect"] = sidecar
     registry = CollectorRegistry()
     registry.register(PipelineCollector(sidecar.db))

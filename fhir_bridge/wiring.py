@@ -211,7 +211,8 @@ class RefreshingBundles:
             if self._clock() - self._last >= self._check_every:
                 self._last = self._clock()
                 self.store.refresh_due()
-        return self.store.anchors_for(local_domain, direction)  # type: ignore[arg-type]
+        # direction: "inbound"/"outbound" from our callers; the store declares it as its Direction Literal
+        return self.store.anchors_for(local_domain, direction)  # type: ignore[arg-type]  # see above
 
 
 def _exists(path: str) -> bool:

@@ -105,7 +105,7 @@ def check(config: str | None) -> None:
     from fhir_bridge.sources.polling import Poller
 
     try:
-        polled, exported = Poller(client, store=None, on_change=print).plan()  # type: ignore[arg-type]
+        polled, exported = Poller(client, store=None, on_change=print).plan()  # type: ignore[arg-type]  # plan() never reads the store
     except FhirError:
         polled, exported = [], []
     granted = list(auth.granted_scopes or ())

@@ -12,9 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:  # alembic is imported when a migration runs, not at every start-up
+    from alembic.config import Config
 
 from fhir_bridge.db.models import (
     AuditRecord,
@@ -60,7 +64,7 @@ def _make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # WAL lets the API read while a worker writes; foreign keys are off by default in SQLite.
             # synchronous=NORMAL (under WAL): a commit is written to the WAL but not fsynced (the WAL is
             # fsynced at each checkpoint). A committed transaction survives the process being killed
@@ -161,7 +165,7 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(engine: Engine | None = None):  # type: ignore[no-untyped-def]
+def alembic_config(engine: Engine | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -206,7 +210,7 @@ def _transactional_sqlite_engine(engine: Engine) -> Engine:
     migrator = create_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 30})
 
     @event.listens_for(migrator, "connect")
-    def _no_pysqlite_transactions(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _no_pysqlite_transactions(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")  # outside any transaction, as SQLite requires
         cur.execute("PRAGMA busy_timeout=30000")
@@ -214,13 +218,13 @@ def _transactional_sqlite_engine(engine: Engine) -> Engine:
         dbapi_conn.isolation_level = None  # pysqlite no longer commits around DDL behind our back
 
     @event.listens_for(migrator, "begin")
-    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return migrator
 
 
-def repair_partial_first_upgrade(connection) -> list[str]:  # type: ignore[no-untyped-def]
+def repair_partial_first_upgrade(connection: Connection) -> list[str]:
     """Drop what an interrupted first upgrade of an earlier version left: our tables, all empty, and no
     version row. Returns the dropped tables (usually none).
 
@@ -262,3 +266,9 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE: ``Session.execute`` returns a ``CursorResult`` for DML at run time,
+    which SQLAlchemy's annotations type as the plain ``Result``."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fhir_bridge.db import rowcount
 from fhir_bridge.db.models import PendingChange, new_id
 
 _MAX_SOURCES_LEN = 200
@@ -77,4 +78,4 @@ def close(session: Session, window: PendingChange) -> bool:
             PendingChange.due_at == window.due_at,
         )
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import BindParameter
 
+from fhir_bridge.db import rowcount
 from fhir_bridge.db.models import Authorization, Transmission, UtcDateTime, new_id, utcnow
 from fhir_bridge.pipeline.states import CANCELLABLE, LEASED, RUNNABLE, State, check
 
@@ -108,7 +110,7 @@ def supersede_older(session: Session, job: Transmission, now: datetime) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return rowcount(result)
 
 
 def lock_authorization(session: Session, auth_id: str, *, active: bool = False) -> bool:
@@ -127,7 +129,7 @@ def lock_authorization(session: Session, auth_id: str, *, active: bool = False) 
         .values(last_sent_hash=Authorization.last_sent_hash)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ class Gate:
 
 def _gate_statements() -> tuple[Any, Any]:
     """The delivery gate's two queries, built once with bind parameters (see ``_ADVANCE_LAST_SENT``)."""
-    job_id, created_at = bindparam("job_id"), bindparam("created_at", type_=UtcDateTime)
+    job_id: BindParameter[str] = bindparam("job_id")
+    created_at: BindParameter[datetime] = bindparam("created_at", type_=UtcDateTime)
     siblings = (Transmission.authorization_id == bindparam("auth_id"), Transmission.id != job_id)
     newer = (
         select(func.count())
@@ -229,7 +232,7 @@ def advance_last_sent(
     decision and the write cannot be separated by another writer. True when recorded.
     """
     params = {"job_id": job_id, "auth_id": auth_id, "doc_hash": doc_hash, "at": at}
-    return session.execute(_ADVANCE_LAST_SENT, params).rowcount == 1
+    return rowcount(session.execute(_ADVANCE_LAST_SENT, params)) == 1
 
 
 def move(
@@ -254,7 +257,7 @@ def move(
     result = session.execute(
         update(Transmission).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def due_ids(session: Session, now: datetime, limit: int = 10) -> list[str]:
@@ -295,19 +298,21 @@ def claim_due(
         (or_(stored, Transmission.state == str(State.SENDING)), str(State.SENDING)),
         else_=str(State.BUILDING),
     )
-    rows = session.execute(
-        update(Transmission)
-        .where(Transmission.id.in_(ids.scalar_subquery()), due)
-        .values(
-            state=target,
-            lease_owner=owner,
-            lease_until=now + timedelta(seconds=lease),
-            attempts=Transmission.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Transmission.id, Transmission.state, Transmission.next_at)
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = list(
+        session.execute(
+            update(Transmission)
+            .where(Transmission.id.in_(ids.scalar_subquery()), due)
+            .values(
+                state=target,
+                lease_owner=owner,
+                lease_until=now + timedelta(seconds=lease),
+                attempts=Transmission.attempts + 1,
+                updated_at=now,
+            )
+            .returning(Transmission.id, Transmission.state, Transmission.next_at)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
     rows.sort(key=lambda r: (r.next_at is None, r.next_at))
     return [(r.id, State(r.state)) for r in rows]
 
@@ -345,7 +350,7 @@ def claim(session: Session, job: Transmission, owner: str, now: datetime, lease:
         )
         .execution_options(synchronize_session=False)
     )
-    return target if result.rowcount == 1 else None
+    return target if rowcount(result) == 1 else None
 
 
 def cancel_for_authorization(session: Session, auth_id: str, now: datetime) -> int:
@@ -366,7 +371,7 @@ def cancel_for_authorization(session: Session, auth_id: str, now: datetime) -> i
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return rowcount(result)
 
 
 def queue_depth(session: Session) -> dict[str, int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
@@ -35,6 +35,9 @@ from fhir_bridge.db.models import PendingChange, utcnow
 from fhir_bridge.pipeline import jobs
 from fhir_bridge.pipeline.runner import worker_name
 from fhir_bridge.pipeline.states import State
+
+if TYPE_CHECKING:
+    from fhir_bridge.pipeline.service import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ async def _recover_at_start(settings: Settings) -> int:
         return await recover_stalled_jobs(app, stalled_worker_timeout(settings))
 
 
-def _pipeline():  # type: ignore[no-untyped-def]
+def _pipeline() -> Pipeline:
     if _SIDECAR is None:
         raise RuntimeError("the worker's sidecar is not set (start workers with `bbdirect worker`)")
     return _SIDECAR.pipeline
@@ -147,7 +150,7 @@ def set_sidecar(sidecar: Any) -> None:
     _SIDECAR = sidecar
 
 
-def _next_at(pipeline, job_id: str) -> datetime | None:  # type: ignore[no-untyped-def]
+def _next_at(pipeline: Pipeline, job_id: str) -> datetime | None:
     from fhir_bridge.db.models import Transmission
 
     with pipeline.db.session() as s:
@@ -174,7 +177,7 @@ def _defer_flush(app: procrastinate.App, patient_id: str, at: datetime) -> None:
         pass  # the waiting task re-defers itself if the window moved
 
 
-def reconcile(app: procrastinate.App, pipeline) -> None:  # type: ignore[no-untyped-def]
+def reconcile(app: procrastinate.App, pipeline: Pipeline) -> None:
     """Give every due window and due or orphaned job a task (idempotent thanks to the queueing locks)."""
     now = pipeline.clock()
     with pipeline.db.session() as s:
@@ -219,7 +222,8 @@ def apply_schema(settings: Settings) -> bool:
     import psycopg
 
     with psycopg.connect(conninfo(settings.database_url)) as conn:
-        exists = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()[0]
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+        exists = bool(row and row[0])
     if exists:
         return False
     app = make_app(settings)

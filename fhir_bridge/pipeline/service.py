@@ -400,9 +400,10 @@ class Pipeline:
         resumed in ``sending``) the stored one, once it passes the gate.
         """
         if ready is None:
-            ready = self._resume(job_id, auth, owner)
-            if not isinstance(ready, _Ready):
-                return ready
+            resumed = self._resume(job_id, auth, owner)
+            if not isinstance(resumed, _Ready):
+                return resumed
+            ready = resumed
         prepared, doc_hash = ready.prepared, ready.doc_hash
         try:
             self.sender.deliver(prepared)
@@ -414,7 +415,7 @@ class Pipeline:
             if not jobs.move(
                 s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
             ):
-                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+                return _current_state(s, job_id)
             # last_sent_* describe the newest accepted message: they only ever move forward (a job that
             # lost its lease while on the wire may still finish after a newer one was accepted).
             jobs.advance_last_sent(s, job_id, auth.id, doc_hash, now)
@@ -466,7 +467,7 @@ class Pipeline:
             lease_until=None,
         )
         if not moved:
-            return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+            return _current_state(s, job_id)
         self._audit(s, job_id, auth, "superseded", {"code": jobs.SUPERSEDED})
         log.info("transmission %s superseded by a newer one", job_id)
         return State.CANCELLED
@@ -493,7 +494,7 @@ class Pipeline:
             lease_until=None,
         )
         if not moved:
-            return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+            return _current_state(s, job_id)
         return State.RETRYING
 
     def _failed(
@@ -523,7 +524,7 @@ class Pipeline:
                     lease_until=None,
                 )
                 if not moved:
-                    return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+                    return _current_state(s, job_id)
                 self._audit(s, job_id, auth, "retry", {"code": failure.code, "attempt": attempts})
             log.info("transmission %s: %s, retry in %.0fs", job_id, failure.code, delay)
             return State.RETRYING
@@ -552,7 +553,7 @@ class Pipeline:
             )
         with self.db.writer() as s:
             if not jobs.move(s, job_id, old, new, owner=owner, **fields):
-                return State(s.scalar(select(Transmission.state).where(Transmission.id == job_id)))
+                return _current_state(s, job_id)
             self._audit(s, job_id, auth, outcome, {"code": failure.code if failure else reason})
         if failure:
             log.warning("transmission %s failed: %s", job_id, failure.code)
@@ -645,3 +646,12 @@ def _backoff(settings: Settings, attempt: int) -> float:
     from fhir_bridge.pipeline.states import backoff
 
     return backoff(attempt, settings.pipeline_backoff_base, settings.pipeline_backoff_max)
+
+
+def _current_state(s: Session, job_id: str) -> State:
+    """The state another worker left a job in after our compare-and-set move lost (jobs are never deleted;
+    a missing row is reported, not turned into a state)."""
+    value = s.scalar(select(Transmission.state).where(Transmission.id == job_id))
+    if value is None:
+        raise TransmissionNotFound(f"Transmission {job_id} no longer exists.")
+    return State(value)

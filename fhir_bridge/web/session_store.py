@@ -80,7 +80,7 @@ class ServerSessionInterface(SessionInterface):
             self.backend.save(sid, StoredSession({}, item.created, self.ENDED))
         return ServerSession(secrets.token_urlsafe(32), new=True, expired=expired)
 
-    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
+    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]  # narrower session type
         name = self.get_cookie_name(app)
         domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
         secure, samesite = self.get_cookie_secure(app), self.get_cookie_samesite(app)

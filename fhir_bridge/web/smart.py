@@ -338,7 +338,7 @@ def callback() -> Any:
         log.warning("EHR launch refused: fhirUser is not a Practitioner or PractitionerRole")
         return error_page("not_staff", 403)
     session.clear()
-    current_app.session_interface.rotate(session)  # type: ignore[attr-defined]
+    current_app.session_interface.rotate(session)  # type: ignore[attr-defined]  # our ServerSessionInterface (web/session_store), typed as Flask's base
     session["smart"] = {
         "iss": pending["iss"],
         "access_token": token["access_token"],

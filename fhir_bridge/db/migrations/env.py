@@ -15,7 +15,10 @@ target_metadata = Base.metadata
 def run() -> None:
     engine = config.attributes.get("engine")
     if engine is None:  # plain `alembic` CLI use: sqlalchemy.url from alembic.ini
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("alembic.ini names no sqlalchemy.url (or use `bbdirect db upgrade`)")
+        engine = create_engine(url)
     # One transaction around every migration and the version row (see fhir_bridge.db.upgrade for how
     # SQLite gets transactional DDL): a kill at any moment leaves the previous schema or the new one.
     with engine.begin() as connection:
