@@ -614,6 +614,9 @@ def verdict(run: Run, judge: Judge, addresses: list[str], auth_ids: list[str]) -
         latest = auth.get("latest_transmission") or {}
         if latest.get("state") not in SENT_STATES | {"skipped"}:
             api_problems.append(f"{address}: latest transmission is {latest.get('state')}")
+        elif latest["state"] in SENT_STATES and latest["message_id"] != by_recipient[address][-1].message_id:
+            # The API's newest transmission is sent, yet the recipient's last message is another (older) one.
+            api_problems.append(f"{address}: API latest transmission {latest['id']} is not the sink's last")
     if sent_not_accepted:
         api_problems.append(f"{sent_not_accepted} transmissions the API calls sent never reached the sink")
     stats = run.stats
