@@ -142,19 +142,14 @@ class Database:
         stats = self.writer_stats
         started = time.perf_counter()
         with self._write_lock:
-            s = self._factory()
             acquired = started
             try:
-                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
-                acquired = time.perf_counter()
-                stats.lock_wait_s += acquired - started
-                yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+                with self.session() as s:  # commit (or rollback) inside the lock, counted as held
+                    s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                    acquired = time.perf_counter()
+                    stats.lock_wait_s += acquired - started
+                    yield s
             finally:
-                s.close()
                 stats.transactions += 1
                 stats.held_s += time.perf_counter() - acquired
 

@@ -76,17 +76,6 @@ class RunResult:
     state: str | None  # the state the job ended in, or None when this worker did not get it
 
 
-def view(auth: Authorization) -> AuthorizationView:
-    return AuthorizationView(
-        id=auth.id,
-        patient_id=auth.patient_id,
-        address=auth.address,
-        payload_type=auth.payload_type,
-        documents=list(auth.documents or []),
-        trust_policy=auth.trust_policy,
-    )
-
-
 class Pipeline:
     def __init__(
         self,
@@ -296,11 +285,17 @@ class Pipeline:
             auth = row.Authorization
             if state is State.BUILDING and not auth.active:
                 jobs.move(s, job_id, state, State.CANCELLED, reason_code="revoked", lease_owner=None)
-                started.append(_Claimed(job_id, State.CANCELLED, view(auth), row.trigger, None, row.attempts))
+                started.append(
+                    _Claimed(
+                        job_id, State.CANCELLED, AuthorizationView.of(auth), row.trigger, None, row.attempts
+                    )
+                )
                 continue
             # ``attempts`` was counted by the claim: this run is attempt number ``row.attempts``.
             last_hash = auth.last_sent_hash
-            started.append(_Claimed(job_id, state, view(auth), row.trigger, last_hash, row.attempts))
+            started.append(
+                _Claimed(job_id, state, AuthorizationView.of(auth), row.trigger, last_hash, row.attempts)
+            )
         return started
 
     def _run_claimed(self, job: _Claimed, owner: str) -> RunResult:
