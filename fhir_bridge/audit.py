@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fhir_bridge.db.models import AuditRecord, utcnow
+from fhir_bridge.db.models import AuditRecord, SourceState, utcnow
 from fhir_bridge.fhir.validation import fhir_datetime, validated
 
 ACTOR_TYPES = frozenset({"patient", "clinician", "api_key", "system"})
@@ -122,7 +122,6 @@ def mirror_to_fhir(db: Any, writer: Any, batch: int = 100) -> int:
 
     Runs in the background (``fhir.write_audit``); a row is mirrored at least once. Returns how many.
     """
-    from fhir_bridge.db.models import SourceState
 
     with db.session() as s:
         state = s.get(SourceState, ("audit-mirror", "last_id"))

@@ -14,6 +14,8 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from fhir_bridge.fhir.auth import jwks_from_settings
+
 log = logging.getLogger(__name__)
 
 jwks = Blueprint("bbdirect_jwks", __name__)
@@ -29,7 +31,6 @@ def _error(status: int, code: str, message: str) -> Response:
 
 @jwks.get(PATH)
 def public_jwks() -> Response:
-    from fhir_bridge.fhir.auth import jwks_from_settings
 
     settings = current_app.extensions["bbdirect"].settings
     if settings.fhir_auth != "smart":

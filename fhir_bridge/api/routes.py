@@ -27,6 +27,7 @@ from fhir_bridge.api.openapi import document
 from fhir_bridge.consent.errors import Forbidden, InvalidRequest, NotFound, NotJson
 from fhir_bridge.consent.model import parse_request
 from fhir_bridge.db.models import Authorization, Transmission
+from fhir_bridge.sources.pings import PingError, ping_event
 
 if TYPE_CHECKING:
     from fhir_bridge.sidecar import Sidecar
@@ -230,7 +231,6 @@ def patient_changed(pid: str) -> tuple[Response, int]:
     require_patient(pid)
     if not sidecar().settings.sources_pings:
         raise Forbidden("Change pings are turned off (sources.pings).")
-    from fhir_bridge.sources.pings import PingError, ping_event
 
     body = _json_body(required=False)
     try:

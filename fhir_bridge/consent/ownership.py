@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fhir_bridge.consent.errors import InvalidRequest
+from fhir_bridge.fhir.auth import auth_from_settings
+from fhir_bridge.fhir.client import FhirClient
+from fhir_bridge.fhir.errors import FhirNotFound
 from fhir_bridge.fhir.shapes import parse_reference
 
 if TYPE_CHECKING:
@@ -84,8 +87,6 @@ class DocumentOwnership:
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentOwnership:
         def client() -> FhirClient:
-            from fhir_bridge.fhir.auth import auth_from_settings
-            from fhir_bridge.fhir.client import FhirClient
 
             return FhirClient(
                 settings.fhir_base_url,
@@ -104,7 +105,6 @@ class DocumentOwnership:
             return self._client
 
     def check(self, patient_id: str, documents: Iterable[dict[str, str]]) -> None:
-        from fhir_bridge.fhir.errors import FhirNotFound
 
         for doc in documents:
             doc_id = str(doc.get("id", ""))

@@ -20,6 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:  # alembic is imported when a migration runs, not at every start-up
     from alembic.config import Config
 
+import logging
+
+from sqlalchemy import inspect, select, text
+from sqlalchemy.pool import NullPool
+
 from fhir_bridge.db.models import (
     AuditRecord,
     Authorization,
@@ -200,7 +205,6 @@ def _in_memory(engine: Engine) -> bool:
 
 def _transactional_sqlite_engine(engine: Engine) -> Engine:
     """An engine on the same SQLite file whose transactions (DDL included) are real SQLite transactions."""
-    from sqlalchemy.pool import NullPool
 
     migrator = create_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 30})
 
@@ -228,7 +232,6 @@ def repair_partial_first_upgrade(connection: Connection) -> list[str]:
     is touched: every table one of ours, every one empty, no ``alembic_version`` row. Anything else is left
     to the operator (the upgrade then fails as before). Runs inside the upgrade's transaction.
     """
-    from sqlalchemy import inspect, select, text
 
     names = set(inspect(connection).get_table_names())
     if (
@@ -248,7 +251,6 @@ def repair_partial_first_upgrade(connection: Connection) -> list[str]:
     if "alembic_version" in names:  # empty: alembic creates it again, in this same transaction
         connection.execute(text("DROP TABLE alembic_version"))
         dropped.append("alembic_version")
-    import logging
 
     logging.getLogger(__name__).warning(
         "dropped the empty tables an interrupted first upgrade left (%s); upgrading again", ", ".join(dropped)

@@ -31,7 +31,7 @@ from procrastinate.jobs import Status
 from sqlalchemy import select
 
 from fhir_bridge.config import Settings
-from fhir_bridge.db.models import PendingChange, utcnow
+from fhir_bridge.db.models import PendingChange, Transmission, utcnow
 from fhir_bridge.pipeline import jobs
 from fhir_bridge.pipeline.runner import worker_name
 from fhir_bridge.pipeline.states import State
@@ -151,7 +151,6 @@ def set_sidecar(sidecar: Any) -> None:
 
 
 def _next_at(pipeline: Pipeline, job_id: str) -> datetime | None:
-    from fhir_bridge.db.models import Transmission
 
     with pipeline.db.session() as s:
         return s.scalar(select(Transmission.next_at).where(Transmission.id == job_id))

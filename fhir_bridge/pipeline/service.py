@@ -27,7 +27,7 @@ from fhir_bridge.db.models import Authorization, Transmission, utcnow
 from fhir_bridge.pipeline import debounce, jobs
 from fhir_bridge.pipeline.errors import AuthorizationRevoked, Failure, TransmissionNotFound, classify
 from fhir_bridge.pipeline.ports import AuthorizationView, DocumentBuilder, Prepared, Sender
-from fhir_bridge.pipeline.states import AWAITING_MDN, State
+from fhir_bridge.pipeline.states import AWAITING_MDN, State, backoff
 
 log = logging.getLogger(__name__)
 
@@ -638,7 +638,6 @@ class Pipeline:
 
 
 def _backoff(settings: Settings, attempt: int) -> float:
-    from fhir_bridge.pipeline.states import backoff
 
     return backoff(attempt, settings.pipeline_backoff_base, settings.pipeline_backoff_max)
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from fhir_bridge.consent.ownership import belongs_to
 from fhir_bridge.errors import BridgeError
 from fhir_bridge.web.config import CCD_RESOURCES
 
@@ -84,7 +85,6 @@ class UserFhir:
         search returns — no subject, an identifier or display only — is not known to be theirs); the consent
         service checks the choice again against the server before anything is saved.
         """
-        from fhir_bridge.consent.ownership import belongs_to
 
         try:
             found = self.search("DocumentReference", {"patient": patient_id})

@@ -23,6 +23,8 @@ from flask import (
     url_for,
 )
 
+from ccda_mapper import build_ccd
+from ccda_mapper.render import render_html
 from direct.errors import DirectError
 from fhir_bridge.consent.errors import ConsentError
 from fhir_bridge.web import forms, smart, wording
@@ -119,9 +121,6 @@ def preview_document() -> Any:
 
 def render_record(resources: list[dict[str, Any]]) -> str:
     try:
-        from ccda_mapper import build_ccd
-        from ccda_mapper.render import render_html
-
         return render_html(build_ccd(resources))
     except Exception as exc:  # the preview is a courtesy: its failure must not block sharing
         log.warning("preview could not be built: %s", type(exc).__name__)
