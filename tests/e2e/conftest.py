@@ -140,7 +140,9 @@ def web_world(request: pytest.FixtureRequest, pki, bind, smtp_server, tmp_path_f
     sidecar = app.extensions["bbdirect"]
     # One local worker; the MDN sweep runs every second so "no delivery notice in time" shows quickly.
     runner = LocalRunner(sidecar.pipeline, threads=1, tick=0.2, sweep_every=1.0).start()
-    endpoint = start_endpoint(sidecar.settings, sidecar.notices)  # the inbound SMTP endpoint for MDNs, as ``bbdirect serve`` runs it
+    endpoint = start_endpoint(
+        sidecar.settings, sidecar.notices
+    )  # the inbound SMTP endpoint for MDNs, as ``bbdirect serve`` runs it
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -57,7 +57,9 @@ def client(tmp_path):
         pipeline_debounce_seconds=0.0,
     )
     sender = Sender()
-    app = create_app(settings, web=False, detectors=False, builder=Builder(), sender=sender, checker=TableChecker())
+    app = create_app(
+        settings, web=False, detectors=False, builder=Builder(), sender=sender, checker=TableChecker()
+    )
     c = app.test_client()
     c.sidecar = app.extensions["bbdirect"]
     c.sender = sender
@@ -240,7 +242,9 @@ def _limited_client(tmp_path, **over):
         pipeline_debounce_seconds=0.0,
         **over,
     )
-    app = create_app(settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker())
+    app = create_app(
+        settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker()
+    )
     c = app.test_client()
     c.sidecar = app.extensions["bbdirect"]
     c.clock = Clock()
@@ -386,7 +390,9 @@ def test_metrics_and_readiness_answer_only_a_credential(tmp_path):
         server_api_keys=[f"emr:{KEY}"],
         fhir_write_consent=False,
     )
-    app = create_app(settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker())
+    app = create_app(
+        settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker()
+    )
     c = app.test_client()
     patient = app.extensions["bbdirect"].tokens.issue("p1")
     for path in ("/metrics", "/readyz"):
@@ -447,7 +453,9 @@ def test_concurrent_resends_through_two_sidecars_on_postgresql_queue_exactly_one
             pipeline_resend_min_interval=60.0,
             server_resend_quota_per_hour=2,
         )
-        app = create_app(settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker())
+        app = create_app(
+            settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker()
+        )
         app.extensions["bbdirect"].consent.clock = app.extensions["bbdirect"].pipeline.clock = clock
         port = free_port()
         server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=8)
@@ -554,7 +562,9 @@ def test_lookups_per_principal_are_limited_before_any_discovery(tmp_path):
         server_lookups_per_minute=3,
         fhir_write_consent=False,
     )
-    app = create_app(settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=CountingChecker())
+    app = create_app(
+        settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=CountingChecker()
+    )
     c = app.test_client()
     patient = auth_header(app.extensions["bbdirect"].tokens.issue("p1"))
     mine = {"created_by": {"type": "patient", "id": "p1"}, "consent_method": "portal", "kind": "once"}

@@ -38,7 +38,9 @@ def api_schema(tmp_path_factory):
         server_api_keys=[f"emr:{KEY}"],
         fhir_write_consent=False,
     )
-    app = create_app(settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker())
+    app = create_app(
+        settings, web=False, detectors=False, builder=Builder(), sender=Sender(), checker=TableChecker()
+    )
     server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

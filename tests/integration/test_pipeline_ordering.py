@@ -100,7 +100,9 @@ def api(tmp_path, smtp_sink):
         pipeline_backoff_base=1.0,
     )
     record = Record()
-    app = create_app(settings, web=False, detectors=False, builder=record, sender=PlainSender(settings), checker=Checker())
+    app = create_app(
+        settings, web=False, detectors=False, builder=record, sender=PlainSender(settings), checker=Checker()
+    )
     client = app.test_client()
     sidecar = app.extensions["bbdirect"]
     runner = LocalRunner(sidecar.pipeline, threads=2, tick=0.05).start()
