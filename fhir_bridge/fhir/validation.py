@@ -17,16 +17,25 @@ Messages carry element paths and error kinds only, never values (which may be PH
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from fhir.resources.R4B.auditevent import AuditEvent
-from fhir.resources.R4B.consent import Consent
 from pydantic import BaseModel, ValidationError
 
 from fhir_bridge.fhir.errors import FhirError
 
-#: Resource types the sidecar writes -> the R4B model that checks them.
-WRITTEN: dict[str, type[BaseModel]] = {"Consent": Consent, "AuditEvent": AuditEvent}
+
+@cache
+def written_models() -> dict[str, type[BaseModel]]:
+    """Resource types the sidecar writes -> the R4B model that checks them.
+
+    Loaded on first use, not at import: the two models cost ~28 MiB and ~0.2 s, which every start-up (and
+    every restart after a crash, measured by bench/fault_run.py) would pay before it could answer /readyz.
+    """
+    from fhir.resources.R4B.auditevent import AuditEvent
+    from fhir.resources.R4B.consent import Consent
+
+    return {"Consent": Consent, "AuditEvent": AuditEvent}
 
 
 class FhirResourceInvalid(FhirError):
@@ -39,7 +48,7 @@ class FhirResourceInvalid(FhirError):
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
     """``resource`` unchanged when it is a valid R4 resource of a type we write; else FhirResourceInvalid."""
     resource_type = resource.get("resourceType")
-    model = WRITTEN.get(resource_type) if isinstance(resource_type, str) else None
+    model = written_models().get(resource_type) if isinstance(resource_type, str) else None
     if model is None:
         raise FhirResourceInvalid(f"the sidecar does not write {resource_type!r} resources")
     try:

@@ -408,7 +408,17 @@ class Pipeline:
         with self.db.writer() as s:
             jobs.lock_authorization(s, auth.id)  # first, as in delivery_gate: one lock order, no deadlock
             if not jobs.move(
-                s, job_id, State.SENDING, State.SENT, sent_at=now, lease_owner=None, lease_until=None
+                s,
+                job_id,
+                State.SENDING,
+                State.SENT,
+                sent_at=now,
+                lease_owner=None,
+                lease_until=None,
+                # an earlier attempt's reason (delivery_deferred, waiting_for_previous) no longer applies
+                reason_code=None,
+                reason_message=None,
+                reason_detail=None,
             ):
                 return _current_state(s, job_id)
             # last_sent_* describe the newest accepted message: they only ever move forward (a job that

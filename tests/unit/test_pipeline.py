@@ -247,6 +247,9 @@ def test_transient_failure_retries_with_the_same_message(env):
     assert states(env) == ["sent"]
     assert env.sender.sealed == 1  # sealed once, re-sent identical bytes
     assert [p.message_id for p in env.sender.delivered] == [tx.message_id]
+    with env.db.session() as s:  # the deferral's reason ends with it: a sent job shows no stale reason
+        sent = s.scalars(select(Transmission)).one()
+        assert (sent.reason_code, sent.reason_message, sent.reason_detail) == (None, None, None)
 
 
 def test_permanent_failure_stops_with_the_server_text(env):
