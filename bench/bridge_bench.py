@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
+from bench.patients import load_patients  # noqa: E402
 from tests.fixtures.bind import BindServer  # noqa: E402
 from tests.fixtures.hapi import start_hapi, stop_hapi  # noqa: E402
 from tests.fixtures.smtp import start_sink  # noqa: E402
@@ -354,26 +355,7 @@ def main() -> int:
     }
     try:
         print(f"loading {args.patients} patients into HAPI...", flush=True)
-        ids: list[str] = []
-        for start in range(0, args.patients, 200):
-            bundle = {
-                "resourceType": "Bundle",
-                "type": "transaction",
-                "entry": [
-                    {
-                        "resource": {
-                            "resourceType": "Patient",
-                            "name": [{"family": f"Bench{n}", "given": ["Pat"]}],
-                            "gender": "female",
-                            "birthDate": "1980-01-01",
-                        },
-                        "request": {"method": "POST", "url": "Patient"},
-                    }
-                    for n in range(start, min(args.patients, start + 200))
-                ],
-            }
-            reply = hapi.transaction(bundle)
-            ids += [e["response"]["location"].split("/")[1] for e in reply["entry"]]
+        ids = load_patients(hapi, args.patients, "Bench")
 
         hook = Sidecar(
             tmp, "hook", {**common, "sources": {"subscriptions": True, "subscription_recheck": 5.0}}

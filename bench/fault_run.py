@@ -77,6 +77,7 @@ if str(ROOT) not in sys.path:
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from lxml import etree  # noqa: E402
 
+from bench.patients import load_patients  # noqa: E402
 from direct.smime.identity import Identity  # noqa: E402
 from direct.smime.seal import unseal  # noqa: E402
 from tests.fixtures.bind import BindServer  # noqa: E402
@@ -756,23 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log("starting HAPI FHIR...")
         hapi = start_hapi(tmp)
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [
-                {
-                    "resource": {
-                        "resourceType": "Patient",
-                        "name": [{"family": f"Fault{n}", "given": ["Pat"]}],
-                        "gender": "female",
-                        "birthDate": "1980-01-01",
-                    },
-                    "request": {"method": "POST", "url": "Patient"},
-                }
-                for n in range(args.patients)
-            ],
-        }
-        patients = [e["response"]["location"].split("/")[1] for e in hapi.transaction(bundle)["entry"]]
+        patients = load_patients(hapi, args.patients, "Fault")
         hapi.transaction(
             {
                 "resourceType": "Bundle",
