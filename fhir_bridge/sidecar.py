@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 from direct.agent import DirectAgent
 from direct.discovery.resolver import CertificateResolver
@@ -33,6 +32,7 @@ from fhir_bridge.consent.sharing import ConsentSharing
 from fhir_bridge.db import Database
 from fhir_bridge.fhir.client import FhirClient
 from fhir_bridge.inbound import NoticeHandler
+from fhir_bridge.lazy import Lazy
 from fhir_bridge.pipeline.ports import AddressChecker, DocumentBuilder, FhirWriter, Sender
 from fhir_bridge.pipeline.runner import LocalRunner
 from fhir_bridge.pipeline.service import Pipeline, Queue
@@ -40,23 +40,6 @@ from fhir_bridge.sources.dedup import ChangeFanIn
 from fhir_bridge.sources.subscription import SubscriptionManager
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class Lazy(Generic[T]):
-    """A service built on first call, once, whichever thread asks first (``sidecar.fhir()``)."""
-
-    def __init__(self, factory: Callable[[], T]):
-        self._factory = factory
-        self._value: T | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> T:
-        with self._lock:
-            if self._value is None:
-                self._value = self._factory()
-            return self._value
 
 
 class Stoppable(Protocol):

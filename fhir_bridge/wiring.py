@@ -39,6 +39,7 @@ from fhir_bridge.errors import BridgeError
 from fhir_bridge.fhir.auth import auth_from_settings
 from fhir_bridge.fhir.client import FhirClient
 from fhir_bridge.fhir.gather import gather_patient_record
+from fhir_bridge.lazy import Lazy
 from fhir_bridge.pipeline.ports import Attachment, AuthorizationView, Document, Prepared
 
 CCD_FILENAME = "CCD.xml"
@@ -69,17 +70,12 @@ class RecordBuilder:
     """DocumentBuilder: the patient's record as a C-CDA CCD, or the chosen documents as an XDM package."""
 
     def __init__(self, client_factory: Callable[[], FhirClient], sender_address: str):
-        self._factory = client_factory
-        self._client: FhirClient | None = None
-        self._lock = threading.Lock()
+        self._client = Lazy(client_factory)
         self.sender_address = sender_address
 
     @property
     def client(self) -> FhirClient:
-        with self._lock:
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
+        return self._client()
 
     def build(self, auth: AuthorizationView) -> Document:
         if auth.payload_type == "documents":

@@ -15,7 +15,6 @@ service, for the API and the pages alike) and again each time the package is bui
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from fhir_bridge.fhir.auth import auth_from_settings
 from fhir_bridge.fhir.client import FhirClient
 from fhir_bridge.fhir.errors import FhirNotFound
 from fhir_bridge.fhir.shapes import parse_reference
+from fhir_bridge.lazy import Lazy
 
 if TYPE_CHECKING:
     from fhir_bridge.config import Settings
@@ -80,9 +80,7 @@ class DocumentOwnership:
     """
 
     def __init__(self, client_factory: Callable[[], FhirClient]):
-        self._factory = client_factory
-        self._client: FhirClient | None = None
-        self._lock = threading.Lock()
+        self._client = Lazy(client_factory)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentOwnership:
@@ -99,10 +97,7 @@ class DocumentOwnership:
 
     @property
     def client(self) -> FhirClient:
-        with self._lock:
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
+        return self._client()
 
     def check(self, patient_id: str, documents: Iterable[dict[str, str]]) -> None:
 
